@@ -1,0 +1,231 @@
+"""The `livingmeta` command line."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from flows import settings
+
+app = typer.Typer(
+    help="livingmeta keeps a systematic review and its meta-analysis alive: search, screen, extract, "
+    "re-analyse, publish what changed.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+screen_app = typer.Typer(help="Screen records: terminal screening, export/import, simulation.", no_args_is_help=True)
+extract_app = typer.Typer(help="Extraction data: templates, imports, registry suggestions.", no_args_is_help=True)
+studies_app = typer.Typer(help="Studies: list them, link and unlink records by hand.", no_args_is_help=True)
+app.add_typer(screen_app, name="screen")
+app.add_typer(extract_app, name="extract")
+app.add_typer(studies_app, name="studies")
+SUBAPPS = {"screen": screen_app, "extract": extract_app, "studies": studies_app}
+
+console = Console()
+err_console = Console(stderr=True)
+
+WarehouseOpt = Annotated[
+    Optional[str],
+    typer.Option("--warehouse", "-w", help="Warehouse file (default: $LIVINGMETA_WAREHOUSE or ~/.livingmeta/warehouse.duckdb)."),
+]
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print one message for people (no traceback) and exit."""
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def user_errors():
+    """The exceptions that are the user's to fix: printed as one message, exit code 2."""
+    from livingmeta.config import ConfigError
+    from warehouse.db import WarehouseError
+
+    return (ConfigError, WarehouseError, FileNotFoundError, ValueError)
+
+
+def review_id_for(review: str, warehouse: str | None) -> tuple[str, Path]:
+    """A REVIEW argument is a review folder (or its review.toml) or the id of a review in the warehouse."""
+    from livingmeta.config import load_review
+    from warehouse import opened
+
+    p = Path(review)
+    if p.exists():
+        return load_review(p).id, settings.warehouse_path(warehouse)
+    wh = settings.warehouse_path(warehouse)
+    if wh.exists():
+        with opened(wh, read_only=True) as con:
+            row = con.execute("SELECT review_id FROM reviews WHERE review_id = ?", [review]).fetchone()
+        if row:
+            return row[0], wh
+    raise ValueError(f"{review!r} is neither a review folder nor a review id in {wh}; give the folder holding review.toml")
+
+
+@app.command()
+def init(path: Annotated[Path, typer.Argument(help="Folder for the new review (created if missing).")]) -> None:
+    """Write a commented review.toml template that validates."""
+    from livingmeta.config import TEMPLATE, parse_review
+
+    target = path / "review.toml"
+    if target.exists():
+        fail(f"{target} already exists; edit it, or choose another folder")
+    parse_review(TEMPLATE, "template")  # the template must always validate
+    path.mkdir(parents=True, exist_ok=True)
+    target.write_text(TEMPLATE, encoding="utf-8")
+    console.print(f"Wrote {target}. Edit the query and analyses, then run `livingmeta update {path}`.")
+
+
+@app.command()
+def update(
+    review: Annotated[str, typer.Argument(help="Review folder (holding review.toml).")],
+    warehouse: WarehouseOpt = None,
+    out: Annotated[Optional[str], typer.Option(help="Where reports and snapshots go.")] = None,
+    replay: Annotated[Optional[str], typer.Option(help="Folder of recorded responses (pubmed/, ctgov/) instead of the network.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the cycle's summary as JSON.")] = False,
+) -> None:
+    """Run one living-review cycle: search, link, flag, analyse, publish."""
+    from livingmeta.config import load_review
+
+    try:
+        load_review(review)
+    except user_errors() as e:
+        fail(str(e))
+    settings.quiet_prefect_defaults()
+    from flows.update import update_review
+
+    wh = settings.warehouse_path(warehouse)
+    outp = settings.output_dir(out)
+    try:
+        summary = update_review(str(Path(review).resolve()), str(wh), str(outp), replay_dir=replay)
+    except user_errors() as e:
+        fail(str(e))
+    if json_out:
+        print(json.dumps(summary, default=str, indent=2))
+    else:
+        print_summary(summary)
+
+
+def print_summary(summary: dict, title: str | None = None) -> None:
+    """What one update cycle did, for people."""
+    t = Table(title=title or f"update of {summary['review_id']} as of {summary['as_of'][:10]}", show_lines=False)
+    for c in ("source", "status", "new", "changed", "unchanged", "deleted", "note"):
+        t.add_column(c)
+    for s in summary["searches"]:
+        t.add_row(s["source"], s.get("status", ""), *(str(s.get(k, "")) for k in ("new", "changed", "unchanged", "deleted")),
+                  s.get("error") or "")
+    console.print(t)
+    console.print(f"studies: {summary['studies']}  queue: {summary['queue']}")
+    if summary.get("inputs", {}).get("applied"):
+        console.print(f"recorded inputs: {summary['inputs']}")
+    console.print(f"analyses: {summary['analyses']}")
+    console.print(f"version: {summary['version']}")
+    console.print(f"outputs: {summary['outputs']}")
+
+
+@app.command()
+def status(
+    review: Annotated[str, typer.Argument(help="Review folder or review id.")],
+    warehouse: WarehouseOpt = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """Show the last runs per source, counts, the screening queue and the latest version."""
+    from warehouse import opened
+    from warehouse.reviews import review_status
+
+    try:
+        review_id, wh = review_id_for(review, warehouse)
+        with opened(wh, read_only=True) as con:
+            st = review_status(con, review_id)
+            st.update(extra_status(con, review_id))
+    except user_errors() as e:
+        fail(str(e))
+    if json_out:
+        print(json.dumps(st, default=str, indent=2))
+        return
+    console.print(f"[bold]{review_id}[/]  records: {st['records']}  studies: {st['studies']}  "
+                  f"queue: {st['queue_pending']} pending  decisions: {st['decisions']}")
+    lu = st["last_update"]
+    if lu:
+        console.print(f"last update #{lu['update_id']}: {lu['status']} at {lu['finished_at'] or lu['started_at']}"
+                      + (f" — {lu['error']}" if lu.get("error") else ""))
+    t = Table(title="last search run per source")
+    for c in ("source", "status", "mode", "window end", "watermark", "found", "new", "changed", "unchanged", "deleted", "error"):
+        t.add_column(c)
+    for r in st["sources"]:
+        t.add_row(r["source"], r["status"], r["mode"], str(r["window_end"] or "")[:19], str(r["watermark"] or "")[:19],
+                  *(str(r[k]) for k in ("n_found", "n_new", "n_changed", "n_unchanged", "n_deleted")), r["error"] or "")
+    console.print(t)
+    v = st["latest_version"]
+    console.print(f"latest version: {v['version']} ({str(v['created_at'])[:19]})" if v else "latest version: none yet")
+    for line in st.get("guidance", []):
+        console.print(line)
+
+
+def extra_status(con, review_id: str) -> dict:
+    """Status parts that later areas add (screening guidance); empty when not available."""
+    try:
+        from tasks.screening import screening_status
+    except ImportError:
+        return {}
+    return screening_status(con, review_id)
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Output folder for the demo (rebuilt on every run).")] = Path("demo-output"),
+    json_out: Annotated[bool, typer.Option("--json", help="Print the step summaries as JSON.")] = False,
+) -> None:
+    """Replay the bundled example review (immunoglobulins for painful neuropathy) offline, step by step."""
+    from flows.demo import EXAMPLE_REVIEW, prepare_output
+
+    try:
+        prepare_output(out)
+    except user_errors() as e:
+        fail(str(e))
+    settings.quiet_prefect_defaults()
+    from flows.demo import demo_timeline
+
+    console.print(f"Replaying {EXAMPLE_REVIEW} through the update-review flow (offline, recorded sources)…")
+    results = demo_timeline(str(EXAMPLE_REVIEW), str(out.resolve()))
+    if json_out:
+        print(json.dumps(results, default=str, indent=2))
+        return
+    for r in results:
+        print_summary(r, title=f"step {r['step']}: {r['description']}")
+    console.print(f"\nWarehouse: {out / 'warehouse.duckdb'}")
+    report = (results[-1].get("outputs") or {}).get("report") if results else None
+    if report:
+        console.print(f"Report: {report}")
+    console.print(f"Outputs: {out.resolve()}")
+
+
+def _register_areas() -> None:
+    from flows import (cli_analysis, cli_deploy, cli_extract, cli_meta, cli_report, cli_screen, cli_simulate,
+                       cli_studies)
+
+    for mod in (cli_meta, cli_screen, cli_simulate, cli_studies, cli_extract, cli_analysis, cli_report, cli_deploy):
+        mod.register(app, SUBAPPS)
+
+
+_register_areas()
+
+
+def main() -> None:
+    """Console entry point: user errors print one message; anything else is a bug and keeps its traceback."""
+    try:
+        app()
+    except user_errors() as e:  # an error a command did not catch itself
+        err_console.print(f"[bold red]error:[/] {e}", highlight=False)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

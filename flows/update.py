@@ -1,0 +1,56 @@
+"""The `update-review` flow: one cycle of a living review."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from prefect import flow
+from prefect.runtime import flow_run
+
+from tasks.analysis import analyze
+from tasks.ctgov import search_ctgov
+from tasks.inputs import apply_recorded_inputs
+from tasks.linking import link_studies
+from tasks.publish import publish
+from tasks.pubmed import search_pubmed
+from tasks.reviews import finish_update, register_review, start_update
+from tasks.screening import flag_candidates
+from tasks.versions import record_version
+
+
+@flow(name="update-review")
+def update_review(
+    review_dir: str,
+    warehouse: str,
+    out_dir: str,
+    as_of: dt.datetime | None = None,
+    replay_dir: str | None = None,
+    recorded_inputs: list[str] | None = None,
+) -> dict:
+    """Search sources, link studies, flag candidates, re-analyse and publish what changed."""
+    as_of = as_of or dt.datetime.now(dt.timezone.utc)
+    review_id = register_review(review_dir, warehouse)
+    update_id = start_update(review_id, warehouse, as_of, str(flow_run.get_id() or ""))
+    replay = {s: (str(Path(replay_dir) / s) if replay_dir else None) for s in ("pubmed", "ctgov")}
+    try:
+        searches = [
+            search_pubmed(review_dir, warehouse, update_id, as_of, replay["pubmed"]),
+            search_ctgov(review_dir, warehouse, update_id, as_of, replay["ctgov"]),
+        ]
+        studies = link_studies(review_id, warehouse)
+        queue = flag_candidates(review_dir, review_id, warehouse)
+        inputs = apply_recorded_inputs(review_dir, review_id, warehouse, recorded_inputs or [])
+        analyses = analyze(review_dir, review_id, warehouse, update_id)
+        version = record_version(review_dir, review_id, warehouse, update_id, as_of)
+        outputs = publish(review_dir, review_id, warehouse, out_dir)
+    except Exception as e:
+        finish_update(update_id, warehouse, "failed", {}, f"{type(e).__name__}: {e}")
+        raise
+    summary = {"review_id": review_id, "update_id": update_id, "as_of": as_of.isoformat(), "searches": searches,
+               "studies": studies, "queue": queue, "inputs": inputs, "analyses": analyses, "version": version,
+               "outputs": outputs}
+    failed = [s["source"] for s in searches if s.get("status") == "failed"]
+    finish_update(update_id, warehouse, "failed" if failed else "succeeded", summary,
+                  f"search failed: {', '.join(failed)}" if failed else None)
+    return summary

@@ -1,0 +1,366 @@
+"""The review.toml model and its validation.
+
+A review is a folder holding `review.toml`. `load_review(path)` reads and validates it and either
+returns a `ReviewConfig` or raises `ConfigError` with one message that names the file, the key and
+what is allowed — never a bare traceback.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+MEASURES_BY_KIND = {
+    "binary": ("OR", "RR", "RD", "PETO"),
+    "proportion": ("PR", "PLO", "PAS", "PFT"),
+    "continuous": ("MD", "SMD", "ROM"),
+    "generic": ("GEN",),
+}
+METHODS = ("FE", "MH", "PETO", "DL", "REML", "ML", "PM", "SJ", "HE", "EB")
+
+
+class ConfigError(ValueError):
+    """A review.toml that cannot be used; the message says where and how to fix it."""
+
+
+class _Model(BaseModel):
+    # unknown keys are almost always typos: refuse them so a setting is never silently ignored
+    model_config = ConfigDict(extra="forbid")
+
+
+class Question(_Model):
+    population: str = ""
+    intervention: str = ""
+    comparator: str = ""
+    outcomes: list[str] = Field(default_factory=list)
+
+
+class PubMedSource(_Model):
+    enabled: bool = True
+    query: str
+    earliest_date: dt.date = dt.date(1900, 1, 1)
+    overlap_days: int = Field(default=7, ge=0, le=365)
+    batch_size: int = Field(default=250, ge=200, le=500)
+    replay: str | None = None  # folder of recorded responses (relative to the review folder)
+
+    @field_validator("query")
+    @classmethod
+    def _query_not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("the PubMed query is empty; write the search strategy, e.g. \"immunoglobulin AND neuralgia\"")
+        return v
+
+
+class CtgovSource(_Model):
+    enabled: bool = True
+    condition: str = ""
+    intervention: str = ""
+    terms: str = ""
+    earliest_date: dt.date = dt.date(1900, 1, 1)
+    overlap_days: int = Field(default=7, ge=0, le=365)
+    page_size: int = Field(default=1000, ge=1, le=1000)
+    replay: str | None = None
+
+    @model_validator(mode="after")
+    def _something_to_search(self) -> "CtgovSource":
+        if not (self.condition.strip() or self.intervention.strip() or self.terms.strip()):
+            raise ValueError("give at least one of condition, intervention or terms")
+        return self
+
+
+class Sources(_Model):
+    pubmed: PubMedSource | None = None
+    ctgov: CtgovSource | None = None
+
+
+class ScreeningModel(_Model):
+    name: str = "tfidf-svm"
+    seed: int = 0
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class Screening(_Model):
+    reviewers: Literal[1, 2] = 1
+    stages: list[Literal["title_abstract", "full_text"]] = Field(default_factory=lambda: ["title_abstract", "full_text"])
+    include_publication_types: list[str] = Field(default_factory=lambda: ["Randomized Controlled Trial"])
+    exclude_publication_types: list[str] = Field(default_factory=list)
+    include_keywords: list[str] = Field(default_factory=list)
+    exclude_keywords: list[str] = Field(default_factory=list)
+    include_mesh: list[str] = Field(default_factory=list)
+    exclude_mesh: list[str] = Field(default_factory=list)
+    out_of_scope_animal: bool = True
+    min_decisions_to_train: int = Field(default=10, ge=2)
+    model: ScreeningModel = Field(default_factory=ScreeningModel)
+
+
+class Outcome(_Model):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    label: str
+    kind: Literal["binary", "proportion", "continuous", "generic"]
+    description: str = ""
+
+
+class TsaSettings(_Model):
+    enabled: bool = True
+    alpha: float = Field(default=0.05, gt=0, lt=0.5)
+    beta: float = Field(default=0.20, gt=0, lt=0.5)
+    anticipated_effect: float | None = None  # relative risk reduction (binary) or mean difference
+    control_event_rate: float | None = Field(default=None, gt=0, lt=1)
+    sd: float | None = Field(default=None, gt=0)
+    heterogeneity_correction: Literal["diversity", "none"] = "diversity"
+
+
+class Analysis(_Model):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    outcome: str
+    label: str = ""
+    measure: str
+    method: str = "REML"
+    test: Literal["z", "knha"] = "z"
+    level: float = Field(default=0.95, gt=0.5, lt=1)
+    role: Literal["primary", "sensitivity", "secondary"] = "primary"
+    arm: Literal["treatment", "control"] = "treatment"  # which arm a single-arm analysis uses
+    subgroups: list[str] = Field(default_factory=list)
+    tsa: TsaSettings | None = None
+
+    @field_validator("measure")
+    @classmethod
+    def _measure_known(cls, v: str) -> str:
+        allowed = sorted({m for ms in MEASURES_BY_KIND.values() for m in ms})
+        if v.upper() not in allowed:
+            raise ValueError(f"unknown measure {v!r}; allowed: {', '.join(allowed)}")
+        return v.upper()
+
+    @field_validator("method")
+    @classmethod
+    def _method_known(cls, v: str) -> str:
+        if v.upper() not in METHODS:
+            raise ValueError(f"unknown method {v!r}; allowed: {', '.join(METHODS)}")
+        return v.upper()
+
+
+class AlertRules(_Model):
+    relative_change: float = Field(default=0.10, ge=0)  # |new/old - 1| on the back-transformed scale
+    ci_width_change: float = Field(default=0.20, ge=0)  # relative change of the CI width
+    on_new_candidates: bool = True
+    on_significance_change: bool = True
+    on_direction_change: bool = True
+    on_registry_events: bool = True
+    on_tsa_boundary: bool = True
+
+
+class AlertChannel(_Model):
+    type: Literal["file", "block", "webhook"]
+    path: str | None = None  # file channel: where to append alerts (relative to the review folder)
+    block: str | None = None  # Prefect notification block name (Slack, Teams, webhook, email)
+    url_env: str | None = None  # webhook channel: environment variable holding the URL (never the URL itself)
+
+    @model_validator(mode="after")
+    def _target_given(self) -> "AlertChannel":
+        need = {"file": "path", "block": "block", "webhook": "url_env"}[self.type]
+        if not getattr(self, need):
+            raise ValueError(f"a {self.type!r} channel needs `{need}`")
+        return self
+
+
+class Alerts(_Model):
+    rules: AlertRules = Field(default_factory=AlertRules)
+    channels: list[AlertChannel] = Field(default_factory=list)
+
+
+class Schedule(_Model):
+    cron: str = "0 2 * * *"
+    timezone: str = "UTC"
+
+    @field_validator("cron")
+    @classmethod
+    def _cron_fields(cls, v: str) -> str:
+        if len(v.split()) != 5:
+            raise ValueError(f"cron {v!r} must have 5 fields (minute hour day month weekday), e.g. \"0 2 * * *\"")
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz_known(cls, v: str) -> str:
+        import zoneinfo
+
+        try:
+            zoneinfo.ZoneInfo(v)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r}; use an IANA name such as \"Europe/London\"") from None
+        return v
+
+
+class ReviewConfig(_Model):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    title: str
+    question: Question = Field(default_factory=Question)
+    sources: Sources = Field(default_factory=Sources)
+    screening: Screening = Field(default_factory=Screening)
+    outcomes: list[Outcome] = Field(default_factory=list)
+    analyses: list[Analysis] = Field(default_factory=list)
+    alerts: Alerts = Field(default_factory=Alerts)
+    schedule: Schedule = Field(default_factory=Schedule)
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> "ReviewConfig":
+        outcome_ids = [o.id for o in self.outcomes]
+        dup = {x for x in outcome_ids if outcome_ids.count(x) > 1}
+        if dup:
+            raise ValueError(f"outcome id {sorted(dup)[0]!r} is used twice; outcome ids must be unique")
+        analysis_ids = [a.id for a in self.analyses]
+        dup = {x for x in analysis_ids if analysis_ids.count(x) > 1}
+        if dup:
+            raise ValueError(f"analysis id {sorted(dup)[0]!r} is used twice; analysis ids must be unique")
+        kinds = {o.id: o.kind for o in self.outcomes}
+        for i, a in enumerate(self.analyses):
+            if a.outcome not in kinds:
+                raise ValueError(
+                    f"analyses[{i}] ({a.id}): outcome {a.outcome!r} is not defined; "
+                    f"defined outcomes: {', '.join(outcome_ids) or 'none — add an [[outcomes]] table'}"
+                )
+            allowed = MEASURES_BY_KIND[kinds[a.outcome]]
+            if a.measure not in allowed:
+                raise ValueError(
+                    f"analyses[{i}] ({a.id}): measure {a.measure} does not fit a {kinds[a.outcome]} outcome; "
+                    f"allowed: {', '.join(allowed)}"
+                )
+            if a.method == "MH" and a.measure not in ("OR", "RR", "RD"):
+                raise ValueError(f"analyses[{i}] ({a.id}): method MH needs measure OR, RR or RD")
+            if a.method == "PETO" and a.measure not in ("OR", "PETO"):
+                raise ValueError(f"analyses[{i}] ({a.id}): method PETO needs measure OR or PETO")
+        if self.sources.pubmed is None and self.sources.ctgov is None:
+            raise ValueError("no sources: add [sources.pubmed] and/or [sources.ctgov]")
+        return self
+
+    def outcome(self, outcome_id: str) -> Outcome:
+        """The outcome with this id (KeyError when unknown)."""
+        for o in self.outcomes:
+            if o.id == outcome_id:
+                return o
+        raise KeyError(outcome_id)
+
+    def analysis(self, analysis_id: str) -> Analysis:
+        """The analysis with this id (KeyError when unknown)."""
+        for a in self.analyses:
+            if a.id == analysis_id:
+                return a
+        raise KeyError(analysis_id)
+
+
+def _describe_error(err: dict[str, Any]) -> str:
+    loc = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in err.get("loc", ()))
+    loc = loc.replace(".[", "[")
+    msg = err.get("msg", "invalid value")
+    msg = msg.removeprefix("Value error, ")
+    if err.get("type") == "extra_forbidden":
+        msg = "unknown key (a typo?); remove it or check the spelling against `livingmeta init`'s template"
+    elif err.get("type") == "missing":
+        msg = "required key is missing"
+    inp = err.get("input")
+    shown = "" if err.get("type") in ("missing", "extra_forbidden") or isinstance(inp, dict) else f" (got {inp!r})"
+    return f"{loc or '(top level)'}: {msg}{shown}"
+
+
+def parse_review(text: str, source: str = "review.toml") -> ReviewConfig:
+    """Validate review.toml text.
+
+    Args:
+        text: the TOML text.
+        source: the file name used in messages.
+    Returns:
+        the validated ReviewConfig.
+    Raises:
+        ConfigError: naming the file, the key and what is allowed.
+    """
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{source}: not valid TOML: {e}. Fix the syntax at that line.") from None
+    try:
+        return ReviewConfig.model_validate(data)
+    except ValidationError as e:
+        errors = e.errors()
+        first = _describe_error(errors[0])
+        more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
+        raise ConfigError(f"{source}: {first}{more}") from None
+
+
+def review_file(path: str | Path) -> Path:
+    """The review.toml for a review folder or file path."""
+    p = Path(path)
+    return p / "review.toml" if p.is_dir() else p
+
+
+def load_review(path: str | Path) -> ReviewConfig:
+    """Read and validate a review folder's review.toml (or the file itself).
+
+    Raises:
+        ConfigError: when the file is missing or invalid.
+    """
+    f = review_file(path)
+    if not f.exists():
+        raise ConfigError(f"{f}: no such file. A review is a folder with review.toml; create one with `livingmeta init PATH`.")
+    return parse_review(f.read_text(encoding="utf-8"), str(f))
+
+
+TEMPLATE = '''# review.toml — one living systematic review.  Validate with `livingmeta status PATH`.
+id = "my-review"                      # lower-case letters, digits, - and _
+title = "Drug X for condition Y"
+
+[question]                            # PICO: shown in reports
+population = "adults with condition Y"
+intervention = "drug X"
+comparator = "placebo"
+outcomes = ["responders (>=50% improvement)"]
+
+[sources.pubmed]
+query = '("drug X"[tiab] OR "drug-X"[tiab]) AND ("condition Y"[tiab] OR "condition Y"[mh])'
+earliest_date = 2000-01-01            # first run searches from here; later runs from the last watermark
+overlap_days = 7                      # re-search this many days before the watermark (late indexing)
+# replay = "snapshots/pubmed"         # read recorded responses instead of calling NCBI
+
+[sources.ctgov]
+condition = "condition Y"
+intervention = "drug X"
+earliest_date = 2000-01-01
+
+[screening]
+reviewers = 1                         # 2: every record screened twice; conflicts listed; kappa reported
+include_publication_types = ["Randomized Controlled Trial"]
+exclude_keywords = []
+out_of_scope_animal = true            # label animal-only records out of scope (never deleted)
+min_decisions_to_train = 10           # before this many decisions, rules alone rank the queue
+
+[screening.model]
+name = "tfidf-svm"
+seed = 0
+
+[[outcomes]]
+id = "responders"
+label = "Responders (>=50% improvement)"
+kind = "binary"                       # binary | proportion | continuous | generic
+
+[[analyses]]
+id = "responders-or"
+outcome = "responders"
+measure = "OR"                        # OR RR RD PETO | PR PLO PAS PFT | MD SMD ROM | GEN
+method = "MH"                         # FE MH PETO DL REML ML PM SJ HE EB
+test = "z"                            # z | knha (Knapp-Hartung)
+role = "primary"
+
+[alerts.rules]
+relative_change = 0.10                # alert when an estimate moves by more than 10%
+
+[[alerts.channels]]
+type = "file"
+path = "alerts.log"
+
+[schedule]
+cron = "0 2 * * *"
+timezone = "UTC"
+'''

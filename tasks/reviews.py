@@ -1,0 +1,40 @@
+"""Tasks that register a review and open/close an update cycle."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from prefect import task
+
+from livingmeta.config import load_review
+from warehouse import opened
+from warehouse.reviews import finish_update as _finish_update
+from warehouse.reviews import start_update as _start_update
+from warehouse.reviews import upsert_review
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+@task(name="register-review")
+def register_review(review_dir: str, warehouse: str) -> str:
+    """Validate review.toml and store it in the warehouse; returns the review id."""
+    cfg = load_review(review_dir)
+    with opened(warehouse) as con:
+        upsert_review(con, cfg, review_dir, utcnow())
+    return cfg.id
+
+
+@task(name="start-update")
+def start_update(review_id: str, warehouse: str, as_of: dt.datetime, flow_run_id: str | None = None) -> int:
+    """Open one update cycle in the warehouse."""
+    with opened(warehouse) as con:
+        return _start_update(con, review_id, utcnow(), as_of, flow_run_id)
+
+
+@task(name="finish-update")
+def finish_update(update_id: int, warehouse: str, status: str, summary: dict, error: str | None = None) -> None:
+    """Close an update cycle with what it did."""
+    with opened(warehouse) as con:
+        _finish_update(con, update_id, status, summary, utcnow(), error)

@@ -1,0 +1,234 @@
+"""Storing what a source returned: search runs, raw payloads, records, versions and watermarks.
+
+The contract every source follows (PubMed, ClinicalTrials.gov, live or replayed):
+
+1. `start_search_run(...)` commits a `running` row, so a failed or killed run is visible.
+2. The source fetches and parses; nothing is written meanwhile.
+3. `finish_search_run(...)` writes raw payloads, records, record versions, review membership,
+   registry events, the run's counts and the new watermark in ONE transaction. A crash before
+   COMMIT leaves the warehouse exactly as it was, so the next run starts from the last committed
+   watermark and creates no duplicates.
+4. On error, `fail_search_run(...)` marks the run failed with a message; the watermark stays.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import duckdb
+import pandas as pd
+
+from livingmeta.records import Record, canonical_json, hash_bytes, hash_json
+from livingmeta.sources.events import registry_events
+from warehouse.db import transaction
+
+_RECORD_COLUMNS = [
+    "record_id", "source", "source_id", "version", "source_version", "title", "abstract", "authors",
+    "journal", "year", "month", "doi", "pmcid", "language", "publication_types", "is_rct", "mesh",
+    "keywords", "registry_ids", "deleted", "retracted", "corrections", "extra", "content_hash",
+    "first_seen_at", "updated_at", "last_run_id",
+]
+_JSON_FIELDS = ("authors", "publication_types", "mesh", "keywords", "registry_ids", "corrections", "extra")
+
+
+@dataclass
+class Fetched:
+    """One record as a source returned it: the normalised record and its raw payload."""
+
+    record: Record
+    payload: bytes | str
+
+
+@dataclass
+class IngestCounts:
+    found: int = 0
+    new: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    new_ids: list[str] = field(default_factory=list)
+    changed_ids: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {"found": self.found, "new": self.new, "changed": self.changed, "unchanged": self.unchanged,
+                "deleted": self.deleted}
+
+
+def start_search_run(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    review_id: str,
+    source: str,
+    query: str,
+    mode: str,
+    window_start: dt.datetime | None,
+    window_end: dt.datetime | None,
+    now: dt.datetime,
+    update_id: int | None = None,
+    earliest_date: dt.date | None = None,
+) -> int:
+    """Record that a search run started (committed at once) and return its run_id."""
+    with transaction(con):
+        qh = hash_json(query)
+        con.execute(
+            "INSERT INTO search_definitions VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            [review_id, source, query, qh, earliest_date, now],
+        )
+        (run_id,) = con.execute(
+            "INSERT INTO search_runs (review_id, update_id, source, query, mode, window_start, window_end, "
+            "started_at, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running') RETURNING run_id",
+            [review_id, update_id, source, query, mode, window_start, window_end, now],
+        ).fetchone()
+    return int(run_id)
+
+
+def fail_search_run(con: duckdb.DuckDBPyConnection, run_id: int, error: str, now: dt.datetime, n_requests: int = 0) -> None:
+    """Mark a run failed with a message for people; its watermark does not move."""
+    con.execute(
+        "UPDATE search_runs SET status = 'failed', finished_at = ?, error = ?, n_requests = ? WHERE run_id = ?",
+        [now, error, n_requests, run_id],
+    )
+
+
+def get_watermark(con: duckdb.DuckDBPyConnection, review_id: str, source: str) -> dt.datetime | None:
+    """The last committed watermark of a review's source (None before the first successful run)."""
+    row = con.execute(
+        "SELECT watermark FROM source_watermarks WHERE review_id = ? AND source = ?", [review_id, source]
+    ).fetchone()
+    return row[0] if row else None
+
+
+def _dedupe(fetched: Iterable[Fetched]) -> list[Fetched]:
+    # DuckDB's upsert silently keeps the first of two rows with one key: keep the last sighting ourselves
+    last: dict[str, Fetched] = {}
+    for f in fetched:
+        last.pop(f.record.record_id, None)
+        last[f.record.record_id] = f
+    return list(last.values())
+
+
+def _changed_fields(old: dict, new: dict) -> list[str]:
+    return sorted(k for k in set(old) | set(new) if canonical_json(old.get(k)) != canonical_json(new.get(k)))
+
+
+def finish_search_run(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    run_id: int,
+    review_id: str,
+    source: str,
+    fetched: Sequence[Fetched],
+    watermark: dt.datetime | None,
+    now: dt.datetime,
+    n_found: int | None = None,
+    n_requests: int = 0,
+) -> IngestCounts:
+    """Store a run's records and move its watermark, all in one transaction.
+
+    Args:
+        fetched: every record the run fetched (duplicates allowed; the last one wins).
+        watermark: the new watermark (None keeps the old one).
+        n_found: ids the source reported for the window(s); defaults to the number of distinct records.
+    Returns:
+        counts of new / changed / unchanged / deleted records, and the ids of new and changed ones.
+    """
+    batch = _dedupe(fetched)
+    counts = IngestCounts(found=n_found if n_found is not None else len(batch))
+    ids = [f.record.record_id for f in batch]
+    with transaction(con):
+        existing: dict[str, tuple[str, int, dict, bool]] = {}
+        if ids:
+            ids_df = pd.DataFrame({"record_id": ids})  # noqa: F841 (DuckDB scans it by name)
+            con.execute("CREATE OR REPLACE TEMP TABLE _ids AS SELECT record_id FROM ids_df")
+            for rid, h, ver, data, deleted in con.execute(
+                "SELECT r.record_id, r.content_hash, r.version, v.data, r.deleted FROM records r "
+                "JOIN _ids USING (record_id) "
+                "JOIN record_versions v ON v.record_id = r.record_id AND v.version = r.version"
+            ).fetchall():
+                existing[rid] = (h, ver, json.loads(data), deleted)
+        raw_rows, rec_rows, ver_rows, events = [], [], [], []
+        for f in batch:
+            rec = f.record
+            rid = rec.record_id
+            data = rec.to_dict()
+            h = hash_json(data)
+            payload = f.payload.decode("utf-8", "replace") if isinstance(f.payload, bytes) else f.payload
+            old = existing.get(rid)
+            if old is not None and old[0] == h:
+                counts.unchanged += 1
+                continue
+            raw_rows.append((source, rec.source_id, run_id, now, payload, hash_bytes(payload.encode("utf-8"))))
+            if old is None:
+                version, changed, first_seen = 1, None, now
+                counts.new += 1
+                counts.new_ids.append(rid)
+            else:
+                version, changed, first_seen = old[1] + 1, _changed_fields(old[2], data), None
+                counts.changed += 1
+                counts.changed_ids.append(rid)
+            if rec.deleted and (old is None or not old[3]):
+                counts.deleted += 1
+            for kind, before, after in registry_events(old[2] if old else None, data):
+                events.append((rid, run_id, kind, before, after, now))
+            rec_rows.append((rid, rec, version, h, first_seen))
+            ver_rows.append((rid, version, h, canonical_json(data), json.dumps(changed) if changed is not None else None, run_id, now))
+        if raw_rows:
+            raw_df = pd.DataFrame(raw_rows, columns=["source", "source_id", "run_id", "fetched_at", "payload", "payload_hash"])  # noqa: F841
+            con.execute("INSERT INTO raw_records (source, source_id, run_id, fetched_at, payload, payload_hash) "
+                        "SELECT * FROM raw_df")
+        if rec_rows:
+            recs = []
+            for rid, rec, version, h, first_seen in rec_rows:
+                d = rec.to_dict()
+                row = {
+                    "record_id": rid, "source": rec.source, "source_id": rec.source_id, "version": version,
+                    "source_version": rec.source_version, "title": rec.title, "abstract": rec.abstract,
+                    "journal": rec.journal, "year": rec.year, "month": rec.month, "doi": rec.doi, "pmcid": rec.pmcid,
+                    "language": rec.language, "is_rct": rec.is_rct, "deleted": rec.deleted,
+                    "retracted": rec.retracted, "content_hash": h, "first_seen_at": first_seen,
+                    "updated_at": now, "last_run_id": run_id,
+                }
+                for k in _JSON_FIELDS:
+                    row[k] = canonical_json(d[k])
+                recs.append(row)
+            rec_df = pd.DataFrame(recs, columns=_RECORD_COLUMNS)
+            rec_df["year"] = rec_df["year"].astype("Int64")
+            rec_df["month"] = rec_df["month"].astype("Int64")
+            rec_df["first_seen_at"] = pd.to_datetime(rec_df["first_seen_at"], utc=True)
+            # keep first_seen_at of records we already had
+            con.execute(
+                "INSERT INTO records SELECT d.* REPLACE (coalesce(r.first_seen_at, d.first_seen_at) AS first_seen_at) "
+                "FROM rec_df d LEFT JOIN records r USING (record_id) "
+                "ON CONFLICT (record_id) DO UPDATE SET "
+                + ", ".join(f"{c} = excluded.{c}" for c in _RECORD_COLUMNS if c not in ("record_id", "first_seen_at"))
+            )
+            ver_df = pd.DataFrame(ver_rows, columns=["record_id", "version", "content_hash", "data", "changed_fields", "run_id", "recorded_at"])  # noqa: F841
+            con.execute("INSERT INTO record_versions SELECT * FROM ver_df")
+        if ids:
+            mem_df = pd.DataFrame({"record_id": ids})  # noqa: F841
+            con.execute(
+                "INSERT INTO review_records (review_id, record_id, first_run_id, first_seen_at, last_run_id) "
+                "SELECT ?, record_id, ?, ?, ? FROM mem_df "
+                "ON CONFLICT (review_id, record_id) DO UPDATE SET last_run_id = excluded.last_run_id",
+                [review_id, run_id, now, run_id],
+            )
+        if events:
+            con.executemany(
+                "INSERT INTO registry_events (record_id, run_id, kind, old_value, new_value, occurred_at) VALUES (?, ?, ?, ?, ?, ?)",
+                events,
+            )
+        con.execute(
+            "UPDATE search_runs SET status = 'succeeded', finished_at = ?, n_found = ?, n_new = ?, n_changed = ?, "
+            "n_unchanged = ?, n_deleted = ?, n_requests = ?, error = NULL WHERE run_id = ?",
+            [now, counts.found, counts.new, counts.changed, counts.unchanged, counts.deleted, n_requests, run_id],
+        )
+        if watermark is not None:
+            con.execute(
+                "INSERT INTO source_watermarks VALUES (?, ?, ?, ?, ?) ON CONFLICT (review_id, source) DO UPDATE SET "
+                "watermark = excluded.watermark, run_id = excluded.run_id, updated_at = excluded.updated_at",
+                [review_id, source, watermark, run_id, now],
+            )
+    return counts

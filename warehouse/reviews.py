@@ -1,0 +1,80 @@
+"""Reviews and update runs in the warehouse."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import duckdb
+
+from livingmeta.config import ReviewConfig
+from livingmeta.records import canonical_json, hash_json
+from warehouse.db import rows_as_dicts, transaction
+
+
+def upsert_review(con: duckdb.DuckDBPyConnection, cfg: ReviewConfig, folder: str, now: dt.datetime) -> None:
+    """Store (or refresh) a review's validated configuration."""
+    data = cfg.model_dump(mode="json")
+    con.execute(
+        "INSERT INTO reviews VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (review_id) DO UPDATE SET "
+        "title = excluded.title, folder = excluded.folder, config_json = excluded.config_json, "
+        "config_hash = excluded.config_hash, updated_at = excluded.updated_at",
+        [cfg.id, cfg.title, folder, canonical_json(data), hash_json(data), now, now],
+    )
+
+
+def start_update(con: duckdb.DuckDBPyConnection, review_id: str, now: dt.datetime, as_of: dt.datetime,
+                 flow_run_id: str | None) -> int:
+    """Record the start of one update cycle (committed at once) and return its id."""
+    with transaction(con):
+        (uid,) = con.execute(
+            "INSERT INTO update_runs (review_id, started_at, status, as_of, flow_run_id) VALUES (?, ?, 'running', ?, ?) "
+            "RETURNING update_id",
+            [review_id, now, as_of, flow_run_id],
+        ).fetchone()
+    return int(uid)
+
+
+def finish_update(con: duckdb.DuckDBPyConnection, update_id: int, status: str, summary: dict, now: dt.datetime,
+                  error: str | None = None) -> None:
+    """Close an update cycle with its summary."""
+    con.execute(
+        "UPDATE update_runs SET status = ?, finished_at = ?, summary = ?, error = ? WHERE update_id = ?",
+        [status, now, json.dumps(summary, default=str), error, update_id],
+    )
+
+
+def review_status(con: duckdb.DuckDBPyConnection, review_id: str) -> dict:
+    """Everything `livingmeta status` shows: last runs per source, counts, queue, latest version."""
+    last_runs = rows_as_dicts(
+        con,
+        "SELECT * EXCLUDE (rn) FROM (SELECT source, run_id, mode, status, started_at, finished_at, window_start, "
+        "window_end, n_found, n_new, n_changed, n_unchanged, n_deleted, error, "
+        "row_number() OVER (PARTITION BY source ORDER BY run_id DESC) rn FROM search_runs WHERE review_id = ?) "
+        "WHERE rn = 1 ORDER BY source",
+        [review_id],
+    )
+    watermarks = {s: w for s, w in con.execute(
+        "SELECT source, watermark FROM source_watermarks WHERE review_id = ?", [review_id]).fetchall()}
+    for r in last_runs:
+        r["watermark"] = watermarks.get(r["source"])
+    (n_records,) = con.execute("SELECT count(*) FROM review_records WHERE review_id = ?", [review_id]).fetchone()
+    (n_studies,) = con.execute("SELECT count(DISTINCT study_id) FROM study_links WHERE review_id = ?", [review_id]).fetchone()
+    (queue,) = con.execute("SELECT count(*) FROM v_screening_queue WHERE review_id = ?", [review_id]).fetchone()
+    (n_decisions,) = con.execute("SELECT count(*) FROM screening_decisions WHERE review_id = ?", [review_id]).fetchone()
+    latest = rows_as_dicts(
+        con, "SELECT version, created_at, as_of, summary FROM review_versions WHERE review_id = ? ORDER BY version DESC LIMIT 1",
+        [review_id])
+    last_update = rows_as_dicts(
+        con, "SELECT update_id, status, started_at, finished_at, as_of, error FROM update_runs WHERE review_id = ? "
+        "ORDER BY update_id DESC LIMIT 1", [review_id])
+    return {
+        "review_id": review_id,
+        "last_update": last_update[0] if last_update else None,
+        "sources": last_runs,
+        "records": n_records,
+        "studies": n_studies,
+        "queue_pending": queue,
+        "decisions": n_decisions,
+        "latest_version": latest[0] if latest else None,
+    }
