@@ -1,0 +1,80 @@
+"""Ranking models: the make_ranker API, training rules, scoring and determinism."""
+
+import numpy as np
+import pytest
+
+from livingmeta.screening.ranking import DEFAULT_MODEL, RANKERS, can_train, make_ranker
+
+TEXTS = [
+    "statin therapy lowers ldl cholesterol in a randomised trial",
+    "atorvastatin lowers ldl cholesterol in older adults",
+    "inhaled corticosteroids for asthma in children",
+    "hip fracture surgery outcomes in older adults",
+    "simvastatin lowers ldl cholesterol after coronary events",
+    "vaccine against malaria in infants",
+    "sertraline for depression in primary care",
+    "dental caries prevention with fluoride varnish",
+]
+
+
+def test_can_train_needs_one_of_each_class():
+    assert not can_train({})
+    assert not can_train({0: 1, 1: 1})
+    assert not can_train({2: 0})
+    assert can_train({0: 1, 2: 0})
+
+
+@pytest.mark.parametrize("name", sorted(RANKERS))
+def test_fit_rank_scores_every_text_and_favours_similar_ones(name):
+    ranker = make_ranker({"name": name, "seed": 0})
+    scores = ranker.fit_rank(TEXTS, {0: 1, 2: 0})
+    assert scores.shape == (len(TEXTS),) and np.isfinite(scores).all()
+    unlabelled = [1, 3, 4, 5, 6, 7]
+    best_two = sorted(unlabelled, key=lambda i: -scores[i])[:2]
+    # The two other statin/cholesterol texts share words with the one include.
+    assert set(best_two) == {1, 4}
+    assert ranker.describe().startswith(f"{name} (")
+    assert ranker.describe().endswith("trained on 2 decisions")
+
+
+@pytest.mark.parametrize("name", sorted(RANKERS))
+def test_fit_rank_is_deterministic_given_a_seed(name):
+    labels = {0: 1, 2: 0, 4: 1, 5: 0}
+    a = make_ranker({"name": name, "seed": 3}).fit_rank(TEXTS, labels)
+    b = make_ranker({"name": name, "seed": 3}).fit_rank(TEXTS, labels)
+    assert np.array_equal(a, b)
+
+
+def test_features_are_computed_once_per_list_of_texts():
+    ranker = make_ranker({"name": "tfidf-svm"})
+    first = ranker.features(TEXTS)
+    ranker.fit_rank(TEXTS, {0: 1, 2: 0})
+    assert ranker.features(list(TEXTS)) is first
+    changed = ranker.features(TEXTS + ["a new record about statins"])
+    assert changed is not first and changed.shape[0] == len(TEXTS) + 1
+
+
+def test_baseline_settings_are_elas_u4():
+    ranker = make_ranker({"name": "tfidf-svm"})
+    assert ranker.params["C"] == 0.11 and ranker.params["ratio"] == 9.8
+    ranker.fit_rank(TEXTS, {0: 1, 2: 0, 3: 0})
+    assert ranker.describe() == "tfidf-svm (C=0.11, balanced 9.8) trained on 3 decisions"
+
+
+def test_default_model_is_registered():
+    assert DEFAULT_MODEL in RANKERS
+    assert make_ranker({}).name == DEFAULT_MODEL
+
+
+def test_bad_settings_and_labels_are_refused_with_a_reason():
+    with pytest.raises(ValueError, match="not a known ranking model"):
+        make_ranker({"name": "bert"})
+    with pytest.raises(ValueError, match="unknown parameter 'c'"):
+        make_ranker({"name": "tfidf-svm", "c": 1.0})
+    ranker = make_ranker({"name": "tfidf-svm"})
+    with pytest.raises(ValueError, match="at least one included and one excluded"):
+        ranker.fit_rank(TEXTS, {0: 1})
+    with pytest.raises(ValueError, match="outside the 8 texts"):
+        ranker.fit_rank(TEXTS, {0: 1, 8: 0})
+    with pytest.raises(ValueError, match="use 1 for included"):
+        ranker.fit_rank(TEXTS, {0: 1, 1: 0, 2: 2})

@@ -1,0 +1,67 @@
+"""`livingmeta screen simulate` through a CliRunner on an app built like flows/cli.py builds it."""
+
+import json
+
+import numpy as np
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from flows.cli_simulate import register
+
+
+@pytest.fixture
+def app() -> typer.Typer:
+    root = typer.Typer()
+    screen = typer.Typer()
+    root.add_typer(screen, name="screen")
+    register(root, {"screen": screen})
+    return root
+
+
+@pytest.fixture
+def review_csv(tmp_path):
+    rng = np.random.default_rng(1)
+    topic = ["statin", "ldl", "cholesterol", "atorvastatin", "lipid"]
+    other = ["asthma", "fracture", "malaria", "depression", "caries", "glaucoma", "burn", "kidney"]
+    rows = ["title,abstract,label_included"]
+    for i in range(40):
+        included = i % 5 == 0
+        words = list(rng.choice(other, 4)) + (list(rng.choice(topic, 3)) if included else [])
+        rows.append(f"Record {i},{' '.join(words)},{int(included)}")
+    path = tmp_path / "review.csv"
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+def test_json_output_has_exactly_the_documented_keys(app, review_csv):
+    result = CliRunner().invoke(app, ["screen", "simulate", str(review_csv), "--seed", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert set(payload) == {"wss95", "rrf10", "atd", "loss", "seconds"}
+    for key in ("rrf10", "atd", "loss"):
+        assert 0.0 <= payload[key] <= 1.0
+    assert payload["wss95"] > 0.5 and payload["seconds"] >= 0
+
+
+def test_table_output_names_every_metric(app, review_csv):
+    result = CliRunner().invoke(app, ["screen", "simulate", str(review_csv), "--model", "tfidf-svm"])
+    assert result.exit_code == 0, result.output
+    for label in ("WSS@95", "RRF@10", "ATD", "loss", "seconds"):
+        assert label in result.stdout
+
+
+def test_bad_label_exits_2_with_one_message(app, tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_text("title,abstract,label_included\nA,x,1\nB,y,maybe\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["screen", "simulate", str(path)])
+    assert result.exit_code == 2
+    assert "line 3" in result.output and "label_included" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_missing_file_and_unknown_model_exit_2(app, tmp_path, review_csv):
+    result = CliRunner().invoke(app, ["screen", "simulate", str(tmp_path / "nope.csv")])
+    assert result.exit_code == 2 and "no such file" in result.output
+    result = CliRunner().invoke(app, ["screen", "simulate", str(review_csv), "--model", "bert"])
+    assert result.exit_code == 2 and "not a known ranking model" in result.output
