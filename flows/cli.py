@@ -172,7 +172,7 @@ def status(
 def extra_status(con, review_id: str) -> dict:
     """Status parts that later areas add (screening guidance); empty when not available."""
     try:
-        from tasks.screening import screening_status
+        from warehouse.screening import screening_status
     except ImportError:
         return {}
     return screening_status(con, review_id)

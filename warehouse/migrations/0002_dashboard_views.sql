@@ -81,3 +81,25 @@ SELECT a.alert_id, a.review_id, a.created_at, a.kind, a.severity, a.version, a.t
        count(d.channel) FILTER (WHERE d.status = 'failed') AS failed
 FROM alerts a LEFT JOIN alert_deliveries d USING (alert_id)
 GROUP BY ALL;
+
+-- each record's screening state per stage: the latest decision across reviewers (single-reviewer mode;
+-- two-reviewer mode replaces this view with conflict handling)
+CREATE VIEW v_record_screening AS
+SELECT review_id, record_id,
+       max_by(decision, decided_at) FILTER (WHERE stage = 'title_abstract') AS title_abstract,
+       max_by(decision, decided_at) FILTER (WHERE stage = 'full_text') AS full_text,
+       max_by(reason, decided_at) FILTER (WHERE stage = 'full_text') AS full_text_reason
+FROM v_current_decisions GROUP BY review_id, record_id;
+
+-- studies that enter the analyses: at least one linked record included at full text;
+-- `retracted` is true when any included record of the study is retracted (the study then leaves the analyses)
+CREATE VIEW v_included_studies AS
+SELECT l.review_id, l.study_id,
+       list(l.record_id ORDER BY l.record_id) AS record_ids,
+       bool_or(r.retracted) AS retracted,
+       bool_or(r.deleted) AS deleted
+FROM study_links l
+JOIN v_record_screening s USING (review_id, record_id)
+JOIN records r USING (record_id)
+WHERE s.full_text = 'include'
+GROUP BY l.review_id, l.study_id;
