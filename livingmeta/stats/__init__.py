@@ -1,0 +1,18 @@
+"""Statistics engine: effect sizes, pooling, heterogeneity, small-study effects.
+
+Numbers reproduce R's metafor 3.8-1 (see tests/test_stats_metafor.py). Pure numpy/scipy.
+"""
+
+from livingmeta.stats.analysis import cumulative, leave_one_out, meta_analyze, subgroup_analysis
+from livingmeta.stats.bias import egger_test, trim_and_fill
+from livingmeta.stats.errors import StatsInputError
+from livingmeta.stats.inputs import read_meta_csv
+from livingmeta.stats.result import RESULT_KEYS, MetaResult
+
+# Part of the hash of analysis inputs: bump whenever any number the engine returns may change.
+ENGINE_VERSION = "1.0.0"
+
+__all__ = [
+    "ENGINE_VERSION", "MetaResult", "RESULT_KEYS", "StatsInputError", "cumulative", "egger_test",
+    "leave_one_out", "meta_analyze", "read_meta_csv", "subgroup_analysis", "trim_and_fill",
+]

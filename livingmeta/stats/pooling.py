@@ -1,0 +1,305 @@
+"""Pooling: inverse-variance (common and random effects), Mantel-Haenszel and Peto, for many
+subsets of the same studies at once (full data, leave-one-out, cumulative).
+
+Symbols: ``yi, vi`` study effect sizes and variances; ``w`` weights; ``tau2`` between-study
+variance; ``q`` Cochran's Q with inverse-variance (common-effect) weights; ``vt`` metafor's
+"typical" within-study variance (k-1) sum(w) / ((sum w)^2 - sum(w^2)).
+
+References: rma.uni(), rma.mh() and rma.peto() in metafor 3.8-1 (Viechtbauer 2010, J Stat Softw
+36(3)); Mantel N, Haenszel W (1959) J Natl Cancer Inst 22:719-748; Robins J, Breslow N,
+Greenland S (1986) Biometrics 42:311-323 (variance of the MH log OR); Greenland S, Robins JM
+(1985) Biometrics 41:55-68 (MH log RR); Sato T, Greenland S, Robins JM (1989) Biometrics
+45:1323-1324 (MH RD variance); Yusuf S et al. (1985) Prog Cardiovasc Dis 27:335-371 (Peto);
+Hartung J, Knapp G (2001) Stat Med 20:3875-3889 (Knapp-Hartung); Higgins JPT, Thompson SG
+(2002) Stat Med 21:1539-1558 (I2, H2); Riley RD et al. (2011) BMJ 342:d549 (prediction interval);
+Miller JJ (1978) Am Stat 32:138 (PFT back-transform with the harmonic mean n).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import stats
+
+from livingmeta.stats.effect_sizes import EffectSizes
+from livingmeta.stats.heterogeneity import TAU2_METHODS, estimate_tau2, qprofile_ci
+from livingmeta.stats.inputs import StudyTable
+from livingmeta.stats.result import MetaResult, StudyList
+
+COMMON_METHODS = ("FE", "MH", "PETO")
+METHODS = COMMON_METHODS + TAU2_METHODS
+CHUNK_CELLS = 2_000_000
+
+
+def back_transform(measure: str, scale: str, x: np.ndarray, nhm: np.ndarray | None = None):
+    """Back-transform `x` from the analysis scale; None when the measure has none.
+
+    exp for RR, OR, PETO, ROM and GEN ratios; inverse logit for PLO; sin^2 for PAS (clipped
+    to [0, 1]); the inverse Freeman-Tukey transform with the harmonic mean n for PFT
+    (Miller 1978), as metafor's transf.ipft.hm.
+    """
+    x = np.asarray(x, float)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        if measure in ("RR", "OR", "PETO", "ROM") or (measure == "GEN" and scale == "ratio"):
+            return np.exp(x)
+        if measure == "PLO":
+            return 1 / (1 + np.exp(-x))
+        if measure == "PAS":
+            z = np.sin(x) ** 2
+            z = np.where(x < 0, 0.0, z)
+            return np.where(x > np.arcsin(1.0), 1.0, z)
+        if measure == "PFT":
+            n = nhm
+            s2 = np.sin(2 * x)
+            z = 0.5 * (1 - np.sign(np.cos(2 * x)) * np.sqrt(1 - (s2 + (s2 - 1 / s2) / n) ** 2))
+            top = 0.5 * (np.arcsin(np.sqrt(n / (n + 1))) + np.arcsin(np.sqrt((n + 1) / (n + 1))))
+            bottom = 0.5 * (np.arcsin(np.sqrt(0 / (n + 1))) + np.arcsin(np.sqrt(1 / (n + 1))))
+            z = np.where(x > top, 1.0, z)
+            return np.where(x < bottom, 0.0, z)
+    return None
+
+
+def fit_subsets(table: StudyTable, es: EffectSizes, members: np.ndarray, measure: str, method: str,
+                test: str, level: float, control: dict | None = None, scale: str = "difference",
+                labels_warnings: list[list[str]] | None = None) -> list[MetaResult]:
+    """Pool every subset of studies given by the rows of `members`.
+
+    Parameters
+    ----------
+    table : StudyTable
+    es : EffectSizes
+        yi/vi for all studies (NaN for studies that cannot contribute).
+    members : ndarray of bool, shape (n, k)
+        Row r selects the studies of analysis r.
+    measure, method, test, level, control, scale : as meta_analyze.
+    labels_warnings : optional extra warnings per row.
+
+    Returns
+    -------
+    list of MetaResult, one per row of `members`.
+    """
+    members = np.asarray(members, bool)
+    n, k = members.shape
+    results: list[MetaResult] = []
+    step = max(1, CHUNK_CELLS // max(k, 1))
+    for start in range(0, n, step):
+        block = members[start:start + step]
+        extra = None if labels_warnings is None else labels_warnings[start:start + step]
+        if method in ("MH", "PETO"):
+            results.extend(_fit_counts(table, es, block, measure, method, level, extra))
+        else:
+            results.extend(_fit_inverse_variance(table, es, block, measure, method, test, level,
+                                                 control, scale, extra))
+    return results
+
+
+def _study_notes(table, es, block):
+    notes = []
+    excluded = sorted(es.excluded)
+    for row in block:
+        notes.append([f"study '{table.studies[i]}' ({table.locations[i]}): {es.excluded[i]}"
+                      for i in excluded if row[i]])
+    return notes
+
+
+def _heterogeneity_fe(q, df):
+    with np.errstate(invalid="ignore", divide="ignore"):
+        i2 = np.where(q > 0, np.maximum(0.0, 100 * (q - df) / q), 0.0)
+        h2 = q / df
+    return i2, h2
+
+
+def _fit_inverse_variance(table, es, block, measure, method, test, level, control, scale, extra):
+    yi, vi = es.yi, es.vi
+    valid = np.isfinite(yi)
+    M = block & valid
+    Mf = M.astype(float)
+    Y = np.where(M, yi, 0.0)
+    V = np.where(M, vi, 1.0)
+    kk = M.sum(1)
+    n = len(block)
+    notes = _study_notes(table, es, block)
+    if extra is not None:
+        notes = [a + list(b) for a, b in zip(notes, extra)]
+    alpha = 1 - level
+    zcrit = stats.norm.isf(alpha / 2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        wf = Mf / V
+        swf = wf.sum(1)
+        muf = (wf * Y).sum(1) / swf
+        q = np.maximum(0.0, (wf * (Y - muf[:, None]) ** 2).sum(1))
+        df = kk - 1.0
+        random = method in TAU2_METHODS
+        if random:
+            tau2, ok, messages = estimate_tau2(Y, V, Mf, kk, method, control)
+            failed = np.flatnonzero(~ok)
+            if len(failed):
+                dl, _, _ = estimate_tau2(Y[failed], V[failed], Mf[failed], kk[failed], "DL")
+                tau2[failed] = dl
+            for r, msg in messages.items():
+                notes[r].append(msg + ("; fell back to the DerSimonian-Laird estimate" if not ok[r] else ""))
+        else:
+            tau2 = np.zeros(n)
+        w = Mf / (V + tau2[:, None])
+        sw = w.sum(1)
+        est = (w * Y).sum(1) / sw
+        se = np.sqrt(1 / sw)
+        knha = np.full(n, test == "knha")
+        if test == "knha":
+            for r in np.flatnonzero(kk < 2):
+                notes[r].append("Knapp-Hartung needs k >= 2; the z test is used")
+            knha &= kk >= 2
+            rss = (w * (Y - est[:, None]) ** 2).sum(1)
+            s2w = np.where(rss <= np.finfo(float).eps, 0.0, rss / np.maximum(df, 1))
+            se = np.where(knha, np.sqrt(s2w / sw), se)
+        crit = np.where(knha, stats.t.isf(alpha / 2, np.maximum(df, 1)), zcrit)
+        stat = est / se
+        pval = np.where(knha, 2 * stats.t.sf(np.abs(stat), np.maximum(df, 1)), 2 * stats.norm.sf(np.abs(stat)))
+        ci_lo, ci_hi = est - crit * se, est + crit * se
+        if random:
+            vt = df * swf / (swf ** 2 - (wf * wf).sum(1))
+            i2 = 100 * tau2 / (vt + tau2)
+            h2 = tau2 / vt + 1
+            pi_half = crit * np.sqrt(se ** 2 + tau2)
+            pi_lo, pi_hi = est - pi_half, est + pi_half
+            t2lo, t2hi = qprofile_ci(Y, V, Mf, kk, level)
+        else:
+            i2, h2 = _heterogeneity_fe(q, df)
+            pi_lo = pi_hi = t2lo = t2hi = np.full(n, np.nan)
+        qp = stats.chi2.sf(q, np.maximum(df, 1))
+    small = kk < 2
+    for arr in (q, qp, i2, h2, pi_lo, pi_hi, t2lo, t2hi):
+        arr[small] = np.nan
+    nhm = None
+    if measure == "PFT":
+        with np.errstate(divide="ignore", invalid="ignore"):
+            nhm = kk / (Mf / np.where(M, es.ni, 1.0)).sum(1)
+    bt = {key: back_transform(measure, scale, arr, nhm)
+          for key, arr in (("estimate", est), ("ci_lower", ci_lo), ("ci_upper", ci_hi),
+                           ("pi_lower", pi_lo), ("pi_upper", pi_hi))}
+    participants = _participants(table, block)
+    out = []
+    for r in range(n):
+        if kk[r] == 0:
+            notes[r].append("no study in this analysis could contribute an effect size")
+        t = float(tau2[r])
+
+        def raw(idx, t=t):
+            return 1 / (vi[idx] + t)
+
+        out.append(MetaResult(
+            k=int(kk[r]), measure=measure, method=method, test=test,
+            estimate=est[r], se=se[r], statistic=stat[r], p_value=pval[r], ci_lower=ci_lo[r], ci_upper=ci_hi[r],
+            tau2=tau2[r] if kk[r] else None, i2=i2[r], h2=h2[r], q=q[r], q_df=None if small[r] else int(df[r]),
+            q_p=qp[r], pi_lower=pi_lo[r], pi_upper=pi_hi[r],
+            **{f"{key}_bt": (None if arr is None else arr[r]) for key, arr in bt.items()},
+            participants=participants[r], tau2_ci_lower=t2lo[r], tau2_ci_upper=t2hi[r],
+            warnings=tuple(notes[r]),
+            studies=StudyList(table.studies, yi, vi, block[r].copy(), raw, zcrit)))
+    return out
+
+
+def _participants(table, block):
+    if table.participants is None:
+        return [None] * len(block)
+    p = table.participants
+    out = []
+    for row in block:
+        vals = p[row]
+        out.append(None if len(vals) == 0 or np.isnan(vals).any() else float(vals.sum()))
+    return out
+
+
+def _fit_counts(table, es, block, measure, method, level, extra):
+    v = table.values
+    ai = v["treat_events"]
+    ci = v["control_events"]
+    n1 = v["treat_total"]
+    n2 = v["control_total"]
+    bi, di = n1 - ai, n2 - ci
+    N = n1 + n2
+    Mf = block.astype(float)
+    kk = block.sum(1)
+    notes = _study_notes(table, es, block)
+    if extra is not None:
+        notes = [a + list(b) for a, b in zip(notes, extra)]
+    zcrit = stats.norm.isf((1 - level) / 2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if method == "PETO":
+            xt = ai + ci
+            ei = xt * n1 / N
+            vpeto = np.where(N > 1, xt * (bi + di) * (n1 / N) * (n2 / N) / (N - 1), 0.0)
+            o_e = ai - ei
+            sum_v = Mf @ vpeto
+            est = (Mf @ o_e) / sum_v
+            se = np.sqrt(1 / sum_v)
+            contrib = np.where(vpeto > 0, o_e ** 2 / np.where(vpeto > 0, vpeto, 1), 0.0)
+            q = np.maximum(0.0, Mf @ contrib - (Mf @ o_e) ** 2 / sum_v)
+            undefined = ~(sum_v > 0)
+            static_w = vpeto
+        else:
+            if measure == "OR":
+                Ri, Si = ai * di / N, bi * ci / N
+                R, S = Mf @ Ri, Mf @ Si
+                Pi, Qi = (ai + di) / N, (bi + ci) / N
+                est = np.log(R / S)
+                var = 0.5 * ((Mf @ (Pi * Ri)) / R ** 2 + (Mf @ (Pi * Si + Qi * Ri)) / (R * S)
+                             + (Mf @ (Qi * Si)) / S ** 2)
+                undefined = ~((R > 0) & (S > 0))
+                static_w = Si
+            elif measure == "RR":
+                R, S = Mf @ (ai * n2 / N), Mf @ (ci * n1 / N)
+                est = np.log(R / S)
+                var = (Mf @ ((n1 / N) * (n2 / N) * (ai + ci) - (ai / N) * ci)) / (R * S)
+                undefined = ~((R > 0) & (S > 0))
+                static_w = ci * n1 / N
+            elif measure == "RD":
+                W = Mf @ (n1 * n2 / N)
+                est = (Mf @ (ai * (n2 / N) - ci * (n1 / N))) / W
+                var = (est * (Mf @ (ci * (n1 / N) ** 2 - ai * (n2 / N) ** 2 + (n1 / N) * (n2 / N) * (n2 - n1) / 2))
+                       + (Mf @ (ai * (n2 - ci) / N + ci * (n1 - ai) / N)) / 2) / W ** 2
+                undefined = ~(W > 0)
+                static_w = n1 * n2 / N
+            else:
+                raise AssertionError(measure)
+            se = np.sqrt(var)
+            valid = np.isfinite(es.yi)
+            wy = np.where(valid, 1 / np.where(valid, es.vi, 1), 0.0)
+            yy = np.where(valid, es.yi, 0.0)
+            q = np.array([np.maximum(0.0, np.sum(wy[row & valid] * (yy[row & valid] - e) ** 2))
+                          for row, e in zip(block, est)])
+        stat = est / se
+        pval = 2 * stats.norm.sf(np.abs(stat))
+        ci_lo, ci_hi = est - zcrit * se, est + zcrit * se
+    if method == "PETO":
+        kq = (block & (vpeto > 0)[None, :]).sum(1)
+    else:
+        kq = (block & np.isfinite(es.yi)[None, :]).sum(1)
+    df = kq - 1.0
+    qp = stats.chi2.sf(q, np.maximum(df, 1))
+    i2, h2 = _heterogeneity_fe(q, df)
+    small = kq < 2
+    for arr in (q, qp, i2, h2):
+        arr[small] = np.nan
+    for arr in (est, se, stat, pval, ci_lo, ci_hi):
+        arr[undefined] = np.nan
+    for r in np.flatnonzero(undefined):
+        notes[r].append(f"{'Peto' if method == 'PETO' else 'Mantel-Haenszel'} estimate undefined: "
+                        f"no events (or no non-events) in the pooled tables")
+    bt = {key: back_transform(measure if method != "PETO" else "PETO", "difference", arr)
+          for key, arr in (("estimate", est), ("ci_lower", ci_lo), ("ci_upper", ci_hi))}
+    participants = _participants(table, block)
+    out = []
+    for r in range(len(block)):
+        out.append(MetaResult(
+            k=int(kk[r]), measure=measure, method=method, test="z",
+            estimate=est[r], se=se[r], statistic=stat[r], p_value=pval[r], ci_lower=ci_lo[r], ci_upper=ci_hi[r],
+            tau2=0.0, i2=i2[r], h2=h2[r], q=q[r], q_df=None if small[r] else int(df[r]), q_p=qp[r],
+            pi_lower=None, pi_upper=None,
+            **{f"{key}_bt": (None if arr is None else arr[r]) for key, arr in bt.items()},
+            pi_lower_bt=None, pi_upper_bt=None,
+            participants=participants[r], tau2_ci_lower=None, tau2_ci_upper=None,
+            warnings=tuple(notes[r]),
+            studies=StudyList(table.studies, es.yi, es.vi, block[r].copy(), lambda idx: static_w[idx], zcrit)))
+    return out
