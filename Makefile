@@ -1,0 +1,42 @@
+# Two entry points (see README): `make demo` and `make test`. Both create .venv on first use.
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PIP_FLAGS ?= --quiet --disable-pip-version-check
+
+.PHONY: demo test venv venv-test browser bench clean
+
+$(BIN)/python:
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH (or run: make PYTHON=python3 ...)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install $(PIP_FLAGS) --upgrade pip
+
+venv: $(BIN)/python
+	$(BIN)/pip install $(PIP_FLAGS) -e .
+	$(BIN)/pip check
+
+venv-test: $(BIN)/python
+	$(BIN)/pip install $(PIP_FLAGS) -e '.[test,bench]'
+	$(BIN)/pip check
+
+# the main job: replay the bundled example review offline through the real update-review flow
+demo: venv
+	$(BIN)/livingmeta demo --out demo-output
+
+# headless Chromium for the report's browser check (best effort: the test skips, saying why, without it)
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  (apt-get update -qq >/dev/null 2>&1; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1) \
+	  && echo "installed chromium" || echo "chromium not installed: the browser check will be skipped"; }
+
+test: venv-test
+	-@$(MAKE) --no-print-directory browser
+	$(BIN)/python -m pytest -q
+
+bench: venv-test
+	$(BIN)/python bench/meta.py
+	$(BIN)/python bench/pubmed_ingest.py
+	$(BIN)/python bench/screening.py
+
+clean:
+	rm -rf $(VENV) demo-output .pytest_cache
