@@ -122,6 +122,13 @@ class MetaResult:
     warnings: tuple[str, ...]
     studies: Sequence[dict]
 
+    def __post_init__(self):
+        # attributes hold plain Python numbers or None, never numpy scalars or NaN
+        for f in fields(self):
+            if f.name not in ("warnings", "studies", "measure", "method", "test"):
+                object.__setattr__(self, f.name, clean(getattr(self, f.name)))
+        object.__setattr__(self, "warnings", tuple(self.warnings))
+
     def to_dict(self) -> dict:
         """Return a JSON-ready dict with exactly RESULT_KEYS (NaN never appears: None instead)."""
         out = {}
