@@ -137,7 +137,7 @@ def connect(path: str | Path, read_only: bool = False, migrate_schema: bool = Tr
     if not read_only and migrate_schema:
         migrate(con)
     elif read_only:
-        known = len(available_migrations())
+        known = max((m.number for m in available_migrations()), default=0)  # numbers may have gaps
         try:
             have = max((n for (n,) in con.execute("SELECT number FROM _migrations").fetchall()), default=0)
         except duckdb.CatalogException:
