@@ -238,31 +238,40 @@ def qprofile_ci(Y, V, M, kk, level=0.95):
 
 
 def _solve_decreasing(Y, V, M, target):
-    # Q_gen(t) decreases in t; bracket, then Newton steps kept inside the bracket (bisection otherwise)
+    # Q_gen(t) decreases in t: bracket the root, then Newton steps kept inside the bracket
+    # (bisection otherwise); rows drop out of the work arrays as soon as they converge
     n = len(Y)
     lo = np.zeros(n)
     hi = np.full(n, 100.0)
+    need = np.arange(n)
     for _ in range(60):
-        above = generalized_q(Y, V, M, hi) > target
+        above = generalized_q(Y[need], V[need], M[need], hi[need]) > target[need]
         if not above.any():
             break
-        lo = np.where(above, hi, lo)
-        hi = np.where(above, hi * 10, hi)
+        need = need[above]
+        lo[need] = hi[need]
+        hi[need] *= 10
     t = lo.copy()
+    active = np.arange(n)
     for _ in range(200):
-        w = M / (V + t[:, None])
-        sw, mu = _weighted(w, Y)
-        r = Y - mu[:, None]
-        f = (w * r * r).sum(1) - target
-        fp = -(w * w * r * r).sum(1)
-        lo = np.where(f > 0, t, lo)
-        hi = np.where(f <= 0, t, hi)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            step = t - f / fp
-        inside = (step > lo) & (step < hi) & np.isfinite(step)
-        new = np.where(inside, step, (lo + hi) / 2)
-        if np.all(np.abs(new - t) <= 1e-12 * (1 + np.abs(t))):
-            t = new
+        if len(active) == 0:
             break
-        t = new
+        ta = t[active]
+        w = M[active] / (V[active] + ta[:, None])
+        sw, mu = _weighted(w, Y[active])
+        r = Y[active] - mu[:, None]
+        wr2 = w * r * r
+        q = wr2.sum(1)
+        qp = -(w * wr2).sum(1)
+        f = q - target[active]
+        lo[active] = np.where(f > 0, ta, lo[active])
+        hi[active] = np.where(f <= 0, ta, hi[active])
+        # Newton on 1/Q(t), which is close to linear in t (Q ~ sum r^2 / (v + t)): few steps
+        with np.errstate(divide="ignore", invalid="ignore"):
+            step = ta - (1 / q - 1 / target[active]) / (-qp / q ** 2)
+        la, ha = lo[active], hi[active]
+        inside = (step > la) & (step < ha) & np.isfinite(step)
+        new = np.where(inside, step, (la + ha) / 2)
+        t[active] = new
+        active = active[np.abs(new - ta) > 1e-12 * (1 + np.abs(ta))]
     return t
