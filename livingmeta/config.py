@@ -109,6 +109,8 @@ class TsaSettings(_Model):
     alpha: float = Field(default=0.05, gt=0, lt=0.5)
     beta: float = Field(default=0.20, gt=0, lt=0.5)
     anticipated_effect: float | None = None  # relative risk reduction (binary) or mean difference
+    # binary outcomes: does the intervention reduce the event (harm avoided) or increase it (e.g. responders)?
+    effect_direction: Literal["reduction", "increase"] = "reduction"
     control_event_rate: float | None = Field(default=None, gt=0, lt=1)
     sd: float | None = Field(default=None, gt=0)
     heterogeneity_correction: Literal["diversity", "none"] = "diversity"

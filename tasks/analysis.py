@@ -1,11 +1,59 @@
-"""Analysis task (placeholder until the living analysis lands)."""
+"""Analysis task: re-run the analyses whose inputs changed, record the others as unchanged."""
 
 from __future__ import annotations
 
+import datetime as dt
+import time
+
 from prefect import task
+
+from livingmeta.analysis import build_study_rows, input_hash, run_analysis
+from livingmeta.config import load_review
+from livingmeta.stats import ENGINE_VERSION, StatsInputError
+from warehouse import opened
+from warehouse.analysis import analysis_inputs, last_reusable_run, store_run
+
+
+def analyze_review(review_dir: str, review_id: str, warehouse: str, update_id: int | None,
+                   now: dt.datetime | None = None) -> dict:
+    """Run every configured analysis whose input hash changed (plain function; the task wraps it)."""
+    cfg = load_review(review_dir)
+    now = now or dt.datetime.now(dt.timezone.utc)
+    kinds = {o.id: o.kind for o in cfg.outcomes}
+    out: dict[str, list] = {"computed": [], "unchanged": [], "no_data": [], "failed": []}
+    timings: dict[str, float] = {}
+    with opened(warehouse) as con:
+        for a in cfg.analyses:
+            t0 = time.perf_counter()
+            kind = kinds[a.outcome]
+            settings = {**a.model_dump(mode="json"), "kind": kind}
+            rows, notes = build_study_rows(analysis_inputs(con, review_id, a.outcome), kind=kind, arm=a.arm)
+            h = input_hash(rows, settings)
+            prev = last_reusable_run(con, review_id, a.id)
+            common = dict(review_id=review_id, analysis_id=a.id, update_id=update_id, input_hash=h,
+                          engine_version=ENGINE_VERSION, settings=settings, now=now)
+            if prev is not None and prev["input_hash"] == h:
+                store_run(con, status="unchanged", reused_run_id=prev["analysis_run_id"], **common)
+                out["unchanged"].append(a.id)
+            elif not rows:
+                store_run(con, status="no_data", result=None, error="; ".join(notes) or None, **common)
+                out["no_data"].append(a.id)
+            else:
+                try:
+                    result = run_analysis(rows, settings, kind)
+                except StatsInputError as e:
+                    store_run(con, status="failed", error=f"{a.id}: {e}", **common)
+                    out["failed"].append({"analysis": a.id, "error": str(e)})
+                else:
+                    result["notes"] = notes + result.get("notes", [])
+                    store_run(con, status="computed", result=result, **common)
+                    out["computed"].append(a.id)
+            timings[a.id] = round(time.perf_counter() - t0, 4)
+    out["seconds"] = timings
+    return out
 
 
 @task(name="analyze")
 def analyze(review_dir: str, review_id: str, warehouse: str, update_id: int) -> dict:
     """Re-run every configured analysis whose inputs changed."""
-    return {"computed": [], "unchanged": []}
+    return analyze_review(review_dir, review_id, warehouse, update_id)

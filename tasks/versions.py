@@ -1,13 +1,84 @@
-"""Versioning task (placeholder until versions, diffs and alerts land)."""
+"""Versioning task: a new review version when any estimate changed, with its diff and alerts."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+from collections.abc import Mapping
 
 from prefect import task
+
+from livingmeta.alerting import registry_event_message, search_failed_message, version_message
+from livingmeta.config import load_review
+from livingmeta.diff import classify, version_trigger
+from tasks.alerts import deliver_alerts, write_changelog_artifact
+from warehouse import opened
+from warehouse.alerts import add_alert
+from warehouse.analysis import (failed_searches, latest_version, retracted_studies, run_summary, runs_for_update,
+                                store_version, update_events)
+
+
+def record_review_version(review_dir: str, review_id: str, warehouse: str, update_id: int, as_of: dt.datetime | None,
+                          *, now: dt.datetime | None = None, environ: Mapping[str, str] | None = None) -> dict:
+    """Compare this update's runs with the latest version; publish version N+1 when any estimate changed;
+    raise and deliver alerts (plain function; the task wraps it)."""
+    cfg = load_review(review_dir)
+    now = now or dt.datetime.now(dt.timezone.utc)
+    rules = cfg.alerts.rules.model_dump()
+    configured = {a.id for a in cfg.analyses}
+    new_ids: list[int] = []
+    result: dict = {"version": None}
+    with opened(warehouse) as con:
+        current = {aid: r for aid, r in runs_for_update(con, review_id, update_id).items() if aid in configured}
+        prev_version, prev_runs = latest_version(con, review_id)
+        retracted = retracted_studies(con, review_id)
+        diffs = {}
+        for aid in sorted(set(prev_runs) | set(current)):
+            new_run = current.get(aid, {}).get("effective_run_id")
+            old_sum = run_summary(con, prev_runs.get(aid))
+            new_sum = run_summary(con, new_run) if aid in current else None
+            diffs[aid] = classify(old_sum, new_sum, relative_change=rules["relative_change"],
+                                  ci_width_change=rules["ci_width_change"], retracted=retracted)
+        changed = {aid: d for aid, d in diffs.items() if d["changed"]}
+        if changed:
+            version = (prev_version or 0) + 1
+            trigger = version_trigger(changed)
+            severity, title, body = version_message(cfg.title, version, changed, trigger, rules)
+            runs = {aid: r["effective_run_id"] for aid, r in current.items()}
+            rows = [{"analysis_id": aid, "from_version": prev_version, **d} for aid, d in changed.items()]
+            store_version(con, review_id=review_id, version=version, now=now, as_of=as_of, update_id=update_id,
+                          trigger=trigger, summary=body, runs=runs, diffs=rows)
+            aid_ = add_alert(con, review_id=review_id, kind="estimate_change", severity=severity, title=title,
+                             body=body, now=now, version=version, dedupe_key=f"version:{version}")
+            if aid_:
+                new_ids.append(aid_)
+            write_changelog_artifact(review_id, body, f"{cfg.title}: what changed in version {version}")
+            result = {"version": version, "from_version": prev_version, "trigger": trigger,
+                      "changes": {aid: d["changes"] for aid, d in changed.items()}}
+        else:
+            result = {"version": None, "latest_version": prev_version}
+        if rules["on_registry_events"]:
+            for ev in update_events(con, review_id, update_id):
+                sev, title, body = registry_event_message(ev)
+                a = add_alert(con, review_id=review_id, kind="registry_event", severity=sev, title=title, body=body,
+                              now=now, dedupe_key=f"registry_event:{ev['event_id']}")
+                if a:
+                    new_ids.append(a)
+        for run in failed_searches(con, review_id, update_id):
+            sev, title, body = search_failed_message(run)
+            a = add_alert(con, review_id=review_id, kind="search_failed", severity=sev, title=title, body=body,
+                          now=now, dedupe_key=f"search_failed:{run['run_id']}")
+            if a:
+                new_ids.append(a)
+        channels = [c.model_dump() for c in cfg.alerts.channels]
+        deliveries = deliver_alerts(con, new_ids, channels, review_dir, now=now, environ=environ)
+    result["alerts"] = new_ids
+    result["deliveries"] = {"delivered": sum(d["status"] == "delivered" for d in deliveries),
+                            "failed": sum(d["status"] == "failed" for d in deliveries)}
+    return json.loads(json.dumps(result, default=str))
 
 
 @task(name="record-version")
 def record_version(review_dir: str, review_id: str, warehouse: str, update_id: int, as_of: dt.datetime) -> dict:
     """Create a new review version when any estimate changed, with its diff and alerts."""
-    return {"version": None}
+    return record_review_version(review_dir, review_id, warehouse, update_id, as_of)
