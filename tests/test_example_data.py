@@ -74,6 +74,16 @@ def test_efetch_snapshot_is_a_pubmed_article_set_biopython_reads(step):
         assert "Abstract" not in art, f"{path}: PMID {cit['PMID']} carries an abstract"
 
 
+@pytest.mark.parametrize("step", STEPS, ids=lambda s: s.name)
+def test_esearch_answer_lists_exactly_the_fetched_pmids(step):
+    from Bio import Entrez
+
+    with (step.snapshot / "pubmed" / "esearch-001.xml").open("rb") as h:
+        answer = Entrez.read(h)
+    assert int(answer["Count"]) == len(answer["IdList"])
+    assert sorted(f"pubmed:{i}" for i in answer["IdList"]) == sorted(pubmed_ids(step))
+
+
 def test_no_shared_abstract_text_is_copied():
     if not SHARED_RECORDS.exists():
         pytest.skip("../shared is not beside the repository")
