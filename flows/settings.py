@@ -34,3 +34,56 @@ def quiet_prefect_defaults() -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+
+def ncbi_settings() -> dict:
+    """How to reach NCBI E-utilities (PubMed source), from the environment.
+
+    LIVINGMETA_EUTILS_URL (default NCBI's own), LIVINGMETA_NCBI_EMAIL, LIVINGMETA_NCBI_TOOL (default
+    "livingmeta"), and the API key from NCBI_API_KEY or else from the Prefect Secret block named by
+    LIVINGMETA_NCBI_API_KEY_BLOCK. LIVINGMETA_NCBI_TIMEOUT / _MAX_TRIES / _BACKOFF tune the choke point.
+    The key is returned for the request choke point only: never log or store this dict.
+    """
+    api_key = os.environ.get("NCBI_API_KEY") or None
+    block = os.environ.get("LIVINGMETA_NCBI_API_KEY_BLOCK")
+    if not api_key and block:
+        from prefect.blocks.system import Secret
+
+        api_key = Secret.load(block).get()
+    out: dict = {"email": os.environ.get("LIVINGMETA_NCBI_EMAIL") or None,
+                 "tool": os.environ.get("LIVINGMETA_NCBI_TOOL") or "livingmeta", "api_key": api_key}
+    if os.environ.get("LIVINGMETA_EUTILS_URL"):
+        out["base_url"] = os.environ["LIVINGMETA_EUTILS_URL"]
+    for env, key, cast in (("LIVINGMETA_NCBI_TIMEOUT", "timeout", float), ("LIVINGMETA_NCBI_MAX_TRIES", "max_tries", int),
+                           ("LIVINGMETA_NCBI_BACKOFF", "backoff_base", float)):
+        if os.environ.get(env):
+            out[key] = cast(os.environ[env])
+    return out
+
+
+CTGOV_DEFAULT_URL = "https://clinicaltrials.gov"
+
+
+def ctgov_settings() -> dict:
+    """ClinicalTrials.gov client settings from the environment (tests point the base URL at 127.0.0.1).
+
+    $LIVINGMETA_CTGOV_URL (default https://clinicaltrials.gov), $LIVINGMETA_CTGOV_MIN_INTERVAL (seconds between
+    requests, default 1.0), $LIVINGMETA_CTGOV_MAX_TRIES (default 5), $LIVINGMETA_CTGOV_BACKOFF (first retry
+    delay in seconds, default 2.0), $LIVINGMETA_CTGOV_TIMEOUT (seconds, default 60).
+    """
+    def number(name: str, default: float) -> float:
+        raw = os.environ.get(name)
+        if raw in (None, ""):
+            return default
+        try:
+            return float(raw)
+        except ValueError:
+            raise ValueError(f"${name} must be a number of seconds or tries, not {raw!r}") from None
+
+    return {
+        "base_url": os.environ.get("LIVINGMETA_CTGOV_URL") or CTGOV_DEFAULT_URL,
+        "min_interval": number("LIVINGMETA_CTGOV_MIN_INTERVAL", 1.0),
+        "max_tries": int(number("LIVINGMETA_CTGOV_MAX_TRIES", 5)),
+        "backoff": number("LIVINGMETA_CTGOV_BACKOFF", 2.0),
+        "timeout": number("LIVINGMETA_CTGOV_TIMEOUT", 60.0),
+    }

@@ -1,28 +1,215 @@
-"""ClinicalTrials.gov search task (placeholder until the registry source lands: records an empty replay run)."""
+"""ClinicalTrials.gov search task and its one HTTP choke point (`CtgovClient`)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
 
+import httpx
 from prefect import task
 
 from livingmeta.config import load_review
+from livingmeta.records import canonical_json
+from livingmeta.sources.ctgov import (STUDIES_PATH, CtgovFormatError, StudiesPage, next_page_params,
+                                      parse_studies_page, search_params, suggest_extraction_rows)
 from tasks.reviews import utcnow
-from warehouse import opened
-from warehouse.ingest import finish_search_run, start_search_run
+from warehouse import opened, rows_as_dicts
+from warehouse.ingest import Fetched, fail_search_run, finish_search_run, get_watermark, start_search_run
+
+MAX_PAGES = 10_000  # a loop guard: 10 million studies is more than the registry holds
+
+
+class CtgovError(RuntimeError):
+    """ClinicalTrials.gov could not be searched; the message says what happened and what to do."""
+
+
+class CtgovClient:
+    """Every request to ClinicalTrials.gov goes through `get_page`: rate limit, retries and backoff live here.
+
+    Args:
+        base_url: e.g. "https://clinicaltrials.gov" (tests: "http://127.0.0.1:PORT").
+        min_interval: seconds between the starts of two requests (the API asks for about 1 request/s).
+        max_tries: attempts per page before giving up (429, 5xx, timeouts, truncated bodies are retried).
+        backoff: first retry delay in seconds; doubled per attempt, with ±50% jitter, capped at `max_backoff`;
+            a longer `Retry-After` from the server wins.
+        timeout: seconds for connecting and reading one answer.
+    """
+
+    def __init__(self, base_url: str, min_interval: float = 1.0, max_tries: int = 5, backoff: float = 2.0,
+                 timeout: float = 60.0, max_backoff: float = 120.0, sleep: Callable[[float], None] = time.sleep,
+                 rng: Callable[[], float] = random.random):
+        if max_tries < 1:
+            raise ValueError("max_tries must be at least 1")
+        self.url = base_url.rstrip("/") + STUDIES_PATH
+        self.min_interval, self.max_tries, self.backoff, self.max_backoff = min_interval, max_tries, backoff, max_backoff
+        self._sleep, self._rng = sleep, rng
+        self._http = httpx.Client(timeout=timeout, follow_redirects=True,
+                                  headers={"User-Agent": "livingmeta (living systematic review; +https://clinicaltrials.gov/data-api)",
+                                           "Accept": "application/json"})
+        self._last_start: float | None = None
+        self.requests = 0
+        self.retries = 0
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> "CtgovClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _throttle(self) -> None:
+        if self._last_start is not None:
+            wait = self.min_interval - (time.monotonic() - self._last_start)
+            if wait > 0:
+                self._sleep(wait)
+        self._last_start = time.monotonic()
+
+    def _delay(self, attempt: int, retry_after: str | None) -> float:
+        delay = min(self.max_backoff, self.backoff * 2 ** (attempt - 1)) * (0.5 + self._rng())
+        if retry_after:
+            try:
+                delay = max(delay, min(self.max_backoff, float(retry_after)))
+            except ValueError:
+                pass  # an HTTP-date Retry-After: our own backoff is as good
+        return delay
+
+    def get_page(self, params: dict[str, str]) -> StudiesPage:
+        """Fetch and parse one page of `/api/v2/studies`.
+
+        Raises:
+            CtgovError: a refused request (4xx other than 429), or no good answer after `max_tries` attempts.
+        """
+        last = "no attempt made"
+        for attempt in range(1, self.max_tries + 1):
+            self._throttle()
+            self.requests += 1
+            retry_after = None
+            try:
+                resp = self._http.get(self.url, params=params)
+            except httpx.TimeoutException as e:
+                last = f"timed out ({type(e).__name__})"
+            except httpx.TransportError as e:
+                last = f"connection failed ({type(e).__name__}: {e})"
+            else:
+                if resp.status_code == 429 or resp.status_code >= 500:
+                    last = f"HTTP {resp.status_code}: {resp.text[:200].strip()}"
+                    retry_after = resp.headers.get("Retry-After")
+                elif resp.status_code != 200:
+                    raise CtgovError(f"ClinicalTrials.gov refused the search (HTTP {resp.status_code}) for "
+                                     f"{resp.request.url}: {resp.text[:300].strip()} — check [sources.ctgov] in review.toml")
+                else:
+                    try:
+                        data = json.loads(resp.content)
+                    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+                        last = f"truncated or invalid JSON ({len(resp.content)} bytes: {e})"
+                    else:
+                        return parse_studies_page(data, where=str(resp.request.url))
+            if attempt < self.max_tries:
+                self.retries += 1
+                self._sleep(self._delay(attempt, retry_after))
+        raise CtgovError(f"ClinicalTrials.gov did not answer properly after {self.max_tries} attempts "
+                         f"(last: {last}); the run is marked failed and the next run retries the same window")
+
+
+def fetch_studies(client: CtgovClient, first_params: dict[str, str]) -> tuple[list[Fetched], int | None, int]:
+    """Every page of one search: (fetched records, totalCount reported by the first page, pages read)."""
+    page = client.get_page(first_params)
+    total = page.total_count
+    fetched = [Fetched(rec, raw) for rec, raw in page.studies]
+    pages, seen = 1, set()
+    while page.next_page_token:
+        if page.next_page_token in seen or pages >= MAX_PAGES:
+            raise CtgovError(f"ClinicalTrials.gov repeated page token {page.next_page_token!r}; stopped paging")
+        seen.add(page.next_page_token)
+        page = client.get_page(next_page_params(first_params, page.next_page_token))
+        fetched.extend(Fetched(rec, raw) for rec, raw in page.studies)
+        pages += 1
+    return fetched, total, pages
+
+
+def read_replay(folder: Path) -> tuple[list[Fetched], int]:
+    """Recorded pages (`*.json`, in name order) through the same parser as live answers."""
+    if not folder.is_dir():
+        raise CtgovError(f"{folder}: replay folder not found; record pages there (API v2 studies pages as *.json) "
+                         "or remove `replay` from [sources.ctgov]")
+    fetched: list[Fetched] = []
+    files = sorted(folder.glob("*.json"))
+    for f in files:
+        page = parse_studies_page(f.read_bytes(), where=str(f))
+        fetched.extend(Fetched(rec, raw) for rec, raw in page.studies)
+    return fetched, len(files)
+
+
+def _query_text(params: dict[str, str]) -> str:
+    return canonical_json({k: v for k, v in params.items()
+                           if k not in ("filter.advanced", "pageToken", "countTotal", "pageSize", "format")})
 
 
 @task(name="search-ctgov")
 def search_ctgov(review_dir: str, warehouse: str, update_id: int | None, as_of: dt.datetime,
-                  replay_dir: str | None = None) -> dict:
+                 replay_dir: str | None = None, client: dict | None = None) -> dict:
     """Search ClinicalTrials.gov for the review's condition and intervention and store new and changed records."""
     cfg = load_review(review_dir)
     src = cfg.sources.ctgov
     if src is None or not src.enabled:
         return {"source": "ctgov", "status": "skipped"}
+    if replay_dir is None and src.replay:
+        replay_dir = str(Path(review_dir) / src.replay)
+    mode = "replay" if replay_dir else "live"
+    probe = search_params(condition=src.condition, intervention=src.intervention, terms=src.terms,
+                          page_size=src.page_size)
+    query = _query_text(probe)
     with opened(warehouse) as con:
-        run_id = start_search_run(con, review_id=cfg.id, source="ctgov", query=src.condition, mode="replay",
-                                  window_start=None, window_end=as_of, now=utcnow(), update_id=update_id)
-        counts = finish_search_run(con, run_id=run_id, review_id=cfg.id, source="ctgov", fetched=[],
-                                   watermark=as_of, now=utcnow())
-    return {"source": "ctgov", "status": "succeeded", "run_id": run_id, **counts.as_dict()}
+        watermark = get_watermark(con, cfg.id, "ctgov")
+        same_query = con.execute(
+            "SELECT r.query FROM source_watermarks w JOIN search_runs r USING (run_id) WHERE w.review_id = ? "
+            "AND w.source = 'ctgov'", [cfg.id]).fetchone()
+        if watermark is not None and same_query and same_query[0] == query:
+            since = (watermark - dt.timedelta(days=src.overlap_days)).date()
+        else:
+            since = src.earliest_date  # first run, or the search changed: search its whole period
+        window_start = dt.datetime.combine(since, dt.time(), tzinfo=dt.timezone.utc)
+        run_id = start_search_run(con, review_id=cfg.id, source="ctgov", query=query, mode=mode,
+                                  window_start=window_start, window_end=as_of, now=utcnow(), update_id=update_id,
+                                  earliest_date=src.earliest_date)
+    n_requests = 0
+    try:
+        if replay_dir:
+            fetched, _ = read_replay(Path(replay_dir))
+            total = None
+        else:
+            if client is None:
+                from flows.settings import ctgov_settings  # the flow normally passes these; see report
+
+                client = ctgov_settings()
+            params = search_params(condition=src.condition, intervention=src.intervention, terms=src.terms,
+                                   updated_since=since, page_size=src.page_size)
+            with CtgovClient(**client) as http:
+                try:
+                    fetched, total, _ = fetch_studies(http, params)
+                finally:
+                    n_requests = http.requests
+        problems = 0
+        for f in fetched:
+            if f.record.extra.get("has_results"):
+                problems += len(suggest_extraction_rows(json.loads(f.payload))[1])
+        with opened(warehouse) as con:
+            counts = finish_search_run(con, run_id=run_id, review_id=cfg.id, source="ctgov", fetched=fetched,
+                                       watermark=as_of, now=utcnow(), n_found=total, n_requests=n_requests)
+            events = rows_as_dicts(con, "SELECT record_id, kind, old_value, new_value FROM registry_events "
+                                        "WHERE run_id = ? ORDER BY event_id", [run_id])
+    except Exception as e:  # noqa: BLE001 - any failure marks the run failed; the flow goes on with other sources
+        message = str(e) if isinstance(e, (CtgovError, CtgovFormatError)) else f"{type(e).__name__}: {e}"
+        with opened(warehouse) as con:
+            fail_search_run(con, run_id, message, utcnow(), n_requests)
+        return {"source": "ctgov", "status": "failed", "run_id": run_id, "mode": mode, "requests": n_requests,
+                "error": message}
+    return {"source": "ctgov", "status": "succeeded", "run_id": run_id, "mode": mode,
+            "window_start": since.isoformat(), "requests": n_requests, **counts.as_dict(),
+            "events": events, "results_problems": problems}
