@@ -1,20 +1,18 @@
-"""Screening tasks (placeholder until screening lands: new records enter the queue unranked)."""
+"""Screening tasks: new and changed records reach people, ranked, with an alert."""
 
 from __future__ import annotations
 
 from prefect import task
 
+from livingmeta.config import load_review
 from tasks.reviews import utcnow
-from warehouse import opened, transaction
+from warehouse import opened
+from warehouse.screening import flag_candidates as _flag_candidates
 
 
 @task(name="flag-candidates")
 def flag_candidates(review_dir: str, review_id: str, warehouse: str) -> dict:
     """Put new and changed records in the screening queue with their reasons and rank."""
-    with opened(warehouse) as con, transaction(con):
-        con.execute(
-            "INSERT INTO screening_queue (review_id, record_id, record_version, entered_at, label, ranker) "
-            "SELECT ?, r.record_id, r.version, ?, 'candidate', 'none' FROM review_records rr JOIN records r USING (record_id) "
-            "WHERE rr.review_id = ? ON CONFLICT DO NOTHING", [review_id, utcnow(), review_id])
-        (n,) = con.execute("SELECT count(*) FROM v_screening_queue WHERE review_id = ?", [review_id]).fetchone()
-    return {"pending": n}
+    cfg = load_review(review_dir)
+    with opened(warehouse) as con:
+        return _flag_candidates(con, review_id, cfg, utcnow())

@@ -1,0 +1,10 @@
+-- a review's queue records for export (duplicates left out) with their title/abstract relevance:
+-- 1 passed title/abstract (or included at full text), 0 excluded, NULL not decided. Param: review_id.
+SELECT q.record_id AS livingmeta_id,
+       CASE WHEN s.title_abstract IN ('include', 'maybe') THEN 1
+            WHEN s.full_text = 'include' THEN 1
+            WHEN s.title_abstract = 'exclude' OR s.full_text = 'exclude' THEN 0 END AS label_ta
+FROM screening_queue q
+LEFT JOIN v_record_screening s USING (review_id, record_id)
+WHERE q.review_id = ? AND q.state <> 'duplicate'
+ORDER BY q.record_id

@@ -1,0 +1,524 @@
+"""Screening in the warehouse: the queue, human decisions (append-only), imports, exports, status, PRISMA.
+
+The rules for what enters the queue and how it is ranked are in `livingmeta/screening/queue.py`; the
+final-decision rules (one or two reviewers, conflicts, a third decision resolving) are SQL views in
+`migrations/0005_screening.sql`. This module moves data between them and never updates or deletes a
+decision: an undo is a new row in `screening_undos`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from livingmeta.config import ReviewConfig, Screening
+from livingmeta.records import canonical_json, hash_json, normalise_doi
+from livingmeta.screening.agreement import cohen_kappa
+from livingmeta.screening.decisions import DECISIONS, STAGES, DecisionFileError, parse_decision_file
+from livingmeta.screening.prisma import shape_prisma
+from livingmeta.screening.queue import (
+    RULES_RANKER,
+    StudyState,
+    describe_change,
+    estimate_remaining,
+    place_new_record,
+    rank_records,
+    since_last_include,
+    stopping_guidance,
+)
+from livingmeta.screening.rules import apply_rules
+from warehouse.alerts import add_alert
+from warehouse.db import query, rows_as_dicts, transaction
+
+_JSON_FIELDS = ("authors", "publication_types", "mesh", "keywords", "registry_ids", "corrections", "extra")
+TOP_TITLES = 5
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def review_config(con: duckdb.DuckDBPyConnection, review_id: str) -> ReviewConfig | None:
+    """The review's stored review.toml (None when the review was never registered)."""
+    row = con.execute("SELECT config_json FROM reviews WHERE review_id = ?", [review_id]).fetchone()
+    if not row:
+        return None
+    return ReviewConfig.model_validate(json.loads(row[0]))
+
+
+def _screening_settings(con: duckdb.DuckDBPyConnection, review_id: str) -> Screening:
+    cfg = review_config(con, review_id)
+    return cfg.screening if cfg else Screening()
+
+
+def load_records(con: duckdb.DuckDBPyConnection, record_ids: list[str]) -> dict[str, dict]:
+    """Records as `Record.to_dict()`-shaped dicts (JSON fields parsed), keyed by record id."""
+    if not record_ids:
+        return {}
+    con.register("_screening_ids", pd.DataFrame({"record_id": record_ids}))
+    try:
+        rows = rows_as_dicts(con, "SELECT r.* FROM records r JOIN _screening_ids USING (record_id)")
+    finally:
+        con.unregister("_screening_ids")
+    out = {}
+    for row in rows:
+        for k in _JSON_FIELDS:
+            row[k] = json.loads(row[k]) if isinstance(row[k], str) else (row[k] or ([] if k != "extra" else {}))
+        out[row["record_id"]] = row
+    return out
+
+
+def _text(rec: dict) -> str:
+    return f"{rec.get('title') or ''} {rec.get('abstract') or ''}".strip()
+
+
+# ---------------------------------------------------------------------------------------------- queue
+
+def _study_states(con: duckdb.DuckDBPyConnection, review_id: str, new_ids: list[str]) -> dict[str, StudyState]:
+    """For each new record whose study has another, already screened record: that study's state."""
+    if not new_ids:
+        return {}
+    rows = rows_as_dicts(con, query("screening_study_state"), [review_id])
+    by_study: dict[str, list[dict]] = defaultdict(list)
+    for r in rows:
+        by_study[r["study_id"]].append(r)
+    out: dict[str, StudyState] = {}
+    wanted = set(new_ids)
+    links = [(rid, sid) for rid, sid in con.execute(
+        "SELECT record_id, study_id FROM study_links WHERE review_id = ? ORDER BY record_id", [review_id]).fetchall()
+        if rid in wanted]
+    for rid, sid in links:
+        screened = [r for r in by_study.get(sid, []) if r["record_id"] not in wanted]
+        if not screened:
+            continue
+        in_play = [r for r in screened if r["full_text"] == "include" or r["title_abstract"] in ("include", "maybe")
+                   or (r["full_text"] is None and r["title_abstract"] is None)]
+        if in_play:
+            r = in_play[0]
+            detail = ("included" if r["full_text"] == "include" else
+                      "passed title/abstract" if r["title_abstract"] in ("include", "maybe") else "being screened")
+            out[rid] = StudyState(sid, r["record_id"], "in_play", detail)
+        else:
+            r = screened[0]
+            if r["full_text"] == "exclude":
+                detail = "excluded at full text" + (f": {r['full_text_reason']}" if r["full_text_reason"] else "")
+            else:
+                detail = "excluded at title/abstract"
+            out[rid] = StudyState(sid, r["record_id"], "excluded", detail)
+    return out
+
+
+def _queue_rows(con: duckdb.DuckDBPyConnection, review_id: str) -> list[dict]:
+    return rows_as_dicts(con, "SELECT * FROM screening_queue WHERE review_id = ? ORDER BY record_id", [review_id])
+
+
+def refresh_queue_states(con: duckdb.DuckDBPyConnection, review_id: str) -> int:
+    """Bring each queue row's stage and state in line with the final decisions (after decisions change).
+
+    A record is pending at title/abstract until it has a final decision there; an include or maybe sends
+    it to full text (when the review has that stage), pending until a final include or exclude. A record
+    that came back because it changed stays pending at its stage until someone decides it again.
+
+    Returns:
+        the number of queue rows whose stage or state changed.
+    """
+    cfg = review_config(con, review_id)
+    full_text_stage = cfg is None or "full_text" in cfg.screening.stages
+    rows = rows_as_dicts(con, query("screening_queue_state"), [review_id])
+    updates = []
+    for r in rows:
+        ta, ft = r["title_abstract"], r["full_text_decision"]
+        if r["label"] in ("changed", "new_report"):
+            stage = r["stage"]
+            fresh = r["fresh_ft"] if stage == "full_text" else r["fresh_ta"]
+            final = ft if stage == "full_text" else ta
+            done = bool(fresh) and final is not None and final != "maybe" if stage == "full_text" else \
+                bool(fresh) and final is not None
+            if done and stage == "title_abstract" and final in ("include", "maybe") and full_text_stage:
+                stage, done = "full_text", ft in ("include", "exclude") and bool(r["fresh_ft"])
+            state = "decided" if done else "pending"
+        elif ft in ("include", "exclude"):
+            stage, state = "full_text", "decided"
+        elif ta == "exclude":
+            stage, state = "title_abstract", "decided"
+        elif ta in ("include", "maybe"):
+            stage, state = ("full_text", "pending") if full_text_stage else ("title_abstract", "decided")
+        else:
+            stage, state = "title_abstract", "pending"
+        if (stage, state) != (r["stage"], r["state"]):
+            updates.append((stage, state, review_id, r["record_id"]))
+    if updates:
+        con.executemany("UPDATE screening_queue SET stage = ?, state = ? WHERE review_id = ? AND record_id = ?", updates)
+    return len(updates)
+
+
+def _training_labels(con: duckdb.DuckDBPyConnection, review_id: str) -> dict[str, int]:
+    """record id -> 1 (passed title/abstract or included) / 0 (excluded), from final decisions."""
+    labels = {}
+    for rid, ta, ft in con.execute(
+        "SELECT record_id, title_abstract, full_text FROM v_record_screening WHERE review_id = ?", [review_id]
+    ).fetchall():
+        if ta in ("include", "maybe") or ft == "include":
+            labels[rid] = 1
+        elif ta == "exclude" or ft == "exclude":
+            labels[rid] = 0
+    return labels
+
+
+def rank_queue(con: duckdb.DuckDBPyConnection, review_id: str, cfg: ReviewConfig | None = None) -> dict:
+    """Score every queue record of a review (rules, or the model once it can train) and store the scores.
+
+    Deterministic: the same records, decisions and model seed give the same scores.
+
+    Returns:
+        {"ranker": description, "trained_on": n decisions, "scored": n records}.
+    """
+    cfg = cfg or review_config(con, review_id)
+    screening = cfg.screening if cfg else Screening()
+    rows = _queue_rows(con, review_id)
+    if not rows:
+        return {"ranker": RULES_RANKER, "trained_on": 0, "scored": 0}
+    ids = [r["record_id"] for r in rows]
+    recs = load_records(con, ids)
+    texts = [_text(recs.get(i, {})) for i in ids]
+    rule_scores = [apply_rules(recs[i], screening).score if i in recs else 0.0 for i in ids]
+    pos = {rid: k for k, rid in enumerate(ids)}
+    labels = {pos[rid]: y for rid, y in _training_labels(con, review_id).items() if rid in pos}
+    model = {"name": screening.model.name, "seed": screening.model.seed, **screening.model.params}
+    ranking = rank_records(texts, labels, rule_scores, model, screening.min_decisions_to_train)
+    con.register("_screening_scores", pd.DataFrame({"record_id": ids, "score": ranking.scores.astype(float)}))
+    try:
+        con.execute(
+            "UPDATE screening_queue q SET score = s.score, ranker = ? FROM _screening_scores s "
+            "WHERE q.review_id = ? AND q.record_id = s.record_id",
+            [ranking.ranker, review_id],
+        )
+    finally:
+        con.unregister("_screening_scores")
+    return {"ranker": ranking.ranker, "trained_on": ranking.trained_on, "scored": len(ids)}
+
+
+def _latest_update_id(con: duckdb.DuckDBPyConnection, review_id: str) -> int | None:
+    row = con.execute("SELECT max(update_id) FROM update_runs WHERE review_id = ?", [review_id]).fetchone()
+    return row[0] if row and row[0] is not None else None
+
+
+def flag_candidates(con: duckdb.DuckDBPyConnection, review_id: str, cfg: ReviewConfig, now: dt.datetime) -> dict:
+    """Put new and changed records in the screening queue, rank it, and alert people (one transaction).
+
+    New records enter with their rule reasons (see `livingmeta.screening.queue` for duplicates of studies
+    already screened); screened records that changed come back labelled `changed`. Re-running changes
+    nothing.
+
+    Returns:
+        {"new", "duplicates", "new_reports", "out_of_scope", "changed", "pending", "ranker", "alert_id"}.
+    """
+    screening = cfg.screening
+    counts = {"new": 0, "duplicates": 0, "new_reports": 0, "out_of_scope": 0, "changed": 0}
+    with transaction(con):
+        new_ids = [r for (r,) in con.execute(
+            "SELECT rr.record_id FROM review_records rr LEFT JOIN screening_queue q "
+            "ON q.review_id = rr.review_id AND q.record_id = rr.record_id "
+            "WHERE rr.review_id = ? AND q.record_id IS NULL ORDER BY rr.record_id", [review_id]).fetchall()]
+        recs = load_records(con, new_ids)
+        studies = _study_states(con, review_id, new_ids)
+        inserts = []
+        for rid in new_ids:
+            rec = recs[rid]
+            rules = apply_rules(rec, screening)
+            place = place_new_record(rules.label, studies.get(rid))
+            inserts.append((review_id, rid, rec["version"], now, canonical_json(rules.reasons), place.label, place.note,
+                            rules.score, RULES_RANKER, place.stage, place.state))
+            counts["new"] += 1
+            counts["duplicates"] += place.state == "duplicate"
+            counts["new_reports"] += place.label == "new_report"
+            counts["out_of_scope"] += place.label == "out_of_scope"
+        if inserts:
+            con.executemany(
+                "INSERT INTO screening_queue (review_id, record_id, record_version, entered_at, reasons, label, "
+                "change_note, score, ranker, stage, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", inserts)
+        changed_back = _requeue_changed(con, review_id, screening, now)
+        counts["changed"] = len(changed_back)
+        refresh_queue_states(con, review_id)
+        ranking = rank_queue(con, review_id, cfg)
+        (pending,) = con.execute("SELECT count(*) FROM v_screening_queue WHERE review_id = ?", [review_id]).fetchone()
+        fresh = [rid for rid in new_ids if rid in recs] + changed_back
+        alert_id = None
+        if cfg.alerts.rules.on_new_candidates and pending and fresh:
+            alert_id = _alert_new_candidates(con, review_id, now, pending, counts, fresh)
+    return {**counts, "pending": int(pending), "ranker": ranking["ranker"], "alert_id": alert_id}
+
+
+def _requeue_changed(con: duckdb.DuckDBPyConnection, review_id: str, screening: Screening, now: dt.datetime) -> list[str]:
+    """Records that changed since they entered the queue: screened ones with a change people must see come
+    back; for the others only the stored version (and rule reasons) move on."""
+    rows = rows_as_dicts(con, query("screening_changed_records"), [review_id])
+    back: list[str] = []
+    for r in rows:
+        fields: set[str] = set()
+        for cf in r["changed_fields"] or []:
+            fields.update(json.loads(cf) if isinstance(cf, str) else cf or [])
+        events = [json.loads(e) if isinstance(e, str) else e for e in (r["events"] or [])]
+        note = describe_change(fields, events)
+        rec = load_records(con, [r["record_id"]])[r["record_id"]]
+        reasons = canonical_json(apply_rules(rec, screening).reasons)
+        if note and r["screened"] and r["state"] != "duplicate":
+            stage = "full_text" if r["passed_ta"] and "full_text" in screening.stages else "title_abstract"
+            con.execute(
+                "UPDATE screening_queue SET record_version = ?, entered_at = ?, label = 'changed', change_note = ?, "
+                "reasons = ?, stage = ?, state = 'pending' WHERE review_id = ? AND record_id = ?",
+                [r["version"], now, f"v{r['queued_version']} -> v{r['version']}: {note}", reasons, stage, review_id,
+                 r["record_id"]])
+            back.append(r["record_id"])
+        else:
+            con.execute(
+                "UPDATE screening_queue SET record_version = ?, reasons = ?, "
+                "change_note = CASE WHEN ? IS NULL THEN change_note ELSE ? END "
+                "WHERE review_id = ? AND record_id = ?",
+                [r["version"], reasons, note, note, review_id, r["record_id"]])
+    return back
+
+
+def _alert_new_candidates(con: duckdb.DuckDBPyConnection, review_id: str, now: dt.datetime, pending: int,
+                          counts: dict, fresh: list[str]) -> int | None:
+    top = rows_as_dicts(con, "SELECT record_id, title, label, score FROM v_screening_queue WHERE review_id = ? "
+                             "ORDER BY rank LIMIT ?", [review_id, TOP_TITLES])
+    update_id = _latest_update_id(con, review_id)
+    # one alert per update cycle; outside a cycle, one per set of newly flagged records
+    key = f"new_candidates:update:{update_id}" if update_id is not None else f"new_candidates:{hash_json(sorted(fresh))[:16]}"
+    parts = [f"{counts['new'] - counts['duplicates']} new", f"{counts['changed']} changed since screened"]
+    body = [f"{pending} record(s) wait for screening ({', '.join(parts)}; {counts['duplicates']} set aside as "
+            "duplicates of studies already screened). Top ranked:"]
+    for k, t in enumerate(top, 1):
+        flag = f" [{t['label']}]" if t["label"] not in ("candidate",) else ""
+        body.append(f"{k}. {t['title'] or '(no title)'} ({t['record_id']}){flag}")
+    body.append(f"Screen them with `livingmeta screen next {review_id}`.")
+    return add_alert(con, review_id=review_id, kind="new_candidates", severity="info",
+                     title=f"{pending} record(s) wait for screening in {review_id}", body="\n".join(body), now=now,
+                     dedupe_key=key)
+
+
+# ------------------------------------------------------------------------------------------ decisions
+
+def _check_decision(stage: str, decision: str, reason: str | None) -> None:
+    if stage not in STAGES:
+        raise ValueError(f"stage {stage!r} is not allowed; use one of: {', '.join(STAGES)}")
+    if decision not in DECISIONS:
+        raise ValueError(f"decision {decision!r} is not allowed; use one of: {', '.join(DECISIONS)}")
+    if stage == "full_text" and decision == "exclude" and not (reason or "").strip():
+        raise ValueError("a full-text exclusion needs a reason (PRISMA reports them)")
+
+
+def record_decision(con: duckdb.DuckDBPyConnection, *, review_id: str, record_id: str, reviewer: str, stage: str,
+                    decision: str, reason: str | None, origin: str, now: dt.datetime,
+                    decided_at: dt.datetime | None = None) -> int:
+    """Append one human decision and update the queue; returns its decision_id."""
+    _check_decision(stage, decision, reason)
+    if not reviewer.strip():
+        raise ValueError("a decision needs a reviewer name")
+    with transaction(con):
+        ver = con.execute("SELECT version FROM records WHERE record_id = ?", [record_id]).fetchone()
+        if ver is None:
+            raise ValueError(f"unknown record {record_id!r}")
+        (did,) = con.execute(
+            "INSERT INTO screening_decisions (review_id, record_id, record_version, reviewer, decided_at, stage, "
+            "decision, reason, origin, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING decision_id",
+            [review_id, record_id, ver[0], reviewer, decided_at or now, stage, decision, reason or None, origin, now],
+        ).fetchone()
+        refresh_queue_states(con, review_id)
+    return int(did)
+
+
+def undo_decision(con: duckdb.DuckDBPyConnection, *, review_id: str, decision_id: int, reviewer: str,
+                  now: dt.datetime, origin: str = "terminal") -> None:
+    """Retract one decision (a new row in screening_undos; the decision itself stays on record)."""
+    with transaction(con):
+        row = con.execute("SELECT reviewer FROM screening_decisions WHERE decision_id = ? AND review_id = ?",
+                          [decision_id, review_id]).fetchone()
+        if row is None:
+            raise ValueError(f"no decision {decision_id} in review {review_id!r}")
+        if row[0] != reviewer:
+            raise ValueError(f"decision {decision_id} was made by {row[0]!r}; only they can undo it")
+        con.execute("INSERT INTO screening_undos (review_id, decision_id, reviewer, undone_at, origin) VALUES (?, ?, ?, ?, ?)",
+                    [review_id, decision_id, reviewer, now, origin])
+        refresh_queue_states(con, review_id)
+
+
+def import_decisions(con: duckdb.DuckDBPyConnection, review_id: str, path: str | Path, origin: str = "import", *,
+                     reviewer: str | None = None, stage: str | None = None, now: dt.datetime | None = None) -> dict:
+    """Import a decision file (native CSV or ASReview LAB export) all-or-nothing.
+
+    Args:
+        path: the CSV file.
+        origin: stored with each decision ("import", "demo"; ASReview files are stored as "asreview" when
+            origin is "import").
+        reviewer: who decided (required for ASReview files; fills blank reviewer cells).
+        stage: stage for rows without one (default title_abstract).
+        now: the import time (default: the clock).
+    Returns:
+        {"file", "format", "rows", "added", "already_imported"}.
+    Raises:
+        DecisionFileError: the first bad row (file, line, column); nothing is stored.
+        FileNotFoundError: the file does not exist.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"{p}: no such decision file")
+    now = now or _utcnow()
+    try:
+        text = p.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise DecisionFileError(f"{p}: not UTF-8 text (byte {e.start}); save the CSV as UTF-8 and import again") from None
+    known = {r for (r,) in con.execute("SELECT record_id FROM review_records WHERE review_id = ?", [review_id]).fetchall()}
+    if not known:
+        raise DecisionFileError(f"{p}: review {review_id!r} has no records yet; run an update before importing decisions")
+    dois = {}
+    for rid, doi in con.execute("SELECT r.record_id, r.doi FROM records r JOIN review_records rr USING (record_id) "
+                                "WHERE rr.review_id = ? AND r.doi IS NOT NULL", [review_id]).fetchall():
+        d = normalise_doi(doi)
+        if d:
+            dois.setdefault(d, rid)
+    fmt, rows = parse_decision_file(text, source=str(p), is_known=known.__contains__, reviewer=reviewer, stage=stage,
+                                    doi_to_record=dois)
+    stored_origin = "asreview" if fmt == "asreview" and origin == "import" else origin
+    with transaction(con):
+        seen = {k for (k,) in con.execute(
+            "SELECT import_key FROM screening_decisions WHERE review_id = ? AND import_key IS NOT NULL", [review_id]).fetchall()}
+        versions = dict(con.execute("SELECT r.record_id, r.version FROM records r JOIN review_records rr USING (record_id) "
+                                    "WHERE rr.review_id = ?", [review_id]).fetchall())
+        add = []
+        for r in rows:
+            if r.import_key in seen:
+                continue
+            seen.add(r.import_key)
+            add.append((review_id, r.record_id, versions.get(r.record_id), r.reviewer, r.decided_at or now, r.stage,
+                        r.decision, r.reason, stored_origin, r.import_key, now))
+        if add:
+            con.executemany(
+                "INSERT INTO screening_decisions (review_id, record_id, record_version, reviewer, decided_at, stage, "
+                "decision, reason, origin, import_key, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", add)
+            refresh_queue_states(con, review_id)
+    return {"file": str(p), "format": fmt, "rows": len(rows), "added": len(add), "already_imported": len(rows) - len(add)}
+
+
+# ------------------------------------------------------------------------------------- people's views
+
+def records_to_screen(con: duckdb.DuckDBPyConnection, review_id: str, reviewer: str, stage: str) -> list[dict]:
+    """Pending records at a stage that this reviewer has not decided yet, best first, with their fields."""
+    rows = rows_as_dicts(con, query("screening_next"), [review_id, stage, reviewer])
+    recs = load_records(con, [r["record_id"] for r in rows])
+    for r in rows:
+        rec = recs.get(r["record_id"], {})
+        r["reasons"] = json.loads(r["reasons"]) if isinstance(r["reasons"], str) else (r["reasons"] or [])
+        for k in ("abstract", "authors", "publication_types", "registry_ids", "doi", "mesh", "keywords"):
+            r[k] = rec.get(k)
+    return rows
+
+
+def list_conflicts(con: duckdb.DuckDBPyConnection, review_id: str) -> list[dict]:
+    """Two-reviewer disagreements waiting for a third decision: record, stage, each reviewer's decision, title."""
+    return rows_as_dicts(con, "SELECT record_id, stage, decisions, title FROM v_screening_conflicts WHERE review_id = ? "
+                              "ORDER BY stage DESC, record_id", [review_id])
+
+
+def screening_kappa(con: duckdb.DuckDBPyConnection, review_id: str, stage: str = "title_abstract") -> float | None:
+    """Cohen's kappa between the first two reviewers of each record at a stage (None when no record has two)."""
+    rows = con.execute(
+        "SELECT record_id, reviewer, decision FROM v_decisions_as_of WHERE as_of_version IS NULL AND review_id = ? "
+        "AND stage = ? ORDER BY record_id, first_decided_at, reviewer", [review_id, stage]).fetchall()
+    first_two: dict[str, list[str]] = defaultdict(list)
+    for rid, _who, decision in rows:
+        if len(first_two[rid]) < 2:
+            first_two[rid].append(decision)
+    pairs = [(a[0], a[1]) for a in first_two.values() if len(a) == 2]
+    return cohen_kappa(pairs)
+
+
+def export_records(con: duckdb.DuckDBPyConnection, review_id: str) -> list[dict]:
+    """The review's queue records (duplicates left out) with their title/abstract label, for CSV/RIS export.
+
+    `record_id` numbers rows 1..n (ASReview LAB expects its own row ids); `livingmeta_id` carries our id so
+    ASReview's export maps back; `included` is 1 / 0 / blank from the final title/abstract decision.
+    """
+    rows = rows_as_dicts(con, query("screening_export"), [review_id])
+    recs = load_records(con, [r["livingmeta_id"] for r in rows])
+    out = []
+    for k, r in enumerate(rows, 1):
+        rec = recs.get(r["livingmeta_id"], {})
+        label = r["label_ta"]
+        out.append({
+            "record_id": k, "livingmeta_id": r["livingmeta_id"], "title": rec.get("title") or "",
+            "abstract": rec.get("abstract") or "", "authors": "; ".join(rec.get("authors") or []),
+            "year": rec.get("year") or "", "journal": rec.get("journal") or "", "doi": rec.get("doi") or "",
+            "keywords": "; ".join(rec.get("keywords") or []),
+            "included": "" if label is None else (1 if label == 1 else 0),
+            "source": rec.get("source"), "keywords_list": rec.get("keywords") or [],
+            "authors_list": rec.get("authors") or [],
+        })
+    return out
+
+
+def screening_status(con: duckdb.DuckDBPyConnection, review_id: str) -> dict:
+    """Screening progress and stopping guidance (read-only; `livingmeta status` prints `guidance`).
+
+    Returns:
+        {"screened", "included" (studies included at full text), "excluded" (records excluded at either
+        stage), "pending", "conflicts", "kappa", "since_last_include", "expected_remaining", "ranker",
+        "changed_waiting", "awaiting_full_text", "guidance": [lines]}.
+    """
+    p = rows_as_dicts(con, "SELECT * FROM v_prisma_counts WHERE review_id = ?", [review_id])
+    p = p[0] if p else {}
+    (pending,) = con.execute("SELECT count(*) FROM v_screening_queue WHERE review_id = ? AND stage = 'title_abstract'",
+                             [review_id]).fetchone()
+    (changed,) = con.execute("SELECT count(*) FROM v_screening_queue WHERE review_id = ? AND label = 'changed'",
+                             [review_id]).fetchone()
+    (conflicts,) = con.execute("SELECT count(*) FROM v_screening_conflicts WHERE review_id = ?", [review_id]).fetchone()
+    ranker_row = con.execute("SELECT any_value(ranker) FROM screening_queue WHERE review_id = ?", [review_id]).fetchone()
+    ranker = ranker_row[0] if ranker_row and ranker_row[0] else RULES_RANKER
+    order = [1 if d in ("include", "maybe") else 0 for (d,) in con.execute(
+        "SELECT decision FROM v_current_decisions WHERE review_id = ? AND stage = 'title_abstract' "
+        "ORDER BY decided_at, decision_id", [review_id]).fetchall()]
+    kappa = screening_kappa(con, review_id)
+    expected = estimate_remaining(order, int(pending))
+    since = since_last_include(order)
+    screened = int(p.get("screened") or 0)
+    status = {
+        "screened": screened,
+        "included": int(p.get("included_studies") or 0),
+        "excluded": int(p.get("excluded_title_abstract") or 0) + int(p.get("excluded_full_text") or 0),
+        "pending": int(pending),
+        "conflicts": int(conflicts),
+        "kappa": kappa,
+        "since_last_include": since,
+        "expected_remaining": expected,
+        "ranker": ranker,
+        "changed_waiting": int(changed),
+        "awaiting_full_text": int(p.get("awaiting_full_text") or 0),
+    }
+    status["guidance"] = stopping_guidance(
+        screened=screened, pending=int(pending), conflicts=int(conflicts), kappa=kappa, since_include=since,
+        expected=expected, ranker=ranker, awaiting_full_text=status["awaiting_full_text"], changed=int(changed))
+    return status
+
+
+def prisma_by_version(con: duckdb.DuckDBPyConnection, review_id: str) -> list[dict]:
+    """PRISMA 2020 counts of every version of a review, each shaped as previous / new / total."""
+    rows = rows_as_dicts(con, "SELECT * FROM v_prisma_by_version WHERE review_id = ? ORDER BY version", [review_id])
+    out, previous = [], None
+    for r in rows:
+        out.append(shape_prisma(r, previous))
+        previous = r
+    return out
+
+
+__all__ = [
+    "DecisionFileError", "export_records", "flag_candidates", "import_decisions", "list_conflicts", "load_records",
+    "prisma_by_version", "rank_queue", "record_decision", "records_to_screen", "refresh_queue_states",
+    "review_config", "screening_kappa", "screening_status", "undo_decision",
+]
