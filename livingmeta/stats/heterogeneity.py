@@ -257,9 +257,11 @@ def _solve_decreasing(Y, V, M, target):
         if len(active) == 0:
             break
         ta = t[active]
-        w = M[active] / (V[active] + ta[:, None])
-        sw, mu = _weighted(w, Y[active])
-        r = Y[active] - mu[:, None]
+        # fancy indexing copies the (rows, k) arrays: only pay for it once rows have converged
+        Ma, Va, Ya = (M, V, Y) if len(active) == n else (M[active], V[active], Y[active])
+        w = Ma / (Va + ta[:, None])
+        sw, mu = _weighted(w, Ya)
+        r = Ya - mu[:, None]
         wr2 = w * r * r
         q = wr2.sum(1)
         qp = -(w * wr2).sum(1)
