@@ -1,28 +1,226 @@
-"""PubMed search task (placeholder until the PubMed source lands: records an empty replay run)."""
+"""PubMed search task: esearch windows by edat and mdat, efetch by POST, store in one transaction.
+
+A run searches [last committed watermark - overlap_days, as_of] (the first run: from the review's
+earliest_date) twice, by Entrez date (new records) and by modification date (revised, retracted,
+corrected records), fetches the union of PMIDs in batches, and only then stores everything with the
+new watermark in ONE transaction (`warehouse.ingest.finish_search_run`). A failure or a kill before
+that commit leaves the warehouse as it was; the run is marked failed (when the process is alive to do
+so) and the next run starts again from the old watermark. Replay mode reads recorded answers from a
+folder through the same parsing and storing path.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+from collections.abc import Callable
+from pathlib import Path
 
 from prefect import task
 
-from livingmeta.config import load_review
+from livingmeta.config import ConfigError, PubMedSource, load_review
+from livingmeta.records import Record
+from livingmeta.sources.pubmed import (
+    ESEARCH_MAX_IDS,
+    EntrezAnswerError,
+    ParsedArticle,
+    PubMedParseError,
+    efetch_params,
+    esearch_params,
+    parse_efetch,
+    parse_esearch,
+    split_window,
+)
+from tasks.entrez import EntrezClient, EntrezError, EntrezSettings
 from tasks.reviews import utcnow
 from warehouse import opened
-from warehouse.ingest import finish_search_run, start_search_run
+from warehouse.ingest import Fetched, fail_search_run, finish_search_run, get_watermark, start_search_run
+
+SOURCE = "pubmed"
+DATETYPES = ("edat", "mdat")
+PARSE_TRIES = 3  # a body cut short in transit is fetched again this many times in all
+
+_SOURCE_PROBLEMS = (EntrezError, EntrezAnswerError, PubMedParseError, OSError)
+
+
+class PubMedSearchError(RuntimeError):
+    """The search cannot be completed as asked (message for people)."""
+
+
+def search_window(as_of: dt.datetime, watermark: dt.datetime | None, src: PubMedSource) -> tuple[dt.date, dt.date]:
+    """The days to search: [watermark - overlap, as_of], or [earliest_date, as_of] on the first run."""
+    end = as_of.date()
+    start = src.earliest_date if watermark is None else (watermark - dt.timedelta(days=src.overlap_days)).date()
+    return min(start, end), end
+
+
+def esearch_ids(client: EntrezClient, query: str, datetype: str, start: dt.date, end: dt.date,
+                cap: int = ESEARCH_MAX_IDS) -> list[str]:
+    """Every PMID of `query` in the window, halving the window while it holds `cap` or more hits."""
+    where = f"esearch {datetype} {start:%Y/%m/%d}-{end:%Y/%m/%d}"
+    body = client.request("esearch.fcgi", esearch_params(query, datetype=datetype, start=start, end=end, retmax=cap - 1))
+    result = parse_esearch(body, where)
+    if result.count >= cap:
+        halves = split_window(start, end)
+        if halves is None:
+            raise PubMedSearchError(
+                f"{where}: {result.count} records on a single day reach the E-utilities cap of {cap}; PubMed cannot list "
+                "them all. Narrow sources.pubmed.query in review.toml.")
+        return [pmid for (a, b) in halves for pmid in esearch_ids(client, query, datetype, a, b, cap)]
+    if len(result.ids) < result.count:
+        raise PubMedSearchError(f"{where}: NCBI reported {result.count} records but listed {len(result.ids)}; "
+                                "run the update again")
+    return result.ids
+
+
+def fetch_articles(client: EntrezClient, ids: list[str], batch_size: int) -> list[ParsedArticle]:
+    """EFetch the PMIDs in batches by POST; every requested PMID must come back."""
+    out: list[ParsedArticle] = []
+    batches = [ids[i:i + batch_size] for i in range(0, len(ids), batch_size)]
+    for n, batch in enumerate(batches, start=1):
+        where = f"efetch batch {n}/{len(batches)} (PMIDs {batch[0]}..{batch[-1]})"
+        items = _fetch_batch(client, batch, where)
+        missing = sorted(set(batch) - {a.record.source_id for a in items}, key=int)
+        if missing:
+            # NCBI occasionally drops ids from a large answer: ask once more for exactly those
+            items += _fetch_batch(client, missing, f"{where}, missing ids again")
+            missing = sorted(set(batch) - {a.record.source_id for a in items}, key=int)
+        if missing:
+            raise PubMedSearchError(
+                f"{where}: NCBI found but did not return {len(missing)} record(s): {', '.join(missing[:20])}"
+                f"{' ...' if len(missing) > 20 else ''}. Nothing was stored; run the update again later.")
+        out.extend(items)
+    return out
+
+
+def _fetch_batch(client: EntrezClient, batch: list[str], where: str) -> list[ParsedArticle]:
+    for attempt in range(1, PARSE_TRIES + 1):
+        body = client.request("efetch.fcgi", efetch_params(batch))
+        try:
+            return list(parse_efetch(body, where=where))
+        except PubMedParseError:
+            if attempt == PARSE_TRIES:
+                raise
+    raise AssertionError("unreachable")
+
+
+def replay_articles(folder: Path) -> tuple[list[ParsedArticle], int | None]:
+    """Read recorded answers: `esearch*.xml` (counts) and every other `*.xml` (efetch), sorted by name."""
+    if not folder.is_dir():
+        raise PubMedSearchError(f"{folder}: replay folder not found; record esearch*.xml/efetch*.xml answers there "
+                                "or remove sources.pubmed.replay from review.toml")
+    articles: list[ParsedArticle] = []
+    found: set[str] = set()
+    searched = False
+    for path in sorted(folder.glob("*.xml")):
+        if path.name.startswith("esearch"):
+            searched = True
+            found.update(parse_esearch(path.read_bytes(), str(path)).ids)
+        else:
+            articles.extend(parse_efetch(path))
+    return articles, (len(found | {a.record.source_id for a in articles}) if searched else None)
+
+
+def _with_deletions(con, items: list[ParsedArticle]) -> tuple[list[Fetched], int]:
+    """Turn DeleteCitation entries into the stored record marked deleted (its content kept)."""
+    deletions = [a for a in items if a.kind == "delete"]
+    fetched = [Fetched(a.record, a.payload) for a in items if a.kind != "delete"]
+    unknown = 0
+    latest = {f.record.record_id: f.record for f in fetched}
+    for a in deletions:
+        rid = a.record.record_id
+        base = latest.get(rid)
+        if base is None:
+            row = con.execute("SELECT v.data FROM records r JOIN record_versions v ON v.record_id = r.record_id "
+                              "AND v.version = r.version WHERE r.record_id = ?", [rid]).fetchone()
+            base = Record.from_dict(json.loads(row[0])) if row else None
+        if base is None:
+            # never seen here: nothing to mark, and a bare PMID would only clutter the screening queue
+            unknown += 1
+            continue
+        d = base.to_dict()
+        d["deleted"] = True
+        fetched.append(Fetched(Record.from_dict(d), a.payload))
+    return fetched, unknown
+
+
+def run_pubmed_search(review_dir: str, warehouse: str, update_id: int | None, as_of: dt.datetime,
+                      replay_dir: str | None = None, *, client: EntrezClient | None = None,
+                      now: Callable[[], dt.datetime] = utcnow, esearch_cap: int = ESEARCH_MAX_IDS) -> dict:
+    """Search PubMed (live or replayed) and store new and changed records; never raises on source trouble.
+
+    Returns:
+        {"source": "pubmed", "status": "succeeded"|"failed"|"skipped", "run_id", "mode", "window",
+         "found", "new", "changed", "unchanged", "deleted", "requests", ...} or with "error" when failed.
+    """
+    cfg = load_review(review_dir)
+    src = cfg.sources.pubmed
+    if src is None or not src.enabled:
+        return {"source": SOURCE, "status": "skipped"}
+    replay = Path(replay_dir) if replay_dir else (Path(review_dir) / src.replay if src.replay else None)
+    if replay is None and client is None:
+        raise ConfigError("no E-utilities client given for a live PubMed search")
+    mode = "replay" if replay is not None else "live"
+    with opened(warehouse) as con:
+        watermark = get_watermark(con, cfg.id, SOURCE)
+        start, end = search_window(as_of, watermark, src)
+        run_id = start_search_run(
+            con, review_id=cfg.id, source=SOURCE, query=src.query, mode=mode, update_id=update_id,
+            window_start=None if mode == "replay" else dt.datetime.combine(start, dt.time(), dt.timezone.utc),
+            window_end=as_of, now=now(), earliest_date=src.earliest_date)
+    summary = {"source": SOURCE, "run_id": run_id, "mode": mode,
+               "window": None if mode == "replay" else [start.isoformat(), end.isoformat()]}
+    try:
+        if replay is not None:
+            items, n_found = replay_articles(replay)
+        else:
+            ids: set[str] = set()
+            for datetype in DATETYPES:
+                ids.update(esearch_ids(client, src.query, datetype, start, end, esearch_cap))
+            items = fetch_articles(client, sorted(ids, key=int), src.batch_size) if ids else []
+            n_found = len(ids)
+    except (*_SOURCE_PROBLEMS, PubMedSearchError) as e:
+        return _failed(warehouse, run_id, summary, _message(e), client, now)
+    n_requests = client.n_requests if client is not None else 0
+    try:
+        with opened(warehouse) as con:
+            fetched, unknown = _with_deletions(con, items)
+            counts = finish_search_run(con, run_id=run_id, review_id=cfg.id, source=SOURCE, fetched=fetched,
+                                       watermark=as_of, now=now(), n_found=n_found, n_requests=n_requests)
+    except Exception as e:  # the transaction rolled back; say so instead of stopping the other sources
+        return _failed(warehouse, run_id, summary, f"storing the records failed, nothing was stored: {_message(e)}",
+                       client, now)
+    summary.update(status="succeeded", **counts.as_dict(), requests=n_requests,
+                   retries=client.n_retries if client is not None else 0, deleted_unknown=unknown)
+    return summary
+
+
+def _message(e: BaseException) -> str:
+    return str(e) if isinstance(e, (*_SOURCE_PROBLEMS, PubMedSearchError)) else f"{type(e).__name__}: {e}"
+
+
+def _failed(warehouse: str, run_id: int, summary: dict, error: str, client: EntrezClient | None,
+            now: Callable[[], dt.datetime]) -> dict:
+    n_requests = client.n_requests if client is not None else 0
+    with opened(warehouse) as con:
+        fail_search_run(con, run_id, error, now(), n_requests)
+    return {**summary, "status": "failed", "error": error, "requests": n_requests}
+
+
+def client_from_settings(settings: dict) -> EntrezClient:
+    """An E-utilities client from `flows.settings.ncbi_settings()`-style values."""
+    return EntrezClient(EntrezSettings(**settings))
 
 
 @task(name="search-pubmed")
 def search_pubmed(review_dir: str, warehouse: str, update_id: int | None, as_of: dt.datetime,
                   replay_dir: str | None = None) -> dict:
     """Search PubMed for the review's query and store new and changed records."""
+    # the one place this task reads the environment: NCBI address, email and API key (never a parameter)
+    from flows.settings import ncbi_settings
+
     cfg = load_review(review_dir)
     src = cfg.sources.pubmed
-    if src is None or not src.enabled:
-        return {"source": "pubmed", "status": "skipped"}
-    with opened(warehouse) as con:
-        run_id = start_search_run(con, review_id=cfg.id, source="pubmed", query=src.query, mode="replay",
-                                  window_start=None, window_end=as_of, now=utcnow(), update_id=update_id)
-        counts = finish_search_run(con, run_id=run_id, review_id=cfg.id, source="pubmed", fetched=[],
-                                   watermark=as_of, now=utcnow())
-    return {"source": "pubmed", "status": "succeeded", "run_id": run_id, **counts.as_dict()}
+    live = src is not None and src.enabled and not replay_dir and not src.replay
+    client = client_from_settings(ncbi_settings()) if live else None
+    return run_pubmed_search(review_dir, warehouse, update_id, as_of, replay_dir, client=client)
