@@ -428,15 +428,20 @@ def list_conflicts(con: duckdb.DuckDBPyConnection, review_id: str) -> list[dict]
 
 
 def screening_kappa(con: duckdb.DuckDBPyConnection, review_id: str, stage: str = "title_abstract") -> float | None:
-    """Cohen's kappa between the first two reviewers of each record at a stage (None when no record has two)."""
+    """Cohen's kappa between the first two reviewers of each record at a stage (None when no record has two).
+
+    Each reviewer's FIRST decision counts (undone ones aside): kappa measures independent screening, so a
+    change of mind after the two compared notes must not raise it.
+    """
     rows = con.execute(
-        "SELECT record_id, reviewer, decision FROM v_decisions_as_of WHERE as_of_version IS NULL AND review_id = ? "
-        "AND stage = ? ORDER BY record_id, first_decided_at, reviewer", [review_id, stage]).fetchall()
-    first_two: dict[str, list[str]] = defaultdict(list)
-    for rid, _who, decision in rows:
-        if len(first_two[rid]) < 2:
-            first_two[rid].append(decision)
-    pairs = [(a[0], a[1]) for a in first_two.values() if len(a) == 2]
+        "SELECT d.record_id, d.reviewer, d.decision FROM screening_decisions d WHERE d.review_id = ? AND d.stage = ? "
+        "AND NOT EXISTS (SELECT 1 FROM screening_undos u WHERE u.decision_id = d.decision_id) "
+        "ORDER BY d.record_id, d.decided_at, d.decision_id", [review_id, stage]).fetchall()
+    first_two: dict[str, dict[str, str]] = defaultdict(dict)
+    for rid, who, decision in rows:
+        if who not in first_two[rid] and len(first_two[rid]) < 2:
+            first_two[rid][who] = decision
+    pairs = [tuple(a.values()) for a in first_two.values() if len(a) == 2]
     return cohen_kappa(pairs)
 
 
