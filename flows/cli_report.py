@@ -1,6 +1,5 @@
 """The `report` command: write the living report of a review version from the warehouse (read-only)."""
 
-from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Optional

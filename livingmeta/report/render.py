@@ -111,6 +111,9 @@ def render_markdown(report: Report) -> str:
     if report.prisma:
         L += _md_table(["Step", "Previous version", "This version", "Change"],
                        [[p["label"], p["fmt_previous"], p["fmt_current"], p["fmt_delta"]] for p in report.prisma])
+    reasons = ((doc.get("prisma") or {}).get("current") or {}).get("excluded_reasons") or {}
+    if reasons:
+        L += ["Reasons for exclusion at full text:", ""] + [f"- {md(r)}: {n}" for r, n in reasons.items()] + [""]
     if (doc.get("prisma") or {}).get("source"):
         L += [f"Counts from {md(doc['prisma']['source'])}.", ""]
     L += ["## Search log", ""]

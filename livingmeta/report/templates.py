@@ -94,6 +94,8 @@ HTML = """<!DOCTYPE html>
 {% if r.prisma %}<table id="prisma-table"><thead><tr><th>Step</th><th>Previous version</th><th>This version</th><th>Change</th></tr></thead><tbody>
 {% for p in r.prisma %}<tr data-key="{{ p.key }}"><td>{{ p.label }}</td><td class="num">{{ p.fmt_previous }}</td><td class="num">{{ p.fmt_current }}</td><td class="num">{{ p.fmt_delta }}</td></tr>{% endfor %}
 </tbody></table>{% else %}<p class="meta">No screening counts recorded yet.</p>{% endif %}
+{% set reasons = ((doc.prisma or {}).current or {}).excluded_reasons %}
+{% if reasons %}<p>Reasons for exclusion at full text:</p><ul id="exclusion-reasons">{% for reason, n in reasons.items() %}<li>{{ reason }}: {{ n }}</li>{% endfor %}</ul>{% endif %}
 {% if doc.prisma and doc.prisma.source %}<p class="meta">Counts from {{ doc.prisma.source }}.</p>{% endif %}
 </section>
 
