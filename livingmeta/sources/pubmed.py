@@ -57,10 +57,9 @@ _YEAR_RE = re.compile(r"\b(1[89]\d{2}|20\d{2})\b")
 _MONTH_WORD_RE = re.compile(r"\b(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b", re.IGNORECASE)
 _ARTICLE_TAGS = ("PubmedArticle", "PubmedBookArticle")
 # literal open/close tags used to cut each article's exact bytes out of the stream
-_RAW_OPEN = (b"<PubmedArticle>", b"<PubmedArticle ", b"<PubmedBookArticle>", b"<PubmedBookArticle ",
-             b"<DeleteCitation>", b"<DeleteCitation ")
-_RAW_CLOSE = {b"<PubmedArticle": b"</PubmedArticle>", b"<PubmedBookArticle": b"</PubmedBookArticle>",
-              b"<DeleteCitation": b"</DeleteCitation>"}
+_RAW_OPEN_RE = re.compile(rb"<(PubmedArticle|PubmedBookArticle|DeleteCitation)[\s>]")
+_RAW_CLOSE = {b"PubmedArticle": b"</PubmedArticle>", b"PubmedBookArticle": b"</PubmedBookArticle>",
+              b"DeleteCitation": b"</DeleteCitation>"}
 
 
 class PubMedParseError(ValueError):
@@ -282,19 +281,18 @@ class _RawCutter:
         buf = self.buf
         pos = 0
         while True:
-            starts = [(i, tag) for tag in _RAW_OPEN if (i := buf.find(tag, pos)) >= 0]
-            if not starts:
+            m = _RAW_OPEN_RE.search(buf, pos)
+            if m is None:
                 # keep a tail in case an opening tag straddles two chunks
                 keep = max(pos, len(buf) - 24)
                 break
-            start, tag = min(starts)
-            close = _RAW_CLOSE[tag[:-1]]
-            end = buf.find(close, start)
+            close = _RAW_CLOSE[m.group(1)]
+            end = buf.find(close, m.end())
             if end < 0:
-                keep = start
+                keep = m.start()
                 break
             end += len(close)
-            self.out.append(bytes(buf[start:end]))
+            self.out.append(bytes(buf[m.start():end]))
             pos = end
         del buf[:keep]
 
