@@ -1,7 +1,141 @@
-"""CLI commands for this area; `register` adds them to the app built in flows/cli.py."""
+"""`livingmeta estimates` and `livingmeta diff`: the published numbers and what changed between versions."""
+
+
+import json
+from typing import Annotated, Optional
 
 import typer
+from rich.table import Table
+
+ESTIMATE_COLUMNS = ("analysis", "version", "k", "participants", "measure", "method", "estimate", "ci_lower",
+                    "ci_upper", "pi_lower", "pi_upper", "p_value", "i2", "tau2")
+RATIO = ("OR", "RR", "PETO", "ROM")
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def estimate_rows(rows: list[dict]) -> list[dict]:
+    """v_estimate_history rows -> the printed columns (ratios back-transformed, plus log_* for them)."""
+    out = []
+    for r in rows:
+        d = {"analysis": r["analysis_id"], "version": r["version"], "k": r["k"], "participants": r["participants"],
+             "measure": r["measure"], "method": r["method"], "estimate": r["estimate"], "ci_lower": r["ci_lower"],
+             "ci_upper": r["ci_upper"], "pi_lower": r["pi_lower"], "pi_upper": r["pi_upper"],
+             "p_value": r["p_value"], "i2": r["i2"], "tau2": r["tau2"]}
+        if r["measure"] in RATIO or (r["measure"] == "GEN" and r.get("log_estimate") != r["estimate"]):
+            d.update(log_estimate=r["log_estimate"], log_ci_lower=r["log_ci_lower"], log_ci_upper=r["log_ci_upper"])
+        d["tsa_status"] = r.get("tsa_status")
+        out.append(d)
+    return out
 
 
 def register(app: typer.Typer, subapps: dict[str, typer.Typer]) -> None:
     """Add this area's commands to the CLI."""
+    from flows.cli import WarehouseOpt, console, fail, review_id_for, user_errors
+
+    @app.command()
+    def estimates(
+        review: Annotated[str, typer.Argument(help="Review folder or review id.")],
+        version: Annotated[Optional[int], typer.Option("--version", help="A published version (default: latest).")] = None,
+        warehouse: WarehouseOpt = None,
+        json_out: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+    ) -> None:
+        """Print the published estimates of the latest (or a given) review version."""
+        from warehouse import opened
+        from warehouse.analysis import version_estimates, versions
+
+        try:
+            review_id, wh = review_id_for(review, warehouse)
+            with opened(wh, read_only=True) as con:
+                have = versions(con, review_id)
+                if version is not None and version not in have:
+                    raise ValueError(f"{review_id} has no version {version}; published versions: "
+                                     f"{', '.join(map(str, have)) or 'none yet'}")
+                rows = estimate_rows(version_estimates(con, review_id, version))
+        except user_errors() as e:
+            fail(str(e))
+        if json_out:
+            print(json.dumps(rows, default=str, indent=2))
+            return
+        if not rows:
+            console.print(f"{review_id}: no published version yet (run `livingmeta update`).")
+            return
+        t = Table(title=f"{review_id}, version {rows[0]['version']} (ratios back-transformed; log scale with --json)")
+        for c in ESTIMATE_COLUMNS:
+            t.add_column(c)
+        for r in rows:
+            t.add_row(*(_fmt(r[c]) for c in ESTIMATE_COLUMNS))
+        console.print(t)
+
+    @app.command()
+    def diff(
+        review: Annotated[str, typer.Argument(help="Review folder or review id.")],
+        from_version: Annotated[Optional[int], typer.Option("--from", help="Older version (default: the one before --to).")] = None,
+        to_version: Annotated[Optional[int], typer.Option("--to", help="Newer version (default: latest).")] = None,
+        warehouse: WarehouseOpt = None,
+        json_out: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+    ) -> None:
+        """Print what changed per analysis between two versions."""
+        from livingmeta.diff import classify
+        from warehouse import opened
+        from warehouse.analysis import retracted_studies, run_summary, runs_of_version, version_diffs, versions
+
+        try:
+            review_id, wh = review_id_for(review, warehouse)
+            with opened(wh, read_only=True) as con:
+                have = versions(con, review_id)
+                if not have:
+                    raise ValueError(f"{review_id} has no published version yet; run `livingmeta update` first")
+                to_v = to_version if to_version is not None else have[-1]
+                from_v = from_version if from_version is not None else max((v for v in have if v < to_v), default=None)
+                for v in (to_v, from_v):
+                    if v is not None and v not in have:
+                        raise ValueError(f"{review_id} has no version {v}; published versions: {', '.join(map(str, have))}")
+                if from_v is not None and from_v >= to_v:
+                    raise ValueError(f"--from {from_v} must be older than --to {to_v}")
+                if from_v == max((v for v in have if v < to_v), default=None):
+                    rows = version_diffs(con, review_id, to_v)  # the stored diff of that version
+                else:
+                    cfg = json.loads(con.execute("SELECT config_json FROM reviews WHERE review_id = ?",
+                                                 [review_id]).fetchone()[0])
+                    rules = cfg.get("alerts", {}).get("rules", {})
+                    old_runs = runs_of_version(con, review_id, from_v) if from_v else {}
+                    new_runs = runs_of_version(con, review_id, to_v)
+                    retracted = retracted_studies(con, review_id)
+                    rows = []
+                    for aid in sorted(set(old_runs) | set(new_runs)):
+                        d = classify(run_summary(con, old_runs.get(aid)), run_summary(con, new_runs.get(aid)),
+                                     relative_change=rules.get("relative_change", 0.10),
+                                     ci_width_change=rules.get("ci_width_change", 0.20), retracted=retracted)
+                        if d["changed"]:
+                            rows.append({"review_id": review_id, "from_version": from_v, "to_version": to_v,
+                                         "analysis_id": aid, **d})
+        except user_errors() as e:
+            fail(str(e))
+        if json_out:
+            print(json.dumps(rows, default=str, indent=2))
+            return
+        console.print(f"[bold]{review_id}[/]: version {from_v if from_v is not None else '(none)'} -> {to_v}")
+        if not rows:
+            console.print("no estimate changed")
+        for r in rows:
+            console.print(f"[bold]{r['analysis_id']}[/]: {', '.join(r['changes'])}")
+            t = Table(show_header=True)
+            for c in ("", "estimate", "ci_lower", "ci_upper", "pi_lower", "pi_upper", "k", "participants", "tau2",
+                      "i2", "p_value"):
+                t.add_column(c)
+            for label, n in (("old", r["old"]), ("new", r["new"])):
+                t.add_row(label, *(_fmt((n or {}).get(c)) for c in ("estimate", "ci_lower", "ci_upper", "pi_lower",
+                                                                   "pi_upper", "k", "participants", "tau2", "i2",
+                                                                   "p_value")))
+            console.print(t)
+            if r.get("studies_added"):
+                console.print(f"  studies added: {', '.join(r['studies_added'])}")
+            if r.get("studies_removed"):
+                console.print(f"  studies removed: {', '.join(r['studies_removed'])}")

@@ -129,7 +129,11 @@ def import_extraction(con: duckdb.DuckDBPyConnection, review_id: str, path: str 
     unknown: list[str] = []
     slots: dict[tuple, int] = {}
     for row in rows:
-        sid = resolve_study_id(con, review_id, row.study)
+        try:
+            sid = resolve_study_id(con, review_id, row.study)
+        except ValueError as e:  # StudyLookupError: an identifier naming records of two studies
+            unknown.append(f"{path}, line {row.line}, column 'study': {e}")
+            continue
         if sid is None:
             unknown.append(f"{path}, line {row.line}, column 'study': {row.study!r} is not a study of review "
                            f"{review_id} (no study id, record id, PMID, NCT id or DOI matches); check "
