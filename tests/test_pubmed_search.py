@@ -120,16 +120,17 @@ def test_rerun_is_unchanged_and_searches_from_watermark_minus_overlap(review, wa
         result = run(review, warehouse_path, make_client(ncbi), as_of=later)
         assert result["window"] == ["2023-12-25", "2024-01-31"]
         assert {r["params"]["mindate"] for r in ncbi.calls("esearch.fcgi")} == {"2023/12/25"}
-    # nothing in the new window: no fetch, nothing stored, watermark moved
-    assert (result["found"], result["new"], result["changed"]) == (0, 0, 0)
-    assert watermark(warehouse_path) == later
-    # the same records again (a wide overlap) are recognised as unchanged: no new version, no new raw row
-    with FakeNCBI(arts) as ncbi:
-        write_review(review.parent / "review", batch_size=200)
-        again = run_pubmed_search(str(review), str(warehouse_path), None, AS_OF, client=make_client(ncbi))
-    # as_of earlier than the watermark: the window is still a valid [start, as_of] range
-    assert again["status"] == "succeeded"
+        assert not ncbi.calls("efetch.fcgi")  # nothing in the new window: nothing fetched
+        assert (result["found"], result["new"], result["changed"]) == (0, 0, 0)
+        assert watermark(warehouse_path) == later
+        # NCBI touched the records (modification date in the window) without changing their content
+        ncbi.set_articles([Article(a.pmid, a.xml, a.edat, dt.date(2024, 2, 10)) for a in arts])
+        again = run(review, warehouse_path, make_client(ncbi), as_of=later + dt.timedelta(days=30))
+    assert (again["found"], again["new"], again["changed"], again["unchanged"]) == (4, 0, 0, 4)
     assert table(warehouse_path, "SELECT max(version) AS v, count(*) AS n FROM record_versions")[0] == {"v": 1, "n": 4}
+    assert table(warehouse_path, "SELECT count(*) AS n FROM raw_records")[0]["n"] == 4
+    runs = table(warehouse_path, "SELECT n_found, n_unchanged FROM search_runs ORDER BY run_id")
+    assert runs[-1] == {"n_found": 4, "n_unchanged": 4}
 
 
 def test_revised_record_gets_a_new_version(review, warehouse_path):
