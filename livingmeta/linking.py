@@ -176,7 +176,7 @@ def _candidate_edges(records: Sequence[LinkRecord], fuzzy_threshold: float,
         method = "nct" if rid.startswith("NCT") else "registry"
         for other in sorted(ids):
             if other != hub:
-                edges.append(_Edge(hub, other, method, 1.0, f"{rid} shared with {hub}"))
+                edges.append(_Edge(hub, other, method, 1.0, f"{rid} carried by {hub} and {other}"))
     # a registry entry's own list of its publications
     for r in records:
         if r.source != "ctgov":
@@ -201,7 +201,7 @@ def _candidate_edges(records: Sequence[LinkRecord], fuzzy_threshold: float,
     for doi, ids in sorted(dois.items()):
         ids = sorted(ids)
         for other in ids[1:]:
-            edges.append(_Edge(ids[0], other, "doi", 1.0, f"DOI {doi} shared with {ids[0]}"))
+            edges.append(_Edge(ids[0], other, "doi", 1.0, f"DOI {doi} carried by {ids[0]} and {other}"))
     edges.extend(_fuzzy_edges(records, fuzzy_threshold, registry_title_threshold))
     return edges, conflicts
 
