@@ -1,7 +1,285 @@
-"""CLI commands for this area; `register` adds them to the app built in flows/cli.py."""
+"""`livingmeta screen ...`: terminal screening, export, import, conflicts; `register` adds them to the app."""
+
+from __future__ import annotations
+
+import csv
+import getpass
+import io
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
 
 import typer
+from rich.console import Console
+from rich.panel import Panel
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+ReviewArg = Annotated[str, typer.Argument(help="Review folder (holding review.toml) or review id.")]
+WarehouseOpt = Annotated[
+    Optional[str],
+    typer.Option("--warehouse", "-w", help="Warehouse file (default: $LIVINGMETA_WAREHOUSE or ~/.livingmeta/warehouse.duckdb)."),
+]
+StageOpt = Annotated[str, typer.Option("--stage", help="title_abstract | full_text")]
+EXPORT_COLUMNS = ["record_id", "livingmeta_id", "title", "abstract", "authors", "year", "journal", "doi", "keywords",
+                  "included"]
+KEYS_HELP = "i include · e exclude · m maybe · u undo · s skip · q quit"
+
+
+def _cli():
+    # flows.cli imports this module while it builds the app: import its helpers lazily
+    from flows import cli
+
+    return cli
+
+
+def _default_reviewer() -> str:
+    return os.environ.get("LIVINGMETA_REVIEWER") or getpass.getuser()
+
+
+def _check_stage(stage: str) -> None:
+    from livingmeta.screening.decisions import STAGES
+
+    if stage not in STAGES:
+        _cli().fail(f"--stage {stage!r} is not allowed; use one of: {', '.join(STAGES)}")
+
+
+class _Keys:
+    """Key presses: one key at a time on a terminal, one line per answer otherwise (scripts, tests)."""
+
+    def __init__(self, console: Console):
+        self.console = console
+        self.tty = sys.stdin.isatty()
+
+    def key(self, prompt: str) -> str | None:
+        self.console.print(prompt, end=" ", highlight=False, markup=False)
+        if self.tty:
+            import click
+
+            ch = click.getchar()
+            self.console.print(ch)
+            return ch.strip().lower() or None
+        line = sys.stdin.readline()
+        if line == "":
+            return None  # end of input: same as quit
+        self.console.print(line.strip(), highlight=False)
+        return line.strip().lower()[:1] or ""
+
+    def line(self, prompt: str) -> str | None:
+        self.console.print(prompt, end=" ", highlight=False, markup=False)
+        line = sys.stdin.readline()
+        if line == "":
+            return None
+        if not self.tty:
+            self.console.print(line.rstrip("\n"), highlight=False)
+        return line.strip()
+
+
+def _show(console: Console, r: dict, done: int, total: int) -> None:
+    bar = Table.grid(padding=(0, 1))
+    bar.add_row(ProgressBar(total=max(total, 1), completed=done, width=30),
+                Text(f"{done}/{total} this session · rank {r['rank']} · {r['record_id']}"))
+    console.print(bar)
+    fields = [
+        ("year", r.get("year")), ("journal", r.get("journal")),
+        ("publication types", ", ".join(r.get("publication_types") or [])),
+        ("registry ids", ", ".join(r.get("registry_ids") or [])), ("doi", r.get("doi")),
+        ("reasons", "; ".join(r.get("reasons") or [])),
+        ("score", f"{r['score']:.3f} ({r['ranker']})" if r.get("score") is not None else r.get("ranker")),
+        ("label", r.get("label")), ("changed", r.get("change_note")),
+    ]
+    body = Text()
+    body.append((r.get("title") or "(no title)") + "\n\n", style="bold")
+    body.append((r.get("abstract") or "(no abstract)") + "\n\n")
+    for name, value in fields:
+        if value not in (None, "", "candidate"):
+            body.append(f"{name}: ", style="dim")
+            body.append(f"{value}\n")
+    console.print(Panel(body, title=f"{r['stage'].replace('_', '/')} screening", expand=True))
+
+
+def next_command(
+    review: ReviewArg,
+    reviewer: Annotated[Optional[str], typer.Option("--reviewer", "-r", help="Your name (default: $LIVINGMETA_REVIEWER or your login).")] = None,
+    stage: StageOpt = "title_abstract",
+    warehouse: WarehouseOpt = None,
+) -> None:
+    """Screen records in the terminal, best-ranked first: i/e/m then a reason, u undo, s skip, q quit."""
+    from warehouse import opened, transaction
+    from warehouse.screening import rank_queue, record_decision, records_to_screen, review_config, undo_decision
+
+    cli = _cli()
+    _check_stage(stage)
+    console = Console(highlight=False)
+    try:
+        review_id, wh = cli.review_id_for(review, warehouse)
+        with opened(wh) as con:
+            cfg = review_config(con, review_id)
+            if cfg is not None and cfg.screening.reviewers == 2 and not reviewer:
+                cli.fail("this review is screened by two reviewers: say who you are with --reviewer NAME")
+            with transaction(con):
+                rank_queue(con, review_id, cfg)  # decisions made elsewhere since the last update count too
+            who = reviewer or _default_reviewer()
+            todo = records_to_screen(con, review_id, who, stage)
+    except cli.user_errors() as e:
+        cli.fail(str(e))
+    if not todo:
+        console.print(f"Nothing waits for {stage.replace('_', '/')} screening by {who} in {review_id}.")
+        return
+    console.print(f"{len(todo)} record(s) wait for {who} at {stage.replace('_', '/')} in {review_id}. {KEYS_HELP}",
+                  markup=False)
+    keys = _Keys(console)
+    made: list[tuple[int, int]] = []  # (decision_id, position in todo) for undo within this session
+    undone = 0
+    i = 0
+    words = {"i": "include", "e": "exclude", "m": "maybe"}
+    while i < len(todo):
+        r = todo[i]
+        _show(console, r, len(made), len(todo))
+        key = keys.key(KEYS_HELP + " >")
+        if key is None or key == "q":
+            break
+        if key == "s":
+            i += 1
+            continue
+        if key == "u":
+            if not made:
+                console.print("Nothing to undo in this session.")
+                continue
+            did, pos = made.pop()
+            try:
+                with opened(wh) as con:
+                    undo_decision(con, review_id=review_id, decision_id=did, reviewer=who, now=_now())
+            except cli.user_errors() as e:
+                cli.fail(str(e))
+            undone += 1
+            console.print(f"Undone: decision on {todo[pos]['record_id']}.")
+            i = pos
+            continue
+        if key not in words:
+            console.print(f"Unknown key {key!r}. {KEYS_HELP}", markup=False)
+            continue
+        decision = words[key]
+        need_reason = stage == "full_text" and decision == "exclude"
+        reason = keys.line("reason (required):" if need_reason else "reason (optional, Enter to skip):")
+        while need_reason and reason == "":
+            reason = keys.line("a full-text exclusion needs a reason (PRISMA reports them):")
+        if reason is None:
+            break
+        try:
+            with opened(wh) as con:
+                did = record_decision(con, review_id=review_id, record_id=r["record_id"], reviewer=who, stage=stage,
+                                      decision=decision, reason=reason or None, origin="terminal", now=_now())
+        except cli.user_errors() as e:
+            cli.fail(str(e))
+        made.append((did, i))
+        console.print(f"Recorded: {decision} {r['record_id']}.")
+        i += 1
+    console.print(f"Session over: {len(made)} decision(s) recorded by {who}"
+                  + (f", {undone} undone" if undone else "") + ".")
+
+
+def _now():
+    import datetime as dt
+
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def export_command(
+    review: ReviewArg,
+    fmt: Annotated[str, typer.Option("--format", help="csv (ASReview LAB can import it) | ris")] = "csv",
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="File to write (default: standard output).")] = None,
+    warehouse: WarehouseOpt = None,
+) -> None:
+    """Export the review's records with their title/abstract labels as CSV (for ASReview LAB) or RIS."""
+    from livingmeta.screening.ris import format_ris
+    from warehouse import opened
+    from warehouse.screening import export_records
+
+    cli = _cli()
+    if fmt not in ("csv", "ris"):
+        cli.fail(f"--format {fmt!r} is not supported; use csv or ris")
+    try:
+        review_id, wh = cli.review_id_for(review, warehouse)
+        with opened(wh, read_only=True) as con:
+            rows = export_records(con, review_id)
+    except cli.user_errors() as e:
+        cli.fail(str(e))
+    if fmt == "csv":
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=EXPORT_COLUMNS, extrasaction="ignore", lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+        text = buf.getvalue()
+    else:
+        text = format_ris([{**r, "record_id": r["livingmeta_id"], "authors": r["authors_list"],
+                            "keywords": r["keywords_list"]} for r in rows])
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        out.write_text(text, encoding="utf-8")
+        Console(stderr=True).print(f"Wrote {len(rows)} record(s) to {out}.")
+
+
+def import_command(
+    review: ReviewArg,
+    file: Annotated[Path, typer.Argument(help="Decisions CSV (native columns, or ASReview LAB's export).")],
+    reviewer: Annotated[Optional[str], typer.Option("--reviewer", "-r", help="Who decided (required for ASReview exports).")] = None,
+    stage: Annotated[Optional[str], typer.Option("--stage", help="Stage for rows without one: title_abstract | full_text")] = None,
+    warehouse: WarehouseOpt = None,
+) -> None:
+    """Import screening decisions; a bad row rejects the whole file, and importing a file twice adds nothing."""
+    from warehouse import opened
+    from warehouse.screening import import_decisions
+
+    cli = _cli()
+    if stage is not None:
+        _check_stage(stage)
+    try:
+        review_id, wh = cli.review_id_for(review, warehouse)
+        with opened(wh) as con:
+            res = import_decisions(con, review_id, file, reviewer=reviewer, stage=stage)
+    except cli.user_errors() as e:
+        cli.fail(str(e))
+    Console(highlight=False).print(
+        f"{res['file']} ({res['format']}): {res['rows']} decision(s) read, {res['added']} added, "
+        f"{res['already_imported']} already imported.")
+
+
+def conflicts_command(review: ReviewArg, warehouse: WarehouseOpt = None) -> None:
+    """List two-reviewer disagreements waiting for a third decision, and Cohen's kappa."""
+    from warehouse import opened
+    from warehouse.screening import list_conflicts, screening_kappa
+
+    cli = _cli()
+    try:
+        review_id, wh = cli.review_id_for(review, warehouse)
+        with opened(wh, read_only=True) as con:
+            rows = list_conflicts(con, review_id)
+            kappas = {s: screening_kappa(con, review_id, s) for s in ("title_abstract", "full_text")}
+    except cli.user_errors() as e:
+        cli.fail(str(e))
+    console = Console(highlight=False)
+    for s, k in kappas.items():
+        if k is not None:
+            console.print(f"Cohen's kappa at {s}: {k:.3f}")
+    if not rows:
+        console.print(f"No conflicts in {review_id}.")
+        return
+    # one line per conflict (not a table): record ids and decisions must never be wrapped or cut
+    console.print(f"{len(rows)} conflict(s) in {review_id}; a third reviewer's decision resolves each "
+                  f"(`livingmeta screen next {review_id} --reviewer NAME`):")
+    for r in rows:
+        console.print(f"{r['record_id']}  [{r['stage']}]  {', '.join(r['decisions'])}  {r['title'] or ''}",
+                      soft_wrap=True, markup=False)
 
 
 def register(app: typer.Typer, subapps: dict[str, typer.Typer]) -> None:
-    """Add this area's commands to the CLI."""
+    """Add the screening commands to `livingmeta screen`."""
+    screen = subapps["screen"]
+    screen.command("next")(next_command)
+    screen.command("export")(export_command)
+    screen.command("import")(import_command)
+    screen.command("conflicts")(conflicts_command)

@@ -508,7 +508,8 @@ def screening_status(con: duckdb.DuckDBPyConnection, review_id: str) -> dict:
     }
     status["guidance"] = stopping_guidance(
         screened=screened, pending=int(pending), conflicts=int(conflicts), kappa=kappa, since_include=since,
-        expected=expected, ranker=ranker, awaiting_full_text=status["awaiting_full_text"], changed=int(changed))
+        expected=expected, ranker=ranker, awaiting_full_text=status["awaiting_full_text"], changed=int(changed),
+        review=review_id)
     return status
 
 

@@ -201,7 +201,7 @@ def since_last_include(labels_in_order: Sequence[int]) -> int:
 
 def stopping_guidance(*, screened: int, pending: int, conflicts: int, kappa: float | None,
                       since_include: int, expected: float | None, ranker: str, awaiting_full_text: int = 0,
-                      changed: int = 0) -> list[str]:
+                      changed: int = 0, review: str = "REVIEW") -> list[str]:
     """Lines for people: where screening stands and whether it is reasonable to stop.
 
     Args:
@@ -210,6 +210,7 @@ def stopping_guidance(*, screened: int, pending: int, conflicts: int, kappa: flo
         since_include: decisions since the latest include.
         expected: `estimate_remaining` (None before any decision).
         ranker: the ranker in use.
+        review: the review id, for the commands suggested.
     Returns:
         short sentences, most important first.
     """
@@ -217,13 +218,13 @@ def stopping_guidance(*, screened: int, pending: int, conflicts: int, kappa: flo
     if changed:
         lines.append(f"{changed} screened record(s) changed and are back in the queue: check them first")
     if conflicts:
-        lines.append(f"{conflicts} conflict(s) between reviewers: `livingmeta screen conflicts REVIEW`; "
+        lines.append(f"{conflicts} conflict(s) between reviewers: `livingmeta screen conflicts {review}`; "
                      "a third reviewer's decision resolves each")
     if kappa is not None:
         lines.append(f"agreement between reviewers: Cohen's kappa {kappa:.2f}")
     if awaiting_full_text:
         lines.append(f"{awaiting_full_text} record(s) passed title/abstract and wait for a full-text decision "
-                     "(`livingmeta screen next REVIEW --stage full_text`)")
+                     f"(`livingmeta screen next {review} --stage full_text`)")
     if pending == 0:
         lines.append("nothing waits for title/abstract screening")
     elif expected is not None:
@@ -233,5 +234,5 @@ def stopping_guidance(*, screened: int, pending: int, conflicts: int, kappa: flo
             lines.append(f"no include in the last {since_include} decisions: stopping is reasonable if the queue was "
                          "screened in ranked order; record the stopping rule in the report")
     else:
-        lines.append("no decisions yet: start with `livingmeta screen next REVIEW`")
+        lines.append(f"no decisions yet: start with `livingmeta screen next {review}`")
     return lines
