@@ -127,6 +127,10 @@ def normalise_title(title: str) -> str:
     return " ".join(t.split())
 
 
+def _sorted_tokens(title: str) -> str:
+    return " ".join(sorted(normalise_title(title).split()))
+
+
 def author_surname(author: str) -> str:
     """The family name of a "Family Initials" author string ("van der Berg AB" -> "van der Berg")."""
     parts = (author or "").split()
@@ -210,7 +214,8 @@ def _fuzzy_edges(records: Sequence[LinkRecord], threshold: float, registry_thres
     pubs = [r for r in records if r.source != "ctgov" and len(normalise_title(r.title)) >= MIN_TITLE_CHARS]
     regs = [r for r in records if r.source == "ctgov"]
     edges: list[_Edge] = []
-    titles = [normalise_title(r.title) for r in pubs]
+    # token-sort ratio = plain ratio of the sorted tokens: sort once here, not inside every comparison
+    titles = [_sorted_tokens(r.title) for r in pubs]
     by_year: dict[int | None, list[int]] = defaultdict(list)
     for i, r in enumerate(pubs):
         by_year[r.year].append(i)
@@ -224,8 +229,8 @@ def _fuzzy_edges(records: Sequence[LinkRecord], threshold: float, registry_thres
     for left, right in blocks:
         if not left or len(right) < 2:
             continue
-        scores = process.cdist([titles[i] for i in left], [titles[j] for j in right], scorer=fuzz.token_sort_ratio,
-                               score_cutoff=threshold, workers=1)
+        scores = process.cdist([titles[i] for i in left], [titles[j] for j in right], scorer=fuzz.ratio,
+                               score_cutoff=threshold, workers=-1)
         for li, rj in zip(*scores.nonzero()):
             i, j = left[int(li)], right[int(rj)]
             if i >= j or (i, j) in seen:
@@ -248,11 +253,11 @@ def _fuzzy_edges(records: Sequence[LinkRecord], threshold: float, registry_thres
         for k, r in enumerate(regs):
             for t in (r.title, *r.alt_titles):
                 if len(normalise_title(t)) >= MIN_TITLE_CHARS:
-                    reg_titles.append(normalise_title(t))
+                    reg_titles.append(_sorted_tokens(t))
                     reg_of.append(k)
         if reg_titles:
-            scores = process.cdist([normalise_title(r.title) for r in lonely], reg_titles, scorer=fuzz.token_sort_ratio,
-                                   score_cutoff=registry_threshold, workers=1)
+            scores = process.cdist([_sorted_tokens(r.title) for r in lonely], reg_titles, scorer=fuzz.ratio,
+                                   score_cutoff=registry_threshold, workers=-1)
             best: dict[tuple[int, int], float] = {}
             for li, rj in zip(*scores.nonzero()):
                 key = (int(li), reg_of[int(rj)])
