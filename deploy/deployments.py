@@ -1,126 +1,16 @@
-"""Deployments: one scheduled `update-review` deployment per review, built from the review's review.toml.
+"""Deployments for workers and `prefect deploy`: re-exported from flows/deployments.py.
 
-`livingmeta serve` (flows/cli_deploy.py) uses these to run every review on one machine with `prefect.serve`.
-For workers in a work pool, `prefect.yaml` at the repository root declares the same deployments
-(tests/test_deploy_config.py checks that its schedules match review.toml).
-
-Each review gets its own warehouse file by default. DuckDB allows one writer per file, and `prefect.serve`
-runs every flow run in its own process, so two reviews updating at the same time cannot share one file.
+Imports go deploy -> flows; the CLI (`livingmeta serve`) builds the same deployments from flows/ directly.
 """
 
-from __future__ import annotations
-
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-
-from livingmeta.config import load_review
-
-FLOW_NAME = "update-review"
-ENTRYPOINT = "flows/update.py:update_review"
-# Shared source rate limits (Prefect global concurrency limits with slot decay); docs/operating.md explains them.
-RATE_LIMITS = {
-    "ncbi": {"limit": 3, "slot_decay_per_second": 3.0, "note": "NCBI E-utilities: 3 requests/s without an API key (10 with one)"},
-    "ctgov": {"limit": 1, "slot_decay_per_second": 1.0, "note": "ClinicalTrials.gov API v2: about 1 request/s (undocumented)"},
-}
-
-
-@dataclass(frozen=True)
-class DeploymentSpec:
-    """What one review's deployment is: name, schedule and the flow parameters."""
-
-    name: str
-    review_id: str
-    review_dir: str
-    cron: str
-    timezone: str
-    parameters: dict
-    tags: list[str] = field(default_factory=list)
-    description: str = ""
-
-    def as_dict(self) -> dict:
-        """A JSON-able view (what `livingmeta serve --dry-run` prints)."""
-        return {"flow": FLOW_NAME, "entrypoint": ENTRYPOINT, **asdict(self)}
-
-
-def find_reviews(root: Path) -> list[Path]:
-    """Review folders under `root`: the root itself when it holds review.toml, else each child that does.
-
-    Raises:
-        FileNotFoundError: when `root` is not a folder or holds no review.
-    """
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root}: reviews root is not a folder; give the folder that holds the review folders")
-    if (root / "review.toml").exists():
-        return [root]
-    found = sorted(p for p in root.iterdir() if (p / "review.toml").is_file())
-    if not found:
-        raise FileNotFoundError(f"{root}: no review folders (folders holding review.toml) found here")
-    return found
-
-
-def deployment_spec(review_dir: Path, *, warehouse_dir: Path, out_root: Path, warehouse: Path | None = None) -> DeploymentSpec:
-    """The deployment of one review: its cron schedule and time zone come from review.toml [schedule].
-
-    Args:
-        review_dir: the review folder (holding review.toml).
-        warehouse_dir: where per-review warehouse files live (`<warehouse_dir>/<review id>.duckdb`).
-        out_root: reports, snapshots and alert files go to `<out_root>/<review id>`.
-        warehouse: one explicit warehouse file instead of the per-review default.
-    Raises:
-        ConfigError: when review.toml is missing or invalid.
-    """
-    review_dir = Path(review_dir).resolve()
-    cfg = load_review(review_dir)
-    wh = Path(warehouse) if warehouse else Path(warehouse_dir) / f"{cfg.id}.duckdb"
-    params = {"review_dir": str(review_dir), "warehouse": str(Path(wh).resolve()),
-              "out_dir": str((Path(out_root) / cfg.id).resolve())}
-    return DeploymentSpec(name=cfg.id, review_id=cfg.id, review_dir=str(review_dir), cron=cfg.schedule.cron,
-                          timezone=cfg.schedule.timezone, parameters=params, tags=["livingmeta", f"review:{cfg.id}"],
-                          description=f"Living review update: {cfg.title}")
-
-
-def deployment_specs(review_dirs: list[Path], *, warehouse_dir: Path, out_root: Path,
-                     warehouse: Path | None = None) -> list[DeploymentSpec]:
-    """Deployment specs for several reviews; refuses duplicate review ids and a shared file for several reviews.
-
-    Raises:
-        ValueError: two folders with the same review id, or one `warehouse` for more than one review.
-    """
-    if warehouse is not None and len(review_dirs) > 1:
-        raise ValueError("one warehouse file cannot serve several reviews that may update at the same time "
-                         "(DuckDB allows one writer per file); drop --warehouse to give each review its own file")
-    specs = [deployment_spec(d, warehouse_dir=warehouse_dir, out_root=out_root, warehouse=warehouse) for d in review_dirs]
-    seen: dict[str, str] = {}
-    for s in specs:
-        if s.review_id in seen:
-            raise ValueError(f"review id {s.review_id!r} is used by both {seen[s.review_id]} and {s.review_dir}; "
-                             "review ids must be unique (change `id` in one review.toml)")
-        seen[s.review_id] = s.review_dir
-    return specs
-
-
-def build_deployments(specs: list[DeploymentSpec]) -> list:
-    """Prefect RunnerDeployments for `prefect.serve`: one per review, at most one run of a review at a time."""
-    from prefect.schedules import Cron
-
-    from flows.update import update_review
-
-    return [
-        update_review.to_deployment(
-            name=s.name,
-            schedules=[Cron(s.cron, timezone=s.timezone)],
-            parameters=s.parameters,
-            tags=s.tags,
-            description=s.description,
-            # a second run of the same review would wait for the warehouse file anyway; never stack them up
-            concurrency_limit=1,
-        )
-        for s in specs
-    ]
-
-
-def rate_limit_commands() -> list[str]:
-    """The commands that create the shared source rate limits on a Prefect server (run once per server)."""
-    return [f"prefect gcl create {name} --limit {v['limit']} --slot-decay-per-second {v['slot_decay_per_second']:g}"
-            for name, v in RATE_LIMITS.items()]
+from flows.deployments import (  # noqa: F401
+    ENTRYPOINT,
+    FLOW_NAME,
+    RATE_LIMITS,
+    DeploymentSpec,
+    build_deployments,
+    deployment_spec,
+    deployment_specs,
+    find_reviews,
+    rate_limit_commands,
+)

@@ -27,8 +27,7 @@ def serve(
     from flows import settings
     from flows.cli import fail, user_errors
 
-    # deploy/ builds on flows/; imported here, when the command runs, so the CLI never depends on it at import time
-    from deploy.deployments import build_deployments, deployment_specs, find_reviews, rate_limit_commands
+    from flows.deployments import build_deployments, deployment_specs, find_reviews, rate_limit_commands
 
     try:
         dirs = list(reviews or [])

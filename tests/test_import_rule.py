@@ -12,6 +12,7 @@ FORBIDDEN = {
     "livingmeta": {"prefect", "duckdb", "tasks", "flows", "warehouse", "deploy", "httpx", "requests", "urllib.request"},
     "warehouse": {"prefect", "tasks", "flows", "deploy"},
     "tasks": {"flows", "deploy"},
+    "flows": {"deploy"},
 }
 
 
