@@ -66,7 +66,7 @@ READER = textwrap.dedent("""
             con = duckdb.connect(snap, read_only=True)
             try:
                 s, c, total, rows = con.execute(
-                    "SELECT (SELECT sum(n) FROM test_counter), (SELECT count(*) FROM test_counter), "
+                    "SELECT (SELECT coalesce(sum(n), 0) FROM test_counter), (SELECT count(*) FROM test_counter), "
                     "total, rows FROM test_checksum").fetchone()
             finally:
                 con.close()
