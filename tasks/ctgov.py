@@ -20,6 +20,7 @@ from tasks.reviews import utcnow
 from warehouse import opened, rows_as_dicts
 from warehouse.ingest import Fetched, fail_search_run, finish_search_run, get_watermark, start_search_run
 
+DEFAULT_BASE_URL = "https://clinicaltrials.gov"
 MAX_PAGES = 10_000  # a loop guard: 10 million studies is more than the registry holds
 
 
@@ -154,7 +155,11 @@ def _query_text(params: dict[str, str]) -> str:
 @task(name="search-ctgov")
 def search_ctgov(review_dir: str, warehouse: str, update_id: int | None, as_of: dt.datetime,
                  replay_dir: str | None = None, client: dict | None = None) -> dict:
-    """Search ClinicalTrials.gov for the review's condition and intervention and store new and changed records."""
+    """Search ClinicalTrials.gov for the review's condition and intervention and store new and changed records.
+
+    `client` holds CtgovClient settings (base_url, min_interval, max_tries, backoff, timeout), normally
+    `flows.settings.ctgov_settings()`; a failure marks the run failed and returns status "failed" (never raises).
+    """
     cfg = load_review(review_dir)
     src = cfg.sources.ctgov
     if src is None or not src.enabled:
@@ -184,10 +189,9 @@ def search_ctgov(review_dir: str, warehouse: str, update_id: int | None, as_of: 
             fetched, _ = read_replay(Path(replay_dir))
             total = None
         else:
-            if client is None:
-                from flows.settings import ctgov_settings  # the flow normally passes these; see report
-
-                client = ctgov_settings()
+            # the flow passes flows.settings.ctgov_settings() (tasks read no environment); bare calls get the
+            # public API at the polite default pace
+            client = client or {"base_url": DEFAULT_BASE_URL}
             params = search_params(condition=src.condition, intervention=src.intervention, terms=src.terms,
                                    updated_since=since, page_size=src.page_size)
             with CtgovClient(**client) as http:

@@ -250,11 +250,18 @@ def test_rate_limit_spaces_requests(fake):
 
 
 def test_base_url_comes_from_the_environment(fake, review, warehouse_path, monkeypatch):
+    from flows.settings import ctgov_settings
+
     fake.studies["NCT09000002"] = study("NCT09000002")
     monkeypatch.setenv("LIVINGMETA_CTGOV_URL", fake.url)
     monkeypatch.setenv("LIVINGMETA_CTGOV_MIN_INTERVAL", "0")
-    out = search_ctgov.fn(review(), str(warehouse_path), None, dt.datetime(2022, 1, 1, tzinfo=UTC))
+    settings = ctgov_settings()
+    assert settings["base_url"] == fake.url and settings["min_interval"] == 0.0 and settings["max_tries"] == 5
+    out = search_ctgov.fn(review(), str(warehouse_path), None, dt.datetime(2022, 1, 1, tzinfo=UTC), client=settings)
     assert out["status"] == "succeeded" and out["new"] == 1
+    monkeypatch.setenv("LIVINGMETA_CTGOV_TIMEOUT", "soon")
+    with pytest.raises(ValueError, match="LIVINGMETA_CTGOV_TIMEOUT"):
+        ctgov_settings()
 
 
 def test_replay_reads_recorded_pages_through_the_same_path(review, warehouse_path, tmp_path):
