@@ -42,7 +42,7 @@ def update_review(
         queue = flag_candidates(review_dir, review_id, warehouse)
         inputs = apply_recorded_inputs(review_dir, review_id, warehouse, recorded_inputs or [])
         analyses = analyze(review_dir, review_id, warehouse, update_id)
-        version = record_version(review_dir, review_id, warehouse, update_id, as_of)
+        version = record_version(review_dir, review_id, warehouse, update_id, as_of, out_dir)
         outputs = publish(review_dir, review_id, warehouse, out_dir)
     except Exception as e:
         finish_update(update_id, warehouse, "failed", {}, f"{type(e).__name__}: {e}")

@@ -157,7 +157,7 @@ class AlertRules(_Model):
 
 class AlertChannel(_Model):
     type: Literal["file", "block", "webhook"]
-    path: str | None = None  # file channel: where to append alerts (relative to the review folder)
+    path: str | None = None  # file channel: where to append alerts (relative to the review's output folder <out>/<review id>/)
     block: str | None = None  # Prefect notification block name (Slack, Teams, webhook, email)
     url_env: str | None = None  # webhook channel: environment variable holding the URL (never the URL itself)
 
@@ -360,7 +360,7 @@ relative_change = 0.10                # alert when an estimate moves by more tha
 
 [[alerts.channels]]
 type = "file"
-path = "alerts.log"
+path = "alerts.log"                   # relative to the output folder: <out>/<review id>/alerts.log
 
 [schedule]
 cron = "0 2 * * *"

@@ -63,7 +63,7 @@ def _send_webhook(url: str, alert: Mapping) -> None:
     r.raise_for_status()
 
 
-def channel_senders(channels: list[Mapping], review_dir: str,
+def channel_senders(channels: list[Mapping], base_dir: str,
                     environ: Mapping[str, str] | None = None) -> list[tuple[str, Callable[[Mapping], None] | None, str | None]]:
     """(channel name, send function or None, problem) per configured channel."""
     env = os.environ if environ is None else environ
@@ -72,7 +72,7 @@ def channel_senders(channels: list[Mapping], review_dir: str,
         kind = ch["type"]
         if kind == "file":
             p = Path(ch["path"])
-            target = p if p.is_absolute() else Path(review_dir) / p
+            target = p if p.is_absolute() else Path(base_dir) / p
             out.append((f"file:{ch['path']}", lambda a, t=target: _send_file(t, a), None))
         elif kind == "block":
             out.append((f"block:{ch['block']}", lambda a, n=ch["block"]: _send_block(n, a), None))
@@ -83,7 +83,7 @@ def channel_senders(channels: list[Mapping], review_dir: str,
     return out
 
 
-def deliver_alerts(con: duckdb.DuckDBPyConnection, alert_ids: list[int], channels: list[Mapping], review_dir: str,
+def deliver_alerts(con: duckdb.DuckDBPyConnection, alert_ids: list[int], channels: list[Mapping], base_dir: str,
                    *, now: dt.datetime, environ: Mapping[str, str] | None = None, attempts: int = ATTEMPTS,
                    backoff: float = BACKOFF_SECONDS) -> list[dict]:
     """Send each alert to each channel, retrying, and record every outcome in alert_deliveries.
@@ -96,7 +96,7 @@ def deliver_alerts(con: duckdb.DuckDBPyConnection, alert_ids: list[int], channel
     alerts = rows_as_dicts(con, "SELECT alert_id, review_id, created_at, kind, severity, version, title, body "
                                 "FROM alerts WHERE alert_id IN (SELECT unnest(?)) ORDER BY alert_id", [alert_ids])
     results = []
-    for name, send, problem in channel_senders(channels, review_dir, environ):
+    for name, send, problem in channel_senders(channels, base_dir, environ):
         for alert in alerts:
             tries, error = 0, problem
             ok = False

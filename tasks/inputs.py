@@ -39,6 +39,6 @@ def apply_recorded_inputs(review_dir: str, review_id: str, warehouse: str, files
             else:
                 from warehouse.extraction import import_extraction
 
-                result = import_extraction(con, review_id, path, {o.id: o.kind for o in cfg.outcomes})
+                result = import_extraction(con, review_id, path, {o.id: o.kind for o in cfg.outcomes}, origin="demo")
         applied.append({"file": path.name, "kind": kind, **(result if isinstance(result, dict) else {})})
     return {"applied": applied}

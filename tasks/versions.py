@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Mapping
+from pathlib import Path
 
 from prefect import task
 
@@ -19,9 +20,12 @@ from warehouse.analysis import (failed_searches, latest_version, retracted_studi
 
 
 def record_review_version(review_dir: str, review_id: str, warehouse: str, update_id: int, as_of: dt.datetime | None,
-                          *, now: dt.datetime | None = None, environ: Mapping[str, str] | None = None) -> dict:
+                          *, now: dt.datetime | None = None, environ: Mapping[str, str] | None = None,
+                          alerts_dir: str | None = None) -> dict:
     """Compare this update's runs with the latest version; publish version N+1 when any estimate changed;
-    raise and deliver alerts (plain function; the task wraps it)."""
+    raise and deliver alerts (plain function; the task wraps it).
+
+    A file channel's relative path is taken from `alerts_dir` (the review's output folder), else the review folder."""
     cfg = load_review(review_dir)
     now = now or dt.datetime.now(dt.timezone.utc)
     rules = cfg.alerts.rules.model_dump()
@@ -71,7 +75,7 @@ def record_review_version(review_dir: str, review_id: str, warehouse: str, updat
             if a:
                 new_ids.append(a)
         channels = [c.model_dump() for c in cfg.alerts.channels]
-        deliveries = deliver_alerts(con, new_ids, channels, review_dir, now=now, environ=environ)
+        deliveries = deliver_alerts(con, new_ids, channels, alerts_dir or review_dir, now=now, environ=environ)
     result["alerts"] = new_ids
     result["deliveries"] = {"delivered": sum(d["status"] == "delivered" for d in deliveries),
                             "failed": sum(d["status"] == "failed" for d in deliveries)}
@@ -79,6 +83,8 @@ def record_review_version(review_dir: str, review_id: str, warehouse: str, updat
 
 
 @task(name="record-version")
-def record_version(review_dir: str, review_id: str, warehouse: str, update_id: int, as_of: dt.datetime) -> dict:
+def record_version(review_dir: str, review_id: str, warehouse: str, update_id: int, as_of: dt.datetime,
+                   out_dir: str | None = None) -> dict:
     """Create a new review version when any estimate changed, with its diff and alerts."""
-    return record_review_version(review_dir, review_id, warehouse, update_id, as_of)
+    alerts_dir = str(Path(out_dir) / review_id) if out_dir else None
+    return record_review_version(review_dir, review_id, warehouse, update_id, as_of, alerts_dir=alerts_dir)
