@@ -211,58 +211,87 @@ def parse_efetch(source: bytes | str | Path | BinaryIO, where: str | None = None
     if isinstance(source, (bytes, bytearray, memoryview)):
         source = io.BytesIO(bytes(source))
     where = where or "efetch answer"
-    parser = ET.XMLPullParser(events=("start", "end"))
+    # Two readers over the same chunks: expat with no callbacks checks the whole document is complete
+    # and well-formed (in C, building nothing), while each article's exact bytes are cut out and parsed
+    # on their own. Per-element Python events (iterparse) cost more than both together.
+    checker = ET.XMLParser(target=_Discard())
     raws: deque[bytes] = deque()
     cutter = _RawCutter(raws)
-    root: ET.Element | None = None
-    depth = 0
     head = b""
-    seen_any = False
+    root_tag: str | None = None
+    body: list[bytes] = []  # kept only when the answer is not a PubmedArticleSet (a short error page)
     try:
         while True:
             chunk = source.read(chunk_size)
             if not chunk:
                 break
-            if len(head) < 512:
-                head += chunk[: 512 - len(head)]
-            seen_any = True
-            parser.feed(chunk)
+            if root_tag is None:
+                head += chunk
+                root_tag = _root_tag(head)
+                if root_tag is None and len(head) < 1 << 16:
+                    continue
+                chunk, head = head, b""
+                if root_tag != "PubmedArticleSet":
+                    body.append(chunk)
+                    continue
+            elif root_tag != "PubmedArticleSet":
+                body.append(chunk)
+                continue
+            checker.feed(chunk)
             cutter.feed(chunk)
-            for event, elem in parser.read_events():
-                if event == "start":
-                    depth += 1
-                    if root is None:
-                        root = elem
-                        if elem.tag not in ("PubmedArticleSet", "eFetchResult", "eSearchResult", "ERROR"):
-                            raise PubMedParseError(f"{where}: expected <PubmedArticleSet>, got <{elem.tag}>; "
-                                                   "this is not a PubMed efetch answer")
-                    continue
-                depth -= 1
-                if depth != 1 or root is None or root.tag != "PubmedArticleSet":
-                    continue
-                if elem.tag in _ARTICLE_TAGS:
-                    raw = raws.popleft() if raws else ET.tostring(elem, encoding="utf-8", xml_declaration=False)
-                    yield ParsedArticle(_article_record(elem, where), raw, "book" if elem.tag == "PubmedBookArticle" else "article")
-                elif elem.tag == "DeleteCitation":
-                    raw = raws.popleft() if raws else ET.tostring(elem, encoding="utf-8", xml_declaration=False)
-                    for pmid_el in elem.iter("PMID"):
-                        pmid = (pmid_el.text or "").strip()
-                        if pmid:
-                            rec = Record(source="pubmed", source_id=pmid, source_version=pmid_el.get("Version"), deleted=True)
-                            yield ParsedArticle(rec, raw, "delete")
-                root.clear()
-        if not seen_any:
+            while raws:
+                raw = raws.popleft()
+                yield from _parse_item(raw, where)
+        if root_tag is None and not head:
             raise PubMedParseError(f"{where}: the answer is empty (0 bytes); nothing was stored. Run the update again.")
-        parser.close()
+        if root_tag is None:
+            raise PubMedParseError(f"{where}: the answer ends before its first element ({_snippet(head)}); it was cut "
+                                   "short or is not XML. Nothing was stored: run the update again.")
+        if root_tag != "PubmedArticleSet":
+            data = head + b"".join(body)
+            try:
+                root = ET.fromstring(data)
+            except ET.ParseError:
+                root = None
+            errors = (_error_texts(root) or ([_flat(root)] if root.tag == "ERROR" else [])) if root is not None else []
+            if errors:
+                raise EntrezAnswerError(f"{where}: NCBI reported an error: {'; '.join(errors)}")
+            raise PubMedParseError(f"{where}: expected <PubmedArticleSet>, got <{root_tag or '?'}>; {_snippet(data)}; "
+                                   "this is not a PubMed efetch answer")
+        checker.close()
     except ET.ParseError as e:
         raise PubMedParseError(
             f"{where}: the XML is incomplete or malformed ({e}); nothing from it was stored. This usually means the "
             "answer was cut short in transit: run the update again.") from None
-    if root is not None and root.tag != "PubmedArticleSet":
-        errors = _error_texts(root) or ([_flat(root)] if root.tag == "ERROR" else [])
-        if errors:
-            raise EntrezAnswerError(f"{where}: NCBI reported an error: {'; '.join(errors)}")
-        raise PubMedParseError(f"{where}: expected <PubmedArticleSet>, got <{root.tag}>; {_snippet(head)}")
+    if cutter.pending():
+        raise PubMedParseError(f"{where}: the last article is incomplete; nothing from it was stored. Run the update again.")
+
+
+def _parse_item(raw: bytes, where: str) -> Iterator[ParsedArticle]:
+    elem = ET.fromstring(raw)
+    if elem.tag in _ARTICLE_TAGS:
+        yield ParsedArticle(_article_record(elem, where), raw, "book" if elem.tag == "PubmedBookArticle" else "article")
+    elif elem.tag == "DeleteCitation":
+        for pmid_el in elem.iter("PMID"):
+            pmid = (pmid_el.text or "").strip()
+            if pmid:
+                rec = Record(source="pubmed", source_id=pmid, source_version=pmid_el.get("Version"), deleted=True)
+                yield ParsedArticle(rec, raw, "delete")
+
+
+class _Discard:
+    """An expat target with no callbacks: the parser only checks well-formedness."""
+
+    def close(self) -> None:
+        return None
+
+
+def _root_tag(head: bytes) -> str | None:
+    m = _ROOT_RE.search(head)
+    return m.group(1).decode("ascii", "replace") if m else None
+
+
+_ROOT_RE = re.compile(rb"<([A-Za-z_][\w.:-]*)[\s/>]")
 
 
 class _RawCutter:
@@ -295,6 +324,9 @@ class _RawCutter:
             self.out.append(bytes(buf[m.start():end]))
             pos = end
         del buf[:keep]
+
+    def pending(self) -> bool:
+        return _RAW_OPEN_RE.search(self.buf) is not None
 
 
 def _article_record(art: ET.Element, where: str) -> Record:
