@@ -220,3 +220,24 @@ def test_registry_results_become_suggestions_once_and_follow_their_study(warehou
     with opened(warehouse_path) as con:
         assert {s for (s,) in con.execute("SELECT DISTINCT study_id FROM extraction_rows").fetchall()} == {"NCT09000001"}
         assert con.execute("SELECT count(*) FROM extraction_rows").fetchone()[0] == 8
+
+
+def test_an_automatic_merge_of_studies_with_data_alerts_people(warehouse_path):
+    store(warehouse_path, registry("NCT09000002"), pub(39000051, TITLE_B, ("Jann S",), 2020))
+    link_studies.fn(REVIEW, str(warehouse_path))
+    assert study_of(warehouse_path) == {"ctgov:NCT09000002": "NCT09000002", "pubmed:39000051": "Jann2020"}
+    with opened(warehouse_path) as con:
+        con.execute("INSERT INTO extraction_rows (review_id, study_id, outcome_id, arm, events, total, extractor, origin, "
+                    "status, created_at) VALUES (?, 'Jann2020', 'responders', 'treatment', 7, 11, 'ann', 'manual', "
+                    "'active', ?)", [REVIEW, T0])
+    # a revised PubMed record now names the registration: the two studies are one
+    store(warehouse_path, pub(39000051, TITLE_B, ("Jann S",), 2020, registry_ids=["NCT09000002"]),
+          now=T0 + dt.timedelta(days=1))
+    out = link_studies.fn(REVIEW, str(warehouse_path))
+    assert out["merged"] == [{"study": "Jann2020", "into": "NCT09000002"}]
+    assert set(study_of(warehouse_path).values()) == {"NCT09000002"}
+    link_studies.fn(REVIEW, str(warehouse_path))
+    with opened(warehouse_path) as con:
+        alerts = con.execute("SELECT kind, severity, title FROM alerts").fetchall()
+        assert resolve_study(con, REVIEW, "Jann2020") == "NCT09000002"
+    assert alerts == [("study_merged", "warning", "study Jann2020 was merged into NCT09000002")]

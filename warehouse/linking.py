@@ -18,6 +18,7 @@ import duckdb
 from livingmeta.linking import LinkDecision, LinkRecord, link_records
 from livingmeta.records import find_registry_ids, hash_json, normalise_doi, normalise_registry_id
 from livingmeta.sources.ctgov import suggest_extraction_rows
+from warehouse.alerts import add_alert
 from warehouse.db import rows_as_dicts, transaction
 
 UNASSIGNED_OUTCOME = "unassigned"
@@ -85,7 +86,9 @@ def relink(con: duckdb.DuckDBPyConnection, review_id: str, now: dt.datetime, **t
     previous = {rid: _follow(aliases, sid) for rid, sid in con.execute(
         "SELECT record_id, study_id FROM study_links WHERE review_id = ?", [review_id]).fetchall()}
     known = [s for (s,) in con.execute(
-        "SELECT study_id FROM studies WHERE review_id = ? ORDER BY created_at, study_id", [review_id]).fetchall()]
+        "SELECT study_id FROM studies WHERE review_id = ? "
+        # created together: a registry study's id (its NCT id) is the one kept when two studies merge
+        "ORDER BY created_at, regexp_matches(study_id, '^NCT[0-9]{8}$') DESC, study_id", [review_id]).fetchall()]
     known += sorted(a for a in aliases if a not in known)
     decisions = [LinkDecision(rid, action, _follow(aliases, sid)) for rid, action, sid in con.execute(
         "SELECT record_id, action, study_id FROM study_link_decisions WHERE review_id = ? "
@@ -102,6 +105,15 @@ def relink(con: duckdb.DuckDBPyConnection, review_id: str, now: dt.datetime, **t
             # suggestions not yet accepted follow their study; accepted data are never moved silently
             con.execute("UPDATE extraction_rows SET study_id = ? WHERE review_id = ? AND study_id = ? "
                         "AND status = 'suggested' AND origin = 'registry'", [into, review_id, alias])
+            (n_active,) = con.execute("SELECT count(*) FROM extraction_rows WHERE review_id = ? AND study_id = ? "
+                                      "AND status = 'active'", [review_id, alias]).fetchone()
+            if n_active:
+                add_alert(con, review_id=review_id, kind="study_merged", severity="warning", now=now,
+                          title=f"study {alias} was merged into {into}",
+                          body=f"New records tie study {alias} to {into} ({reason}). {n_active} extraction row(s) still "
+                               f"name {alias}: re-enter them under {into}, or split the records with "
+                               f"`livingmeta studies unlink` if the two are different trials.",
+                          dedupe_key=f"study_merged:{alias}:{into}")
         con.execute("DELETE FROM study_links WHERE review_id = ?", [review_id])
         con.execute("DELETE FROM study_link_evidence WHERE review_id = ?", [review_id])
         con.execute("DELETE FROM study_link_conflicts WHERE review_id = ?", [review_id])
