@@ -1,7 +1,8 @@
 """PubMed E-utilities answers -> Records: pure parsing and request parameters, no network.
 
-`parse_efetch` streams an efetch `PubmedArticleSet` (ElementTree `iterparse`, each article cleared
-once read, so memory stays flat however large the file) and yields one `ParsedArticle` per
+`parse_efetch` streams an efetch `PubmedArticleSet` chunk by chunk (a callback-free expat pass checks
+the whole document; each article's bytes are cut out and parsed alone, then dropped, so memory stays
+flat however large the file) and yields one `ParsedArticle` per
 `PubmedArticle` / `PubmedBookArticle` / `DeleteCitation` PMID, with the article's bytes exactly as
 NCBI sent them. `parse_esearch` reads an esearch answer. Errors NCBI puts inside an HTTP 200 body
 (`<ERROR>`, `<ErrorList><PhraseNotFound>`) raise `EntrezAnswerError`; XML that is cut short or is
