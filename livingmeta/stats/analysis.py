@@ -12,6 +12,7 @@ from livingmeta.stats.errors import StatsInputError
 from livingmeta.stats.inputs import StudyTable, parse_table
 from livingmeta.stats.pooling import METHODS, fit_subsets
 from livingmeta.stats.result import MetaResult, clean
+from livingmeta.stats.updating import SubsetLayout
 
 TESTS = ("z", "knha")
 CONTROL_KEYS = ("threshold", "maxiter", "stepadj", "tau2_max")
@@ -21,11 +22,15 @@ class Analysis:
     """Validated inputs of one analysis: the table, effect sizes and options."""
 
     def __init__(self, rows, measure="OR", method="MH", test="z", level=0.95, zero_correction=None,
-                 kind=None, scale="difference", add=None, to=None, drop00=None, control=None, **unknown):
+                 kind=None, scale="difference", add=None, to=None, drop00=None, control=None, tau2_ci=True,
+                 **unknown):
         if unknown:
             raise StatsInputError(f"unknown option(s) {', '.join(sorted(unknown))}; known options are kind, "
-                                  f"scale, add, to, drop00, zero_correction, control, "
+                                  f"scale, add, to, drop00, zero_correction, control, tau2_ci, "
                                   f"{', '.join(CONTROL_KEYS)}")
+        if not isinstance(tau2_ci, (bool, np.bool_)):
+            raise StatsInputError(f"tau2_ci={tau2_ci!r} must be True or False")
+        self.tau2_ci = bool(tau2_ci)
         self.table: StudyTable = parse_table(rows, kind=kind)
         measure = str(measure).upper()
         method = str(method).upper()
@@ -64,9 +69,9 @@ class Analysis:
         self.scale, self.control, self.zero = scale, ctrl, zc
         self.es = compute_effect_sizes(self.table, measure, scale=scale, **zc)
 
-    def fit(self, members: np.ndarray, extra=None) -> list[MetaResult]:
+    def fit(self, members: np.ndarray, extra=None, layout: SubsetLayout | None = None) -> list[MetaResult]:
         return fit_subsets(self.table, self.es, members, self.measure, self.method, self.test, self.level,
-                           self.control, self.scale, extra)
+                           self.control, self.scale, extra, tau2_ci=self.tau2_ci, layout=layout)
 
 
 def _zero_options(zero_correction, add, to, drop00, method):
@@ -101,7 +106,7 @@ def _split_control(kw: dict) -> dict:
 
 
 def meta_analyze(rows: Any, measure: str = "OR", method: str = "MH", test: str = "z", level: float = 0.95,
-                 zero_correction: Any = None, **options) -> MetaResult:
+                 zero_correction: Any = None, tau2_ci: bool = True, **options) -> MetaResult:
     """Pool the studies in `rows`.
 
     Parameters
@@ -122,6 +127,9 @@ def meta_analyze(rows: Any, measure: str = "OR", method: str = "MH", test: str =
         None: metafor's defaults (add 0.5 to all cells of tables with a zero; double-zero studies kept,
         except for MH/PETO, whose per-study effects drop them as rma.mh/rma.peto do; MH and Peto pool raw
         counts regardless). A number sets `add`, a string sets `to`, a dict may set add/to/drop00.
+    tau2_ci : bool
+        Compute the Q-profile confidence interval of tau2 (random-effects methods). False leaves
+        tau2_ci_lower/tau2_ci_upper None and skips the root finding.
     **options
         kind (binary/proportion/continuous/generic), scale ("ratio"/"difference", GEN only),
         add, to, drop00, and control settings threshold (1e-5), maxiter (100), stepadj (1), tau2_max (100).
@@ -137,33 +145,41 @@ def meta_analyze(rows: Any, measure: str = "OR", method: str = "MH", test: str =
 
     Reference: Viechtbauer W (2010) J Stat Softw 36(3) — numbers match metafor 3.8-1.
     """
-    analysis = Analysis(rows, measure, method, test, level, zero_correction, **_split_control(options))
+    analysis = Analysis(rows, measure, method, test, level, zero_correction, tau2_ci=tau2_ci,
+                        **_split_control(options))
     k = len(analysis.table)
     return analysis.fit(np.ones((1, k), bool))[0]
 
 
-def leave_one_out(rows: Any, **kw) -> list[tuple[str, MetaResult]]:
+def leave_one_out(rows: Any, tau2_ci: bool = True, **kw) -> list[tuple[str, MetaResult]]:
     """Re-run the analysis leaving out each study in turn.
 
     Parameters
     ----------
     rows, **kw : as meta_analyze.
+    tau2_ci : bool
+        As meta_analyze: False skips the Q-profile interval of tau2 for every subset (most of the time
+        of a random-effects leave-one-out at large k) and leaves tau2_ci_lower/upper None.
 
     Returns
     -------
     list of (left-out study label, MetaResult), in row order; empty when there is only one study.
-    All subsets are pooled together (vectorised), so k = 5,000 takes seconds.
+    Each result equals meta_analyze on that subset (to the last digits: sums are updated rather than
+    recomputed). The closed-form parts (FE, MH, Peto, Cochran's Q, DL, HE, the SJ and REML/ML/EB starting
+    values) are updated in O(k) per subset (livingmeta/stats/updating.py); the iterative estimators run
+    exactly the iterations a separate fit would, all subsets at once.
+    Reference: metafor's leave1out() (Viechtbauer 2010, J Stat Softw 36(3)).
     """
-    analysis = Analysis(rows, **_split_control(kw))
+    analysis = Analysis(rows, tau2_ci=tau2_ci, **_split_control(kw))
     k = len(analysis.table)
     if k < 2:
         return []
-    members = ~np.eye(k, dtype=bool)
-    results = analysis.fit(members)
+    layout = SubsetLayout("leave_one_out", k)
+    results = analysis.fit(layout.members(), layout=layout)
     return list(zip(analysis.table.studies, results))
 
 
-def cumulative(rows: Any, order: Any = None, **kw) -> list[tuple[str, MetaResult]]:
+def cumulative(rows: Any, order: Any = None, tau2_ci: bool = True, **kw) -> list[tuple[str, MetaResult]]:
     """Cumulative meta-analysis: add one study at a time.
 
     Parameters
@@ -173,21 +189,21 @@ def cumulative(rows: Any, order: Any = None, **kw) -> list[tuple[str, MetaResult
         None: by the ``year`` column when present (stable, ties keep row order), else row order.
         A column name: sorted by that column. A sequence of study labels or 0-based row positions:
         exactly that order (each study once).
+    tau2_ci : bool
+        As meta_analyze: False skips the Q-profile interval of tau2 at every step.
 
     Returns
     -------
-    list of (label of the study added at that step, MetaResult of the studies so far).
+    list of (label of the study added at that step, MetaResult of the studies so far). Each result
+    equals meta_analyze on those studies; closed-form sums are running sums (see leave_one_out).
     Reference: Lau J et al. (1992) N Engl J Med 327:248-254.
     """
-    analysis = Analysis(rows, **_split_control(kw))
+    analysis = Analysis(rows, tau2_ci=tau2_ci, **_split_control(kw))
     table = analysis.table
     k = len(table)
     perm = _order(table, order)
-    members = np.zeros((k, k), bool)
-    ranks = np.empty(k, int)
-    ranks[perm] = np.arange(k)
-    members[:] = ranks[None, :] <= np.arange(k)[:, None]
-    results = analysis.fit(members)
+    layout = SubsetLayout("cumulative", k, perm)
+    results = analysis.fit(layout.members(), layout=layout)
     return [(table.studies[perm[j]], results[j]) for j in range(k)]
 
 

@@ -52,7 +52,7 @@ def _mad_squared_times_10(Y, M):
     return out
 
 
-def estimate_tau2(Y, V, M, kk, method, control=None):
+def estimate_tau2(Y, V, M, kk, method, control=None, sums=None):
     """Estimate tau2 for each row.
 
     Parameters
@@ -66,6 +66,11 @@ def estimate_tau2(Y, V, M, kk, method, control=None):
     control : dict, optional
         threshold (1e-5), maxiter (100), stepadj (1), tau2_max (100, widened to 10*mad(y)^2
         as metafor does).
+    sums : dict, optional
+        Per-row sums already known (from subset updating, see updating.py): ``q`` (Cochran's Q),
+        ``swf`` and ``swf2`` (sum of 1/v and of 1/v^2), ``rss`` (sum (y - ybar)^2, unweighted) and
+        ``sv`` (sum v). DL and HE then need no pass over (n, k) arrays, SJ one, and REML/ML/EB start
+        from the same HE value as without them.
 
     Returns
     -------
@@ -81,17 +86,26 @@ def estimate_tau2(Y, V, M, kk, method, control=None):
     rows = np.flatnonzero(kk >= 2)
     if len(rows) == 0:
         return tau2, ok, messages
-    Yr, Vr, Mr, kr = Y[rows], V[rows], M[rows], kk[rows].astype(float)
+    all_rows = len(rows) == n
+    kr = kk[rows].astype(float)
+    # fancy indexing copies the (n, k) arrays: skip it when every row takes part
+    Yr, Vr, Mr = (Y, V, M) if all_rows else (Y[rows], V[rows], M[rows])
+    pre = None if sums is None else {key: np.asarray(val)[rows] for key, val in sums.items()}
     with np.errstate(invalid="ignore", divide="ignore"):
-        if method == "DL":
+        if method == "DL" and pre is not None:
+            t = (pre["q"] - (kr - 1)) / (pre["swf"] - pre["swf2"] / pre["swf"])
+        elif method == "DL":
             w = Mr / Vr
             sw, mu = _weighted(w, Yr)
             q = (w * (Yr - mu[:, None]) ** 2).sum(1)
             t = (q - (kr - 1)) / (sw - (w * w).sum(1) / sw)
         elif method in ("HE", "REML", "ML", "EB"):
-            ybar = (Mr * Yr).sum(1) / kr
-            rss = (Mr * (Yr - ybar[:, None]) ** 2).sum(1)
-            sv = (Mr * Vr).sum(1)
+            if pre is None:
+                ybar = (Mr * Yr).sum(1) / kr
+                rss = (Mr * (Yr - ybar[:, None]) ** 2).sum(1)
+                sv = (Mr * Vr).sum(1)
+            else:
+                rss, sv = pre["rss"], pre["sv"]
             t = (rss - (sv - sv / kr)) / (kr - 1)
             if method != "HE":
                 t, good, msg = _fisher_scoring(Yr, Vr, Mr, kr, np.maximum(0.0, t), method, con)
@@ -101,8 +115,11 @@ def estimate_tau2(Y, V, M, kk, method, control=None):
                 if method in ("ML", "REML"):
                     t = _ll0_check(Yr, Vr, Mr, kr, np.maximum(0.0, t), method, good, con, rows, messages)
         elif method == "SJ":
-            ybar = (Mr * Yr).sum(1) / kr
-            t0 = (Mr * (Yr - ybar[:, None]) ** 2).sum(1) / kr
+            if pre is None:
+                ybar = (Mr * Yr).sum(1) / kr
+                t0 = (Mr * (Yr - ybar[:, None]) ** 2).sum(1) / kr
+            else:
+                t0 = pre["rss"] / kr
             qg = generalized_q(Yr, Vr, Mr, t0)
             t = np.where(t0 > 0, t0 * qg / (kr - 1), 0.0)
         elif method == "PM":
@@ -225,7 +242,8 @@ def qprofile_ci(Y, V, M, kk, level=0.95):
     rows = np.flatnonzero(kk >= 2)
     if len(rows) == 0:
         return lower, upper
-    Yr, Vr, Mr, df = Y[rows], V[rows], M[rows], kk[rows] - 1.0
+    Yr, Vr, Mr = (Y, V, M) if len(rows) == n else (Y[rows], V[rows], M[rows])
+    df = kk[rows] - 1.0
     alpha = 1 - level
     q0 = generalized_q(Yr, Vr, Mr, np.zeros(len(rows)))
     for crit, out in ((stats.chi2.isf(alpha / 2, df), lower), (stats.chi2.ppf(alpha / 2, df), upper)):

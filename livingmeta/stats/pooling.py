@@ -26,6 +26,7 @@ from livingmeta.stats.effect_sizes import EffectSizes
 from livingmeta.stats.heterogeneity import TAU2_METHODS, estimate_tau2, qprofile_ci
 from livingmeta.stats.inputs import StudyTable
 from livingmeta.stats.result import MetaResult, StudyList
+from livingmeta.stats.updating import SubsetLayout
 
 COMMON_METHODS = ("FE", "MH", "PETO")
 METHODS = COMMON_METHODS + TAU2_METHODS
@@ -62,7 +63,8 @@ def back_transform(measure: str, scale: str, x: np.ndarray, nhm: np.ndarray | No
 
 def fit_subsets(table: StudyTable, es: EffectSizes, members: np.ndarray, measure: str, method: str,
                 test: str, level: float, control: dict | None = None, scale: str = "difference",
-                labels_warnings: list[list[str]] | None = None) -> list[MetaResult]:
+                labels_warnings: list[list[str]] | None = None, tau2_ci: bool = True,
+                layout: SubsetLayout | None = None) -> list[MetaResult]:
     """Pool every subset of studies given by the rows of `members`.
 
     Parameters
@@ -74,6 +76,12 @@ def fit_subsets(table: StudyTable, es: EffectSizes, members: np.ndarray, measure
         Row r selects the studies of analysis r.
     measure, method, test, level, control, scale : as meta_analyze.
     labels_warnings : optional extra warnings per row.
+    tau2_ci : bool
+        Compute the Q-profile confidence interval of tau2 (random-effects methods); False leaves
+        tau2_ci_lower/upper None and saves most of the time of a random-effects fit.
+    layout : SubsetLayout, optional
+        When the rows are the leave-one-out or cumulative subsets (exactly ``layout.members()``), the
+        sums of the closed-form quantities are updated in O(k) per subset instead of recomputed.
 
     Returns
     -------
@@ -86,12 +94,36 @@ def fit_subsets(table: StudyTable, es: EffectSizes, members: np.ndarray, measure
     for start in range(0, n, step):
         block = members[start:start + step]
         extra = None if labels_warnings is None else labels_warnings[start:start + step]
+        sums = None if layout is None else _LayoutSums(layout, slice(start, start + step))
         if method in ("MH", "PETO"):
-            results.extend(_fit_counts(table, es, block, measure, method, level, extra))
+            results.extend(_fit_counts(table, es, block, measure, method, level, extra, sums))
         else:
             results.extend(_fit_inverse_variance(table, es, block, measure, method, test, level,
-                                                 control, scale, extra))
+                                                 control, scale, extra, tau2_ci, sums))
     return results
+
+
+class _LayoutSums:
+    """Row sums for one block of rows of a SubsetLayout (the rows `rows` of the whole layout)."""
+
+    def __init__(self, layout: SubsetLayout, rows: slice):
+        self.layout, self.rows = layout, rows
+
+    def __call__(self, x):
+        return self.layout.sums(x)[self.rows]
+
+    def moments(self, w, y):
+        return tuple(a[self.rows] for a in self.layout.weighted_moments(w, y))
+
+
+class _MatrixSums:
+    """Row sums over the members of each row of `block`, by matrix products (any subsets)."""
+
+    def __init__(self, block):
+        self.Mf = block.astype(float)
+
+    def __call__(self, x):
+        return self.Mf @ np.asarray(x, float)
 
 
 def _study_notes(table, es, block):
@@ -110,29 +142,47 @@ def _heterogeneity_fe(q, df):
     return i2, h2
 
 
-def _fit_inverse_variance(table, es, block, measure, method, test, level, control, scale, extra):
+def _fit_inverse_variance(table, es, block, measure, method, test, level, control, scale, extra,
+                          tau2_ci=True, sums=None):
     yi, vi = es.yi, es.vi
     valid = np.isfinite(yi)
-    M = block & valid
-    Mf = M.astype(float)
-    Y = np.where(M, yi, 0.0)
-    V = np.where(M, vi, 1.0)
-    kk = M.sum(1)
     n = len(block)
+    random = method in TAU2_METHODS
+    # the (n, k) arrays are only built when a quantity cannot come from subset sums
+    arrays = {}
+
+    def nk():
+        if not arrays:
+            M = block & valid
+            arrays.update(M=M, Mf=M.astype(float), Y=np.where(M, yi, 0.0), V=np.where(M, vi, 1.0))
+        return arrays["Y"], arrays["V"], arrays["Mf"]
+
     notes = _study_notes(table, es, block)
     if extra is not None:
         notes = [a + list(b) for a, b in zip(notes, extra)]
     alpha = 1 - level
     zcrit = stats.norm.isf(alpha / 2)
     with np.errstate(invalid="ignore", divide="ignore"):
-        wf = Mf / V
-        swf = wf.sum(1)
-        muf = (wf * Y).sum(1) / swf
-        q = np.maximum(0.0, (wf * (Y - muf[:, None]) ** 2).sum(1))
+        if sums is None:
+            Y, V, Mf = nk()
+            kk = arrays["M"].sum(1)
+            wf = Mf / V
+            swf = wf.sum(1)
+            muf = (wf * Y).sum(1) / swf
+            q = np.maximum(0.0, (wf * (Y - muf[:, None]) ** 2).sum(1))
+            swf2 = (wf * wf).sum(1)
+            pre = None
+        else:
+            w1 = np.where(valid, 1 / np.where(valid, vi, 1.0), 0.0)
+            kk = np.rint(sums(valid.astype(float))).astype(int)
+            swf, muf, q = sums.moments(w1, yi)
+            swf2 = sums(w1 * w1)
+            _, _, rss = sums.moments(valid.astype(float), yi)
+            pre = {"q": q, "swf": swf, "swf2": swf2, "rss": rss, "sv": sums(np.where(valid, vi, 0.0))}
         df = kk - 1.0
-        random = method in TAU2_METHODS
         if random:
-            tau2, ok, messages = estimate_tau2(Y, V, Mf, kk, method, control)
+            Y, V, Mf = nk()
+            tau2, ok, messages = estimate_tau2(Y, V, Mf, kk, method, control, pre)
             failed = np.flatnonzero(~ok)
             if len(failed):
                 dl, _, _ = estimate_tau2(Y[failed], V[failed], Mf[failed], kk[failed], "DL")
@@ -141,69 +191,97 @@ def _fit_inverse_variance(table, es, block, measure, method, test, level, contro
                 notes[r].append(msg + ("; fell back to the DerSimonian-Laird estimate" if not ok[r] else ""))
         else:
             tau2 = np.zeros(n)
-        w = Mf / (V + tau2[:, None])
-        sw = w.sum(1)
-        est = (w * Y).sum(1) / sw
+        if random or sums is None:
+            Y, V, Mf = nk()
+            w = Mf / (V + tau2[:, None])
+            sw = w.sum(1)
+            est = (w * Y).sum(1) / sw
+        else:
+            w, sw, est = None, swf, muf
         se = np.sqrt(1 / sw)
         knha = np.full(n, test == "knha")
         if test == "knha":
             for r in np.flatnonzero(kk < 2):
                 notes[r].append("Knapp-Hartung needs k >= 2; the z test is used")
             knha &= kk >= 2
-            rss = (w * (Y - est[:, None]) ** 2).sum(1)
-            s2w = np.where(rss <= np.finfo(float).eps, 0.0, rss / np.maximum(df, 1))
+            # with common-effect weights the weighted residual sum of squares is Cochran's Q
+            rss_w = q if w is None else (w * (Y - est[:, None]) ** 2).sum(1)
+            s2w = np.where(rss_w <= np.finfo(float).eps, 0.0, rss_w / np.maximum(df, 1))
             se = np.where(knha, np.sqrt(s2w / sw), se)
         crit = np.where(knha, stats.t.isf(alpha / 2, np.maximum(df, 1)), zcrit)
         stat = est / se
         pval = np.where(knha, 2 * stats.t.sf(np.abs(stat), np.maximum(df, 1)), 2 * stats.norm.sf(np.abs(stat)))
         ci_lo, ci_hi = est - crit * se, est + crit * se
+        t2lo = t2hi = np.full(n, np.nan)
         if random:
-            vt = df * swf / (swf ** 2 - (wf * wf).sum(1))
+            vt = df * swf / (swf ** 2 - swf2)
             i2 = 100 * tau2 / (vt + tau2)
             h2 = tau2 / vt + 1
             pi_half = crit * np.sqrt(se ** 2 + tau2)
             pi_lo, pi_hi = est - pi_half, est + pi_half
-            t2lo, t2hi = qprofile_ci(Y, V, Mf, kk, level)
+            if tau2_ci:
+                t2lo, t2hi = qprofile_ci(Y, V, Mf, kk, level)
         else:
             i2, h2 = _heterogeneity_fe(q, df)
-            pi_lo = pi_hi = t2lo = t2hi = np.full(n, np.nan)
+            pi_lo = pi_hi = np.full(n, np.nan)
         qp = stats.chi2.sf(q, np.maximum(df, 1))
     small = kk < 2
+    q = q.copy()
     for arr in (q, qp, i2, h2, pi_lo, pi_hi, t2lo, t2hi):
         arr[small] = np.nan
     nhm = None
     if measure == "PFT":
         with np.errstate(divide="ignore", invalid="ignore"):
-            nhm = kk / (Mf / np.where(M, es.ni, 1.0)).sum(1)
+            if sums is None:
+                nhm = kk / (arrays["Mf"] / np.where(arrays["M"], es.ni, 1.0)).sum(1)
+            else:
+                nhm = kk / sums(np.where(valid, 1 / np.where(valid, es.ni, 1.0), 0.0))
     bt = {key: back_transform(measure, scale, arr, nhm)
           for key, arr in (("estimate", est), ("ci_lower", ci_lo), ("ci_upper", ci_hi),
                            ("pi_lower", pi_lo), ("pi_upper", pi_hi))}
-    participants = _participants(table, block)
+    participants = _participants(table, block, sums)
+    bt = {key: (None if arr is None else arr.tolist()) for key, arr in bt.items()}
+    lists = {key: arr.tolist() for key, arr in (("est", est), ("se", se), ("stat", stat), ("pval", pval),
+                                                  ("ci_lo", ci_lo), ("ci_hi", ci_hi), ("tau2", tau2), ("i2", i2),
+                                                  ("h2", h2), ("q", q), ("qp", qp), ("pi_lo", pi_lo),
+                                                  ("pi_hi", pi_hi), ("t2lo", t2lo), ("t2hi", t2hi))}
+    no_ci = random and not tau2_ci
     out = []
     for r in range(n):
         if kk[r] == 0:
             notes[r].append("no study in this analysis could contribute an effect size")
-        t = float(tau2[r])
+        t = lists["tau2"][r]
 
         def raw(idx, t=t):
             return 1 / (vi[idx] + t)
 
         out.append(MetaResult(
             k=int(kk[r]), measure=measure, method=method, test=test,
-            estimate=est[r], se=se[r], statistic=stat[r], p_value=pval[r], ci_lower=ci_lo[r], ci_upper=ci_hi[r],
-            tau2=tau2[r] if kk[r] else None, i2=i2[r], h2=h2[r], q=q[r], q_df=None if small[r] else int(df[r]),
-            q_p=qp[r], pi_lower=pi_lo[r], pi_upper=pi_hi[r],
+            estimate=lists["est"][r], se=lists["se"][r], statistic=lists["stat"][r], p_value=lists["pval"][r],
+            ci_lower=lists["ci_lo"][r], ci_upper=lists["ci_hi"][r],
+            tau2=t if kk[r] else None, i2=lists["i2"][r], h2=lists["h2"][r], q=lists["q"][r],
+            q_df=None if small[r] else int(df[r]), q_p=lists["qp"][r], pi_lower=lists["pi_lo"][r],
+            pi_upper=lists["pi_hi"][r],
             **{f"{key}_bt": (None if arr is None else arr[r]) for key, arr in bt.items()},
-            participants=participants[r], tau2_ci_lower=t2lo[r], tau2_ci_upper=t2hi[r],
+            participants=participants[r],
+            tau2_ci_lower=None if no_ci else lists["t2lo"][r], tau2_ci_upper=None if no_ci else lists["t2hi"][r],
             warnings=tuple(notes[r]),
             studies=StudyList(table.studies, yi, vi, block[r].copy(), raw, zcrit)))
     return out
 
 
-def _participants(table, block):
+def _participants(table, block, sums=None):
     if table.participants is None:
         return [None] * len(block)
     p = table.participants
+    if sums is not None:
+        missing = np.isnan(p)
+        # integer counts: running sums are exact, so they equal the per-row sums
+        if np.all(np.mod(p[~missing], 1) == 0):
+            total = sums(np.where(missing, 0.0, p))
+            gaps = sums(missing.astype(float)) > 0
+            kk = block.sum(1)
+            return [None if kk[r] == 0 or gaps[r] else float(total[r]) for r in range(len(block))]
     out = []
     for row in block:
         vals = p[row]
@@ -211,7 +289,7 @@ def _participants(table, block):
     return out
 
 
-def _fit_counts(table, es, block, measure, method, level, extra):
+def _fit_counts(table, es, block, measure, method, level, extra, sums=None):
     v = table.values
     ai = v["treat_events"]
     ci = v["control_events"]
@@ -219,7 +297,7 @@ def _fit_counts(table, es, block, measure, method, level, extra):
     n2 = v["control_total"]
     bi, di = n1 - ai, n2 - ci
     N = n1 + n2
-    Mf = block.astype(float)
+    rowsum = _MatrixSums(block) if sums is None else sums
     kk = block.sum(1)
     notes = _study_notes(table, es, block)
     if extra is not None:
@@ -231,34 +309,34 @@ def _fit_counts(table, es, block, measure, method, level, extra):
             ei = xt * n1 / N
             vpeto = np.where(N > 1, xt * (bi + di) * (n1 / N) * (n2 / N) / (N - 1), 0.0)
             o_e = ai - ei
-            sum_v = Mf @ vpeto
-            est = (Mf @ o_e) / sum_v
+            sum_v = rowsum(vpeto)
+            est = rowsum(o_e) / sum_v
             se = np.sqrt(1 / sum_v)
             contrib = np.where(vpeto > 0, o_e ** 2 / np.where(vpeto > 0, vpeto, 1), 0.0)
-            q = np.maximum(0.0, Mf @ contrib - (Mf @ o_e) ** 2 / sum_v)
+            q = np.maximum(0.0, rowsum(contrib) - rowsum(o_e) ** 2 / sum_v)
             undefined = ~(sum_v > 0)
             static_w = vpeto
         else:
             if measure == "OR":
                 Ri, Si = ai * di / N, bi * ci / N
-                R, S = Mf @ Ri, Mf @ Si
+                R, S = rowsum(Ri), rowsum(Si)
                 Pi, Qi = (ai + di) / N, (bi + ci) / N
                 est = np.log(R / S)
-                var = 0.5 * ((Mf @ (Pi * Ri)) / R ** 2 + (Mf @ (Pi * Si + Qi * Ri)) / (R * S)
-                             + (Mf @ (Qi * Si)) / S ** 2)
+                var = 0.5 * (rowsum(Pi * Ri) / R ** 2 + rowsum(Pi * Si + Qi * Ri) / (R * S)
+                             + rowsum(Qi * Si) / S ** 2)
                 undefined = ~((R > 0) & (S > 0))
                 static_w = Si
             elif measure == "RR":
-                R, S = Mf @ (ai * n2 / N), Mf @ (ci * n1 / N)
+                R, S = rowsum(ai * n2 / N), rowsum(ci * n1 / N)
                 est = np.log(R / S)
-                var = (Mf @ ((n1 / N) * (n2 / N) * (ai + ci) - (ai / N) * ci)) / (R * S)
+                var = rowsum((n1 / N) * (n2 / N) * (ai + ci) - (ai / N) * ci) / (R * S)
                 undefined = ~((R > 0) & (S > 0))
                 static_w = ci * n1 / N
             elif measure == "RD":
-                W = Mf @ (n1 * n2 / N)
-                est = (Mf @ (ai * (n2 / N) - ci * (n1 / N))) / W
-                var = (est * (Mf @ (ci * (n1 / N) ** 2 - ai * (n2 / N) ** 2 + (n1 / N) * (n2 / N) * (n2 - n1) / 2))
-                       + (Mf @ (ai * (n2 - ci) / N + ci * (n1 - ai) / N)) / 2) / W ** 2
+                W = rowsum(n1 * n2 / N)
+                est = rowsum(ai * (n2 / N) - ci * (n1 / N)) / W
+                var = (est * rowsum(ci * (n1 / N) ** 2 - ai * (n2 / N) ** 2 + (n1 / N) * (n2 / N) * (n2 - n1) / 2)
+                       + rowsum(ai * (n2 - ci) / N + ci * (n1 - ai) / N) / 2) / W ** 2
                 undefined = ~(W > 0)
                 static_w = n1 * n2 / N
             else:
@@ -267,15 +345,21 @@ def _fit_counts(table, es, block, measure, method, level, extra):
             valid = np.isfinite(es.yi)
             wy = np.where(valid, 1 / np.where(valid, es.vi, 1), 0.0)
             yy = np.where(valid, es.yi, 0.0)
-            q = np.array([np.maximum(0.0, np.sum(wy[row & valid] * (yy[row & valid] - e) ** 2))
-                          for row, e in zip(block, est)])
+            if sums is None:
+                q = np.array([np.maximum(0.0, np.sum(wy[row & valid] * (yy[row & valid] - e) ** 2))
+                              for row, e in zip(block, est)])
+            else:
+                # sum w (y - e)^2 = sum w (y - mu)^2 + sum w (mu - e)^2 with mu the inverse-variance mean:
+                # two non-negative terms, so no digits are lost when e is close to mu
+                sw, mu, m2 = sums.moments(wy, yy)
+                q = np.where(sw > 0, m2 + sw * (mu - est) ** 2, 0.0)
         stat = est / se
         pval = 2 * stats.norm.sf(np.abs(stat))
         ci_lo, ci_hi = est - zcrit * se, est + zcrit * se
     if method == "PETO":
-        kq = (block & (vpeto > 0)[None, :]).sum(1)
+        kq = np.rint(rowsum((vpeto > 0).astype(float))).astype(int)
     else:
-        kq = (block & np.isfinite(es.yi)[None, :]).sum(1)
+        kq = np.rint(rowsum(np.isfinite(es.yi).astype(float))).astype(int)
     df = kq - 1.0
     qp = stats.chi2.sf(q, np.maximum(df, 1))
     i2, h2 = _heterogeneity_fe(q, df)
@@ -289,15 +373,20 @@ def _fit_counts(table, es, block, measure, method, level, extra):
                         f"no events (or no non-events) in the pooled tables")
     bt = {key: back_transform(measure if method != "PETO" else "PETO", "difference", arr)
           for key, arr in (("estimate", est), ("ci_lower", ci_lo), ("ci_upper", ci_hi))}
-    participants = _participants(table, block)
+    bt = {key: ([None] * len(block) if arr is None else arr.tolist()) for key, arr in bt.items()}
+    participants = _participants(table, block, sums)
+    lists = {key: arr.tolist() for key, arr in (("est", est), ("se", se), ("stat", stat), ("pval", pval),
+                                                  ("ci_lo", ci_lo), ("ci_hi", ci_hi), ("i2", i2), ("h2", h2),
+                                                  ("q", q), ("qp", qp))}
     out = []
     for r in range(len(block)):
         out.append(MetaResult(
             k=int(kk[r]), measure=measure, method=method, test="z",
-            estimate=est[r], se=se[r], statistic=stat[r], p_value=pval[r], ci_lower=ci_lo[r], ci_upper=ci_hi[r],
-            tau2=0.0, i2=i2[r], h2=h2[r], q=q[r], q_df=None if small[r] else int(df[r]), q_p=qp[r],
-            pi_lower=None, pi_upper=None,
-            **{f"{key}_bt": (None if arr is None else arr[r]) for key, arr in bt.items()},
+            estimate=lists["est"][r], se=lists["se"][r], statistic=lists["stat"][r], p_value=lists["pval"][r],
+            ci_lower=lists["ci_lo"][r], ci_upper=lists["ci_hi"][r],
+            tau2=0.0, i2=lists["i2"][r], h2=lists["h2"][r], q=lists["q"][r], q_df=None if small[r] else int(df[r]),
+            q_p=lists["qp"][r], pi_lower=None, pi_upper=None,
+            **{f"{key}_bt": arr[r] for key, arr in bt.items()},
             pi_lower_bt=None, pi_upper_bt=None,
             participants=participants[r], tau2_ci_lower=None, tau2_ci_upper=None,
             warnings=tuple(notes[r]),

@@ -17,6 +17,10 @@ RESULT_KEYS = ("k", "measure", "method", "test", "estimate", "se", "statistic", 
 
 def clean(value: Any) -> Any:
     """Return `value` with numpy scalars made plain and NaN/inf replaced by None."""
+    # plain floats and None are by far the most frequent: decide them first
+    kind = type(value)
+    if kind is float:
+        return value if value - value == 0 else None
     if value is None:
         return None
     if isinstance(value, (bool, np.bool_)):
@@ -124,10 +128,10 @@ class MetaResult:
 
     def __post_init__(self):
         # attributes hold plain Python numbers or None, never numpy scalars or NaN
-        for f in fields(self):
-            if f.name not in ("warnings", "studies", "measure", "method", "test"):
-                object.__setattr__(self, f.name, clean(getattr(self, f.name)))
-        object.__setattr__(self, "warnings", tuple(self.warnings))
+        state = self.__dict__
+        for name in _NUMERIC_FIELDS:
+            state[name] = clean(state[name])
+        state["warnings"] = tuple(self.warnings)
 
     def to_dict(self) -> dict:
         """Return a JSON-ready dict with exactly RESULT_KEYS (NaN never appears: None instead)."""
@@ -146,3 +150,7 @@ class MetaResult:
         return isinstance(other, MetaResult) and self.to_dict() == other.to_dict()
 
     __hash__ = None
+
+
+_NUMERIC_FIELDS = tuple(f.name for f in fields(MetaResult)
+                        if f.name not in ("warnings", "studies", "measure", "method", "test"))
