@@ -193,11 +193,13 @@ def run_analysis(rows: list[dict], settings: Mapping[str, Any], kind: str) -> di
     if any("subgroup" not in r for r in engine_rows):
         engine_rows = [{k: v for k, v in r.items() if k != "subgroup"} for r in engine_rows]
     meta = meta_analyze(engine_rows, **opts)
-    loo = [{"omitted": s, **_strip(r)} for s, r in leave_one_out(engine_rows, **opts)]
+    # nothing downstream reads per-subset tau2 CIs (reports use estimates, CIs and k), and their Q-profile
+    # root finding was most of the time of a large update: stored leave-one-out/cumulative rows hold None
+    loo = [{"omitted": s, **_strip(r)} for s, r in leave_one_out(engine_rows, tau2_ci=False, **opts)]
     years = {r["study"]: r.get("year") for r in rows}
     # cumulative order: publication year, ties and unknown years by study id (rows are sorted by study id)
     order = sorted(range(len(rows)), key=lambda i: (rows[i].get("year") is None, rows[i].get("year") or 0, i))
-    cum = cumulative(engine_rows, order=order, **opts)
+    cum = cumulative(engine_rows, order=order, tau2_ci=False, **opts)
     cum_out = [{"added": s, "year": years.get(s), **_strip(r)} for s, r in cum]
     notes: list[str] = []
     subgroups = None
