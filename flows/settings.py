@@ -87,3 +87,8 @@ def ctgov_settings() -> dict:
         "backoff": number("LIVINGMETA_CTGOV_BACKOFF", 2.0),
         "timeout": number("LIVINGMETA_CTGOV_TIMEOUT", 60.0),
     }
+
+
+def secret(name: str) -> str | None:
+    """A named secret from the environment (webhook URL variables named by review.toml's `url_env`)."""
+    return os.environ.get(name) or None

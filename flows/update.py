@@ -8,6 +8,8 @@ from pathlib import Path
 from prefect import flow
 from prefect.runtime import flow_run
 
+from flows import settings
+from tasks import runtime
 from tasks.analysis import analyze
 from tasks.ctgov import search_ctgov
 from tasks.inputs import apply_recorded_inputs
@@ -30,13 +32,14 @@ def update_review(
 ) -> dict:
     """Search sources, link studies, flag candidates, re-analyse and publish what changed."""
     as_of = as_of or dt.datetime.now(dt.timezone.utc)
+    runtime.configure(ncbi=settings.ncbi_settings(), secret_lookup=settings.secret)  # secrets stay out of parameters
     review_id = register_review(review_dir, warehouse)
     update_id = start_update(review_id, warehouse, as_of, str(flow_run.get_id() or ""))
     replay = {s: (str(Path(replay_dir) / s) if replay_dir else None) for s in ("pubmed", "ctgov")}
     try:
         searches = [
             search_pubmed(review_dir, warehouse, update_id, as_of, replay["pubmed"]),
-            search_ctgov(review_dir, warehouse, update_id, as_of, replay["ctgov"]),
+            search_ctgov(review_dir, warehouse, update_id, as_of, replay["ctgov"], client=settings.ctgov_settings()),
         ]
         studies = link_studies(review_id, warehouse)
         queue = flag_candidates(review_dir, review_id, warehouse)

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import duckdb
 import httpx
+
+from tasks import runtime
 
 from warehouse.db import rows_as_dicts
 
@@ -66,7 +67,7 @@ def _send_webhook(url: str, alert: Mapping) -> None:
 def channel_senders(channels: list[Mapping], base_dir: str,
                     environ: Mapping[str, str] | None = None) -> list[tuple[str, Callable[[Mapping], None] | None, str | None]]:
     """(channel name, send function or None, problem) per configured channel."""
-    env = os.environ if environ is None else environ
+    env = runtime.secrets() if environ is None else environ
     out = []
     for ch in channels:
         kind = ch["type"]

@@ -216,8 +216,8 @@ def client_from_settings(settings: dict) -> EntrezClient:
 def search_pubmed(review_dir: str, warehouse: str, update_id: int | None, as_of: dt.datetime,
                   replay_dir: str | None = None) -> dict:
     """Search PubMed for the review's query and store new and changed records."""
-    # the one place this task reads the environment: NCBI address, email and API key (never a parameter)
-    from flows.settings import ncbi_settings
+    # NCBI address, email and API key come from the flow in-process (never a parameter): see tasks/runtime.py
+    from tasks.runtime import ncbi_settings
 
     cfg = load_review(review_dir)
     src = cfg.sources.pubmed

@@ -315,12 +315,21 @@ def test_replay_reads_recorded_answers_through_the_same_path(tmp_path, warehouse
     assert missing["status"] == "failed" and "replay folder not found" in missing["error"]
 
 
-def test_task_reads_address_and_key_from_the_environment(review, warehouse_path, monkeypatch):
+def test_task_uses_address_and_key_the_flow_reads_from_the_environment(review, warehouse_path, monkeypatch):
+    # the flow reads the environment (flows.settings) and hands the settings to tasks in-process (tasks.runtime),
+    # so the key is never a flow or task parameter
+    from flows import settings
+    from tasks import runtime
+
     with FakeNCBI(fixture_articles("articles.xml")) as ncbi:
         monkeypatch.setenv("LIVINGMETA_EUTILS_URL", ncbi.url)
         monkeypatch.setenv("LIVINGMETA_NCBI_EMAIL", "env@example.org")
         monkeypatch.setenv("NCBI_API_KEY", KEY)
-        result = search_pubmed.fn(str(review), str(warehouse_path), None, AS_OF)
+        runtime.configure(ncbi=settings.ncbi_settings())
+        try:
+            result = search_pubmed.fn(str(review), str(warehouse_path), None, AS_OF)
+        finally:
+            runtime.configure(ncbi={})
         params = ncbi.requests[0]["params"]
     assert result["status"] == "succeeded" and result["new"] == 4
     assert params["email"] == "env@example.org" and params["api_key"] == KEY
