@@ -37,6 +37,7 @@ bench: venv-test
 	$(BIN)/python bench/meta.py
 	$(BIN)/python bench/pubmed_ingest.py
 	$(BIN)/python bench/screening.py
+	$(BIN)/python bench/analysis.py
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache
