@@ -241,3 +241,46 @@ def test_an_automatic_merge_of_studies_with_data_alerts_people(warehouse_path):
         alerts = con.execute("SELECT kind, severity, title FROM alerts").fetchall()
         assert resolve_study(con, REVIEW, "Jann2020") == "NCT09000002"
     assert alerts == [("study_merged", "warning", "study Jann2020 was merged into NCT09000002")]
+
+
+def _reposted(name: str, events: str, updated: str) -> Fetched:
+    """A later version of a registry record whose first outcome's first count was corrected."""
+    study = json.loads((FIXTURES / f"study_{name}.json").read_text(encoding="utf-8"))
+    cats = study["resultsSection"]["outcomeMeasuresModule"]["outcomeMeasures"][0]["classes"][0]["categories"]
+    cats[0]["measurements"][0]["value"] = events
+    study["protocolSection"]["statusModule"]["lastUpdatePostDateStruct"] = {"date": updated, "type": "ACTUAL"}
+    return Fetched(parse_study(study), json.dumps(study))
+
+
+def test_reposted_results_retire_the_suggestions_they_replace(warehouse_path):
+    from warehouse.extraction import accept_suggestions, list_suggestions
+
+    store(warehouse_path, registry("NCT09000001_v2"))
+    link_studies.fn(REVIEW, str(warehouse_path))
+    with opened(warehouse_path) as con:
+        first = {r["row_id"]: r for r in list_suggestions(con, REVIEW)}
+        (treated,) = [rid for rid, r in first.items() if r["arm"] == "treatment" and r["events"] == 12.0]
+    # the registry corrects 12 -> 13 responders in the treated arm
+    store(warehouse_path, _reposted("NCT09000001_v2", "13", "2022-08-01"), now=T0 + dt.timedelta(days=30))
+    out = link_studies.fn(REVIEW, str(warehouse_path))["suggestions"]
+    assert (out["suggested"], out["retired"], out["accepted_changed"]) == (1, 1, 0)
+    with opened(warehouse_path) as con:
+        waiting = {r["row_id"]: r for r in list_suggestions(con, REVIEW)}
+        assert treated not in waiting and len(waiting) == len(first)
+        assert [r["events"] for r in waiting.values() if r["arm"] == "treatment" and r["events"] in (12.0, 13.0)] == [13.0]
+        status, = con.execute("SELECT status FROM extraction_rows WHERE row_id = ?", [treated]).fetchone()
+        retired = con.execute("SELECT retired_by_version FROM registry_suggestions WHERE row_id = ?", [treated]).fetchone()
+        assert (status, retired) == ("superseded", (2,))
+        new_id = next(rid for rid, r in waiting.items() if r["events"] == 13.0)
+        accept_suggestions(con, REVIEW, [new_id], outcome="responders", outcomes={"responders": "binary"},
+                           extractor="ann", now=T0 + dt.timedelta(days=31))
+    assert link_studies.fn(REVIEW, str(warehouse_path))["suggestions"]["retired"] == 0  # re-running retires nothing
+    # a further correction of numbers a person already accepted: the accepted row stays, people are warned once
+    store(warehouse_path, _reposted("NCT09000001_v2", "14", "2022-09-01"), now=T0 + dt.timedelta(days=60))
+    out = link_studies.fn(REVIEW, str(warehouse_path))["suggestions"]
+    assert (out["retired"], out["accepted_changed"]) == (0, 1)
+    link_studies.fn(REVIEW, str(warehouse_path))
+    with opened(warehouse_path) as con:
+        assert con.execute("SELECT count(*) FROM extraction_rows WHERE status = 'active' AND events = 13").fetchone() == (1,)
+        alerts = con.execute("SELECT kind, severity FROM alerts WHERE kind = 'registry_results_changed'").fetchall()
+    assert alerts == [("registry_results_changed", "warning")]

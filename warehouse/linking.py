@@ -275,15 +275,18 @@ def write_registry_suggestions(con: duckdb.DuckDBPyConnection, review_id: str, n
 
     Each registry record version is read once: its latest raw payload is parsed by
     `livingmeta.sources.ctgov.suggest_extraction_rows`; rows already suggested (same content) are not added again.
+    When a later version re-posts or corrects results, waiting suggestions of earlier versions whose numbers it no
+    longer carries become 'superseded' (accepted ones stay, with a warning alert).
     Returns:
-        {"records_with_results", "records_read", "suggested", "problems" (count), "problem_lines" (first 20)}.
+        {"records_with_results", "records_read", "suggested", "retired", "accepted_changed", "problems" (count),
+         "problem_lines" (first 20)}.
     """
     targets = con.execute(
         "SELECT l.record_id, l.study_id, r.source_id, r.version FROM study_links l JOIN records r USING (record_id) "
         "WHERE l.review_id = ? AND r.source = 'ctgov' AND coalesce(json_extract(r.extra, '$.has_results')::BOOLEAN, false) "
         "ORDER BY l.record_id", [review_id]).fetchall()
-    summary = {"records_with_results": len(targets), "records_read": 0, "suggested": 0, "problems": 0,
-               "problem_lines": []}
+    summary = {"records_with_results": len(targets), "records_read": 0, "suggested": 0, "retired": 0,
+               "accepted_changed": 0, "problems": 0, "problem_lines": []}
     with transaction(con):
         for record_id, study_id, source_id, version in targets:
             # suggestions follow the study their record is linked to now
@@ -307,9 +310,11 @@ def write_registry_suggestions(con: duckdb.DuckDBPyConnection, review_id: str, n
             summary["problems"] += len(problems)
             summary["problem_lines"].extend(problems[: max(0, 20 - len(summary["problem_lines"]))])
             added = 0
+            current_keys = []
             for row in rows:
                 details = row.pop("registry")
                 key = hash_json({"review": review_id, "record": record_id, "row": row})
+                current_keys.append(key)
                 if con.execute("SELECT 1 FROM extraction_rows WHERE review_id = ? AND import_key = ? LIMIT 1",
                                [review_id, key]).fetchone():
                     continue
@@ -323,12 +328,53 @@ def write_registry_suggestions(con: duckdb.DuckDBPyConnection, review_id: str, n
                      row.get("ci_lower"), row.get("ci_upper"), row.get("scale"), REGISTRY_EXTRACTOR, now.date(),
                      row.get("source_ref"), key, row.get("notes"), now]).fetchone()
                 con.execute(
-                    "INSERT INTO registry_suggestions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO registry_suggestions (row_id, review_id, record_id, record_version, outcome_title, "
+                    "outcome_type, time_frame, units, param_type, group_id, group_title, ci_level, problems, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [row_id, review_id, record_id, version, details["outcome_title"], details["outcome_type"],
                      details["time_frame"], details["units"], details["param_type"], details["group_id"],
                      details["group_title"], details["ci_level"], json.dumps(details["problems"]), now])
                 summary["suggested"] += 1
                 added += 1
+            if rows or not problems:
+                # a payload we could not read at all retires nothing: its old numbers may still hold
+                retired = _retire_stale_suggestions(con, review_id, record_id, version, current_keys, now)
+                summary["retired"] += retired["retired"]
+                summary["accepted_changed"] += retired["accepted_changed"]
             con.execute("INSERT INTO registry_results_reads VALUES (?, ?, ?, ?, ?, ?)",
                         [review_id, record_id, version, now, added, json.dumps(problems)])
     return summary
+
+
+def _retire_stale_suggestions(con: duckdb.DuckDBPyConnection, review_id: str, record_id: str, version: int,
+                              current_keys: list[str], now: dt.datetime) -> dict:
+    """Suggestions from earlier versions of a registry record whose numbers the new version no longer carries.
+
+    Waiting ones become 'superseded' (so nobody accepts numbers the registry has replaced); ones a person
+    already accepted stay as they are, and people get one warning alert naming them, since only a person may
+    change accepted data.
+    """
+    stale = con.execute(
+        "SELECT e.row_id, e.status, EXISTS (SELECT 1 FROM extraction_rows a WHERE a.derived_from = e.row_id) AS accepted "
+        "FROM registry_suggestions s JOIN extraction_rows e USING (row_id) "
+        "WHERE s.review_id = ? AND s.record_id = ? AND s.record_version < ? AND s.retired_at IS NULL "
+        "AND NOT list_contains(?, e.import_key) ORDER BY e.row_id",
+        [review_id, record_id, version, current_keys]).fetchall()
+    if not stale:
+        return {"retired": 0, "accepted_changed": 0}
+    ids = [r[0] for r in stale]
+    con.execute("UPDATE registry_suggestions SET retired_at = ?, retired_by_version = ? "
+                "WHERE review_id = ? AND list_contains(?, row_id)", [now, version, review_id, ids])
+    waiting = [rid for rid, status, accepted in stale if status == "suggested" and not accepted]
+    if waiting:
+        con.execute("UPDATE extraction_rows SET status = 'superseded' WHERE review_id = ? AND list_contains(?, row_id)",
+                    [review_id, waiting])
+    accepted = [rid for rid, _, acc in stale if acc]
+    if accepted:
+        add_alert(con, review_id=review_id, kind="registry_results_changed", severity="warning",
+                  title=f"{record_id}: registry results changed for accepted rows",
+                  body=(f"Version {version} of {record_id} no longer reports the numbers of registry suggestion row(s) "
+                        f"{', '.join(map(str, accepted))}, which were accepted into the extraction data. Check the "
+                        "registry record and correct the accepted rows if needed (`livingmeta extract suggestions`)."),
+                  now=now, dedupe_key=f"registry_results_changed:{review_id}:{record_id}:{version}")
+    return {"retired": len(waiting), "accepted_changed": len(accepted)}
