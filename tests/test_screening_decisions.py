@@ -213,3 +213,51 @@ def test_status_gives_stopping_guidance(tmp_path):
     assert st["expected_remaining"] == pytest.approx(1.2)
     assert st["ranker"] == "rules" and st["kappa"] is None and st["awaiting_full_text"] == 1
     assert any("4 decision(s) since the last include" in line for line in st["guidance"])
+
+
+def test_two_reviewer_changed_record_needs_both_screeners_again(tmp_path):
+    from warehouse.screening import records_to_screen
+
+    cfg = make_config(reviewers=2)
+    con = open_review(tmp_path, cfg)
+    ingest(con, [pubmed(1, "IVIG trial in neuropathic pain", source_version="1")], T0)
+    flag_candidates(con, REVIEW, cfg, T0)
+    for who in ("ana", "bob"):
+        decide(con, "pubmed:1", "include", reviewer=who, at=T0 + dt.timedelta(hours=1))
+        decide(con, "pubmed:1", "include", reviewer=who, stage="full_text", at=T0 + dt.timedelta(hours=2))
+    assert queue(con)["pubmed:1"]["state"] == "decided"
+    ingest(con, [pubmed(1, "IVIG trial in neuropathic pain", source_version="1", retracted=True)], T0 + dt.timedelta(days=9))
+    assert flag_candidates(con, REVIEW, cfg, T0 + dt.timedelta(days=9))["changed"] == 1
+    assert {who: [r["record_id"] for r in records_to_screen(con, REVIEW, who, "full_text")] for who in ("ana", "bob")} \
+        == {"ana": ["pubmed:1"], "bob": ["pubmed:1"]}
+    # ana excludes after reading the retraction; bob's include from before the change must not close the record,
+    # nor may an agreeing stale word: it stays pending for bob
+    decide(con, "pubmed:1", "exclude", reviewer="ana", stage="full_text", reason="retracted", at=T0 + dt.timedelta(days=10))
+    q = queue(con)["pubmed:1"]
+    assert (q["state"], q["stage"]) == ("pending", "full_text")
+    assert [r["record_id"] for r in records_to_screen(con, REVIEW, "bob", "full_text")] == ["pubmed:1"]
+    assert records_to_screen(con, REVIEW, "ana", "full_text") == []
+    decide(con, "pubmed:1", "exclude", reviewer="bob", stage="full_text", reason="retracted", at=T0 + dt.timedelta(days=11))
+    assert queue(con)["pubmed:1"]["state"] == "decided"
+    assert con.execute("SELECT full_text, full_text_state FROM v_record_screening WHERE record_id = 'pubmed:1'"
+                       ).fetchone() == ("exclude", "agreed")
+
+
+def test_two_reviewer_changed_record_not_closed_by_one_fresh_agreeing_word(tmp_path):
+    cfg = make_config(reviewers=2)
+    con = open_review(tmp_path, cfg)
+    ingest(con, [pubmed(1, "IVIG trial", source_version="1")], T0)
+    flag_candidates(con, REVIEW, cfg, T0)
+    for who in ("ana", "bob"):
+        decide(con, "pubmed:1", "exclude", reviewer=who, at=T0 + dt.timedelta(hours=1))
+    ingest(con, [pubmed(1, "IVIG trial", "A new abstract naming a placebo arm.", source_version="2")],
+           T0 + dt.timedelta(days=9))
+    flag_candidates(con, REVIEW, cfg, T0 + dt.timedelta(days=9))
+    assert (queue(con)["pubmed:1"]["state"], queue(con)["pubmed:1"]["stage"]) == ("pending", "title_abstract")
+    decide(con, "pubmed:1", "exclude", reviewer="ana", at=T0 + dt.timedelta(days=10))
+    assert queue(con)["pubmed:1"]["state"] == "pending"  # bob has not seen the new abstract yet
+    decide(con, "pubmed:1", "include", reviewer="bob", at=T0 + dt.timedelta(days=10, hours=1))
+    assert [c["record_id"] for c in list_conflicts(con, REVIEW)] == ["pubmed:1"]
+    decide(con, "pubmed:1", "include", reviewer="cleo", at=T0 + dt.timedelta(days=11))
+    q = queue(con)["pubmed:1"]
+    assert (q["state"], q["stage"]) == ("pending", "full_text")  # resolved to include: on to full text

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+import pytest
+
 from livingmeta.screening.prisma import shape_prisma
 from test_screening_queue import REVIEW, T0, ctgov, decide, ingest, make_config, open_review, pubmed
 from warehouse.screening import flag_candidates, import_decisions, prisma_by_version
@@ -98,3 +100,36 @@ def test_shape_prisma_without_a_previous_version():
     screened = next(c for c in shaped["counts"] if c["key"] == "screened")
     assert (screened["previous"], screened["new"], screened["total"]) == (0, 7, 7)
     assert shaped["excluded_reasons"] == []
+
+
+def test_frozen_counts_survive_a_later_merge_of_studies(tmp_path):
+    from warehouse.screening import freeze_prisma
+
+    con = build(tmp_path)
+    assert freeze_prisma(con, REVIEW, 1, T0 + 3 * D)["frozen"] is True
+    v2 = freeze_prisma(con, REVIEW, 2, T0 + 3 * D)
+    assert (v2["frozen"], v2["included_studies"], v2["screened"]) == (True, 2, 5)
+    assert freeze_prisma(con, REVIEW, 2, T0 + 4 * D)["frozen"] is False  # re-running keeps the first row
+    # after version 2 a person finds that the two included reports are one trial and merges them
+    con.executemany("INSERT INTO study_links VALUES (?, ?, 'Trial1', 'manual', NULL, ?)",
+                    [(REVIEW, "pubmed:1", T0 + 4 * D), (REVIEW, "pubmed:4", T0 + 4 * D)])
+    (now,) = rows(con, "SELECT * FROM v_prisma_counts WHERE review_id = ?")
+    assert (now["included_studies"], now["included_reports"]) == (1, 2)
+    recomputed = rows(con, "SELECT included_studies FROM v_prisma_as_of WHERE review_id = ? AND version = 2")
+    assert recomputed == [{"included_studies": 1}]  # what an unfrozen version would now (wrongly) say
+    v1, v2 = rows(con, "SELECT * FROM v_prisma_by_version WHERE review_id = ? ORDER BY version")
+    assert tuple(v2[k] for k in KEYS) == (5, 1, 6, 1, 5, 1, 4, 4, 2, 2, 2)
+    assert tuple(v1[k] for k in KEYS) == (3, 1, 4, 0, 3, 1, 2, 2, 1, 1, 1)
+    assert v2["counts_frozen_at"] is not None and (v2["previous_version"], v2["previous_included_studies"]) == (1, 1)
+    assert json.loads(v2["excluded_full_text_reasons"]) == {"no placebo arm": 1, "wrong comparator": 1}
+    second = prisma_by_version(con, REVIEW)[1]
+    assert {c["key"]: c["new"] for c in second["counts"]}["included_studies"] == 1
+
+
+def test_freezing_a_version_that_does_not_exist_is_refused(tmp_path):
+    from warehouse.screening import freeze_prisma
+
+    con = build(tmp_path)
+    with pytest.raises(ValueError, match="no version 7"):
+        freeze_prisma(con, REVIEW, 7, T0 + 3 * D)
+    assert con.execute("SELECT count(*) FROM prisma_versions").fetchone() == (0,)

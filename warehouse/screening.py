@@ -123,25 +123,30 @@ def refresh_queue_states(con: duckdb.DuckDBPyConnection, review_id: str) -> int:
 
     A record is pending at title/abstract until it has a final decision there; an include or maybe sends
     it to full text (when the review has that stage), pending until a final include or exclude. A record
-    that came back because it changed stays pending at its stage until someone decides it again.
+    that came back because it changed (or a new report of a study in play) stays pending at its stage until
+    it is decided again: by one person in a one-reviewer review; in a two-reviewer review by two people
+    independently, so that neither screener's decision from before the change closes it (a final decision
+    made of one fresh and one stale word would agree with someone who never saw the retraction or the new
+    results). A disagreement between the two fresh decisions is a conflict that a third decision resolves.
 
     Returns:
         the number of queue rows whose stage or state changed.
     """
     cfg = review_config(con, review_id)
     full_text_stage = cfg is None or "full_text" in cfg.screening.stages
+    needed = cfg.screening.reviewers if cfg is not None else 1
     rows = rows_as_dicts(con, query("screening_queue_state"), [review_id])
     updates = []
     for r in rows:
         ta, ft = r["title_abstract"], r["full_text_decision"]
         if r["label"] in ("changed", "new_report"):
             stage = r["stage"]
-            fresh = r["fresh_ft"] if stage == "full_text" else r["fresh_ta"]
+            fresh = (r["fresh_ft"] if stage == "full_text" else r["fresh_ta"]) >= needed
             final = ft if stage == "full_text" else ta
-            done = bool(fresh) and final is not None and final != "maybe" if stage == "full_text" else \
-                bool(fresh) and final is not None
+            done = fresh and final is not None and final != "maybe" if stage == "full_text" else \
+                fresh and final is not None
             if done and stage == "title_abstract" and final in ("include", "maybe") and full_text_stage:
-                stage, done = "full_text", ft in ("include", "exclude") and bool(r["fresh_ft"])
+                stage, done = "full_text", ft in ("include", "exclude") and r["fresh_ft"] >= needed
             state = "decided" if done else "pending"
         elif ft in ("include", "exclude"):
             stage, state = "full_text", "decided"
@@ -523,8 +528,41 @@ def prisma_by_version(con: duckdb.DuckDBPyConnection, review_id: str) -> list[di
     return out
 
 
+_PRISMA_COLUMNS = ("identified_pubmed", "identified_ctgov", "identified_total", "duplicates_removed", "screened",
+                   "excluded_title_abstract", "full_text_sought", "full_text_assessed", "excluded_full_text",
+                   "excluded_full_text_reasons", "included_reports", "included_studies", "awaiting_full_text")
+
+
+def freeze_prisma(con: duckdb.DuckDBPyConnection, review_id: str, version: int, now: dt.datetime) -> dict:
+    """Store a review version's PRISMA counts as they stand now, so later merges or splits never rewrite them.
+
+    Call it right after the version's `review_versions` row is written (inside that transaction or just after
+    it: this is one INSERT and opens no transaction of its own). The counts are those of `v_prisma_as_of` at
+    the version's created_at; a version frozen once keeps its first row (re-running is safe).
+
+    Returns:
+        the frozen counts ({"version", "frozen": True if this call stored them, ...counts}).
+    Raises:
+        ValueError: the review has no such version.
+    """
+    cols = ", ".join(_PRISMA_COLUMNS)
+    exists = con.execute("SELECT 1 FROM review_versions WHERE review_id = ? AND version = ?",
+                         [review_id, version]).fetchone()
+    if not exists:
+        raise ValueError(f"review {review_id!r} has no version {version}; create the version before freezing "
+                         "its PRISMA counts")
+    stored = con.execute(
+        f"INSERT INTO prisma_versions (review_id, version, version_created_at, {cols}, frozen_at) "
+        f"SELECT review_id, version, cutoff, {cols}, ? FROM v_prisma_as_of a WHERE a.review_id = ? AND a.version = ? "
+        "AND NOT EXISTS (SELECT 1 FROM prisma_versions f WHERE f.review_id = a.review_id AND f.version = a.version) "
+        "RETURNING version", [now, review_id, version]).fetchall()
+    out = rows_as_dicts(con, f"SELECT version, {cols} FROM prisma_versions WHERE review_id = ? AND version = ?",
+                        [review_id, version])[0]
+    return {**out, "frozen": bool(stored)}
+
+
 __all__ = [
-    "DecisionFileError", "export_records", "flag_candidates", "import_decisions", "list_conflicts", "load_records",
+    "DecisionFileError", "export_records", "flag_candidates", "freeze_prisma", "import_decisions", "list_conflicts", "load_records",
     "prisma_by_version", "rank_queue", "record_decision", "records_to_screen", "refresh_queue_states",
     "review_config", "screening_kappa", "screening_status", "undo_decision",
 ]
