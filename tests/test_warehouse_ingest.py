@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from livingmeta.records import Record
+from livingmeta.records import Record, hash_bytes
 from warehouse import connect
 from warehouse.ingest import Fetched, fail_search_run, finish_search_run, get_watermark, start_search_run
 
@@ -88,3 +88,85 @@ def test_registry_status_change_is_an_event(tmp_path):
         finish_search_run(con, run_id=rid, review_id="r1", source="ctgov", fetched=[ct(status)], watermark=now, now=now)
     assert con.execute("SELECT kind, old_value, new_value FROM registry_events").fetchall() == [
         ("status_change", "RECRUITING", "TERMINATED")]
+
+
+def test_a_run_left_running_is_marked_interrupted_by_the_next_start(tmp_path):
+    con = connect(tmp_path / "wh.duckdb")
+    kw = dict(query="q", mode="live", window_start=None, window_end=T0)
+    dead = start_search_run(con, review_id="r1", source="pubmed", now=T0, **kw)  # its process was killed
+    other_source = start_search_run(con, review_id="r1", source="ctgov", now=T0, **kw)
+    other_review = start_search_run(con, review_id="r2", source="pubmed", now=T0, **kw)
+    new = start_search_run(con, review_id="r1", source="pubmed", now=T1, **kw)
+    rows = {r: (s, f, e) for r, s, f, e in con.execute("SELECT run_id, status, finished_at, error FROM search_runs").fetchall()}
+    status, finished, error = rows[dead]
+    assert status == "interrupted" and finished == T1
+    assert "stopped before this run committed" in error and "nothing from it was stored" in error and f"Run {new}" in error
+    assert rows[other_source][0] == rows[other_review][0] == rows[new][0] == "running"
+    # the new run finishes normally; a finished run is never touched by a later start
+    finish_search_run(con, run_id=new, review_id="r1", source="pubmed", fetched=[rec("1")], watermark=T1, now=T1)
+    start_search_run(con, review_id="r1", source="pubmed", now=T1, **kw)
+    assert con.execute("SELECT status FROM search_runs WHERE run_id = ?", [new]).fetchone()[0] == "succeeded"
+    assert con.execute("SELECT status FROM search_runs WHERE run_id = ?", [dead]).fetchone()[0] == "interrupted"
+
+
+def test_an_update_left_running_is_marked_interrupted_by_the_next_start(tmp_path):
+    from warehouse.reviews import finish_update, start_update
+
+    con = connect(tmp_path / "wh.duckdb")
+    dead = start_update(con, "r1", T0, T0, "flow-1")
+    other = start_update(con, "r2", T0, T0, "flow-2")
+    new = start_update(con, "r1", T1, T1, "flow-3")
+    rows = {u: (s, f, e) for u, s, f, e in con.execute("SELECT update_id, status, finished_at, error FROM update_runs").fetchall()}
+    assert rows[dead][0] == "interrupted" and rows[dead][1] == T1
+    assert "stopped before this update finished" in rows[dead][2] and f"Update {new}" in rows[dead][2]
+    assert rows[other][0] == "running" and rows[new][0] == "running"
+    finish_update(con, new, "succeeded", {}, T1)
+    start_update(con, "r1", T1, T1, "flow-4")
+    assert con.execute("SELECT status FROM update_runs WHERE update_id = ?", [new]).fetchone()[0] == "succeeded"
+
+
+def test_every_distinct_payload_is_kept_even_when_the_record_did_not_change(tmp_path):
+    con = connect(tmp_path / "wh.duckdb")
+
+    def fetched(revised: str, title: str = "A trial") -> Fetched:
+        r = Record(source="pubmed", source_id="1", title=title, year=2020)
+        return Fetched(r, f"<PubmedArticle><PMID>1</PMID><DateRevised>{revised}</DateRevised><T>{title}</T></PubmedArticle>")
+
+    def raw() -> list[str]:
+        return [p for (p,) in con.execute("SELECT payload FROM raw_records ORDER BY raw_id").fetchall()]
+
+    run(con, [fetched("2024-01-01")], T0, T0)
+    _, c = run(con, [fetched("2024-01-20")], T1, T1)  # NCBI maintenance: only DateRevised moved
+    assert (c.new, c.changed, c.unchanged) == (0, 0, 1)
+    assert con.execute("SELECT count(*) FROM record_versions").fetchone()[0] == 1
+    assert [("2024-01-01" in p, "2024-01-20" in p) for p in raw()] == [(True, False), (False, True)]
+    _, c = run(con, [fetched("2024-01-20")], T1, T1)  # the same answer again: nothing new to keep
+    assert c.unchanged == 1 and len(raw()) == 2
+    run(con, [fetched("2024-01-01")], T1, T1)  # back to an earlier answer: it differs from the latest, so kept
+    assert len(raw()) == 3
+    _, c = run(con, [fetched("2024-02-01", "A trial (corrected)")], T1, T1)
+    assert c.changed == 1 and len(raw()) == 4
+    hashes = con.execute("SELECT payload_hash, payload FROM raw_records").fetchall()
+    assert all(h == hash_bytes(p.encode()) for h, p in hashes)
+    assert con.execute("SELECT DISTINCT run_id IS NOT NULL, fetched_at FROM raw_records ORDER BY 2").fetchall() == [
+        (True, T0), (True, T1)]
+
+
+def test_stored_hashes_and_data_are_those_of_record_to_dict():
+    # the loader builds field dicts without dataclasses.asdict (speed): they must be the same JSON, same hash
+    from pathlib import Path
+
+    from livingmeta.records import canonical_json
+    from livingmeta.sources.pubmed import parse_efetch
+
+    fixtures = Path(__file__).resolve().parent / "fixtures" / "pubmed"
+    # delete.xml repeats a PMID of articles.xml (marked deleted): keep one record per id, the last
+    by_id = {a.record.record_id: a.record for name in ("articles.xml", "retraction.xml", "delete.xml")
+             for a in parse_efetch(fixtures / name)}
+    records = list(by_id.values())
+    records.append(Record(source="ctgov", source_id="NCT02915263", extra={"overall_status": "RECRUITING", "arms": [{"n": 1}]}))
+    con = connect(":memory:")
+    _, counts = run(con, [Fetched(r, "x" + r.source_id) for r in records], T0, T0)
+    assert counts.new == len(records) > 6
+    stored = dict(con.execute("SELECT v.record_id, v.content_hash || ' ' || v.data FROM record_versions v").fetchall())
+    assert stored == {r.record_id: f"{r.content_hash()} {canonical_json(r.to_dict())}" for r in records}

@@ -9,11 +9,15 @@ The contract every source follows (PubMed, ClinicalTrials.gov, live or replayed)
    COMMIT leaves the warehouse exactly as it was, so the next run starts from the last committed
    watermark and creates no duplicates.
 4. On error, `fail_search_run(...)` marks the run failed with a message; the watermark stays.
+5. A run whose process died stays `running` until the next `start_search_run` of the same review and
+   source marks it `interrupted` (with a message saying nothing from it was stored).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +36,8 @@ _RECORD_COLUMNS = [
     "first_seen_at", "updated_at", "last_run_id",
 ]
 _JSON_FIELDS = ("authors", "publication_types", "mesh", "keywords", "registry_ids", "corrections", "extra")
+_PLAIN_FIELDS = ("source", "source_id", "source_version", "title", "abstract", "journal", "year", "month", "doi",
+                 "pmcid", "language", "is_rct", "deleted", "retracted")
 
 
 @dataclass
@@ -57,6 +63,13 @@ class IngestCounts:
                 "deleted": self.deleted}
 
 
+INTERRUPTED_ERROR = (
+    "interrupted: the process stopped before this run committed (killed, crashed or the machine restarted); "
+    "nothing from it was stored and the watermark did not move. Run {run_id}, started {now}, searches again "
+    "from the last committed watermark."
+)
+
+
 def start_search_run(
     con: duckdb.DuckDBPyConnection,
     *,
@@ -70,7 +83,12 @@ def start_search_run(
     update_id: int | None = None,
     earliest_date: dt.date | None = None,
 ) -> int:
-    """Record that a search run started (committed at once) and return its run_id."""
+    """Record that a search run started (committed at once) and return its run_id.
+
+    Older runs of the same review and source still marked `running` can only belong to a process that
+    died before its COMMIT (a deployment runs one update per review at a time), so they are marked
+    `interrupted` with a message in the same transaction: nothing of theirs was stored.
+    """
     with transaction(con):
         qh = hash_json(query)
         con.execute(
@@ -82,6 +100,11 @@ def start_search_run(
             "started_at, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running') RETURNING run_id",
             [review_id, update_id, source, query, mode, window_start, window_end, now],
         ).fetchone()
+        con.execute(
+            "UPDATE search_runs SET status = 'interrupted', finished_at = ?, error = ? "
+            "WHERE review_id = ? AND source = ? AND status = 'running' AND run_id < ?",
+            [now, INTERRUPTED_ERROR.format(run_id=run_id, now=now.isoformat()), review_id, source, run_id],
+        )
     return int(run_id)
 
 
@@ -110,6 +133,18 @@ def _dedupe(fetched: Iterable[Fetched]) -> list[Fetched]:
     return list(last.values())
 
 
+# Record.to_dict() is dataclasses.asdict, which deep-copies every list and dict: it was most of the load
+# time on large runs. A Record holds only JSON values, so a plain field dict is equal to it (same JSON,
+# same hash) and nothing here mutates it. test_warehouse_ingest checks the equality on real records.
+_RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(Record))
+# json.dumps builds a new encoder per call when given options; one encoder with canonical_json's options
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode
+
+
+def _record_dict(rec: Record) -> dict:
+    return {name: getattr(rec, name) for name in _RECORD_FIELDS}
+
+
 def _changed_fields(old: dict, new: dict) -> list[str]:
     return sorted(k for k in set(old) | set(new) if canonical_json(old.get(k)) != canonical_json(new.get(k)))
 
@@ -128,6 +163,10 @@ def finish_search_run(
 ) -> IngestCounts:
     """Store a run's records and move its watermark, all in one transaction.
 
+    Raw payloads: a payload is stored whenever its hash differs from the latest stored payload of the
+    same source id, so every distinct answer is kept (also when only fields the record leaves out, such
+    as PubMed's DateRevised, moved) and identical re-fetches add nothing.
+
     Args:
         fetched: every record the run fetched (duplicates allowed; the last one wins).
         watermark: the new watermark (None keeps the old one).
@@ -139,62 +178,73 @@ def finish_search_run(
     counts = IngestCounts(found=n_found if n_found is not None else len(batch))
     ids = [f.record.record_id for f in batch]
     with transaction(con):
-        existing: dict[str, tuple[str, int, dict, bool]] = {}
+        existing: dict[str, tuple[str, int, str, bool]] = {}
+        latest_raw: dict[str, str] = {}
         if ids:
-            ids_df = pd.DataFrame({"record_id": ids})  # noqa: F841 (DuckDB scans it by name)
-            con.execute("CREATE OR REPLACE TEMP TABLE _ids AS SELECT record_id FROM ids_df")
+            ids_df = pd.DataFrame({"record_id": ids, "source_id": [f.record.source_id for f in batch]})  # noqa: F841
+            con.execute("CREATE OR REPLACE TEMP TABLE _ids AS SELECT record_id, source_id FROM ids_df")
             for rid, h, ver, data, deleted in con.execute(
                 "SELECT r.record_id, r.content_hash, r.version, v.data, r.deleted FROM records r "
                 "JOIN _ids USING (record_id) "
                 "JOIN record_versions v ON v.record_id = r.record_id AND v.version = r.version"
             ).fetchall():
-                existing[rid] = (h, ver, json.loads(data), deleted)
-        raw_rows, rec_rows, ver_rows, events = [], [], [], []
+                existing[rid] = (h, ver, data, deleted)
+            latest_raw = dict(con.execute(
+                "SELECT w.source_id, arg_max(w.payload_hash, w.raw_id) FROM raw_records w "
+                "JOIN _ids USING (source_id) WHERE w.source = ? GROUP BY w.source_id", [source]).fetchall())
+            con.execute("DROP TABLE _ids")
+        raw_cols: dict[str, list] = {"source_id": [], "payload": [], "payload_hash": []}
+        rec_cols: dict[str, list] = {c: [] for c in _RECORD_COLUMNS}
+        ver_cols: dict[str, list] = {"record_id": [], "version": [], "content_hash": [], "data": [], "changed_fields": []}
+        events = []
         for f in batch:
             rec = f.record
             rid = rec.record_id
-            data = rec.to_dict()
-            h = hash_json(data)
             payload = f.payload.decode("utf-8", "replace") if isinstance(f.payload, bytes) else f.payload
+            payload_hash = hash_bytes(payload.encode("utf-8"))
+            if latest_raw.get(rec.source_id) != payload_hash:
+                raw_cols["source_id"].append(rec.source_id)
+                raw_cols["payload"].append(payload)
+                raw_cols["payload_hash"].append(payload_hash)
+            data = _record_dict(rec)
+            data_json = _CANONICAL(data)
+            h = hashlib.sha256(data_json.encode("utf-8")).hexdigest()  # == hash_json(data), computed once
             old = existing.get(rid)
             if old is not None and old[0] == h:
                 counts.unchanged += 1
                 continue
-            raw_rows.append((source, rec.source_id, run_id, now, payload, hash_bytes(payload.encode("utf-8"))))
+            old_data = json.loads(old[2]) if old is not None else None
             if old is None:
                 version, changed, first_seen = 1, None, now
                 counts.new += 1
                 counts.new_ids.append(rid)
             else:
-                version, changed, first_seen = old[1] + 1, _changed_fields(old[2], data), None
+                version, changed, first_seen = old[1] + 1, _changed_fields(old_data, data), None
                 counts.changed += 1
                 counts.changed_ids.append(rid)
             if rec.deleted and (old is None or not old[3]):
                 counts.deleted += 1
-            for kind, before, after in registry_events(old[2] if old else None, data):
+            for kind, before, after in registry_events(old_data, data):
                 events.append((rid, run_id, kind, before, after, now))
-            rec_rows.append((rid, rec, version, h, first_seen))
-            ver_rows.append((rid, version, h, canonical_json(data), json.dumps(changed) if changed is not None else None, run_id, now))
-        if raw_rows:
-            raw_df = pd.DataFrame(raw_rows, columns=["source", "source_id", "run_id", "fetched_at", "payload", "payload_hash"])  # noqa: F841
+            for c, v in (("record_id", rid), ("version", version), ("content_hash", h), ("first_seen_at", first_seen)):
+                rec_cols[c].append(v)
+            for c in _PLAIN_FIELDS:
+                rec_cols[c].append(data[c])
+            for c in _JSON_FIELDS:
+                rec_cols[c].append(_CANONICAL(data[c]))
+            ver_cols["record_id"].append(rid)
+            ver_cols["version"].append(version)
+            ver_cols["content_hash"].append(h)
+            ver_cols["data"].append(data_json)
+            ver_cols["changed_fields"].append(json.dumps(changed) if changed is not None else None)
+        if raw_cols["payload"]:
+            raw_df = pd.DataFrame(raw_cols)  # noqa: F841 (DuckDB scans it by name)
             con.execute("INSERT INTO raw_records (source, source_id, run_id, fetched_at, payload, payload_hash) "
-                        "SELECT * FROM raw_df")
-        if rec_rows:
-            recs = []
-            for rid, rec, version, h, first_seen in rec_rows:
-                d = rec.to_dict()
-                row = {
-                    "record_id": rid, "source": rec.source, "source_id": rec.source_id, "version": version,
-                    "source_version": rec.source_version, "title": rec.title, "abstract": rec.abstract,
-                    "journal": rec.journal, "year": rec.year, "month": rec.month, "doi": rec.doi, "pmcid": rec.pmcid,
-                    "language": rec.language, "is_rct": rec.is_rct, "deleted": rec.deleted,
-                    "retracted": rec.retracted, "content_hash": h, "first_seen_at": first_seen,
-                    "updated_at": now, "last_run_id": run_id,
-                }
-                for k in _JSON_FIELDS:
-                    row[k] = canonical_json(d[k])
-                recs.append(row)
-            rec_df = pd.DataFrame(recs, columns=_RECORD_COLUMNS)
+                        "SELECT ?, source_id, ?, ?, payload, payload_hash FROM raw_df", [source, run_id, now])
+        if rec_cols["record_id"]:
+            rec_cols["updated_at"] = [now] * len(rec_cols["record_id"])
+            rec_cols["last_run_id"] = [run_id] * len(rec_cols["record_id"])
+            rec_df = pd.DataFrame(rec_cols, columns=_RECORD_COLUMNS)
             rec_df["year"] = rec_df["year"].astype("Int64")
             rec_df["month"] = rec_df["month"].astype("Int64")
             rec_df["first_seen_at"] = pd.to_datetime(rec_df["first_seen_at"], utc=True)
@@ -205,8 +255,9 @@ def finish_search_run(
                 "ON CONFLICT (record_id) DO UPDATE SET "
                 + ", ".join(f"{c} = excluded.{c}" for c in _RECORD_COLUMNS if c not in ("record_id", "first_seen_at"))
             )
-            ver_df = pd.DataFrame(ver_rows, columns=["record_id", "version", "content_hash", "data", "changed_fields", "run_id", "recorded_at"])  # noqa: F841
-            con.execute("INSERT INTO record_versions SELECT * FROM ver_df")
+            ver_df = pd.DataFrame(ver_cols)  # noqa: F841
+            con.execute("INSERT INTO record_versions SELECT record_id, version, content_hash, data, changed_fields, ?, ? "
+                        "FROM ver_df", [run_id, now])
         if ids:
             mem_df = pd.DataFrame({"record_id": ids})  # noqa: F841
             con.execute(

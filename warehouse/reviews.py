@@ -25,13 +25,24 @@ def upsert_review(con: duckdb.DuckDBPyConnection, cfg: ReviewConfig, folder: str
 
 def start_update(con: duckdb.DuckDBPyConnection, review_id: str, now: dt.datetime, as_of: dt.datetime,
                  flow_run_id: str | None) -> int:
-    """Record the start of one update cycle (committed at once) and return its id."""
+    """Record the start of one update cycle (committed at once) and return its id.
+
+    An older cycle of the same review still `running` belongs to a process that died before finishing
+    (one update per review runs at a time): it is marked `interrupted` in the same transaction.
+    """
     with transaction(con):
         (uid,) = con.execute(
             "INSERT INTO update_runs (review_id, started_at, status, as_of, flow_run_id) VALUES (?, ?, 'running', ?, ?) "
             "RETURNING update_id",
             [review_id, now, as_of, flow_run_id],
         ).fetchone()
+        con.execute(
+            "UPDATE update_runs SET status = 'interrupted', finished_at = ?, error = ? "
+            "WHERE review_id = ? AND status = 'running' AND update_id < ?",
+            [now, f"interrupted: the process stopped before this update finished (killed, crashed or the machine "
+                  f"restarted); steps it had committed are kept, the step it was in stored nothing. Update {uid}, "
+                  f"started {now.isoformat()}, runs the cycle again.", review_id, uid],
+        )
     return int(uid)
 
 
