@@ -289,6 +289,28 @@ def _participants(table, block, sums=None):
     return out
 
 
+def _undefined_reason(method: str, measure: str, R, S, r: int) -> str:
+    # say which sum vanished: "no events" is wrong for 7/11 vs 0/12, where the MH odds ratio is undefined
+    # because no study has control events (S = sum b c / n = 0), while the tables do hold events
+    if method == "PETO":
+        return "Peto estimate undefined: no events (or no non-events) in the pooled tables"
+    if measure == "OR" and R is not None:
+        if not R[r] > 0 and not S[r] > 0:
+            why = "no study has events in one arm together with non-events in the other"
+        elif not S[r] > 0:
+            why = "no study has both control events and treatment non-events (sum of b*c/n is 0; odds ratio infinite)"
+        else:
+            why = "no study has both treatment events and control non-events (sum of a*d/n is 0; odds ratio 0)"
+        return (f"Mantel-Haenszel estimate undefined: {why}; an inverse-variance method (which adds 1/2 to "
+                f"tables with a zero) gives an estimate")
+    if measure == "RR" and R is not None:
+        why = ("no control events in any study (risk ratio infinite)" if R[r] > 0 else
+               "no treatment events in any study (risk ratio 0)" if S[r] > 0 else "no events in any study")
+        return (f"Mantel-Haenszel estimate undefined: {why}; an inverse-variance method (which adds 1/2 to "
+                f"tables with a zero) gives an estimate")
+    return "Mantel-Haenszel estimate undefined: no participants in the pooled tables"
+
+
 def _fit_counts(table, es, block, measure, method, level, extra, sums=None):
     v = table.values
     ai = v["treat_events"]
@@ -303,6 +325,7 @@ def _fit_counts(table, es, block, measure, method, level, extra, sums=None):
     if extra is not None:
         notes = [a + list(b) for a, b in zip(notes, extra)]
     zcrit = stats.norm.isf((1 - level) / 2)
+    R = S = None
     with np.errstate(invalid="ignore", divide="ignore"):
         if method == "PETO":
             xt = ai + ci
@@ -369,8 +392,7 @@ def _fit_counts(table, es, block, measure, method, level, extra, sums=None):
     for arr in (est, se, stat, pval, ci_lo, ci_hi):
         arr[undefined] = np.nan
     for r in np.flatnonzero(undefined):
-        notes[r].append(f"{'Peto' if method == 'PETO' else 'Mantel-Haenszel'} estimate undefined: "
-                        f"no events (or no non-events) in the pooled tables")
+        notes[r].append(_undefined_reason(method, measure, R, S, r))
     bt = {key: back_transform(measure if method != "PETO" else "PETO", "difference", arr)
           for key, arr in (("estimate", est), ("ci_lower", ci_lo), ("ci_upper", ci_hi))}
     bt = {key: ([None] * len(block) if arr is None else arr.tolist()) for key, arr in bt.items()}

@@ -14,7 +14,8 @@ Spending functions (Lan & DeMets 1983), O'Brien–Fleming type. The one-sided fu
     x(t) = 2 - 2 Phi(z_{1-x/2} / sqrt t);
 two-sided symmetric boundaries spend alpha/2 on each side with it (total alpha(t) = 4 - 4 Phi(z_{1-alpha/4} / sqrt t)),
 the convention of DeMets & Lan (1994) and R's ldbounds/gsDesign that gives the classic table (K = 5 equally
-spaced looks, alpha = 0.05: 4.877, 3.357, 2.680, 2.290, 2.042); futility spends the one-sided beta with it.
+spaced looks, alpha = 0.05: 4.877, 3.357, 2.680, 2.290, 2.031;
+rpact 3.3.4 asOF agrees to 1e-5); futility spends the one-sided beta with it.
 Boundaries are found by recursive numerical integration of the density of the score process
 S_k = z_k sqrt(t_k), whose increments are independent N(theta * dt, dt) (Armitage, McPherson & Rowe
 1969; Jennison & Turnbull 2000, ch. 19). Under the alternative the drift is theta = z_{1-alpha/2} + z_{1-beta},
@@ -166,7 +167,7 @@ def efficacy_boundaries(fractions: Sequence[float], alpha: float = 0.05) -> list
         alpha: two-sided type I error.
     Returns:
         b_k such that P_0(|Z_j| >= b_j for the first time at look k) = alpha(t_k) - alpha(t_{k-1}).
-        Reference values: K=5 equally spaced, alpha=0.05: 4.877, 3.357, 2.680, 2.290, 2.042
+        Reference values: K=5 equally spaced, alpha=0.05: 4.877, 3.357, 2.680, 2.290, 2.031
         (DeMets & Lan 1994, Stat Med 13:1341; R ldbounds/gsDesign).
     """
     ts = _check_fractions(fractions)
