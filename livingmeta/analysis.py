@@ -14,6 +14,7 @@ from typing import Any, Iterable, Mapping
 
 from livingmeta.records import hash_json
 from livingmeta.stats import ENGINE_VERSION, StatsInputError, cumulative, leave_one_out, meta_analyze, subgroup_analysis
+from livingmeta.stats.effect_sizes import CI_Z
 from livingmeta.stats.tsa import (TsaInputError, diversity, required_information_size_binary,
                                   required_information_size_continuous, trial_sequential_analysis)
 
@@ -163,6 +164,37 @@ def _tsa(rows: list[dict], settings: Mapping[str, Any], kind: str, cum: list[tup
                                      ris_unadjusted=ris0)
 
 
+def _same_generic_columns(rows: list[dict], scale: str) -> list[dict]:
+    """Give every contrast row an `se` when some rows report an SE and others a 95% CI.
+
+    The engine reads one layout per table (all `se` or all CIs); a review whose trials report either must
+    still pool. The SE is derived from the CI exactly as the engine does it (on the log scale for ratios,
+    width / (2 * 1.959964): Cochrane Handbook 6.3.1, 6.3.2).
+    """
+    if not any("se" in r for r in rows) or all("se" in r for r in rows):
+        return rows
+    out = []
+    for r in rows:
+        if "se" in r:
+            out.append({k: v for k, v in r.items() if k not in ("ci_lower", "ci_upper")})
+            continue
+        lo, hi = r.get("ci_lower"), r.get("ci_upper")
+        if lo is None or hi is None:
+            raise StatsInputError(f"study {r['study']}: the contrast row has neither se nor both ci_lower and "
+                                  f"ci_upper; fill them in")
+        lo, hi = float(lo), float(hi)
+        if scale == "ratio":
+            if not (lo > 0 and hi > 0):
+                raise StatsInputError(f"study {r['study']}: ci_lower {lo:g} / ci_upper {hi:g} are not ratios "
+                                      f"(ratios are > 0); give the CI on the ratio scale or use scale 'difference'")
+            lo, hi = math.log(lo), math.log(hi)
+        if not hi > lo:
+            raise StatsInputError(f"study {r['study']}: ci_upper {hi:g} must be above ci_lower {lo:g}")
+        se = (hi - lo) / (2 * CI_Z)
+        out.append({**{k: v for k, v in r.items() if k not in ("ci_lower", "ci_upper")}, "se": se})
+    return out
+
+
 def run_analysis(rows: list[dict], settings: Mapping[str, Any], kind: str) -> dict:
     """Run one configured analysis on its study rows.
 
@@ -186,6 +218,7 @@ def run_analysis(rows: list[dict], settings: Mapping[str, Any], kind: str) -> di
             raise StatsInputError("the contrast rows mix scales 'ratio' and 'difference'; give them all on one scale")
         opts["scale"] = scales[0]
         rows = [{k: v for k, v in r.items() if k != "scale"} for r in rows]
+        rows = _same_generic_columns(rows, scales[0])
     engine_rows = [{k: v for k, v in r.items() if not (k == "subgroup" and v is None)
                     and not (k == "year" and v is None)} for r in rows]
     if any("year" not in r for r in engine_rows):
