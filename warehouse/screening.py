@@ -218,14 +218,16 @@ def flag_candidates(con: duckdb.DuckDBPyConnection, review_id: str, cfg: ReviewC
     """Put new and changed records in the screening queue, rank it, and alert people (one transaction).
 
     New records enter with their rule reasons (see `livingmeta.screening.queue` for duplicates of studies
-    already screened); screened records that changed come back labelled `changed`. Re-running changes
-    nothing.
+    already screened); screened records that changed come back labelled `changed`; a record set aside as a
+    duplicate whose study no longer holds an excluded screened record (a person split it off, or relinking
+    moved it) is restored to the queue, so a wrong link never drops a record unseen. Re-running changes nothing.
 
     Returns:
-        {"new", "duplicates", "new_reports", "out_of_scope", "changed", "pending", "ranker", "alert_id"}.
+        {"new", "duplicates", "new_reports", "out_of_scope", "changed", "restored", "pending", "ranker",
+         "alert_id"}.
     """
     screening = cfg.screening
-    counts = {"new": 0, "duplicates": 0, "new_reports": 0, "out_of_scope": 0, "changed": 0}
+    counts = {"new": 0, "duplicates": 0, "new_reports": 0, "out_of_scope": 0, "changed": 0, "restored": 0}
     with transaction(con):
         new_ids = [r for (r,) in con.execute(
             "SELECT rr.record_id FROM review_records rr LEFT JOIN screening_queue q "
@@ -248,16 +250,42 @@ def flag_candidates(con: duckdb.DuckDBPyConnection, review_id: str, cfg: ReviewC
             con.executemany(
                 "INSERT INTO screening_queue (review_id, record_id, record_version, entered_at, reasons, label, "
                 "change_note, score, ranker, stage, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", inserts)
+        restored = _restore_unlinked_duplicates(con, review_id, screening, now)
+        counts["restored"] = len(restored)
         changed_back = _requeue_changed(con, review_id, screening, now)
         counts["changed"] = len(changed_back)
         refresh_queue_states(con, review_id)
         ranking = rank_queue(con, review_id, cfg)
         (pending,) = con.execute("SELECT count(*) FROM v_screening_queue WHERE review_id = ?", [review_id]).fetchone()
-        fresh = [rid for rid in new_ids if rid in recs] + changed_back
+        fresh = [rid for rid in new_ids if rid in recs] + changed_back + restored
         alert_id = None
         if cfg.alerts.rules.on_new_candidates and pending and fresh:
             alert_id = _alert_new_candidates(con, review_id, now, pending, counts, fresh)
     return {**counts, "pending": int(pending), "ranker": ranking["ranker"], "alert_id": alert_id}
+
+
+def _restore_unlinked_duplicates(con: duckdb.DuckDBPyConnection, review_id: str, screening: Screening,
+                                 now: dt.datetime) -> list[str]:
+    """Duplicates whose study no longer has an excluded screened record go back to people (see flag_candidates)."""
+    dups = [r for (r,) in con.execute("SELECT record_id FROM screening_queue WHERE review_id = ? AND state = 'duplicate' "
+                                      "ORDER BY record_id", [review_id]).fetchall()]
+    if not dups:
+        return []
+    studies = _study_states(con, review_id, dups)
+    recs = load_records(con, [rid for rid in dups if studies.get(rid) is None or studies[rid].status != "excluded"])
+    back = []
+    for rid, rec in recs.items():
+        rules = apply_rules(rec, screening)
+        place = place_new_record(rules.label, studies.get(rid))
+        note = "no longer linked to an excluded study (set aside as a duplicate before); screen it" + (
+            f"; {place.note}" if place.note else "")
+        con.execute(
+            "UPDATE screening_queue SET record_version = ?, entered_at = ?, reasons = ?, label = ?, change_note = ?, "
+            "score = ?, ranker = ?, stage = ?, state = ? WHERE review_id = ? AND record_id = ?",
+            [rec["version"], now, canonical_json(rules.reasons), place.label, note, rules.score, RULES_RANKER,
+             place.stage, place.state, review_id, rid])
+        back.append(rid)
+    return sorted(back)
 
 
 def _requeue_changed(con: duckdb.DuckDBPyConnection, review_id: str, screening: Screening, now: dt.datetime) -> list[str]:
