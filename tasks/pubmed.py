@@ -1,11 +1,12 @@
-"""PubMed search task: esearch windows by edat and mdat, efetch by POST, store in one transaction.
+"""PubMed search task: esearch by edat and mdat with the history server, efetch by POST, one transaction.
 
 A run searches [last committed watermark - overlap_days, as_of] (the first run: from the review's
 earliest_date) twice, by Entrez date (new records) and by modification date (revised, retracted,
-corrected records), fetches the union of PMIDs in batches, and only then stores everything with the
-new watermark in ONE transaction (`warehouse.ingest.finish_search_run`). A failure or a kill before
-that commit leaves the warehouse as it was; the run is marked failed (when the process is alive to do
-so) and the next run starts again from the old watermark. Replay mode reads recorded answers from a
+corrected records), fetches every PMID found once, in batches from the history server (see
+`search_and_fetch`), and only then stores everything with the new watermark in ONE transaction
+(`warehouse.ingest.finish_search_run`). A failure or a kill before that commit leaves the warehouse as it
+was; the run is marked failed (when the process is alive to do so; otherwise the next run marks it
+interrupted) and the next run starts again from the old watermark. Replay mode reads recorded answers from a
 folder through the same parsing and storing path.
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from prefect import task
@@ -23,8 +25,10 @@ from livingmeta.records import Record
 from livingmeta.sources.pubmed import (
     ESEARCH_MAX_IDS,
     EntrezAnswerError,
+    EsearchResult,
     ParsedArticle,
     PubMedParseError,
+    efetch_history_params,
     efetch_params,
     esearch_params,
     parse_efetch,
@@ -54,9 +58,25 @@ def search_window(as_of: dt.datetime, watermark: dt.datetime | None, src: PubMed
     return min(start, end), end
 
 
-def esearch_ids(client: EntrezClient, query: str, datetype: str, start: dt.date, end: dt.date,
-                cap: int = ESEARCH_MAX_IDS) -> list[str]:
-    """Every PMID of `query` in the window, halving the window while it holds `cap` or more hits."""
+@dataclass
+class SearchPart:
+    """One esearch below the cap: its window, its listed PMIDs and its history-server keys."""
+
+    where: str
+    result: EsearchResult
+
+    @property
+    def ids(self) -> list[str]:
+        return self.result.ids
+
+
+def esearch_parts(client: EntrezClient, query: str, datetype: str, start: dt.date, end: dt.date,
+                  cap: int = ESEARCH_MAX_IDS) -> list[SearchPart]:
+    """Search the window with the history server, halving it while a part holds `cap` or more hits.
+
+    Each part lists its PMIDs (to check that every one comes back and to join the edat and mdat searches)
+    and keeps its result on the history server (WebEnv/QueryKey) to be fetched from there.
+    """
     where = f"esearch {datetype} {start:%Y/%m/%d}-{end:%Y/%m/%d}"
     body = client.request("esearch.fcgi", esearch_params(query, datetype=datetype, start=start, end=end, retmax=cap - 1))
     result = parse_esearch(body, where)
@@ -66,24 +86,80 @@ def esearch_ids(client: EntrezClient, query: str, datetype: str, start: dt.date,
             raise PubMedSearchError(
                 f"{where}: {result.count} records on a single day reach the E-utilities cap of {cap}; PubMed cannot list "
                 "them all. Narrow sources.pubmed.query in review.toml.")
-        return [pmid for (a, b) in halves for pmid in esearch_ids(client, query, datetype, a, b, cap)]
+        return [part for (a, b) in halves for part in esearch_parts(client, query, datetype, a, b, cap)]
     if len(result.ids) < result.count:
         raise PubMedSearchError(f"{where}: NCBI reported {result.count} records but listed {len(result.ids)}; "
                                 "run the update again")
-    return result.ids
+    return [SearchPart(where, result)] if result.count else []
 
 
-def fetch_articles(client: EntrezClient, ids: list[str], batch_size: int) -> list[ParsedArticle]:
+def esearch_ids(client: EntrezClient, query: str, datetype: str, start: dt.date, end: dt.date,
+                cap: int = ESEARCH_MAX_IDS) -> list[str]:
+    """Every PMID of `query` in the window, halving the window while it holds `cap` or more hits."""
+    return [pmid for part in esearch_parts(client, query, datetype, start, end, cap) for pmid in part.ids]
+
+
+def search_and_fetch(client: EntrezClient, query: str, start: dt.date, end: dt.date, batch_size: int,
+                     cap: int = ESEARCH_MAX_IDS) -> tuple[list[ParsedArticle], int]:
+    """Search by Entrez date then by modification date and fetch every PMID found exactly once.
+
+    Each part of the edat search (new records) is fetched from the history server in batches of
+    `batch_size` (WebEnv, query_key, retstart, retmax; POST). A part of the mdat search (revised records)
+    whose PMIDs were none of them fetched yet is fetched the same way; otherwise only its PMIDs not yet
+    fetched are sent by id (POST), so a PMID found by both searches is fetched and stored once.
+
+    Why not combine the searches on the server (`#1 OR #2` on one WebEnv): the union can reach the
+    10,000-record cap that a history fetch cannot page past, the edat and mdat windows are split
+    differently, and the listed PMIDs are needed anyway to prove that every record came back.
+
+    Returns:
+        (the articles, the number of distinct PMIDs the searches listed).
+    """
+    items: list[ParsedArticle] = []
+    fetched: set[str] = set()
+    found: set[str] = set()
+    for datetype in DATETYPES:
+        for part in esearch_parts(client, query, datetype, start, end, cap):
+            found.update(part.ids)
+            todo = [pmid for pmid in part.ids if pmid not in fetched]
+            if not todo:
+                continue
+            if len(todo) == len(part.ids) and part.result.webenv and part.result.query_key:
+                got = fetch_history(client, part, batch_size)
+            else:
+                got = fetch_articles(client, todo, batch_size, f"{part.where}: ")
+            items.extend(got)
+            fetched.update(a.record.source_id for a in got)
+    return items, len(found)
+
+
+def fetch_history(client: EntrezClient, part: SearchPart, batch_size: int) -> list[ParsedArticle]:
+    """EFetch one search part from the history server in batches; every listed PMID must come back."""
+    r = part.result
+    starts = range(0, r.count, batch_size)
+    out: list[ParsedArticle] = []
+    for n, retstart in enumerate(starts, start=1):
+        where = (f"efetch batch {n}/{len(starts)} of {part.where} "
+                 f"(records {retstart + 1}..{min(retstart + batch_size, r.count)} of {r.count})")
+        out += _fetch_batch(client, efetch_history_params(r.webenv, r.query_key, retstart, batch_size), where)
+    missing = sorted(set(part.ids) - {a.record.source_id for a in out}, key=int)
+    if missing:
+        # NCBI occasionally drops records from a history answer: ask for exactly those by id
+        out += fetch_articles(client, missing, batch_size, f"{part.where}, records missing from the history fetch: ")
+    return out
+
+
+def fetch_articles(client: EntrezClient, ids: list[str], batch_size: int, context: str = "") -> list[ParsedArticle]:
     """EFetch the PMIDs in batches by POST; every requested PMID must come back."""
     out: list[ParsedArticle] = []
     batches = [ids[i:i + batch_size] for i in range(0, len(ids), batch_size)]
     for n, batch in enumerate(batches, start=1):
-        where = f"efetch batch {n}/{len(batches)} (PMIDs {batch[0]}..{batch[-1]})"
-        items = _fetch_batch(client, batch, where)
+        where = f"{context}efetch batch {n}/{len(batches)} (PMIDs {batch[0]}..{batch[-1]})"
+        items = _fetch_batch(client, efetch_params(batch), where)
         missing = sorted(set(batch) - {a.record.source_id for a in items}, key=int)
         if missing:
             # NCBI occasionally drops ids from a large answer: ask once more for exactly those
-            items += _fetch_batch(client, missing, f"{where}, missing ids again")
+            items += _fetch_batch(client, efetch_params(missing), f"{where}, missing ids again")
             missing = sorted(set(batch) - {a.record.source_id for a in items}, key=int)
         if missing:
             raise PubMedSearchError(
@@ -93,9 +169,9 @@ def fetch_articles(client: EntrezClient, ids: list[str], batch_size: int) -> lis
     return out
 
 
-def _fetch_batch(client: EntrezClient, batch: list[str], where: str) -> list[ParsedArticle]:
+def _fetch_batch(client: EntrezClient, params: dict[str, str], where: str) -> list[ParsedArticle]:
     for attempt in range(1, PARSE_TRIES + 1):
-        body = client.request("efetch.fcgi", efetch_params(batch))
+        body = client.request("efetch.fcgi", params)
         try:
             return list(parse_efetch(body, where=where))
         except PubMedParseError:
@@ -174,11 +250,7 @@ def run_pubmed_search(review_dir: str, warehouse: str, update_id: int | None, as
         if replay is not None:
             items, n_found = replay_articles(replay)
         else:
-            ids: set[str] = set()
-            for datetype in DATETYPES:
-                ids.update(esearch_ids(client, src.query, datetype, start, end, esearch_cap))
-            items = fetch_articles(client, sorted(ids, key=int), src.batch_size) if ids else []
-            n_found = len(ids)
+            items, n_found = search_and_fetch(client, src.query, start, end, src.batch_size, esearch_cap)
     except (*_SOURCE_PROBLEMS, PubMedSearchError) as e:
         return _failed(warehouse, run_id, summary, _message(e), client, now)
     n_requests = client.n_requests if client is not None else 0

@@ -1,8 +1,10 @@
 """A real HTTP server on 127.0.0.1 playing NCBI E-utilities from recorded PubMed articles.
 
 It answers `esearch.fcgi` (filtering its articles by the requested datetype window and capping the
-id list like NCBI does) and `efetch.fcgi` (a PubmedArticleSet of the requested PMIDs, the articles'
-bytes exactly as recorded). Faults queued per utility are served first: an HTTP status with a body
+id list like NCBI does; with `usehistory=y` the result is kept under a new WebEnv, query key 1) and
+`efetch.fcgi` (a PubmedArticleSet, the articles' bytes exactly as recorded, of the requested PMIDs,
+or of the slice `retstart`/`retmax` of a kept search given by `WebEnv`/`query_key`; an unknown
+WebEnv or a slice past the cap answers `<ERROR>` inside HTTP 200 like NCBI). Faults queued per utility are served first: an HTTP status with a body
 (429 with NCBI's JSON, 500, ...), a delay (client timeouts), a body cut short, a replacement body
 (`<ERROR>` inside HTTP 200), or a hold until the test releases it (to kill a client mid-run).
 """
@@ -91,6 +93,7 @@ class FakeNCBI:
         self.faults: dict[str, deque[Fault]] = {"esearch.fcgi": deque(), "efetch.fcgi": deque()}
         self.requests: list[dict] = []
         self.holds: list[threading.Event] = []
+        self.histories: dict[str, dict] = {}  # WebEnv -> {"params": the esearch's, "ids": its hits in order}
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -177,13 +180,30 @@ class FakeNCBI:
                           key=int, reverse=True)
             retmax = min(int(params.get("retmax", 20)), self.cap)
             ids = "".join(f"<Id>{p}</Id>" for p in hits[:retmax])
+            history = ""
+            if params.get("usehistory") == "y":
+                with self._lock:
+                    webenv = f"MCID_{len(self.histories) + 1:04d}"
+                    self.histories[webenv] = {"params": params, "ids": hits}
+                history = f"<QueryKey>1</QueryKey><WebEnv>{webenv}</WebEnv>"
             return (f'<?xml version="1.0" encoding="UTF-8" ?>\n<!DOCTYPE eSearchResult PUBLIC "-//NLM//DTD esearch 20060628//EN" '
                     f'"https://eutils.ncbi.nlm.nih.gov/eutils/dtd/20060628/esearch.dtd">\n<eSearchResult><Count>{len(hits)}</Count>'
-                    f"<RetMax>{min(retmax, len(hits))}</RetMax><RetStart>0</RetStart><QueryKey>1</QueryKey>"
-                    f"<WebEnv>MCID_test</WebEnv><IdList>{ids}</IdList><TranslationSet/>"
-                    f"<QueryTranslation>{params['term']}</QueryTranslation></eSearchResult>").encode()
+                    f"<RetMax>{min(retmax, len(hits))}</RetMax><RetStart>0</RetStart>{history}<IdList>{ids}</IdList>"
+                    f"<TranslationSet/><QueryTranslation>{params['term']}</QueryTranslation></eSearchResult>").encode()
         if utility == "efetch.fcgi":
-            wanted = [p for p in params.get("id", "").split(",") if p in articles]
+            if "WebEnv" in params:
+                with self._lock:
+                    kept = self.histories.get(params["WebEnv"])
+                if kept is None or params.get("query_key") != "1":
+                    return (b'<?xml version="1.0" encoding="UTF-8" ?>\n<eFetchResult><ERROR>Unable to obtain query #'
+                            + params.get("query_key", "?").encode() + b"</ERROR></eFetchResult>\n")
+                retstart, retmax = int(params.get("retstart", 0)), int(params.get("retmax", 20))
+                if retstart >= self.cap:
+                    return (b"<eFetchResult><ERROR>Search Backend failed: Exception: retstart cannot be larger than "
+                            + str(self.cap - 1).encode() + b"</ERROR></eFetchResult>\n")
+                wanted = [p for p in kept["ids"][retstart:min(retstart + retmax, self.cap)] if p in articles]
+            else:
+                wanted = [p for p in params.get("id", "").split(",") if p in articles]
             return HEAD + b"\n".join(articles[p].xml for p in wanted) + b"\n" + TAIL
         return b"<eResult><ERROR>unknown utility</ERROR></eResult>"
 

@@ -11,6 +11,7 @@ import pytest
 from livingmeta.sources.pubmed import (
     EntrezAnswerError,
     PubMedParseError,
+    efetch_history_params,
     efetch_params,
     esearch_params,
     parse_efetch,
@@ -164,6 +165,12 @@ def test_request_parameters_and_window_halving():
     assert p == {"db": "pubmed", "term": "ivig[tiab]", "datetype": "mdat", "mindate": "2024/01/01",
                  "maxdate": "2024/01/31", "retmax": "9999", "retmode": "xml", "usehistory": "y"}
     assert efetch_params(["1", "2"])["id"] == "1,2"
+    assert efetch_history_params("MCID_abc", "1", 400, 200) == {
+        "db": "pubmed", "WebEnv": "MCID_abc", "query_key": "1", "retstart": "400", "retmax": "200", "retmode": "xml",
+        "rettype": "abstract"}
+    for bad in (("", "1", 0, 200), ("MCID_abc", None, 0, 200), ("MCID_abc", "1", -1, 200), ("MCID_abc", "1", 0, 0)):
+        with pytest.raises(ValueError):
+            efetch_history_params(*bad)
     assert split_window(dt.date(2024, 1, 1), dt.date(2024, 1, 4)) == (
         (dt.date(2024, 1, 1), dt.date(2024, 1, 2)), (dt.date(2024, 1, 3), dt.date(2024, 1, 4)))
     assert split_window(dt.date(2024, 1, 1), dt.date(2024, 1, 2)) == (

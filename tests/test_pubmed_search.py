@@ -85,7 +85,12 @@ def test_happy_path_stores_every_record_once_with_raw_payload_and_watermark(revi
         assert sorted(r["params"]["datetype"] for r in searches) == ["edat", "mdat"]
         assert all(r["params"]["usehistory"] == "y" and r["params"]["mindate"] == "1990/01/01" for r in searches)
         fetches = ncbi.calls("efetch.fcgi")
-        assert len(fetches) == 1 and fetches[0]["params"]["id"].count(",") == 5
+        # one efetch of the edat search's six records from the history server; mdat found the same six: no refetch
+        assert len(fetches) == 1 and "id" not in fetches[0]["params"]
+        kept = ncbi.histories[fetches[0]["params"]["WebEnv"]]
+        assert kept["params"]["datetype"] == "edat" and len(kept["ids"]) == 6
+        assert {k: fetches[0]["params"][k] for k in ("query_key", "retstart", "retmax")} == {
+            "query_key": "1", "retstart": "0", "retmax": "200"}
         for r in ncbi.requests:
             # every request: POST, tool and email sent, the key in the body only
             assert r["method"] == "POST" and KEY not in r["path"]
@@ -185,15 +190,100 @@ def test_delete_citation_marks_the_stored_record_deleted_and_keeps_it(review, wa
 
 
 def test_windows_at_the_cap_are_halved_until_every_record_is_listed(review, warehouse_path):
-    arts = synthetic_articles(450)  # 450 days, one record each; batches of 200 -> 3 efetch POSTs
+    arts = synthetic_articles(450)  # 450 days, one record each; cap 100 -> several parts, each one history fetch
     with FakeNCBI(arts, cap=100) as ncbi:
         result = run(review, warehouse_path, make_client(ncbi), esearch_cap=100)
         searches = ncbi.calls("esearch.fcgi")
         fetches = ncbi.calls("efetch.fcgi")
     assert result["status"] == "succeeded" and result["new"] == 450 and result["found"] == 450
-    assert len(searches) > 2 and len(fetches) == 3
-    assert [f["params"]["id"].count(",") + 1 for f in fetches] == [200, 200, 50]
+    assert len(searches) > 2
+    # every edat part below the cap is fetched from the history server in one slice; mdat parts list the same
+    # PMIDs (edat == mdat here) and fetch nothing again
+    parts = [ncbi.histories[f["params"]["WebEnv"]] for f in fetches]
+    assert all(p["params"]["datetype"] == "edat" and 0 < len(p["ids"]) < 100 for p in parts)
+    assert all(f["params"]["retstart"] == "0" and f["params"]["retmax"] == "200" and "id" not in f["params"]
+               for f in fetches)
+    assert sorted(pmid for p in parts for pmid in p["ids"]) == sorted(a.pmid for a in arts)
+    edat_parts = [h for h in ncbi.histories.values() if h["params"]["datetype"] == "edat" and 0 < len(h["ids"]) < 100]
+    assert len(fetches) == len(edat_parts) == len({f["params"]["WebEnv"] for f in fetches})
     assert table(warehouse_path, "SELECT count(*) AS n FROM records")[0]["n"] == 450
+
+
+def test_history_fetch_pages_with_retstart_in_batches(review, warehouse_path):
+    arts = synthetic_articles(450)
+    with FakeNCBI(arts) as ncbi:
+        result = run(review, warehouse_path, make_client(ncbi))
+        fetches = ncbi.calls("efetch.fcgi")
+        edat = next(h for h in ncbi.histories.values() if h["params"]["datetype"] == "edat")
+    assert result["status"] == "succeeded" and result["new"] == 450 and result["requests"] == 2 + 3
+    assert [(f["params"]["retstart"], f["params"]["retmax"]) for f in fetches] == [("0", "200"), ("200", "200"), ("400", "200")]
+    assert all(f["method"] == "POST" and f["params"]["WebEnv"] == fetches[0]["params"]["WebEnv"] for f in fetches)
+    assert len(edat["ids"]) == 450 and ncbi.histories[fetches[0]["params"]["WebEnv"]] is edat
+    assert table(warehouse_path, "SELECT count(*) AS n FROM records")[0]["n"] == 450
+
+
+def test_a_pmid_found_by_edat_and_mdat_is_fetched_and_stored_once(review, warehouse_path):
+    old = synthetic_articles(3, first_pmid=40000000, start=dt.date(2022, 1, 1))
+    with FakeNCBI(old) as ncbi:
+        assert run(review, warehouse_path, make_client(ncbi))["new"] == 3
+        # next window 2023-12-25..2024-01-31: two new records (edat and mdat both inside) and an old one NCBI touched
+        new = synthetic_articles(2, first_pmid=41000000, start=dt.date(2024, 1, 10))
+        touched = Article(old[0].pmid, old[0].xml, old[0].edat, dt.date(2024, 1, 15))
+        ncbi.set_articles([touched, *old[1:], *new])
+        ncbi.requests.clear()
+        second = run(review, warehouse_path, make_client(ncbi), as_of=AS_OF + dt.timedelta(days=30))
+        fetches = [f["params"] for f in ncbi.calls("efetch.fcgi")]
+        assert (second["found"], second["new"], second["unchanged"], second["changed"]) == (3, 2, 1, 0)
+        # edat part from the history server; of the mdat part only the PMID not fetched yet, by id
+        assert len(fetches) == 2
+        assert ncbi.histories[fetches[0]["WebEnv"]]["params"]["datetype"] == "edat"
+        assert fetches[1]["id"] == old[0].pmid and "WebEnv" not in fetches[1]
+
+        # a revision only the mdat search finds: none of its part was fetched, so it comes from the history server
+        revised = Article(old[1].pmid, old[1].xml.replace(b"trial number 1 ", b"trial number 1 (corrected) "),
+                          old[1].edat, dt.date(2024, 2, 20))
+        ncbi.set_articles([touched, revised, old[2], *new])
+        ncbi.requests.clear()
+        third = run(review, warehouse_path, make_client(ncbi), as_of=AS_OF + dt.timedelta(days=60))
+        fetches = [f["params"] for f in ncbi.calls("efetch.fcgi")]
+    assert (third["found"], third["new"], third["changed"]) == (1, 0, 1)
+    assert len(fetches) == 1 and ncbi.histories[fetches[0]["WebEnv"]]["params"]["datetype"] == "mdat"
+    assert table(warehouse_path, "SELECT count(*) AS n FROM records")[0]["n"] == 5
+    assert table(warehouse_path, "SELECT record_id, count(*) AS n FROM record_versions GROUP BY 1 HAVING n > 1") == [
+        {"record_id": f"pubmed:{old[1].pmid}", "n": 2}]
+    assert table(warehouse_path, "SELECT count(*) AS n FROM raw_records")[0]["n"] == 3 + 2 + 1
+
+
+def test_a_record_missing_from_a_history_answer_is_asked_for_by_id(review, warehouse_path):
+    from ncbi_server import HEAD, TAIL
+
+    arts = fixture_articles("articles.xml")
+    short = HEAD + b"\n".join(a.xml for a in arts[1:]) + b"\n" + TAIL
+    with FakeNCBI(arts) as ncbi:
+        ncbi.add_fault("efetch.fcgi", Fault(body=short))  # the history answer lacks the first record
+        result = run(review, warehouse_path, make_client(ncbi))
+        fetches = [f["params"] for f in ncbi.calls("efetch.fcgi")]
+    assert result["status"] == "succeeded" and result["new"] == 4
+    assert "WebEnv" in fetches[0] and fetches[1]["id"] == arts[0].pmid and len(fetches) == 2
+
+    other = warehouse_path.with_name("other.duckdb")
+    with FakeNCBI(arts) as ncbi:
+        ncbi.add_fault("efetch.fcgi", Fault(body=short), times=3)  # and NCBI keeps not returning it
+        failed = run(review, other, make_client(ncbi))
+    assert failed["status"] == "failed" and f"did not return 1 record(s): {arts[0].pmid}" in failed["error"]
+    assert "records missing from the history fetch" in failed["error"]
+    assert table(other, "SELECT count(*) AS n FROM records")[0]["n"] == 0 and watermark(other) is None
+
+
+def test_an_expired_history_answer_is_an_error_for_people(review, warehouse_path):
+    with FakeNCBI(fixture_articles("articles.xml")) as ncbi:
+        ncbi.add_fault("efetch.fcgi", Fault(body=b'<?xml version="1.0" ?>\n<eFetchResult><ERROR>Unable to obtain query #1'
+                                                 b"</ERROR></eFetchResult>"), times=1)
+        result = run(review, warehouse_path, make_client(ncbi))
+    assert result["status"] == "failed"
+    assert "efetch batch 1/1 of esearch edat 1990/01/01-2024/01/01" in result["error"]
+    assert "NCBI reported an error: Unable to obtain query #1" in result["error"]
+    assert table(warehouse_path, "SELECT count(*) AS n FROM records")[0]["n"] == 0
 
 
 def test_single_day_over_the_cap_fails_clearly(review, warehouse_path):
@@ -423,3 +513,7 @@ def test_killed_mid_run_then_rerun_equals_an_uninterrupted_run(review, tmp_path)
         result = run(review, killed, make_client(ncbi))
     assert result["status"] == "succeeded" and result["new"] == 450
     assert _content(killed) == _content(clean)
+    # the killed run no longer looks like it is still going: the new run's start marked it interrupted
+    runs = table(killed, "SELECT run_id, status, error FROM search_runs ORDER BY run_id")
+    assert [r["status"] for r in runs] == ["interrupted", "succeeded"]
+    assert "nothing from it was stored" in runs[0]["error"] and f"Run {runs[1]['run_id']}" in runs[0]["error"]

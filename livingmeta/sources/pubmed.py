@@ -132,6 +132,26 @@ def efetch_params(ids: Iterable[str]) -> dict[str, str]:
     return {"db": "pubmed", "id": ",".join(ids), "retmode": "xml", "rettype": "abstract"}
 
 
+def efetch_history_params(webenv: str, query_key: str, retstart: int, retmax: int) -> dict[str, str]:
+    """EFetch parameters for one slice of a search kept on NCBI's history server (sent by POST).
+
+    Args:
+        webenv, query_key: the `WebEnv` and `QueryKey` of an esearch answer made with `usehistory=y`.
+        retstart: index of the first record of the slice (0-based, in the search's order).
+        retmax: how many records to return from `retstart`.
+    Returns:
+        parameters for `efetch.fcgi` (without tool/email/api_key).
+
+    Reference: E-utilities help, "Using the Entrez History server" (https://www.ncbi.nlm.nih.gov/books/NBK25497/).
+    """
+    if not webenv or not query_key:
+        raise ValueError("a history fetch needs the WebEnv and QueryKey of an esearch made with usehistory=y")
+    if retstart < 0 or retmax < 1:
+        raise ValueError(f"retstart must be >= 0 and retmax >= 1 (got {retstart}, {retmax})")
+    return {"db": "pubmed", "WebEnv": webenv, "query_key": str(query_key), "retstart": str(retstart),
+            "retmax": str(retmax), "retmode": "xml", "rettype": "abstract"}
+
+
 def split_window(start: dt.date, end: dt.date) -> tuple[tuple[dt.date, dt.date], tuple[dt.date, dt.date]] | None:
     """Halve a date window (both days included); None when it is a single day and cannot be split."""
     if end <= start:
