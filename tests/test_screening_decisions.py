@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 
 import pytest
 
@@ -261,3 +263,81 @@ def test_two_reviewer_changed_record_not_closed_by_one_fresh_agreeing_word(tmp_p
     decide(con, "pubmed:1", "include", reviewer="cleo", at=T0 + dt.timedelta(days=11))
     q = queue(con)["pubmed:1"]
     assert (q["state"], q["stage"]) == ("pending", "full_text")  # resolved to include: on to full text
+
+
+# ------------------------------------------------------------------------------ ASReview round trip
+
+def _lab_export(exported: list[dict], labels: dict[str, str], version: int, notes: dict[str, str] | None = None) -> str:
+    """What ASReview LAB writes after screening a file from `export_records` (rows in its ranking order).
+
+    1.x: `record_id` first, our columns, its labels in `included` (1 / 0 / blank), `asreview_ranking`,
+    `exported_notes_1`. 2.x: our columns kept as they were (so `included` still holds what we exported),
+    plus `asreview_label`, `asreview_time`, `asreview_note`.
+    """
+    notes = notes or {}
+    ranked = sorted(exported, key=lambda r: (labels.get(r["livingmeta_id"], "") == "", r["livingmeta_id"]))
+    cols = ["record_id", "livingmeta_id", "title", "abstract", "authors", "year", "journal", "doi", "keywords",
+            "included"]
+    extra = ["asreview_ranking", "exported_notes_1"] if version == 1 else ["asreview_label", "asreview_time",
+                                                                          "asreview_note"]
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(cols + extra)
+    for k, r in enumerate(ranked, 1):
+        lid = r["livingmeta_id"]
+        base = [r[c] for c in cols]
+        if version == 1:
+            base[-1] = labels.get(lid, "")
+            w.writerow(base + [k, notes.get(lid, "")])
+        else:
+            w.writerow(base + [labels.get(lid, ""), "2024-03-02 10:00:00.123456" if lid in labels else "",
+                               notes.get(lid, "")])
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_asreview_lab_round_trip(tmp_path, version):
+    from warehouse.screening import export_records
+
+    con = seeded(tmp_path)
+    decide(con, "pubmed:3", "exclude")  # exported as included=0: LAB 2.x keeps that column as it was
+    exported = export_records(con, REVIEW)
+    assert [r["included"] for r in exported if r["livingmeta_id"] == "pubmed:3"] == [0]
+    labels = {"pubmed:1": "1", "pubmed:2": "0", "pubmed:3": "1", "ctgov:NCT01234567": "1"}
+    p = write(tmp_path, "lab.csv", _lab_export(exported, labels, version, notes={"pubmed:2": "not neuropathy"}))
+    res = import_decisions(con, REVIEW, p, reviewer="bob", now=T0 + dt.timedelta(days=1))
+    assert (res["format"], res["rows"], res["added"]) == ("asreview", 4, 4)
+    got = con.execute("SELECT record_id, decision, reason FROM screening_decisions WHERE reviewer = 'bob' "
+                      "ORDER BY record_id").fetchall()
+    # bob's relevant label on pubmed:3 wins over the stale 0 that 2.x leaves in `included`
+    assert got == [("ctgov:NCT01234567", "include", None), ("pubmed:1", "include", None),
+                   ("pubmed:2", "exclude", "not neuropathy"), ("pubmed:3", "include", None)]
+    assert import_decisions(con, REVIEW, p, reviewer="bob")["added"] == 0
+
+
+def test_two_reviewer_export_is_blind(tmp_path):
+    from warehouse.screening import export_records
+
+    con = seeded(tmp_path, reviewers=2)
+    decide(con, "pubmed:3", "exclude", reviewer="ana")
+    decide(con, "pubmed:3", "exclude", reviewer="bob")
+    assert con.execute("SELECT title_abstract FROM v_record_screening WHERE record_id = 'pubmed:3'").fetchone() == ("exclude",)
+    assert {r["included"] for r in export_records(con, REVIEW)} == {""}
+
+
+def test_importing_decisions_retrains_the_ranking(tmp_path):
+    cfg = make_config(min_decisions_to_train=4)
+    con = open_review(tmp_path, cfg)
+    ingest(con, [pubmed(k, f"Immunoglobulin for neuropathic pain {k}", "IVIG pain relief") for k in range(1, 6)]
+           + [pubmed(k, f"Statins and heart attacks {k}", "cholesterol outcomes") for k in range(6, 12)], T0)
+    assert flag_candidates(con, REVIEW, cfg, T0)["ranker"] == "rules"
+    p = write(tmp_path, "d.csv", "record_id,reviewer,stage,decision,reason,decided_at\n"
+              "1,ana,title_abstract,include,,\n2,ana,title_abstract,include,,\n"
+              "6,ana,title_abstract,exclude,,\n7,ana,title_abstract,exclude,,\n")
+    res = import_decisions(con, REVIEW, p, now=T0 + dt.timedelta(hours=1))
+    assert res["ranker"].startswith(cfg.screening.model.name) and "trained on 4 decisions" in res["ranker"]
+    assert screening_status(con, REVIEW)["ranker"] == res["ranker"]
+    order = [r for (r,) in con.execute("SELECT record_id FROM v_screening_queue WHERE review_id = ? "
+                                       "AND stage = 'title_abstract' ORDER BY rank", [REVIEW]).fetchall()]
+    assert set(order[:3]) == {"pubmed:3", "pubmed:4", "pubmed:5"} and len(order) == 7
+    assert import_decisions(con, REVIEW, p)["ranker"] is None  # nothing new: nothing retrained

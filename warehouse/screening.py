@@ -395,7 +395,8 @@ def import_decisions(con: duckdb.DuckDBPyConnection, review_id: str, path: str |
         stage: stage for rows without one (default title_abstract).
         now: the import time (default: the clock).
     Returns:
-        {"file", "format", "rows", "added", "already_imported"}.
+        {"file", "format", "rows", "added", "already_imported", "ranker"} — `ranker`: the ranker the queue was
+        re-ranked with after the new decisions (None when nothing was added).
     Raises:
         DecisionFileError: the first bad row (file, line, column); nothing is stored.
         FileNotFoundError: the file does not exist.
@@ -437,7 +438,10 @@ def import_decisions(con: duckdb.DuckDBPyConnection, review_id: str, path: str |
                 "INSERT INTO screening_decisions (review_id, record_id, record_version, reviewer, decided_at, stage, "
                 "decision, reason, origin, import_key, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", add)
             refresh_queue_states(con, review_id)
-    return {"file": str(p), "format": fmt, "rows": len(rows), "added": len(add), "already_imported": len(rows) - len(add)}
+            # the decisions changed: retrain now, so the queue order and the ranker `status` names match them
+            ranking = rank_queue(con, review_id)
+    return {"file": str(p), "format": fmt, "rows": len(rows), "added": len(add), "already_imported": len(rows) - len(add),
+            "ranker": ranking["ranker"] if add else None}
 
 
 # ------------------------------------------------------------------------------------- people's views
@@ -483,7 +487,11 @@ def export_records(con: duckdb.DuckDBPyConnection, review_id: str) -> list[dict]
 
     `record_id` numbers rows 1..n (ASReview LAB expects its own row ids); `livingmeta_id` carries our id so
     ASReview's export maps back; `included` is 1 / 0 / blank from the final title/abstract decision.
+    In a two-reviewer review `included` is always blank: ASReview LAB takes those labels as prior knowledge
+    and writes them back in its export, where they would be imported as the second reviewer's own decisions
+    (agreement nobody gave); screening stays blind instead.
     """
+    blind = _screening_settings(con, review_id).reviewers == 2
     rows = rows_as_dicts(con, query("screening_export"), [review_id])
     recs = load_records(con, [r["livingmeta_id"] for r in rows])
     out = []
@@ -495,7 +503,7 @@ def export_records(con: duckdb.DuckDBPyConnection, review_id: str) -> list[dict]
             "abstract": rec.get("abstract") or "", "authors": "; ".join(rec.get("authors") or []),
             "year": rec.get("year") or "", "journal": rec.get("journal") or "", "doi": rec.get("doi") or "",
             "keywords": "; ".join(rec.get("keywords") or []),
-            "included": "" if label is None else (1 if label == 1 else 0),
+            "included": "" if label is None or blind else (1 if label == 1 else 0),
             "source": rec.get("source"), "keywords_list": rec.get("keywords") or [],
             "authors_list": rec.get("authors") or [],
         })

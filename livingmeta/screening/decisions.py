@@ -12,10 +12,14 @@ title_abstract | full_text (blank: the stage given on the command line, else tit
 ISO date or date-time (blank: the time of import).
 
 ASReview LAB export (what LAB writes after screening a file made by `livingmeta screen export`): the
-exported columns come back with a label column `included` (1 / 0 / blank = not screened) or
-`label_included` / `asreview_label`. Rows are mapped back to records through the `livingmeta_id` column
-we export (else `record_id` when it is one of ours, else the DOI). ASReview knows no reviewer, so the
-reviewer must be given.
+exported columns come back with a label column. LAB 1.x writes its labels into the column the file came
+with (`included`: 1 / 0 / blank = not screened) and adds `asreview_ranking` and `exported_notes_1`…; LAB 2.x
+writes `asreview_label` (plus `asreview_time`, `asreview_note`) and may keep the original `included` column,
+which then holds the labels we exported, not the reviewer's: `asreview_label` therefore wins over `included`,
+which wins over `label_included`. A note (`asreview_note`, else the first non-empty `exported_notes_*`) is
+kept as the decision's reason. Rows are mapped back to records through the `livingmeta_id` column we export
+(else `record_id` when it is one of ours, else the DOI). ASReview knows no reviewer, so the reviewer must be
+given.
 
 Parsing is all-or-nothing: the first bad row raises `DecisionFileError` naming file, line and column,
 so a file is either imported whole or not at all.
@@ -35,7 +39,9 @@ from livingmeta.records import hash_json, normalise_doi
 DECISIONS = ("include", "exclude", "maybe")
 STAGES = ("title_abstract", "full_text")
 NATIVE_COLUMNS = ("record_id", "reviewer", "stage", "decision", "reason", "decided_at")
-ASREVIEW_LABEL_COLUMNS = ("included", "label_included", "asreview_label")
+# in order of preference (see the module docstring)
+ASREVIEW_LABEL_COLUMNS = ("asreview_label", "included", "label_included")
+ASREVIEW_NOTE_COLUMNS = ("asreview_note", "exported_notes")
 
 
 class DecisionFileError(ValueError):
@@ -246,8 +252,21 @@ def _asreview_row(get: dict[str, str], line: int, source: str, is_known: Callabl
                      "keep the livingmeta_id column that `livingmeta screen export` writes")
     decision = "include" if label.startswith("1") else "exclude"
     st = stage or "title_abstract"
-    if st == "full_text" and decision == "exclude":
-        raise _error(source, line, label_col, "ASReview exports carry no reason, and full-text exclusions need one; "
-                     "import ASReview labels at title_abstract, or use the native CSV with a reason column")
+    reason = _asreview_note(get)
+    if st == "full_text" and decision == "exclude" and not reason:
+        raise _error(source, line, label_col, "this full-text exclusion has no reason (PRISMA reports them): write it "
+                     "as the record's note in ASReview, import ASReview labels at title_abstract, or use the native "
+                     "CSV with a reason column")
     who = (reviewer or "").strip()
-    return DecisionRow(rid, who, st, decision, None, None, line, _key("asreview", rid, who, st, decision, None, ""))
+    return DecisionRow(rid, who, st, decision, reason, None, line,
+                       _key("asreview", rid, who, st, decision, reason, ""))
+
+
+def _asreview_note(get: Mapping[str, str]) -> str | None:
+    """The reviewer's note on an ASReview row (2.x `asreview_note`, 1.x `exported_notes_1`, `_2`, …)."""
+    for col in ASREVIEW_NOTE_COLUMNS:
+        for name in sorted((k for k in get if k == col or k.startswith(col + "_")),
+                           key=lambda k: (len(k), k)):
+            if get[name] and get[name].lower() not in ("nan", "none"):
+                return get[name]
+    return None
