@@ -15,6 +15,7 @@ from livingmeta.diff import classify, version_trigger
 from tasks.alerts import deliver_alerts, write_changelog_artifact
 from warehouse import opened
 from warehouse.alerts import add_alert
+from warehouse.screening import freeze_prisma
 from warehouse.analysis import (failed_searches, latest_version, retracted_studies, run_summary, runs_for_update,
                                 store_version, update_events)
 
@@ -52,6 +53,7 @@ def record_review_version(review_dir: str, review_id: str, warehouse: str, updat
             rows = [{"analysis_id": aid, "from_version": prev_version, **d} for aid, d in changed.items()]
             store_version(con, review_id=review_id, version=version, now=now, as_of=as_of, update_id=update_id,
                           trigger=trigger, summary=body, runs=runs, diffs=rows)
+            freeze_prisma(con, review_id, version, now)  # a later merge or split never rewrites this version's counts
             aid_ = add_alert(con, review_id=review_id, kind="estimate_change", severity=severity, title=title,
                              body=body, now=now, version=version, dedupe_key=f"version:{version}")
             if aid_:

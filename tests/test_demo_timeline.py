@@ -78,3 +78,15 @@ def test_registry_status_change_alerts_and_outputs_exist(demo_out):
     assert (out / "snapshot" / "warehouse.duckdb").exists()
     with opened(out / "snapshot" / "warehouse.duckdb", read_only=True) as snap:
         assert snap.execute("SELECT max(version) FROM review_versions").fetchone()[0] == 3
+
+
+def test_cumulative_order_follows_publication_not_registration(demo_out):
+    # Geerts 2021's trial was registered (NCT02637700) in 2015 but published in 2021, after Jann 2020:
+    # the cumulative analysis (and so the TSA) must add it second
+    out, _ = demo_out
+    with opened(out / "warehouse.duckdb", read_only=True) as con:
+        (result,) = con.execute(
+            "SELECT r.result FROM v_estimate_history h JOIN analysis_runs r USING (analysis_run_id) "
+            "WHERE h.review_id = 'ivig-pnp' AND h.version = 3 AND h.analysis_id = 'responders-or-mh'").fetchone()
+    steps = json.loads(result)["cumulative"]
+    assert [(s["added"], s["year"]) for s in steps] == [("Jann2020", 2020), ("NCT02637700", 2021)]
