@@ -16,6 +16,7 @@ from livingmeta.config import load_review
 from livingmeta.records import canonical_json
 from livingmeta.sources.ctgov import (STUDIES_PATH, CtgovFormatError, StudiesPage, next_page_params,
                                       parse_studies_page, search_params, suggest_extraction_rows)
+from tasks import runtime
 from tasks.reviews import utcnow
 from warehouse import opened, rows_as_dicts
 from warehouse.ingest import Fetched, fail_search_run, finish_search_run, get_watermark, start_search_run
@@ -89,6 +90,7 @@ class CtgovClient:
         last = "no attempt made"
         for attempt in range(1, self.max_tries + 1):
             self._throttle()
+            runtime.take_rate_limit_slot("ctgov")  # shared with other processes when configured
             self.requests += 1
             retry_after = None
             try:

@@ -2,8 +2,9 @@
 
 Requests are built by Biopython (`Bio.Entrez._build_request`, pure) and sent here, where this module
 owns everything NCBI asks of a client: `tool`/`email`/`api_key` on every request, one process-wide
-rate limit (3 requests/s, 10/s with an API key), exponential backoff with jitter on HTTP 429, 5xx,
-timeouts and connection errors, and a bounded number of tries. `Bio.Entrez.max_tries` is set to 1 so
+rate limit (3 requests/s, 10/s with an API key; when configured, also a slot of the Prefect global
+rate limit "ncbi" that every process shares, see `tasks.runtime.take_rate_limit_slot`), exponential
+backoff with jitter on HTTP 429, 5xx, timeouts and connection errors, and a bounded number of tries. `Bio.Entrez.max_tries` is set to 1 so
 Biopython never adds its own immediate retries on top (FIELD-NOTES: it retries 429/5xx without
 sleeping). Every request is a POST, so the API key never appears in a URL, a log line or an error.
 """
@@ -22,6 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from Bio import Entrez
+
+from tasks import runtime
 
 NCBI_EUTILS_URL = "https://eutils.ncbi.nlm.nih.gov/entrez/eutils/"
 DEFAULT_TOOL = "livingmeta"
@@ -118,6 +121,8 @@ class EntrezClient:
                 warnings.simplefilter("ignore", UserWarning)
                 request = Entrez._build_request(url, dict(full), post=True)
             self.limiter.wait(s.interval)
+            # other processes (other reviews, workers) share NCBI's per-client budget through the Prefect server
+            runtime.take_rate_limit_slot("ncbi")
             self.n_requests += 1
             retry_after: float | None = None
             try:
