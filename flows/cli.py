@@ -103,6 +103,13 @@ def update(
 
     wh = settings.warehouse_path(warehouse)
     outp = settings.output_dir(out)
+    from warehouse import opened
+
+    try:  # a warehouse held by another process fails here in one line, not after a flow run's tracebacks
+        with opened(wh):
+            pass
+    except user_errors() as e:
+        fail(str(e))
     try:
         summary = update_review(str(Path(review).resolve()), str(wh), str(outp), replay_dir=replay)
     except user_errors() as e:
@@ -122,12 +129,35 @@ def print_summary(summary: dict, title: str | None = None) -> None:
         t.add_row(s["source"], s.get("status", ""), *(str(s.get(k, "")) for k in ("new", "changed", "unchanged", "deleted")),
                   s.get("error") or "")
     console.print(t)
-    console.print(f"studies: {summary['studies']}  queue: {summary['queue']}")
-    if summary.get("inputs", {}).get("applied"):
-        console.print(f"recorded inputs: {summary['inputs']}")
-    console.print(f"analyses: {summary['analyses']}")
-    console.print(f"version: {summary['version']}")
-    console.print(f"outputs: {summary['outputs']}")
+    for line in summary_lines(summary):
+        console.print(line, highlight=False)
+
+
+def summary_lines(summary: dict) -> list[str]:
+    """One cycle's studies, queue, inputs, analyses, version and outputs as sentences (details: --json)."""
+    def names(xs) -> str:
+        return ", ".join(map(str, xs)) if xs else "–"
+
+    st, q, an = summary.get("studies") or {}, summary.get("queue") or {}, summary.get("analyses") or {}
+    out = [f"studies: {st.get('records', '?')} records in {st.get('studies', '?')} studies "
+           f"({st.get('new_studies', 0)} new, {len(st.get('merged') or [])} merged, {st.get('conflicts', 0)} link conflicts)",
+           f"screening: {q.get('new', 0)} new record(s) queued, {q.get('pending', 0)} waiting"
+           + (f" (ranked by {q['ranker']})" if q.get("ranker") else "")]
+    for a in (summary.get("inputs") or {}).get("applied") or []:
+        out.append(f"recorded input {a.get('file')}: {a.get('added', 0)} added of {a.get('rows', 0)} row(s)")
+    out.append(f"analyses: recomputed {names(an.get('computed'))}; unchanged {names(an.get('unchanged'))}; "
+               f"no data {names(an.get('no_data'))}" + (f"; FAILED {names(an.get('failed'))}" if an.get("failed") else ""))
+    v = summary.get("version") or {}
+    if v.get("version"):
+        out.append(f"version {v['version']} published")
+    else:
+        latest = v.get("latest_version")
+        out.append("no new version: the estimates did not change"
+                   + (f" (latest is version {latest})" if latest else " (none published yet: no analysis has data)"))
+    o = summary.get("outputs") or {}
+    if o.get("report"):
+        out.append(f"report: {o['report']}")
+    return out
 
 
 @app.command()
@@ -154,19 +184,28 @@ def status(
                   f"queue: {st['queue_pending']} pending  decisions: {st['decisions']}")
     lu = st["last_update"]
     if lu:
-        console.print(f"last update #{lu['update_id']}: {lu['status']} at {lu['finished_at'] or lu['started_at']}"
+        console.print(f"last update #{lu['update_id']}: {lu['status']} at {_when(lu['finished_at'] or lu['started_at'])}"
                       + (f" — {lu['error']}" if lu.get("error") else ""))
-    t = Table(title="last search run per source")
-    for c in ("source", "status", "mode", "window end", "watermark", "found", "new", "changed", "unchanged", "deleted", "error"):
-        t.add_column(c)
-    for r in st["sources"]:
-        t.add_row(r["source"], r["status"], r["mode"], str(r["window_end"] or "")[:19], str(r["watermark"] or "")[:19],
-                  *(str(r[k]) for k in ("n_found", "n_new", "n_changed", "n_unchanged", "n_deleted")), r["error"] or "")
-    console.print(t)
+    from flows.cli_layout import print_table
+
+    print_table(console, ("source", "status", "mode", "searched to", "found", "new", "changed", "unchanged",
+                          "deleted", "error"),
+                [[r["source"], r["status"], r["mode"], _when(r["window_end"]),
+                  *(str(r[k]) for k in ("n_found", "n_new", "n_changed", "n_unchanged", "n_deleted")), r["error"] or ""]
+                 for r in st["sources"]],
+                title="last search run per source", wrap=("error",))
     v = st["latest_version"]
     console.print(f"latest version: {v['version']} ({str(v['created_at'])[:19]})" if v else "latest version: none yet")
     for line in st.get("guidance", []):
         console.print(line)
+
+
+def _when(t) -> str:
+    """A stored UTC time for people: the date alone at midnight, else to the minute."""
+    if not t:
+        return "–"
+    text = str(t).replace("T", " ")
+    return text[:10] if text[11:19] in ("", "00:00:00") else f"{text[:16]} UTC"
 
 
 def extra_status(con, review_id: str) -> dict:

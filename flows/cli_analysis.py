@@ -5,19 +5,31 @@ import json
 from typing import Annotated, Optional
 
 import typer
-from rich.table import Table
+
+from livingmeta.report.document import fmt_count, fmt_interval, fmt_p, fmt_percent, fmt_tau2, fmt_value
 
 ESTIMATE_COLUMNS = ("analysis", "version", "k", "participants", "measure", "method", "estimate", "ci_lower",
                     "ci_upper", "pi_lower", "pi_upper", "p_value", "i2", "tau2")
 RATIO = ("OR", "RR", "PETO", "ROM")
 
 
-def _fmt(v) -> str:
-    if v is None:
-        return "–"
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return str(v)
+# What the terminal shows: an interval in one cell reads as one number and keeps the table within 80 columns.
+SHOWN_COLUMNS = ("analysis", "model", "k", "n", "estimate", "95% CI", "95% PI", "p", "I²", "tau²")
+DIFF_COLUMNS = ("", "estimate", "95% CI", "95% PI", "k", "n", "tau²", "I²", "p")
+
+
+def _shown(r: dict) -> list[str]:
+    return [r["analysis"], f"{r['measure']} {r['method']}", fmt_count(r["k"]), fmt_count(r["participants"]),
+            fmt_value(r["estimate"]), fmt_interval(r["ci_lower"], r["ci_upper"]),
+            fmt_interval(r["pi_lower"], r["pi_upper"]), fmt_p(r["p_value"]), fmt_percent(r["i2"]),
+            fmt_tau2(r["tau2"])]
+
+
+def _diff_row(label: str, n: dict | None) -> list[str]:
+    n = n or {}
+    return [label, fmt_value(n.get("estimate")), fmt_interval(n.get("ci_lower"), n.get("ci_upper")),
+            fmt_interval(n.get("pi_lower"), n.get("pi_upper")), fmt_count(n.get("k")), fmt_count(n.get("participants")),
+            fmt_tau2(n.get("tau2")), fmt_percent(n.get("i2")), fmt_p(n.get("p_value"))]
 
 
 def estimate_rows(rows: list[dict]) -> list[dict]:
@@ -38,6 +50,7 @@ def estimate_rows(rows: list[dict]) -> list[dict]:
 def register(app: typer.Typer, subapps: dict[str, typer.Typer]) -> None:
     """Add this area's commands to the CLI."""
     from flows.cli import WarehouseOpt, console, fail, review_id_for, user_errors
+    from flows.cli_layout import print_table
 
     @app.command()
     def estimates(
@@ -66,12 +79,11 @@ def register(app: typer.Typer, subapps: dict[str, typer.Typer]) -> None:
         if not rows:
             console.print(f"{review_id}: no published version yet (run `livingmeta update`).")
             return
-        t = Table(title=f"{review_id}, version {rows[0]['version']} (ratios back-transformed; log scale with --json)")
-        for c in ESTIMATE_COLUMNS:
-            t.add_column(c)
+        print_table(console, SHOWN_COLUMNS, [_shown(r) for r in rows],
+                    title=f"{review_id}, version {rows[0]['version']} (ratios back-transformed; log scale with --json)")
         for r in rows:
-            t.add_row(*(_fmt(r[c]) for c in ESTIMATE_COLUMNS))
-        console.print(t)
+            if r.get("tsa_status"):
+                console.print(f"trial sequential analysis of {r['analysis']}: {r['tsa_status'].replace('_', ' ')}")
 
     @app.command()
     def diff(
@@ -126,15 +138,10 @@ def register(app: typer.Typer, subapps: dict[str, typer.Typer]) -> None:
             console.print("no estimate changed")
         for r in rows:
             console.print(f"[bold]{r['analysis_id']}[/]: {', '.join(r['changes'])}")
-            t = Table(show_header=True)
-            for c in ("", "estimate", "ci_lower", "ci_upper", "pi_lower", "pi_upper", "k", "participants", "tau2",
-                      "i2", "p_value"):
-                t.add_column(c)
-            for label, n in (("old", r["old"]), ("new", r["new"])):
-                t.add_row(label, *(_fmt((n or {}).get(c)) for c in ("estimate", "ci_lower", "ci_upper", "pi_lower",
-                                                                   "pi_upper", "k", "participants", "tau2", "i2",
-                                                                   "p_value")))
-            console.print(t)
+            # one line per number, old beside new: narrow at any width and read as "before -> after"
+            old, new = _diff_row("", r["old"]), _diff_row("", r["new"])
+            print_table(console, ("", f"version {from_v}" if from_v is not None else "before", f"version {to_v}"),
+                        [[c, o, n] for c, o, n in zip(DIFF_COLUMNS[1:], old[1:], new[1:])])
             if r.get("studies_added"):
                 console.print(f"  studies added: {', '.join(r['studies_added'])}")
             if r.get("studies_removed"):

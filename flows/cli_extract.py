@@ -9,12 +9,11 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.table import Table
 
 
 def register(app: typer.Typer, subapps: dict[str, typer.Typer]) -> None:
     """Add this area's commands to the CLI."""
-    from flows.cli import WarehouseOpt, console, fail, review_id_for, user_errors
+    from flows.cli import WarehouseOpt, console, err_console, fail, review_id_for, user_errors
 
     extract = subapps["extract"]
 
@@ -65,6 +64,10 @@ def register(app: typer.Typer, subapps: dict[str, typer.Typer]) -> None:
         w = csv.DictWriter(buf, fieldnames=list(COLUMNS), lineterminator="\n")
         w.writeheader()
         w.writerows(template_rows(studies, outcome, kind))
+        if not studies:
+            err_console.print(f"note: no study of {review_id} is included at full text yet, so the template has no rows; "
+                              f"record full-text decisions first, or add rows naming any study id, PMID or NCT id.",
+                              highlight=False)
         if out is None:
             print(buf.getvalue(), end="")
         else:
@@ -81,20 +84,28 @@ def register(app: typer.Typer, subapps: dict[str, typer.Typer]) -> None:
     ) -> None:
         """Validate and store an extraction CSV (all rows or none; re-importing adds nothing)."""
         from warehouse import opened
-        from warehouse.extraction import import_extraction
+        from warehouse.extraction import import_extraction, studies_not_included
 
         try:
             review_id, wh, cfg = _review(review, warehouse)
             with opened(wh) as con:
                 res = import_extraction(con, review_id, file, {o.id: o.kind for o in cfg.outcomes})
+                waiting = studies_not_included(con, review_id, res.pop("study_ids", []))
         except user_errors() as e:
             fail(str(e))
+        # rows of a study not (yet) included at full text are stored but enter no analysis: say so, never silently
+        res["not_included"] = waiting
         res.pop("row_ids", None)
         if json_out:
             print(json.dumps(res))
         else:
             console.print(f"{file}: {res['rows']} rows — {res['added']} added, {res['corrected']} corrected, "
                           f"{res['unchanged']} unchanged. The next `livingmeta update` re-runs affected analyses.")
+            if waiting:
+                console.print(f"[bold yellow]note:[/] {len(waiting)} stud{'y is' if len(waiting) == 1 else 'ies are'} "
+                              f"not included at full text yet, so no analysis uses their rows: {', '.join(waiting)}. "
+                              f"Record the full-text decision (`livingmeta screen next {review} --stage full_text` "
+                              f"or `screen import`); the next update then uses them.", highlight=False)
 
     @extract.command("suggestions")
     def suggestions_cmd(
@@ -115,15 +126,15 @@ def register(app: typer.Typer, subapps: dict[str, typer.Typer]) -> None:
         if json_out:
             print(json.dumps(rows, default=str, indent=2))
             return
-        t = Table(title=f"registry suggestions for {review_id}")
-        for c in ("row_id", "study_id", "outcome_id", "arm", "group_label", "events", "total", "mean", "sd", "n",
-                  "source_ref"):
-            t.add_column(c)
-        for r in rows:
-            t.add_row(*("" if r.get(c) is None else str(r[c]) for c in (
-                "row_id", "study_id", "outcome_id", "arm", "group_label", "events", "total", "mean", "sd", "n",
-                "source_ref")))
-        console.print(t)
+        if not rows:
+            console.print(f"{review_id}: no registry suggestions wait to be accepted.")
+            return
+        from flows.cli_layout import print_table
+
+        cols = ("row_id", "study_id", "outcome_id", "arm", "group_label", "events", "total", "mean", "sd", "n",
+                "source_ref")
+        print_table(console, cols, [["" if r.get(c) is None else str(r[c]) for c in cols] for r in rows],
+                    title=f"registry suggestions for {review_id}", wrap=("group_label", "source_ref"))
         if rows:
             console.print(f"Accept with `livingmeta extract accept {review} ROW_ID... --outcome OUTCOME --extractor NAME`.")
 

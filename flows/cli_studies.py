@@ -11,7 +11,6 @@ import json
 from typing import Annotated, Optional
 
 import typer
-from rich.table import Table
 
 ByOpt = Annotated[Optional[str], typer.Option("--by", help="Who decides (default: the login name).")]
 NoteOpt = Annotated[Optional[str], typer.Option("--note", help="Why (kept with the decision).")]
@@ -52,14 +51,18 @@ def register(app: typer.Typer, subapps: dict[str, typer.Typer]) -> None:
         if json_out:
             print(json.dumps({"studies": found, "conflicts": conflicts}, default=str, indent=2))
             return
-        t = Table(title=f"{review_id}: {len(found)} studies, {sum(len(s['records']) for s in found)} records")
-        for c in ("study", "record", "year", "method", "score", "evidence", "title"):
-            t.add_column(c, overflow="fold")
-        for s in found:
-            for i, r in enumerate(s["records"]):
-                t.add_row(s["study_id"] if i == 0 else "", r["record_id"], str(r["year"] or ""), r["method"],
-                          "" if r["score"] is None else f"{r['score']:.2f}", r["evidence"] or "", (r["title"] or "")[:70])
-        console.print(t)
+        from flows.cli_layout import print_table
+
+        def short(title: str) -> str:
+            return title if len(title) <= 70 else title[:69].rstrip() + "…"
+
+        # ids never wrap (a split id cannot be copied); long titles and evidence wrap, or the narrow layout is used
+        print_table(console, ("study", "record", "year", "method", "score", "evidence", "title"),
+                    [[s["study_id"] if i == 0 else "", r["record_id"], str(r["year"] or ""), r["method"],
+                      "" if r["score"] is None else f"{r['score']:.2f}", r["evidence"] or "", short(r["title"] or "")]
+                     for s in found for i, r in enumerate(s["records"])],
+                    title=f"{review_id}: {len(found)} studies, {sum(len(s['records']) for s in found)} records",
+                    wrap=("evidence", "title"))
         if conflicts:
             console.print(f"[bold]{len(conflicts)} link(s) refused[/] — check them and link by hand if they are one trial:")
             for c in conflicts:

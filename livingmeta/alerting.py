@@ -20,6 +20,13 @@ LABELS = {
 }
 
 
+def fmt_p(p: Any) -> str:
+    """A p-value for people: 0.023, or <0.001 (never 6.15e-07, which reads as a typo)."""
+    if p is None:
+        return "–"
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
 def _fmt(x: Any) -> str:
     if x is None:
         return "–"
@@ -33,7 +40,7 @@ def _line(n: Mapping[str, Any] | None) -> str:
         return "no estimate"
     return (f"{n.get('measure') or ''} {_fmt(n.get('estimate'))} (95% CI {_fmt(n.get('ci_lower'))} to "
             f"{_fmt(n.get('ci_upper'))}), k={_fmt(n.get('k'))}, n={_fmt(n.get('participants'))}, "
-            f"I²={_fmt(n.get('i2'))}%, p={_fmt(n.get('p_value'))}").strip()
+            f"I²={_fmt(n.get('i2'))}%, p={fmt_p(n.get('p_value'))}").strip()
 
 
 def version_severity(diffs: Mapping[str, Mapping[str, Any]], rules: Mapping[str, Any]) -> str:

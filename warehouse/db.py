@@ -128,9 +128,11 @@ def connect(path: str | Path, read_only: bool = False, migrate_schema: bool = Tr
         con = duckdb.connect(p, read_only=read_only)
     except duckdb.IOException as e:
         if "lock" in str(e).lower():
+            holder = re.search(r"\(PID (\d+)\)", str(e))
             raise WarehouseError(
-                f"{p} is open in another process (DuckDB allows one writer); wait for the running update to finish, "
-                "or read the published snapshot instead"
+                f"{p} is open in another process{f' (PID {holder.group(1)})' if holder else ''} and DuckDB allows "
+                "one writer; wait for the running update to finish (or stop that process), or read the published "
+                "snapshot instead"
             ) from e
         raise WarehouseError(f"{p}: cannot open the warehouse: {e}") from e
     con.execute("SET TimeZone = 'UTC'")

@@ -119,7 +119,7 @@ def import_extraction(con: duckdb.DuckDBPyConnection, review_id: str, path: str 
         origin: manual | demo | registry (stored on each row).
         now: the import time (default: the current UTC time).
     Returns:
-        {"file", "rows", "added", "corrected", "unchanged", "row_ids"}.
+        {"file", "rows", "added", "corrected", "unchanged", "row_ids", "study_ids" (the studies the file names)}.
     Raises:
         ExtractionError: a bad cell or an unknown study, naming file, line and column; nothing is stored.
     """
@@ -149,7 +149,7 @@ def import_extraction(con: duckdb.DuckDBPyConnection, review_id: str, path: str 
     if unknown:
         raise ExtractionError(f"{path}: nothing was imported; fix these and import again: " + " | ".join(unknown[:25]))
     counts = store_rows(con, review_id, resolved, origin=origin, now=now)
-    return {"file": str(path), "rows": len(rows), **counts}
+    return {"file": str(path), "rows": len(rows), **counts, "study_ids": sorted({sid for sid, _ in resolved})}
 
 
 def list_suggestions(con: duckdb.DuckDBPyConnection, review_id: str) -> list[dict]:
@@ -217,3 +217,8 @@ def included_study_ids(con: duckdb.DuckDBPyConnection, review_id: str) -> list[s
     return [r[0] for r in con.execute(
         "SELECT study_id FROM v_included_studies WHERE review_id = ? AND NOT coalesce(retracted, false) "
         "AND NOT coalesce(deleted, false) ORDER BY study_id", [review_id]).fetchall()]
+
+
+def studies_not_included(con: duckdb.DuckDBPyConnection, review_id: str, study_ids: list[str]) -> list[str]:
+    """Those of these studies that no analysis uses yet (not included at full text, or retracted), sorted."""
+    return sorted(set(study_ids) - set(included_study_ids(con, review_id)))

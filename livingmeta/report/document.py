@@ -112,13 +112,23 @@ def _finite(x: Any) -> float | None:
 
 
 def fmt_value(x: Any) -> str:
-    """An estimate or bound for people: 2 decimals, 2 significant digits below 0.1; "–" when unknown."""
+    """An estimate or bound for people: 3 significant digits (0.0369, 0.677, 2.91, 33.5, 255); "–" when unknown.
+
+    Significant digits rather than fixed decimals keep small proportions and large ratios equally precise;
+    values of 1000 or more are shown whole rather than in scientific notation.
+    """
     v = _finite(x)
     if v is None:
         return "–"
-    if v != 0 and abs(v) < 0.1:
-        return f"{v:.2g}"
-    return f"{v:.2f}"
+    if v == 0:
+        return "0"
+    if abs(v) >= 1000:
+        return f"{v:,.0f}"
+    if abs(v) < 0.001:
+        return f"{v:.2e}"
+    v = float(f"{v:.3g}")  # round first: 0.9996 must become 1.00, not 1.000
+    decimals = max(0, 2 - math.floor(math.log10(abs(v))))
+    return f"{v:.{decimals}f}"
 
 
 def fmt_interval(lo: Any, hi: Any) -> str:
@@ -148,8 +158,8 @@ def fmt_percent(x: Any) -> str:
 
 
 def fmt_tau2(x: Any) -> str:
-    v = _finite(x)
-    return "–" if v is None else f"{v:.4f}"
+    """tau² with 3 significant digits (it spans orders of magnitude across measures)."""
+    return fmt_value(x)
 
 
 def _require(d: Any, key: str, where: str, kind: type | tuple[type, ...] | None = None) -> Any:

@@ -12,6 +12,7 @@ import math
 from typing import Any
 
 import jinja2
+from markupsafe import Markup, escape
 
 from livingmeta.report.document import Report
 from livingmeta.report.templates import CSS, HTML, INDEX
@@ -23,6 +24,57 @@ _INDEX = _ENV.from_string(INDEX)
 _MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_{}[]()#+!|~"} | {"<": "&lt;", ">": "&gt;", "&": "&amp;"})
 
 
+def summary_outline(text: Any) -> list[tuple[int, str]]:
+    """A version summary (Markdown written by the alerting step) as (depth, plain text) lines.
+
+    The summary's bold first line repeats the report's title and version, so it is dropped; `**` and
+    backticks are removed because each renderer marks up (and escapes) the text itself. Depth is -1 for a
+    paragraph line and 0, 1, ... for list items by indentation.
+
+    Args:
+        text: the stored summary (None or empty: no lines).
+    Returns:
+        the lines in order.
+    """
+    out: list[tuple[int, str]] = []
+    lines = [ln for ln in str(text or "").splitlines() if ln.strip()]
+    if lines and lines[0].strip().startswith("**") and lines[0].strip().endswith("**"):
+        lines = lines[1:]
+    for ln in lines:
+        body = ln.lstrip()
+        indent = len(ln) - len(body)
+        plain = body.replace("**", "").replace("`", "")
+        if body.startswith(("- ", "* ")):
+            out.append((indent // 2, plain[2:].strip()))
+        else:
+            out.append((-1, plain.strip()))
+    return out
+
+
+def summary_headline(text: Any) -> str:
+    """The first paragraph line of a version summary ("Why: new studies: ..."), for the index of versions."""
+    return next((t for depth, t in summary_outline(text) if depth < 0), "")
+
+
+def _summary_html(text: Any) -> Markup:
+    html, depth = [], -1
+    for d, t in summary_outline(text):
+        while depth > max(d, -1):
+            html.append("</li></ul>")
+            depth -= 1
+        if d < 0:
+            html.append(f"<p>{escape(t)}</p>")
+            continue
+        if d > depth:
+            html.append('<ul class="summary">' * (d - depth))
+            depth = d
+        else:
+            html.append("</li>")
+        html.append(f"<li>{escape(t)}")
+    html.append("</li></ul>" * (depth + 1))
+    return Markup("".join(html))
+
+
 def render_html(report: Report) -> str:
     """The report as one self-contained HTML page (inline CSS and SVG; no scripts, no external requests).
 
@@ -31,7 +83,7 @@ def render_html(report: Report) -> str:
     Returns:
         the HTML text.
     """
-    return _HTML.render(r=report, doc=report.doc, css=CSS)
+    return _HTML.render(r=report, doc=report.doc, css=CSS, summary_html=_summary_html(report.doc["version"].get("summary")))
 
 
 def render_index(review: dict[str, Any], versions: list[dict[str, Any]]) -> str:
@@ -43,6 +95,7 @@ def render_index(review: dict[str, Any], versions: list[dict[str, Any]]) -> str:
     Returns:
         the HTML text.
     """
+    versions = [{**v, "summary": summary_headline(v.get("summary"))} for v in versions]
     return _INDEX.render(review=review, versions=versions, css=CSS)
 
 
@@ -76,8 +129,9 @@ def render_markdown(report: Report) -> str:
     L += [f"## What changed since {'version ' + str(prev['version']) if prev else 'the start'}", ""]
     if not prev:
         L += ["This is the first version of the review.", ""]
-    if v.get("summary"):
-        L += [md(v["summary"]), ""]
+    for depth, text in summary_outline(v.get("summary")):
+        L.append(md(text) if depth < 0 else "  " * depth + "- " + md(text))
+    L.append("")
     for key, items in (v.get("trigger") or {}).items():
         if items:
             L.append(f"- {md(str(key).replace('_', ' '))}: {', '.join(md(i) for i in items)}")

@@ -42,7 +42,7 @@ HTML = """<!DOCTYPE html>
 <section id="changes">
 <h2>What changed since {% if doc.previous_version %}version {{ doc.previous_version.version }}{% else %}the start{% endif %}</h2>
 {% if not doc.previous_version %}<p>This is the first version of the review.</p>{% endif %}
-{% if doc.version.summary %}<p>{{ doc.version.summary }}</p>{% endif %}
+{{ summary_html }}
 {% set trig = doc.version.trigger or {} %}
 {% if trig %}<ul class="changes">
 {% for key, items in trig.items() %}{% if items %}<li>{{ key | replace("_", " ") }}: {% for it in items %}<span class="tag">{{ it }}</span>{% endfor %}</li>{% endif %}{% endfor %}
