@@ -263,9 +263,29 @@ def _describe_error(err: dict[str, Any]) -> str:
         msg = "unknown key (a typo?); remove it or check the spelling against `livingmeta init`'s template"
     elif err.get("type") == "missing":
         msg = "required key is missing"
+    elif str(err.get("type", "")).startswith(("date", "datetime")):
+        msg += "; write dates as YYYY-MM-DD without quotes, e.g. earliest_date = 2000-01-01"
     inp = err.get("input")
     shown = "" if err.get("type") in ("missing", "extra_forbidden") or isinstance(inp, dict) else f" (got {inp!r})"
     return f"{loc or '(top level)'}: {msg}{shown}"
+
+
+def _toml_hint(text: str, message: str) -> str:
+    """The offending line, and a hint for the usual mistake (a date that is not a real YYYY-MM-DD date)."""
+    import re
+
+    m = re.search(r"line (\d+)", message)
+    if not m:
+        return ""
+    lines = text.splitlines()
+    n = int(m.group(1))
+    if not 1 <= n <= len(lines):
+        return ""
+    line = lines[n - 1].strip()
+    hint = f" The line reads: {line!r}."
+    if re.search(r"=\s*\d{4}-\d{1,2}-\d{1,2}", line):
+        hint += " Dates are written YYYY-MM-DD (a real date, month 01-12), without quotes, e.g. 2000-01-01."
+    return hint
 
 
 def parse_review(text: str, source: str = "review.toml") -> ReviewConfig:
@@ -282,7 +302,7 @@ def parse_review(text: str, source: str = "review.toml") -> ReviewConfig:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{source}: not valid TOML: {e}. Fix the syntax at that line.") from None
+        raise ConfigError(f"{source}: not valid TOML: {e}.{_toml_hint(text, str(e))} Fix the syntax at that line.") from None
     try:
         return ReviewConfig.model_validate(data)
     except ValidationError as e:
