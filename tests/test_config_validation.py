@@ -43,7 +43,7 @@ def _bad(replace_from: str, replace_to: str) -> str:
         (_bad("earliest_date = 2000-01-01", 'earliest_date = "01/01/2000"'),
          r"sources\.pubmed\.earliest_date: .*write dates as YYYY-MM-DD without quotes"),
         (_bad("earliest_date = 2000-01-01", "earliest_date = 2000-13-01"),
-         r"line 13.*The line reads: 'earliest_date = 2000-13-01'\. Dates are written YYYY-MM-DD \(a real date, month 01-12\)"),
+         r"line 13.*The line reads: 'earliest_date = 2000-13-01 +# first run[^']*'\. Dates are written YYYY-MM-DD \(a real date, month 01-12\)"),
     ],
 )
 def test_bad_files_get_one_message_naming_the_key(text, expected):
