@@ -31,7 +31,8 @@ def assert_json_clean(result: MetaResult):
     assert tuple(d) == RESULT_KEYS
     json.dumps(d, allow_nan=False)  # raises on NaN/inf
     for s in d["studies"]:
-        assert set(s) == {"study", "yi", "vi", "weight", "ci_lower", "ci_upper"}
+        assert set(s) == {"study", "yi", "vi", "weight", "ci_lower", "ci_upper", "n", "yi_bt", "ci_lower_bt",
+                          "ci_upper_bt"}
 
 
 def test_engine_version_is_semver():

@@ -9,8 +9,9 @@ from livingmeta.stats.errors import StatsInputError
 from livingmeta.stats.inputs import read_meta_csv
 from livingmeta.stats.result import RESULT_KEYS, MetaResult
 
-# Part of the hash of analysis inputs: bump whenever any number the engine returns may change.
-ENGINE_VERSION = "1.0.0"
+# Part of the hash of analysis inputs: bump whenever any number the engine returns may change or the
+# stored result JSON changes shape.
+ENGINE_VERSION = "1.1.0"  # 1.1.0: studies rows gain n, yi_bt, ci_lower_bt, ci_upper_bt
 
 __all__ = [
     "ENGINE_VERSION", "MetaResult", "RESULT_KEYS", "StatsInputError", "cumulative", "egger_test",

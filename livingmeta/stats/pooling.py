@@ -61,6 +61,23 @@ def back_transform(measure: str, scale: str, x: np.ndarray, nhm: np.ndarray | No
     return None
 
 
+def study_back_transform(measure: str, scale: str, ni: np.ndarray | None):
+    """A per-study back-transform ``f(values, index) -> values`` for StudyList, or None when the
+    measure has none.
+
+    As `back_transform`, except that PFT uses each study's own n (metafor's transf.ipft with
+    ni = the study's total, Miller 1978), so a study's own yi maps back to exactly xi / ni.
+    """
+    if measure == "PFT":
+        if ni is None:
+            return None
+        n_all = np.asarray(ni, float)
+        return lambda x, idx: back_transform("PFT", scale, x, n_all[idx])
+    if back_transform(measure, scale, np.zeros(1)) is None:
+        return None
+    return lambda x, idx: back_transform(measure, scale, x)
+
+
 def fit_subsets(table: StudyTable, es: EffectSizes, members: np.ndarray, measure: str, method: str,
                 test: str, level: float, control: dict | None = None, scale: str = "difference",
                 labels_warnings: list[list[str]] | None = None, tau2_ci: bool = True,
@@ -246,6 +263,7 @@ def _fit_inverse_variance(table, es, block, measure, method, test, level, contro
                                                   ("h2", h2), ("q", q), ("qp", qp), ("pi_lo", pi_lo),
                                                   ("pi_hi", pi_hi), ("t2lo", t2lo), ("t2hi", t2hi))}
     no_ci = random and not tau2_ci
+    per_study = study_back_transform(measure, scale, es.ni)
     out = []
     for r in range(n):
         if kk[r] == 0:
@@ -266,7 +284,8 @@ def _fit_inverse_variance(table, es, block, measure, method, test, level, contro
             participants=participants[r],
             tau2_ci_lower=None if no_ci else lists["t2lo"][r], tau2_ci_upper=None if no_ci else lists["t2hi"][r],
             warnings=tuple(notes[r]),
-            studies=StudyList(table.studies, yi, vi, block[r].copy(), raw, zcrit)))
+            studies=StudyList(table.studies, yi, vi, block[r].copy(), raw, zcrit, n=table.participants,
+                              back=per_study)))
     return out
 
 
@@ -400,6 +419,7 @@ def _fit_counts(table, es, block, measure, method, level, extra, sums=None):
     lists = {key: arr.tolist() for key, arr in (("est", est), ("se", se), ("stat", stat), ("pval", pval),
                                                   ("ci_lo", ci_lo), ("ci_hi", ci_hi), ("i2", i2), ("h2", h2),
                                                   ("q", q), ("qp", qp))}
+    per_study = study_back_transform(measure if method != "PETO" else "PETO", "difference", None)
     out = []
     for r in range(len(block)):
         out.append(MetaResult(
@@ -412,5 +432,6 @@ def _fit_counts(table, es, block, measure, method, level, extra, sums=None):
             pi_lower_bt=None, pi_upper_bt=None,
             participants=participants[r], tau2_ci_lower=None, tau2_ci_upper=None,
             warnings=tuple(notes[r]),
-            studies=StudyList(table.studies, es.yi, es.vi, block[r].copy(), lambda idx: static_w[idx], zcrit)))
+            studies=StudyList(table.studies, es.yi, es.vi, block[r].copy(), lambda idx: static_w[idx], zcrit,
+                              n=table.participants, back=per_study)))
     return out

@@ -37,17 +37,23 @@ class StudyList(Sequence):
     """Per-study rows of one analysis, built on demand.
 
     Leave-one-out and cumulative analyses of thousands of studies would otherwise hold
-    k x k dicts; each item is ``{study, yi, vi, weight, ci_lower, ci_upper}`` (weight in percent,
-    analysis scale; yi/vi None for a study that could not contribute).
+    k x k dicts; each item is ``{study, yi, vi, weight, ci_lower, ci_upper, n, yi_bt, ci_lower_bt,
+    ci_upper_bt}``: weight in percent; yi, vi and the CI on the analysis scale (None for a study that
+    could not contribute); n the study's participants (None when unknown); ``*_bt`` the study's own
+    values back-transformed (exp for ratios, inverse logit for PLO, sin^2 for PAS, the inverse
+    Freeman-Tukey transform with the study's own n for PFT), None when the measure has no
+    back-transform.
     """
 
-    def __init__(self, names, yi, vi, member, raw_weight, crit):
+    def __init__(self, names, yi, vi, member, raw_weight, crit, n=None, back=None):
         self._names = names
         self._yi = yi
         self._vi = vi
         self._index = np.flatnonzero(member)
         self._raw = raw_weight  # callable(index array) -> raw weights for those studies
         self._crit = crit
+        self._n = n  # participants per study (all studies), or None
+        self._back = back  # callable(values, index array) -> back-transformed values, or None
         self._cache = None
 
     def _rows(self):
@@ -57,6 +63,13 @@ class StudyList(Sequence):
             total = np.nansum(raw)
             with np.errstate(invalid="ignore", divide="ignore"):
                 pct = 100 * raw / total if total > 0 else np.full(len(idx), np.nan)
+            yi_all, vi_all = np.asarray(self._yi, float)[idx], np.asarray(self._vi, float)[idx]
+            with np.errstate(invalid="ignore"):
+                half_all = self._crit * np.sqrt(vi_all)
+            bts = None
+            if self._back is not None:
+                bts = [self._back(v, idx) for v in (yi_all, yi_all - half_all, yi_all + half_all)]
+                bts = None if any(b is None for b in bts) else [np.asarray(b, float) for b in bts]
             rows = []
             for j, i in enumerate(idx):
                 yi, vi = self._yi[i], self._vi[i]
@@ -69,6 +82,10 @@ class StudyList(Sequence):
                     "weight": clean(pct[j]) if clean(pct[j]) is not None else 0.0,
                     "ci_lower": clean(yi - half) if ok else None,
                     "ci_upper": clean(yi + half) if ok else None,
+                    "n": None if self._n is None else clean(self._n[i]),
+                    "yi_bt": clean(bts[0][j]) if ok and bts is not None else None,
+                    "ci_lower_bt": clean(bts[1][j]) if ok and bts is not None else None,
+                    "ci_upper_bt": clean(bts[2][j]) if ok and bts is not None else None,
                 })
             self._cache = rows
         return self._cache
