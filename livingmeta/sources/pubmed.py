@@ -371,7 +371,7 @@ def _article_record(art: ET.Element, where: str) -> Record:
         year, month, date_text = _pub_date(article.find("ArticleDate"))
 
     pub_types, pub_uis = [], []
-    for pt in article.iterfind("PublicationTypeList/PublicationType"):
+    for pt in _path(article, "PublicationTypeList", "PublicationType"):
         pub_types.append(_flat(pt))
         pub_uis.append(pt.get("UI") or "")
     is_rct = any(ui == RCT_UI or (not ui and name.lower() == "randomized controlled trial")
@@ -388,16 +388,16 @@ def _article_record(art: ET.Element, where: str) -> Record:
     ids = _article_ids(pubmed_data)
     doi = normalise_doi(ids.get("doi"))
     if doi is None:
-        for loc in article.iterfind("ELocationID"):
+        for loc in article.findall("ELocationID"):
             if loc.get("EIdType") == "doi" and loc.get("ValidYN", "Y") != "N":
                 doi = normalise_doi(loc.text)
                 break
 
-    languages = [(e.text or "").strip() for e in article.iterfind("Language") if (e.text or "").strip()]
+    languages = [(e.text or "").strip() for e in article.findall("Language") if (e.text or "").strip()]
     mesh, mesh_major = _mesh(cit)
-    keywords = [_flat(k) for k in cit.iterfind("KeywordList/Keyword") if _flat(k)]
+    keywords = [_flat(k) for k in _path(cit, "KeywordList", "Keyword") if _flat(k)]
     registry: list[str] = []
-    for acc in article.iterfind("DataBankList/DataBank/AccessionNumberList/AccessionNumber"):
+    for acc in _path(article, "DataBankList", "DataBank", "AccessionNumberList", "AccessionNumber"):
         rid = normalise_registry_id(acc.text or "")
         if rid and rid not in registry:
             registry.append(rid)
@@ -451,13 +451,13 @@ def _book_record(art: ET.Element, where: str) -> Record:
     title = _flat(doc.find("ArticleTitle")) or _flat(book.find("BookTitle") if book is not None else None)
     abstract = _abstract(doc.find("Abstract"))
     year, month, date_text = _pub_date(book.find("PubDate") if book is not None else None)
-    pub_types = [_flat(pt) for pt in doc.iterfind("PublicationType")]
+    pub_types = [_flat(pt) for pt in doc.findall("PublicationType")]
     authors = _authors(doc.find("AuthorList"))
     if not authors and book is not None:
         authors = _authors(book.find("AuthorList"))
     ids = _article_ids(art.find("PubmedBookData"))
     ids.update({k: v for k, v in _article_ids(doc).items() if k not in ids})
-    languages = [(e.text or "").strip() for e in doc.iterfind("Language") if (e.text or "").strip()]
+    languages = [(e.text or "").strip() for e in doc.findall("Language") if (e.text or "").strip()]
     extra = {k: v for k, v in {"book": True, "pub_date": date_text,
                                "publisher": book.findtext("Publisher/PublisherName") if book is not None else None}.items()
              if v not in (None, "")}
@@ -465,12 +465,24 @@ def _book_record(art: ET.Element, where: str) -> Record:
         source="pubmed", source_id=pmid, source_version=pmid_el.get("Version") or "1", title=title, abstract=abstract,
         authors=authors, journal=_flat(book.find("BookTitle")) if book is not None else None, year=year, month=month,
         doi=normalise_doi(ids.get("doi")), pmcid=ids.get("pmc"), language=languages[0] if languages else None,
-        publication_types=pub_types, is_rct=False, keywords=[_flat(k) for k in doc.iterfind("KeywordList/Keyword")],
+        publication_types=pub_types, is_rct=False, keywords=[_flat(k) for k in _path(doc, "KeywordList", "Keyword")],
         registry_ids=find_registry_ids(f"{title}\n{abstract}"), extra=extra,
     )
 
 
 # ----------------------------------------------------------------------------- field helpers
+
+def _path(el: ET.Element, *tags: str) -> list[ET.Element]:
+    """`el.iterfind("A/B/...")` in the same document order, through the C fast path of `findall(tag)`.
+
+    `iterfind` with a path runs ElementPath's Python generators; on large answers that was a tenth of the
+    parse time.
+    """
+    found = [el]
+    for tag in tags:
+        found = [child for parent in found for child in parent.findall(tag)]
+    return found
+
 
 def _flat(el: ET.Element | None) -> str:
     """Plain text of an element with inline HTML (<i>, <sup>, ...) and MathML flattened."""
@@ -522,7 +534,7 @@ def _abstract(abstract: ET.Element | None) -> str:
     if abstract is None:
         return ""
     parts = []
-    for sec in abstract.iterfind("AbstractText"):
+    for sec in abstract.findall("AbstractText"):
         text = _flat(sec)
         label = (sec.get("Label") or "").strip()
         if label and label.upper() != "UNLABELLED":
@@ -536,7 +548,7 @@ def _authors(author_list: ET.Element | None) -> list[str]:
     if author_list is None:
         return []
     out = []
-    for a in author_list.iterfind("Author"):
+    for a in author_list.findall("Author"):
         if a.get("ValidYN", "Y") == "N":
             continue
         last = _flat(a.find("LastName"))
@@ -589,7 +601,7 @@ def _article_ids(container: ET.Element | None) -> dict[str, str]:
     if container is None:
         return ids
     # only the article's own list: reference lists carry the cited papers' ids
-    for aid in container.iterfind("ArticleIdList/ArticleId"):
+    for aid in _path(container, "ArticleIdList", "ArticleId"):
         kind = aid.get("IdType") or ""
         value = (aid.text or "").strip()
         if kind and value and kind not in ids:
@@ -599,7 +611,7 @@ def _article_ids(container: ET.Element | None) -> dict[str, str]:
 
 def _corrections(cit: ET.Element) -> list[dict]:
     out = []
-    for cc in cit.iterfind("CommentsCorrectionsList/CommentsCorrections"):
+    for cc in _path(cit, "CommentsCorrectionsList", "CommentsCorrections"):
         kind = cc.get("RefType") or ""
         if kind in CORRECTION_TYPES:
             pmid = (cc.findtext("PMID") or "").strip() or None
@@ -610,7 +622,7 @@ def _corrections(cit: ET.Element) -> list[dict]:
 def _mesh(cit: ET.Element) -> tuple[list[str], list[str]]:
     mesh: list[str] = []
     major: list[str] = []
-    for mh in cit.iterfind("MeshHeadingList/MeshHeading"):
+    for mh in _path(cit, "MeshHeadingList", "MeshHeading"):
         d = mh.find("DescriptorName")
         if d is None:
             continue
@@ -618,7 +630,7 @@ def _mesh(cit: ET.Element) -> tuple[list[str], list[str]]:
         mesh.append(name)
         if d.get("MajorTopicYN") == "Y":
             major.append(name)
-        for q in mh.iterfind("QualifierName"):
+        for q in mh.findall("QualifierName"):
             mesh.append(f"{name}/{_flat(q)}")
             if q.get("MajorTopicYN") == "Y" and name not in major:
                 major.append(name)
@@ -626,7 +638,7 @@ def _mesh(cit: ET.Element) -> tuple[list[str], list[str]]:
 
 
 def _history_date(pubmed_data: ET.Element, status: str) -> str | None:
-    for d in pubmed_data.iterfind("History/PubMedPubDate"):
+    for d in _path(pubmed_data, "History", "PubMedPubDate"):
         if d.get("PubStatus") == status:
             y, m, day = d.findtext("Year"), d.findtext("Month"), d.findtext("Day")
             if y and m and day:
