@@ -32,12 +32,14 @@ def analyze_review(review_dir: str, review_id: str, warehouse: str, update_id: i
             prev = last_reusable_run(con, review_id, a.id)
             common = dict(review_id=review_id, analysis_id=a.id, update_id=update_id, input_hash=h,
                           engine_version=ENGINE_VERSION, settings=settings, now=now)
-            if prev is not None and prev["input_hash"] == h:
-                store_run(con, status="unchanged", reused_run_id=prev["analysis_run_id"], **common)
-                out["unchanged"].append(a.id)
-            elif not rows:
+            if not rows:
+                # checked before reuse: an analysis without data stays `no_data` on every update (a reused
+                # no_data run reported as `unchanged` would read as if numbers existed); no estimate, no version
                 store_run(con, status="no_data", result=None, error="; ".join(notes) or None, **common)
                 out["no_data"].append(a.id)
+            elif prev is not None and prev["input_hash"] == h:
+                store_run(con, status="unchanged", reused_run_id=prev["analysis_run_id"], **common)
+                out["unchanged"].append(a.id)
             else:
                 try:
                     result = run_analysis(rows, settings, kind)
