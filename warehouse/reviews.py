@@ -72,7 +72,8 @@ def review_status(con: duckdb.DuckDBPyConnection, review_id: str) -> dict:
     (n_records,) = con.execute("SELECT count(*) FROM review_records WHERE review_id = ?", [review_id]).fetchone()
     (n_studies,) = con.execute("SELECT count(DISTINCT study_id) FROM study_links WHERE review_id = ?", [review_id]).fetchone()
     (queue,) = con.execute("SELECT count(*) FROM v_screening_queue WHERE review_id = ?", [review_id]).fetchone()
-    (n_decisions,) = con.execute("SELECT count(*) FROM screening_decisions WHERE review_id = ?", [review_id]).fetchone()
+    # current decisions only: an undone or superseded decision no longer counts (matches the screened counts)
+    (n_decisions,) = con.execute("SELECT count(*) FROM v_current_decisions WHERE review_id = ?", [review_id]).fetchone()
     latest = rows_as_dicts(
         con, "SELECT version, created_at, as_of, summary FROM review_versions WHERE review_id = ? ORDER BY version DESC LIMIT 1",
         [review_id])
