@@ -32,16 +32,53 @@ def _diff_row(label: str, n: dict | None) -> list[str]:
             fmt_tau2(n.get("tau2")), fmt_percent(n.get("i2")), fmt_p(n.get("p_value"))]
 
 
+# Proportions are pooled on a transformed scale that is not a log: its numbers are named transformed_* and
+# `scale` says which transform it is.
+PROPORTION_SCALES = {"PLO": "logit", "PAS": "arcsine square root", "PFT": "Freeman-Tukey double arcsine"}
+_ANALYSIS_KEYS = ("estimate", "ci_lower", "ci_upper")
+
+
+def analysis_scale(measure: str | None, estimate=None, log_estimate=None) -> str | None:
+    """The name of the scale a measure is pooled on when it differs from the shown one: "log" for ratios, the
+    transform for proportions (PROPORTION_SCALES); None when the shown numbers are the analysis scale."""
+    if measure in RATIO or (measure == "GEN" and log_estimate is not None and log_estimate != estimate):
+        return "log"
+    return PROPORTION_SCALES.get(measure or "")
+
+
+def name_scale_fields(numbers: dict | None) -> dict | None:
+    """Rename the analysis-scale numbers (log_estimate, log_ci_lower, log_ci_upper) of one row by their scale:
+    log_* with scale "log" for ratios, transformed_* with the transform in `scale` for PLO/PAS/PFT, and none at
+    all where they equal the shown numbers (differences, PR). Other keys keep their place."""
+    if numbers is None:
+        return None
+    scale = analysis_scale(numbers.get("measure"), numbers.get("estimate"), numbers.get("log_estimate"))
+    prefix = "log_" if scale == "log" else "transformed_"
+    out: dict = {}
+    for key, value in numbers.items():
+        if key.startswith("log_") and key[4:] in _ANALYSIS_KEYS:
+            if scale is not None:
+                out[prefix + key[4:]] = value
+        else:
+            out[key] = value
+        if key == "log_ci_upper" and scale is not None:
+            out["scale"] = scale
+    return out
+
+
 def estimate_rows(rows: list[dict]) -> list[dict]:
-    """v_estimate_history rows -> the printed columns (ratios back-transformed, plus log_* for them)."""
+    """v_estimate_history rows -> the printed columns (back-transformed where the measure has one, plus the
+    analysis scale: log_* for ratios, transformed_* and `scale` for proportions)."""
     out = []
     for r in rows:
         d = {"analysis": r["analysis_id"], "version": r["version"], "k": r["k"], "participants": r["participants"],
              "measure": r["measure"], "method": r["method"], "estimate": r["estimate"], "ci_lower": r["ci_lower"],
              "ci_upper": r["ci_upper"], "pi_lower": r["pi_lower"], "pi_upper": r["pi_upper"],
              "p_value": r["p_value"], "i2": r["i2"], "tau2": r["tau2"]}
-        if r["measure"] in RATIO or (r["measure"] == "GEN" and r.get("log_estimate") != r["estimate"]):
-            d.update(log_estimate=r["log_estimate"], log_ci_lower=r["log_ci_lower"], log_ci_upper=r["log_ci_upper"])
+        scale = analysis_scale(r["measure"], r["estimate"], r.get("log_estimate"))
+        if scale is not None:
+            prefix = "log_" if scale == "log" else "transformed_"
+            d.update({prefix + k: r["log_" + k] for k in _ANALYSIS_KEYS}, scale=scale)
         d["tsa_status"] = r.get("tsa_status")
         out.append(d)
     return out
@@ -131,6 +168,7 @@ def register(app: typer.Typer, subapps: dict[str, typer.Typer]) -> None:
         except user_errors() as e:
             fail(str(e))
         if json_out:
+            rows = [{**r, "old": name_scale_fields(r.get("old")), "new": name_scale_fields(r.get("new"))} for r in rows]
             print(json.dumps(rows, default=str, indent=2))
             return
         console.print(f"[bold]{review_id}[/]: version {from_v if from_v is not None else '(none)'} -> {to_v}")
