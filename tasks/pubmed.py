@@ -93,12 +93,6 @@ def esearch_parts(client: EntrezClient, query: str, datetype: str, start: dt.dat
     return [SearchPart(where, result)] if result.count else []
 
 
-def esearch_ids(client: EntrezClient, query: str, datetype: str, start: dt.date, end: dt.date,
-                cap: int = ESEARCH_MAX_IDS) -> list[str]:
-    """Every PMID of `query` in the window, halving the window while it holds `cap` or more hits."""
-    return [pmid for part in esearch_parts(client, query, datetype, start, end, cap) for pmid in part.ids]
-
-
 def search_and_fetch(client: EntrezClient, query: str, start: dt.date, end: dt.date, batch_size: int,
                      cap: int = ESEARCH_MAX_IDS) -> tuple[list[ParsedArticle], int]:
     """Search by Entrez date then by modification date and fetch every PMID found exactly once.
