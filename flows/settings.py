@@ -92,3 +92,10 @@ def ctgov_settings() -> dict:
 def secret(name: str) -> str | None:
     """A named secret from the environment (webhook URL variables named by review.toml's `url_env`)."""
     return os.environ.get(name) or None
+
+
+def prefect_server_configured() -> bool:
+    """True when flows report to a Prefect server (PREFECT_API_URL), where shared rate limits can live."""
+    from prefect.settings import PREFECT_API_URL
+
+    return bool(PREFECT_API_URL.value())

@@ -32,7 +32,9 @@ def update_review(
 ) -> dict:
     """Search sources, link studies, flag candidates, re-analyse and publish what changed."""
     as_of = as_of or dt.datetime.now(dt.timezone.utc)
-    runtime.configure(ncbi=settings.ncbi_settings(), secret_lookup=settings.secret)  # secrets stay out of parameters
+    # secrets stay out of parameters; shared rate limits (Prefect global concurrency limits) need a server
+    runtime.configure(ncbi=settings.ncbi_settings(), secret_lookup=settings.secret,
+                      shared_rate_limits=settings.prefect_server_configured())
     review_id = register_review(review_dir, warehouse)
     update_id = start_update(review_id, warehouse, as_of, str(flow_run.get_id() or ""))
     replay = {s: (str(Path(replay_dir) / s) if replay_dir else None) for s in ("pubmed", "ctgov")}
