@@ -29,9 +29,11 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator  # noqa: 
 from matplotlib.transforms import blended_transform_factory  # noqa: E402
 
 from livingmeta.report.document import Plot, Report, display_numbers, fmt_count, fmt_interval, fmt_value  # noqa: E402
-from livingmeta.report.scales import measure_name, null_value, study_transform  # noqa: E402
+from livingmeta.report.scales import (PROPORTION_MEASURES, TRANSFORM_NAMES, measure_name, null_value,  # noqa: E402
+                                     study_display, study_transform)
 
 FUNNEL_MIN_K = 10
+TSA_Y_CAP = 8.0  # |Z| shown on a TSA chart before a boundary is marked "off scale" at the edge
 _RC = {"svg.fonttype": "path", "svg.hashsalt": "livingmeta", "font.size": 9, "axes.spines.top": False,
        "axes.spines.right": False}
 _COLOR = "#1f4e79"
@@ -120,21 +122,51 @@ def _row_axes(n_rows: int, title: str) -> tuple[Figure, Any]:
     return fig, ax
 
 
+def forest_values(studies: list[dict], meta: dict, measure: str, ratio: bool) -> tuple[list, dict, bool]:
+    """The numbers a forest plot shows, all on one scale.
+
+    Args:
+        studies, meta, measure, ratio: as `forest_plot`.
+    Returns:
+        (per-study (effect, lower, upper) or None when not estimable, pooled {estimate, ci_lower, ci_upper,
+        pi_lower, pi_upper}, True when shown on the display scale: back-transformed wherever the measure has a
+        back-transform, PFT per study with each study's own n and pooled with the harmonic mean, Miller 1978).
+        Only a PFT result stored without per-study back-transforms (engine < 1.1.0) stays on the analysis scale.
+    """
+    shown = [study_display(s, measure, ratio) for s in studies]
+    estimable = [i for i, s in enumerate(studies) if _finite(s.get("yi")) is not None]
+    on_display = study_transform(measure, ratio) is not None or (
+        bool(estimable) and all(shown[i] is not None for i in estimable))
+    if on_display:
+        return shown, display_numbers(meta), True
+    raw = [tuple(_finite(s.get(k)) for k in ("yi", "ci_lower", "ci_upper")) if i in estimable else None
+           for i, s in enumerate(studies)]
+    return raw, {k: meta.get(k) for k in ("estimate", "ci_lower", "ci_upper", "pi_lower", "pi_upper")}, False
+
+
+def _proportion_limits(xs: list[float]) -> tuple[float, float]:
+    """0 to 1 (a proportion's whole range, so plots of different reviews compare), widened only for a PR
+    interval that crosses the bounds."""
+    vals = [v for v in xs if v is not None]
+    return min([0.0] + vals) - 0.02, max([1.0] + vals) + 0.02
+
+
 def forest_plot(studies: list[dict], meta: dict, measure: str, ratio: bool, title: str) -> Figure:
     """Forest plot: per-study effect and CI (box area ~ weight), pooled diamond, prediction interval.
 
+    Values are back-transformed wherever the measure has a back-transform (ratios on a log axis, proportions
+    on a 0-1 axis, PFT per study with the study's own n), so the plot shows the numbers of the summary table.
+
     Args:
-        studies: MetaResult `studies` rows ({study, yi, vi, weight, ci_lower, ci_upper}, analysis scale).
+        studies: MetaResult `studies` rows ({study, yi, vi, weight, ci_lower, ci_upper} on the analysis scale,
+            with n, yi_bt, ci_lower_bt, ci_upper_bt from engine 1.1.0).
         meta: the MetaResult dict (estimate, ci, pi and their `_bt` back-transforms).
         measure, ratio: the effect measure and whether it is a ratio (log axis, null at 1).
         title: the analysis label.
     Returns:
         a matplotlib Figure.
     """
-    t = study_transform(measure, ratio)
-    tf = t or (lambda x: x)
-    pooled = display_numbers(meta) if t is not None else {k: meta.get(k) for k in
-                                                          ("estimate", "ci_lower", "ci_upper", "pi_lower", "pi_upper")}
+    values, pooled, on_display = forest_values(studies, meta, measure, ratio)
     n = len(studies)
     rows = n + 3  # header, studies, gap, pooled, prediction interval
     fig, ax = _row_axes(rows, title)
@@ -151,11 +183,10 @@ def forest_plot(studies: list[dict], meta: dict, measure: str, ratio: bool, titl
         y = ytop - 1 - i
         label = str(s.get("study"))
         ax.text(-0.02, y, label, transform=left, ha="right", va="center", parse_math=False)
-        yi, lo, hi = (_finite(s.get(k)) for k in ("yi", "ci_lower", "ci_upper"))
-        if yi is None:
+        if values[i] is None or values[i][0] is None:
             ax.text(1.03, y, "not estimable", transform=left, ha="left", va="center", color="#666")
             continue
-        e, l, h = tf(yi), tf(lo) if lo is not None else None, tf(hi) if hi is not None else None
+        e, l, h = values[i]
         xs += [v for v in (e, l, h) if v is not None]
         if l is not None and h is not None:
             ax.plot([l, h], [y, y], color="black", lw=0.9)
@@ -185,14 +216,25 @@ def forest_plot(studies: list[dict], meta: dict, measure: str, ratio: bool, titl
         ax.text(1.03, y_pi, fmt_interval(pl, pu), transform=left, ha="left", va="center", color="#b03a2e")
     if ratio:
         ax.set_xscale("log")
-    ax.set_xlim(*_xlimits(xs, ratio, null))
+    proportion = on_display and measure in PROPORTION_MEASURES
+    ax.set_xlim(*(_proportion_limits(xs) if proportion else _xlimits(xs, ratio, null)))
     if ratio:
         _log_axis(ax)
     if null is not None:
         ax.axvline(null, color="#555", lw=0.8, ls="--", zorder=1)
-    scale = " (log scale)" if ratio else (" (analysis scale)" if t is None and measure in {"PFT"} else "")
-    ax.set_xlabel(measure_name(measure) + scale, parse_math=False)
+    ax.set_xlabel(_axis_label(measure, ratio, on_display), parse_math=False)
     return fig
+
+
+def _axis_label(measure: str, ratio: bool, on_display: bool) -> str:
+    if ratio:
+        return measure_name(measure) + " (log scale)"
+    if measure in PROPORTION_MEASURES and on_display:
+        name = TRANSFORM_NAMES.get(measure)
+        return "Proportion" + (f" (pooled on the {name} scale, back-transformed)" if name else "")
+    if measure == "PFT":
+        return measure_name(measure) + " (analysis scale)"
+    return measure_name(measure)
 
 
 def cumulative_plot(rows: list[dict], ratio: bool, measure: str, title: str) -> Figure:
@@ -223,12 +265,13 @@ def cumulative_plot(rows: list[dict], ratio: bool, measure: str, title: str) -> 
     null = null_value(measure, ratio)
     if ratio:
         ax.set_xscale("log")
-    ax.set_xlim(*_xlimits(xs, ratio, null))
+    # rows are display numbers (back-transformed pooled values): proportions for every proportion measure
+    ax.set_xlim(*(_proportion_limits(xs) if measure in PROPORTION_MEASURES else _xlimits(xs, ratio, null)))
     if ratio:
         _log_axis(ax)
     if null is not None:
         ax.axvline(null, color="#555", lw=0.8, ls="--", zorder=1)
-    ax.set_xlabel(measure_name(measure) + (" (log scale)" if ratio else ""), parse_math=False)
+    ax.set_xlabel(_axis_label(measure, ratio, True), parse_math=False)
     return fig
 
 
@@ -246,15 +289,28 @@ def tsa_plot(tsa: dict, title: str) -> Figure:
     infos = [float(p["information"]) for p in pts]
     xmax = max([ris or 0.0] + infos) * 1.08 or 1.0
     zs = [float(p["z"]) for p in pts]
-    ylim = max(6.0, max((abs(z) for z in zs), default=0) + 1.0)
+    current = _finite(pts[-1].get("upper")) if pts else None  # the boundary at the current information
+    # The axis shows every Z and the current boundary up to TSA_Y_CAP; an early O'Brien-Fleming-type boundary
+    # (15 or 30 at a few percent of the RIS) would squash everything else, so above the cap it is marked at
+    # the top edge with its value instead.
+    ylim = max(6.0, max((abs(z) for z in zs), default=0) + 1.0, min((current or 0) + 0.8, TSA_Y_CAP))
     if ris and curve:
         cx = [float(c["fraction"]) * ris for c in curve]
         up = [_finite(c.get("upper")) for c in curve]
         keep = [(x, u) for x, u in zip(cx, up) if u is not None]
         if keep:
-            ax.plot([x for x, _ in keep], [min(u, ylim * 1.5) for _, u in keep], color="#b03a2e", lw=1.5,
+            ax.plot([x for x, _ in keep], [u for _, u in keep], color="#b03a2e", lw=1.5,
                     label="monitoring boundary")
-            ax.plot([x for x, _ in keep], [-min(u, ylim * 1.5) for _, u in keep], color="#b03a2e", lw=1.5)
+            ax.plot([x for x, _ in keep], [-u for _, u in keep], color="#b03a2e", lw=1.5)
+            off = [(x, u) for x, u in keep if u > ylim]
+            if off:
+                for sign in (1, -1):
+                    ax.scatter([x for x, _ in off], [sign * ylim] * len(off), marker="^" if sign > 0 else "v",
+                               s=28, color="#b03a2e", clip_on=False, zorder=4)
+    if pts and current is not None and current > ylim:
+        ax.annotate(f"boundary at {pts[-1].get('label') or 'this look'}: ±{current:.1f} (off scale)",
+                    (infos[-1], ylim), xytext=(6, -12), textcoords="offset points", fontsize=8, color="#b03a2e",
+                    va="top", annotation_clip=False, parse_math=False)
         fut = [(x, _finite(c.get("futility"))) for x, c in zip(cx, curve) if _finite(c.get("futility")) is not None]
         if fut:
             ax.plot([x for x, _ in fut], [f for _, f in fut], color="#7d6608", lw=1.2, ls="-.",

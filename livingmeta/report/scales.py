@@ -2,9 +2,10 @@
 
 The statistics engine works on the analysis scale (log for ratios, transformed proportions); people read
 odds ratios and proportions. The transforms here are exact and monotone, so a confidence interval maps to a
-confidence interval. The Freeman-Tukey double arcsine has no per-study inverse without each study's n
-(Miller 1978 uses the harmonic mean for the pooled value only), so PFT forest plots stay on the analysis
-scale and say so.
+confidence interval. The Freeman-Tukey double arcsine has no inverse without n: the engine back-transforms
+each study with its own n (``yi_bt``, ``ci_lower_bt``, ``ci_upper_bt`` in its studies rows) and the pooled
+value with the harmonic mean of n (Miller 1978). Results stored before the engine gave per-study values
+(engine < 1.1.0) keep PFT forest plots on the analysis scale, and say so.
 """
 
 from __future__ import annotations
@@ -53,6 +54,35 @@ def study_transform(measure: str, ratio: bool) -> Callable[[float], float] | Non
     if ratio:
         return math.exp
     return {"PR": (lambda x: x), "PLO": _expit, "PAS": _sin2}.get(measure)
+
+
+PROPORTION_MEASURES = frozenset({"PR", "PLO", "PAS", "PFT"})
+TRANSFORM_NAMES = {"PLO": "logit", "PAS": "arcsine", "PFT": "Freeman-Tukey double arcsine"}
+
+
+def study_display(study: dict, measure: str, ratio: bool) -> tuple[float | None, float | None, float | None] | None:
+    """A study's (effect, CI lower, CI upper) on the display scale, or None when it cannot be shown there.
+
+    Uses the engine's own back-transform of the study (``yi_bt`` etc.) when present, else the exact map of
+    `study_transform`; None for a study without an effect (yi None) and for measures with no back-transform
+    (their values are shown on the analysis scale by the caller).
+    """
+    def num(key):
+        v = study.get(key)
+        try:
+            v = float(v)
+        except (TypeError, ValueError):
+            return None
+        return v if math.isfinite(v) else None
+
+    if num("yi") is None:
+        return None
+    if num("yi_bt") is not None:
+        return num("yi_bt"), num("ci_lower_bt"), num("ci_upper_bt")
+    t = study_transform(measure, ratio)
+    if t is None:
+        return None
+    return tuple(None if num(k) is None else t(num(k)) for k in ("yi", "ci_lower", "ci_upper"))
 
 
 def null_value(measure: str, ratio: bool) -> float | None:
