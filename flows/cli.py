@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import datetime as dt
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -67,6 +67,23 @@ def review_id_for(review: str, warehouse: str | None) -> tuple[str, Path]:
         if row:
             return row[0], wh
     raise ValueError(f"{review!r} is neither a review folder nor a review id in {wh}; give the folder holding review.toml")
+
+
+@contextlib.contextmanager
+def review_warehouse(review: str, warehouse: str | None, read_only: bool = True):
+    """(review id, open warehouse connection) for a REVIEW argument.
+
+    The user's errors inside the block (a bad review, a locked or missing warehouse, a bad value) print one
+    message and exit with code 2.
+    """
+    from warehouse import opened
+
+    try:
+        review_id, wh = review_id_for(review, warehouse)
+        with opened(wh, read_only=read_only) as con:
+            yield review_id, con
+    except user_errors() as e:
+        fail(str(e))
 
 
 @app.command()
@@ -167,16 +184,11 @@ def status(
     json_out: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
     """Show the last runs per source, counts, the screening queue and the latest version."""
-    from warehouse import opened
     from warehouse.reviews import review_status
 
-    try:
-        review_id, wh = review_id_for(review, warehouse)
-        with opened(wh, read_only=True) as con:
-            st = review_status(con, review_id)
-            st.update(extra_status(con, review_id))
-    except user_errors() as e:
-        fail(str(e))
+    with review_warehouse(review, warehouse) as (review_id, con):
+        st = review_status(con, review_id)
+        st.update(extra_status(con, review_id))
     if json_out:
         print(json.dumps(st, default=str, indent=2))
         return

@@ -86,7 +86,7 @@ def estimate_rows(rows: list[dict]) -> list[dict]:
 
 def register(app: typer.Typer, subapps: dict[str, typer.Typer]) -> None:
     """Add this area's commands to the CLI."""
-    from flows.cli import WarehouseOpt, console, fail, review_id_for, user_errors
+    from flows.cli import WarehouseOpt, console, review_warehouse
     from flows.cli_layout import print_table
 
     @app.command()
@@ -97,19 +97,14 @@ def register(app: typer.Typer, subapps: dict[str, typer.Typer]) -> None:
         json_out: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
     ) -> None:
         """Print the published estimates of the latest (or a given) review version."""
-        from warehouse import opened
         from warehouse.analysis import version_estimates, versions
 
-        try:
-            review_id, wh = review_id_for(review, warehouse)
-            with opened(wh, read_only=True) as con:
-                have = versions(con, review_id)
-                if version is not None and version not in have:
-                    raise ValueError(f"{review_id} has no version {version}; published versions: "
-                                     f"{', '.join(map(str, have)) or 'none yet'}")
-                rows = estimate_rows(version_estimates(con, review_id, version))
-        except user_errors() as e:
-            fail(str(e))
+        with review_warehouse(review, warehouse) as (review_id, con):
+            have = versions(con, review_id)
+            if version is not None and version not in have:
+                raise ValueError(f"{review_id} has no version {version}; published versions: "
+                                 f"{', '.join(map(str, have)) or 'none yet'}")
+            rows = estimate_rows(version_estimates(con, review_id, version))
         if json_out:
             print(json.dumps(rows, default=str, indent=2))
             return
@@ -132,41 +127,36 @@ def register(app: typer.Typer, subapps: dict[str, typer.Typer]) -> None:
     ) -> None:
         """Print what changed per analysis between two versions."""
         from livingmeta.diff import classify
-        from warehouse import opened
         from warehouse.analysis import retracted_studies, run_summary, runs_of_version, version_diffs, versions
 
-        try:
-            review_id, wh = review_id_for(review, warehouse)
-            with opened(wh, read_only=True) as con:
-                have = versions(con, review_id)
-                if not have:
-                    raise ValueError(f"{review_id} has no published version yet; run `livingmeta update` first")
-                to_v = to_version if to_version is not None else have[-1]
-                from_v = from_version if from_version is not None else max((v for v in have if v < to_v), default=None)
-                for v in (to_v, from_v):
-                    if v is not None and v not in have:
-                        raise ValueError(f"{review_id} has no version {v}; published versions: {', '.join(map(str, have))}")
-                if from_v is not None and from_v >= to_v:
-                    raise ValueError(f"--from {from_v} must be older than --to {to_v}")
-                if from_v == max((v for v in have if v < to_v), default=None):
-                    rows = version_diffs(con, review_id, to_v)  # the stored diff of that version
-                else:
-                    cfg = json.loads(con.execute("SELECT config_json FROM reviews WHERE review_id = ?",
-                                                 [review_id]).fetchone()[0])
-                    rules = cfg.get("alerts", {}).get("rules", {})
-                    old_runs = runs_of_version(con, review_id, from_v) if from_v else {}
-                    new_runs = runs_of_version(con, review_id, to_v)
-                    retracted = retracted_studies(con, review_id)
-                    rows = []
-                    for aid in sorted(set(old_runs) | set(new_runs)):
-                        d = classify(run_summary(con, old_runs.get(aid)), run_summary(con, new_runs.get(aid)),
-                                     relative_change=rules.get("relative_change", 0.10),
-                                     ci_width_change=rules.get("ci_width_change", 0.20), retracted=retracted)
-                        if d["changed"]:
-                            rows.append({"review_id": review_id, "from_version": from_v, "to_version": to_v,
-                                         "analysis_id": aid, **d})
-        except user_errors() as e:
-            fail(str(e))
+        with review_warehouse(review, warehouse) as (review_id, con):
+            have = versions(con, review_id)
+            if not have:
+                raise ValueError(f"{review_id} has no published version yet; run `livingmeta update` first")
+            to_v = to_version if to_version is not None else have[-1]
+            from_v = from_version if from_version is not None else max((v for v in have if v < to_v), default=None)
+            for v in (to_v, from_v):
+                if v is not None and v not in have:
+                    raise ValueError(f"{review_id} has no version {v}; published versions: {', '.join(map(str, have))}")
+            if from_v is not None and from_v >= to_v:
+                raise ValueError(f"--from {from_v} must be older than --to {to_v}")
+            if from_v == max((v for v in have if v < to_v), default=None):
+                rows = version_diffs(con, review_id, to_v)  # the stored diff of that version
+            else:
+                cfg = json.loads(con.execute("SELECT config_json FROM reviews WHERE review_id = ?",
+                                             [review_id]).fetchone()[0])
+                rules = cfg.get("alerts", {}).get("rules", {})
+                old_runs = runs_of_version(con, review_id, from_v) if from_v else {}
+                new_runs = runs_of_version(con, review_id, to_v)
+                retracted = retracted_studies(con, review_id)
+                rows = []
+                for aid in sorted(set(old_runs) | set(new_runs)):
+                    d = classify(run_summary(con, old_runs.get(aid)), run_summary(con, new_runs.get(aid)),
+                                 relative_change=rules.get("relative_change", 0.10),
+                                 ci_width_change=rules.get("ci_width_change", 0.20), retracted=retracted)
+                    if d["changed"]:
+                        rows.append({"review_id": review_id, "from_version": from_v, "to_version": to_v,
+                                     "analysis_id": aid, **d})
         if json_out:
             rows = [{**r, "old": name_scale_fields(r.get("old")), "new": name_scale_fields(r.get("new"))} for r in rows]
             print(json.dumps(rows, default=str, indent=2))

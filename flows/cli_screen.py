@@ -107,24 +107,20 @@ def next_command(
     warehouse: WarehouseOpt = None,
 ) -> None:
     """Screen records in the terminal, best-ranked first: i/e/m then a reason, u undo, s skip, q quit."""
-    from warehouse import opened, transaction
+    from warehouse import transaction
     from warehouse.screening import rank_queue, record_decision, records_to_screen, review_config, undo_decision
 
     cli = _cli()
     _check_stage(stage)
     console = Console(highlight=False)
-    try:
-        review_id, wh = cli.review_id_for(review, warehouse)
-        with opened(wh) as con:
-            cfg = review_config(con, review_id)
-            if cfg is not None and cfg.screening.reviewers == 2 and not reviewer:
-                cli.fail("this review is screened by two reviewers: say who you are with --reviewer NAME")
-            with transaction(con):
-                rank_queue(con, review_id, cfg)  # decisions made elsewhere since the last update count too
-            who = reviewer or _default_reviewer()
-            todo = records_to_screen(con, review_id, who, stage)
-    except cli.user_errors() as e:
-        cli.fail(str(e))
+    with cli.review_warehouse(review, warehouse, read_only=False) as (review_id, con):
+        cfg = review_config(con, review_id)
+        if cfg is not None and cfg.screening.reviewers == 2 and not reviewer:
+            cli.fail("this review is screened by two reviewers: say who you are with --reviewer NAME")
+        with transaction(con):
+            rank_queue(con, review_id, cfg)  # decisions made elsewhere since the last update count too
+        who = reviewer or _default_reviewer()
+        todo = records_to_screen(con, review_id, who, stage)
     if not todo:
         console.print(f"Nothing waits for {stage.replace('_', '/')} screening by {who} in {review_id}.")
         return
@@ -149,11 +145,9 @@ def next_command(
                 console.print("Nothing to undo in this session.")
                 continue
             did, pos = made.pop()
-            try:
-                with opened(wh) as con:
-                    undo_decision(con, review_id=review_id, decision_id=did, reviewer=who, now=_now())
-            except cli.user_errors() as e:
-                cli.fail(str(e))
+            # the warehouse is opened per decision, so it is never held while someone reads an abstract
+            with cli.review_warehouse(review, warehouse, read_only=False) as (_, con):
+                undo_decision(con, review_id=review_id, decision_id=did, reviewer=who, now=_now())
             undone += 1
             console.print(f"Undone: decision on {todo[pos]['record_id']}.")
             i = pos
@@ -168,12 +162,9 @@ def next_command(
             reason = keys.line("a full-text exclusion needs a reason (PRISMA reports them):")
         if reason is None:
             break
-        try:
-            with opened(wh) as con:
-                did = record_decision(con, review_id=review_id, record_id=r["record_id"], reviewer=who, stage=stage,
-                                      decision=decision, reason=reason or None, origin="terminal", now=_now())
-        except cli.user_errors() as e:
-            cli.fail(str(e))
+        with cli.review_warehouse(review, warehouse, read_only=False) as (_, con):
+            did = record_decision(con, review_id=review_id, record_id=r["record_id"], reviewer=who, stage=stage,
+                                  decision=decision, reason=reason or None, origin="terminal", now=_now())
         made.append((did, i))
         console.print(f"Recorded: {decision} {r['record_id']}.")
         i += 1
@@ -195,18 +186,13 @@ def export_command(
 ) -> None:
     """Export the review's records with their title/abstract labels as CSV (for ASReview LAB) or RIS."""
     from livingmeta.screening.ris import format_ris
-    from warehouse import opened
     from warehouse.screening import export_records
 
     cli = _cli()
     if fmt not in ("csv", "ris"):
         cli.fail(f"--format {fmt!r} is not supported; use csv or ris")
-    try:
-        review_id, wh = cli.review_id_for(review, warehouse)
-        with opened(wh, read_only=True) as con:
-            rows = export_records(con, review_id)
-    except cli.user_errors() as e:
-        cli.fail(str(e))
+    with cli.review_warehouse(review, warehouse) as (review_id, con):
+        rows = export_records(con, review_id)
     if fmt == "csv":
         buf = io.StringIO()
         w = csv.DictWriter(buf, fieldnames=EXPORT_COLUMNS, extrasaction="ignore", lineterminator="\n")
@@ -231,18 +217,13 @@ def import_command(
     warehouse: WarehouseOpt = None,
 ) -> None:
     """Import screening decisions; a bad row rejects the whole file, and importing a file twice adds nothing."""
-    from warehouse import opened
     from warehouse.screening import import_decisions
 
     cli = _cli()
     if stage is not None:
         _check_stage(stage)
-    try:
-        review_id, wh = cli.review_id_for(review, warehouse)
-        with opened(wh) as con:
-            res = import_decisions(con, review_id, file, reviewer=reviewer, stage=stage)
-    except cli.user_errors() as e:
-        cli.fail(str(e))
+    with cli.review_warehouse(review, warehouse, read_only=False) as (review_id, con):
+        res = import_decisions(con, review_id, file, reviewer=reviewer, stage=stage)
     Console(highlight=False).print(
         f"{res['file']} ({res['format']}): {res['rows']} decision(s) read, {res['added']} added, "
         f"{res['already_imported']} already imported.")
@@ -250,17 +231,12 @@ def import_command(
 
 def conflicts_command(review: ReviewArg, warehouse: WarehouseOpt = None) -> None:
     """List two-reviewer disagreements waiting for a third decision, and Cohen's kappa."""
-    from warehouse import opened
     from warehouse.screening import list_conflicts, screening_kappa
 
     cli = _cli()
-    try:
-        review_id, wh = cli.review_id_for(review, warehouse)
-        with opened(wh, read_only=True) as con:
-            rows = list_conflicts(con, review_id)
-            kappas = {s: screening_kappa(con, review_id, s) for s in ("title_abstract", "full_text")}
-    except cli.user_errors() as e:
-        cli.fail(str(e))
+    with cli.review_warehouse(review, warehouse) as (review_id, con):
+        rows = list_conflicts(con, review_id)
+        kappas = {s: screening_kappa(con, review_id, s) for s in ("title_abstract", "full_text")}
     console = Console(highlight=False)
     for s, k in kappas.items():
         if k is not None:

@@ -27,7 +27,7 @@ def _who(by: str | None) -> str:
 
 def register(app: typer.Typer, subapps: dict[str, typer.Typer]) -> None:
     """Add this area's commands to the CLI."""
-    from flows.cli import WarehouseOpt, console, fail, review_id_for, user_errors
+    from flows.cli import WarehouseOpt, console, review_warehouse
 
     studies = subapps["studies"]
 
@@ -38,16 +38,11 @@ def register(app: typer.Typer, subapps: dict[str, typer.Typer]) -> None:
         json_out: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
     ) -> None:
         """List the review's studies with their records, how each was linked and why."""
-        from warehouse import opened
         from warehouse.linking import link_conflicts, list_studies
 
-        try:
-            review_id, wh = review_id_for(review, warehouse)
-            with opened(wh, read_only=True) as con:
-                found = list_studies(con, review_id)
-                conflicts = link_conflicts(con, review_id)
-        except user_errors() as e:
-            fail(str(e))
+        with review_warehouse(review, warehouse) as (review_id, con):
+            found = list_studies(con, review_id)
+            conflicts = link_conflicts(con, review_id)
         if json_out:
             print(json.dumps({"studies": found, "conflicts": conflicts}, default=str, indent=2))
             return
@@ -78,22 +73,18 @@ def register(app: typer.Typer, subapps: dict[str, typer.Typer]) -> None:
         note: NoteOpt = None,
     ) -> None:
         """Put a record in a study (a person's decision: automatic linking never moves it again)."""
-        from warehouse import opened, transaction
+        from warehouse import transaction
         from warehouse.linking import StudyLookupError, record_link_decision, relink, resolve_study, review_record_id
 
         now = dt.datetime.now(dt.timezone.utc)
-        try:
-            review_id, wh = review_id_for(review, warehouse)
-            with opened(wh) as con:
-                rid = review_record_id(con, review_id, record)
-                sid = resolve_study(con, review_id, study)
-                if sid is None:
-                    raise StudyLookupError(f"no study {study!r} in review {review_id}; see `livingmeta studies list {review}`")
-                with transaction(con):
-                    record_link_decision(con, review_id, rid, "link", sid, _who(by), now, note)
-                summary = relink(con, review_id, now)
-        except user_errors() as e:
-            fail(str(e))
+        with review_warehouse(review, warehouse, read_only=False) as (review_id, con):
+            rid = review_record_id(con, review_id, record)
+            sid = resolve_study(con, review_id, study)
+            if sid is None:
+                raise StudyLookupError(f"no study {study!r} in review {review_id}; see `livingmeta studies list {review}`")
+            with transaction(con):
+                record_link_decision(con, review_id, rid, "link", sid, _who(by), now, note)
+            summary = relink(con, review_id, now)
         console.print(f"{rid} is now in study {sid} ({summary['studies']} studies).")
 
     @studies.command("unlink")
@@ -105,29 +96,25 @@ def register(app: typer.Typer, subapps: dict[str, typer.Typer]) -> None:
         note: NoteOpt = None,
     ) -> None:
         """Split a record off into its own study; it never rejoins the study it left automatically."""
-        from warehouse import opened, transaction
+        from warehouse import transaction
         from warehouse.linking import StudyLookupError, record_link_decision, relink, review_record_id
 
         now = dt.datetime.now(dt.timezone.utc)
-        try:
-            review_id, wh = review_id_for(review, warehouse)
-            with opened(wh) as con:
-                rid = review_record_id(con, review_id, record)
-                row = con.execute("SELECT study_id FROM study_links WHERE review_id = ? AND record_id = ?",
-                                  [review_id, rid]).fetchone()
-                if row is None:
-                    raise StudyLookupError(f"{rid} is not linked to a study yet; run `livingmeta update {review}` first")
-                (others,) = con.execute("SELECT count(*) FROM study_links WHERE review_id = ? AND study_id = ? "
-                                        "AND record_id <> ?", [review_id, row[0], rid]).fetchone()
-                if others == 0:
-                    raise StudyLookupError(f"{rid} is the only record of study {row[0]}; there is nothing to split it from")
-                with transaction(con):
-                    record_link_decision(con, review_id, rid, "unlink", row[0], _who(by), now, note)
-                relink(con, review_id, now)
-                (new,) = con.execute("SELECT study_id FROM study_links WHERE review_id = ? AND record_id = ?",
-                                     [review_id, rid]).fetchone()
-        except user_errors() as e:
-            fail(str(e))
+        with review_warehouse(review, warehouse, read_only=False) as (review_id, con):
+            rid = review_record_id(con, review_id, record)
+            row = con.execute("SELECT study_id FROM study_links WHERE review_id = ? AND record_id = ?",
+                              [review_id, rid]).fetchone()
+            if row is None:
+                raise StudyLookupError(f"{rid} is not linked to a study yet; run `livingmeta update {review}` first")
+            (others,) = con.execute("SELECT count(*) FROM study_links WHERE review_id = ? AND study_id = ? "
+                                    "AND record_id <> ?", [review_id, row[0], rid]).fetchone()
+            if others == 0:
+                raise StudyLookupError(f"{rid} is the only record of study {row[0]}; there is nothing to split it from")
+            with transaction(con):
+                record_link_decision(con, review_id, rid, "unlink", row[0], _who(by), now, note)
+            relink(con, review_id, now)
+            (new,) = con.execute("SELECT study_id FROM study_links WHERE review_id = ? AND record_id = ?",
+                                 [review_id, rid]).fetchone()
         console.print(f"{rid} left study {row[0]}; it is now study {new}.")
 
     @studies.command("merge")
@@ -139,19 +126,14 @@ def register(app: typer.Typer, subapps: dict[str, typer.Typer]) -> None:
         by: ByOpt = None,
     ) -> None:
         """Merge two studies that are one trial: every record of OTHER joins KEEP."""
-        from warehouse import opened
         from warehouse.linking import StudyLookupError, merge_studies, relink, resolve_study
 
         now = dt.datetime.now(dt.timezone.utc)
-        try:
-            review_id, wh = review_id_for(review, warehouse)
-            with opened(wh) as con:
-                a, b = resolve_study(con, review_id, keep), resolve_study(con, review_id, other)
-                for given, found in ((keep, a), (other, b)):
-                    if found is None:
-                        raise StudyLookupError(f"no study {given!r} in review {review_id}; see `livingmeta studies list {review}`")
-                moved = merge_studies(con, review_id, a, b, _who(by), now)
-                relink(con, review_id, now)
-        except user_errors() as e:
-            fail(str(e))
+        with review_warehouse(review, warehouse, read_only=False) as (review_id, con):
+            a, b = resolve_study(con, review_id, keep), resolve_study(con, review_id, other)
+            for given, found in ((keep, a), (other, b)):
+                if found is None:
+                    raise StudyLookupError(f"no study {given!r} in review {review_id}; see `livingmeta studies list {review}`")
+            moved = merge_studies(con, review_id, a, b, _who(by), now)
+            relink(con, review_id, now)
         console.print(f"merged {b} into {a}: {', '.join(moved) or 'no records'} now belong to {a}.")
