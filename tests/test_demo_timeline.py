@@ -90,3 +90,22 @@ def test_cumulative_order_follows_publication_not_registration(demo_out):
             "WHERE h.review_id = 'ivig-pnp' AND h.version = 3 AND h.analysis_id = 'responders-or-mh'").fetchone()
     steps = json.loads(result)["cumulative"]
     assert [(s["added"], s["year"]) for s in steps] == [("Jann2020", 2020), ("NCT02637700", 2021)]
+
+
+def test_change_log_artifact_has_one_entry_per_version(demo_out):
+    # the review's markdown artifact is its change log: one entry per published version, newest latest
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    async def read():
+        async with get_client() as client:
+            return await client.read_artifacts(
+                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["ivig-pnp-changes"])))
+
+    arts = asyncio.run(read())
+    assert len(arts) == 3
+    assert all(a.type == "markdown" for a in arts)
+    bodies = sorted(a.data for a in arts)
+    assert any("version 3" in b and "2.91" in b for b in bodies)
