@@ -158,7 +158,7 @@ class AlertRules(_Model):
 class AlertChannel(_Model):
     type: Literal["file", "block", "webhook"]
     path: str | None = None  # file channel: where to append alerts (relative to the review's output folder <out>/<review id>/)
-    block: str | None = None  # Prefect notification block name (Slack, Teams, webhook, email)
+    block: str | None = None  # Prefect notification block "type-slug/name", e.g. "slack-webhook/team-alerts"
     url_env: str | None = None  # webhook channel: environment variable holding the URL (never the URL itself)
 
     @model_validator(mode="after")
@@ -166,6 +166,9 @@ class AlertChannel(_Model):
         need = {"file": "path", "block": "block", "webhook": "url_env"}[self.type]
         if not getattr(self, need):
             raise ValueError(f"a {self.type!r} channel needs `{need}`")
+        if self.type == "block" and "/" not in self.block.strip("/"):
+            raise ValueError(f"block {self.block!r} must be \"<block type slug>/<block name>\" as `prefect block ls` "
+                             "shows it, e.g. \"slack-webhook/team-alerts\"")
         return self
 
 

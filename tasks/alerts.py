@@ -53,9 +53,14 @@ def _send_file(target: Path, alert: Mapping) -> None:
 
 
 def _send_block(name: str, alert: Mapping) -> None:
-    from prefect.blocks.notifications import NotificationBlock
+    # "block-type-slug/block-name" (e.g. "slack-webhook/team-alerts"): the base Block resolves the type from
+    # the slug; NotificationBlock.load would only look among documents of its own (abstract) type
+    from prefect.blocks.core import Block
 
-    NotificationBlock.load(name).notify(alert["body"], alert["title"])
+    block = Block.load(name)
+    if not callable(getattr(block, "notify", None)):
+        raise TypeError(f"block {name!r} is a {type(block).__name__}, not a notification block")
+    block.notify(alert["body"], alert["title"])
 
 
 def _send_webhook(url: str, alert: Mapping) -> None:

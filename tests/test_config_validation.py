@@ -37,6 +37,8 @@ def _bad(replace_from: str, replace_to: str) -> str:
         (_bad("overlap_days = 7", "overlap_days = 7\nolverlap = 3"), r"sources\.pubmed\.olverlap: unknown key \(a typo\?\)"),
         (_bad('id = "my-review"', 'id = "My Review"'), r"^review.toml: id: String should match pattern"),
         (_bad('type = "file"\npath = "alerts.log"', 'type = "webhook"'), r"a 'webhook' channel needs `url_env`"),
+        (_bad('type = "file"\npath = "alerts.log"', 'type = "block"\nblock = "team-alerts"'),
+         r"block 'team-alerts' must be \"<block type slug>/<block name>\""),
         ('id = "x"\n', r"review.toml: title: required key is missing"),
         ('id = "x"\ntitle = "t"\n', r"no sources: add \[sources.pubmed\]"),
         ("id = \n", r"review.toml: not valid TOML: .*line 1"),
