@@ -78,3 +78,10 @@ def test_bad_settings_and_labels_are_refused_with_a_reason():
         ranker.fit_rank(TEXTS, {0: 1, 8: 0})
     with pytest.raises(ValueError, match="use 1 for included"):
         ranker.fit_rank(TEXTS, {0: 1, 1: 0, 2: 2})
+
+
+def test_review_toml_shape_with_nested_params_is_accepted():
+    ranker = make_ranker({"name": "tfidf-svm", "seed": 2, "params": {"C": 0.5}})
+    assert ranker.params["C"] == 0.5 and ranker.seed == 2
+    with pytest.raises(ValueError, match="unknown parameter 'gamma'"):
+        make_ranker({"name": "tfidf-svm", "params": {"gamma": 1}})

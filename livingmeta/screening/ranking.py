@@ -215,13 +215,20 @@ def make_ranker(params: Mapping[str, Any] | None = None) -> Ranker:
     ----------
     params : mapping, optional
         ``name`` (one of :data:`RANKERS`, default :data:`DEFAULT_MODEL`), ``seed`` (int, default 0)
-        and model parameters (see each ranker's docstring). Unknown keys are refused.
+        and model parameters (see each ranker's docstring), either flat or nested under
+        ``params`` as in review.toml. Unknown keys are refused.
 
     Returns
     -------
     Ranker
     """
     params = dict(params or {})
+    # review.toml's model (livingmeta.config.ScreeningModel) keeps model settings in a nested
+    # ``params`` table; accept that shape as well as a flat one.
+    nested = params.pop("params", None) or {}
+    if not isinstance(nested, Mapping):
+        raise ValueError("[screening.model] params must be a table of model settings, e.g. {C = 0.11}")
+    params = {**params, **nested}
     name = params.get("name") or DEFAULT_MODEL
     if name not in RANKERS:
         raise ValueError(
