@@ -50,3 +50,18 @@ def warehouse_path(tmp_path) -> Path:
     p = tmp_path / "warehouse.duckdb"
     connect(p).close()
     return p
+
+
+@pytest.fixture(scope="session")
+def demo_run(prefect_harness, tmp_path_factory):
+    """`livingmeta demo --json` run once per session: (output folder, the step summaries). Read-only for tests."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    out = tmp_path_factory.mktemp("demo") / "out"
+    result = CliRunner().invoke(app, ["demo", "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    return out, json.loads(result.output[result.output.index("["):])

@@ -5,20 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from typer.testing import CliRunner
-
 from warehouse import opened
 
 
 @pytest.fixture(scope="module")
-def demo_out(prefect_harness, tmp_path_factory):
-    from flows.cli import app
-
-    out = tmp_path_factory.mktemp("demo") / "out"
-    result = CliRunner().invoke(app, ["demo", "--out", str(out), "--json"])
-    assert result.exit_code == 0, result.output
-    steps = json.loads(result.output[result.output.index("["):])
-    return out, steps
+def demo_out(demo_run):
+    return demo_run
 
 
 def _estimates(con, version):

@@ -137,15 +137,8 @@ def test_results_are_strict_json():
 # --- the real demo (flow): what the warehouse stores and `livingmeta estimates --json` prints -------------
 
 @pytest.fixture(scope="module")
-def demo_warehouse(prefect_harness, tmp_path_factory):
-    from typer.testing import CliRunner
-
-    from flows.cli import app
-
-    out = tmp_path_factory.mktemp("demo-review") / "out"
-    result = CliRunner().invoke(app, ["demo", "--out", str(out), "--json"])
-    assert result.exit_code == 0, result.output
-    return out / "warehouse.duckdb"
+def demo_warehouse(demo_run):
+    return demo_run[0] / "warehouse.duckdb"
 
 
 _PRINTED = {"estimate": "estimate_bt", "ci_lower": "ci_lower_bt", "ci_upper": "ci_upper_bt", "pi_lower": "pi_lower_bt",
