@@ -14,6 +14,9 @@ from rich.table import Table
 
 from flows import settings
 
+# before anything imports prefect: its settings are read once, at import
+settings.quiet_prefect_defaults()
+
 app = typer.Typer(
     help="livingmeta keeps a systematic review and its meta-analysis alive: search, screen, extract, "
     "re-analyse, publish what changed.",
@@ -256,6 +259,11 @@ def demo(
     if report:
         console.print(f"Report: {report}")
     console.print(f"Outputs: {out.resolve()}")
+    wh = out / "warehouse.duckdb"
+    console.print("\nLook around:", highlight=False)
+    for cmd in (f"livingmeta estimates ivig-pnp -w {wh}", f"livingmeta diff ivig-pnp -w {wh}",
+                f"livingmeta status ivig-pnp -w {wh}", f"livingmeta studies list ivig-pnp -w {wh}"):
+        console.print(f"  {cmd}", highlight=False, markup=False)
 
 
 def _register_areas() -> None:
