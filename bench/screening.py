@@ -96,12 +96,12 @@ def main(argv: list[str] | None = None) -> int:
     wall = time.perf_counter() - wall
 
     header = (
-        f"{'set':38s} {'WSS@95':>7s} {'ASRv':>7s} {'WSS@95c':>7s} {'RRF@10':>7s} {'ATD':>7s} "
+        f"{'set':38s} {'WSS@95':>7s} {'ASRv':>7s} {'strict':>7s} {'RRF@10':>7s} {'ATD':>7s} "
         f"{'loss':>6s} {'s/run':>6s} {'ASRv s':>6s}"
     )
     print(f"model {args.model}, seeds {' '.join(map(str, args.seeds))}")
-    print("WSS@95 = ASReview's definition (comparable with ASRv, ASReview ELAS u4 from the README);")
-    print("WSS@95c = Cohen's (N - n95)/N - 0.05 with recall >= 95%; s/run = median seconds per run\n")
+    print("WSS@95 = wss95, ASReview's definition (comparable with ASRv, ASReview ELAS u4 from the README);")
+    print("strict = wss95_strict, Cohen's (N - n95)/N - 0.05 with recall >= 95%; s/run = median seconds per run\n")
     print(header)
     means: dict[str, dict[str, list[float]]] = {}
     for group in groups:
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
                 acc.setdefault("ref_wss95", []).append(ref["wss95"])
                 acc.setdefault("ref_seconds", []).append(ref["seconds"])
             print(
-                f"{key:38s} {_pct(row['wss95_asreview']):>7s} {_pct(ref.get('wss95')):>7s} {_pct(row['wss95']):>7s} "
+                f"{key:38s} {_pct(row['wss95']):>7s} {_pct(ref.get('wss95')):>7s} {_pct(row['wss95_strict']):>7s} "
                 f"{_pct(row['rrf10']):>7s} {_pct(row['atd']):>7s} {row['loss']:6.3f} {seconds:6.1f} "
                 f"{ref.get('seconds', float('nan')):6.1f}"
             )
@@ -127,8 +127,8 @@ def main(argv: list[str] | None = None) -> int:
         acc = means[group]
         ref_w = np.mean(acc["ref_wss95"]) if acc.get("ref_wss95") else None
         print(
-            f"MEAN {group:5s} ({len(acc['wss95'])} sets): WSS@95 {_pct(np.mean(acc['wss95_asreview']))} "
-            f"(ASReview ELAS u4 {_pct(ref_w)}), WSS@95c {_pct(np.mean(acc['wss95']))}, "
+            f"MEAN {group:5s} ({len(acc['wss95'])} sets): WSS@95 {_pct(np.mean(acc['wss95']))} "
+            f"(ASReview ELAS u4 {_pct(ref_w)}), WSS@95 strict {_pct(np.mean(acc['wss95_strict']))}, "
             f"RRF@10 {_pct(np.mean(acc['rrf10']))}, ATD {_pct(np.mean(acc['atd']))}, loss {np.mean(acc['loss']):.3f}, "
             f"median s/run {np.median(acc['seconds']):.1f} (ASReview {np.median(acc.get('ref_seconds', [np.nan])):.1f}), "
             f"total s/run {np.sum(acc['seconds']):.0f} (ASReview {np.sum(acc.get('ref_seconds', [np.nan])):.0f})"
