@@ -101,3 +101,15 @@ def test_change_log_artifact_has_one_entry_per_version(demo_out):
     assert all(a.type == "markdown" for a in arts)
     bodies = sorted(a.data for a in arts)
     assert any("version 3" in b and "2.91" in b for b in bodies)
+
+
+def test_each_versions_report_lists_the_studies_included_when_it_was_published(demo_out):
+    # the 2023 step includes Gibbons 2023 (no responder data, so no new version): re-publishing version 3's
+    # report afterwards must not add it, and each report's study list must agree with its PRISMA count
+    out, _ = demo_out
+    for v in (1, 2, 3):
+        doc = json.loads((out / "ivig-pnp" / f"v{v}" / "report.json").read_text())["document"]
+        ids = [s["study_id"] for s in doc["studies"]]
+        assert len(ids) == doc["prisma"]["current"]["studies_included"], (v, ids)
+        assert not any(i.startswith("Gibbons") for i in ids), (v, ids)
+    assert ids == ["Jann2020", "Liu2018", "NCT02637700", "NCT02915263", "NCT03401073", "PMID19168191"]

@@ -168,7 +168,9 @@ def report_document(con: duckdb.DuckDBPyConnection, review_id: str, version: int
             c[k] = _json(c[k]) or []
 
     studies: dict[str, dict] = {}
-    for r in rows_as_dicts(con, query("report_studies"), [review_id, version, latest]):
+    (published_at,) = con.execute("SELECT created_at FROM review_versions WHERE review_id = ? AND version = ?",
+                                  [review_id, version]).fetchone()
+    for r in rows_as_dicts(con, query("report_studies"), [review_id, version, published_at]):
         st = studies.setdefault(r["study_id"], {"study_id": r["study_id"], "label": r["label"], "retracted": False,
                                                 "records": []})
         if r["record_id"] is None:
@@ -181,7 +183,7 @@ def report_document(con: duckdb.DuckDBPyConnection, review_id: str, version: int
             "registry_ids": _json(r["registry_ids"]) or [], "retracted": bool(r["retracted"]),
             "deleted": bool(r["deleted"])})
     if not latest:
-        notes.append(f"Included studies of version {version} are the studies its analyses used; identifiers and "
+        notes.append(f"Included studies of version {version} are those included when it was published; their "
                      "titles are shown as they are now.")
 
     searches = [{k: _iso(v) for k, v in s.items()}
