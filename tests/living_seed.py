@@ -184,3 +184,33 @@ class Receiver:
     def __exit__(self, *exc):
         self.server.shutdown()
         self.server.server_close()
+
+
+def build_two_versions(tmp_path: Path, when0: dt.datetime = dt.datetime(2024, 2, 1, tzinfo=dt.timezone.utc)):
+    """A review with two published versions (Jann + Geerts, then + Novak), extraction imported through the CLI.
+
+    Returns:
+        (review_dir, warehouse path as str, review id).
+    """
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+    from tasks.analysis import analyze
+    from tasks.versions import record_review_version
+
+    warehouse_path = tmp_path / "warehouse.duckdb"
+    review_dir = write_review(tmp_path / "review")
+    rid = register(review_dir, warehouse_path)
+    wh = str(warehouse_path)
+    for i, (studies, new) in enumerate(((["Jann2020", "Geerts2021"], ["Jann2020", "Geerts2021"]),
+                                        (["Jann2020", "Geerts2021", "Novak2023"], ["Novak2023"]))):
+        when = when0 + dt.timedelta(days=30 * i)
+        uid = new_update(warehouse_path, rid, when)
+        ingest(warehouse_path, rid, uid, [record_for(s) for s in new], when)
+        link_and_include(warehouse_path, rid, new, when)
+        f = binary_csv(tmp_path / f"x{i}.csv", studies)
+        r = CliRunner().invoke(app, ["extract", "import", str(review_dir), str(f), "--warehouse", wh, "--json"])
+        assert r.exit_code == 0, r.output
+        analyze.fn(str(review_dir), rid, wh, uid)
+        record_review_version(str(review_dir), rid, wh, uid, when, now=when, environ={})
+    return review_dir, wh, rid

@@ -9,9 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from flows.cli import app
-from living_seed import binary_csv, ingest, link_and_include, new_update, record_for, register, write_review
-from tasks.analysis import analyze
-from tasks.versions import record_review_version
+from living_seed import build_two_versions
 
 T1 = dt.datetime(2024, 2, 1, tzinfo=dt.timezone.utc)
 runner = CliRunner()
@@ -20,23 +18,7 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def two_versions(tmp_path_factory):
     # built once for the module: the commands below only read it (or fail before writing)
-    tmp_path = tmp_path_factory.mktemp("two_versions")
-    warehouse_path = tmp_path / "warehouse.duckdb"
-    review_dir = write_review(tmp_path / "review")
-    rid = register(review_dir, warehouse_path)
-    wh = str(warehouse_path)
-    for i, (studies, new) in enumerate(((["Jann2020", "Geerts2021"], ["Jann2020", "Geerts2021"]),
-                                        (["Jann2020", "Geerts2021", "Novak2023"], ["Novak2023"]))):
-        when = T1 + dt.timedelta(days=30 * i)
-        uid = new_update(warehouse_path, rid, when)
-        ingest(warehouse_path, rid, uid, [record_for(s) for s in new], when)
-        link_and_include(warehouse_path, rid, new, when)
-        f = binary_csv(tmp_path / f"x{i}.csv", studies)
-        r = runner.invoke(app, ["extract", "import", str(review_dir), str(f), "--warehouse", wh, "--json"])
-        assert r.exit_code == 0, r.output
-        analyze.fn(str(review_dir), rid, wh, uid)
-        record_review_version(str(review_dir), rid, wh, uid, when, now=when, environ={})
-    return review_dir, wh, rid
+    return build_two_versions(tmp_path_factory.mktemp("two_versions"))
 
 
 def test_estimates_back_transformed_and_log(two_versions):

@@ -15,12 +15,10 @@ from typer.testing import CliRunner
 
 from flows.cli import app, summary_lines
 from flows.cli_layout import print_table
-from living_seed import TRIALS, binary_csv, ingest, link_and_include, new_update, record_for, register, write_review
+from living_seed import TRIALS, binary_csv, build_two_versions, ingest, new_update, record_for, write_review
 from livingmeta.alerting import fmt_p as alert_fmt_p
 from livingmeta.report.document import fmt_p, fmt_value
 from livingmeta.report.render import render_index, summary_headline, summary_outline, _summary_html
-from tasks.analysis import analyze
-from tasks.versions import record_review_version
 from warehouse import opened
 
 T1 = dt.datetime(2024, 2, 1, tzinfo=dt.timezone.utc)
@@ -30,22 +28,7 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def two_versions(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("ux")
-    warehouse_path = tmp_path / "warehouse.duckdb"
-    review_dir = write_review(tmp_path / "review")
-    rid = register(review_dir, warehouse_path)
-    wh = str(warehouse_path)
-    for i, (studies, new) in enumerate(((["Jann2020", "Geerts2021"], ["Jann2020", "Geerts2021"]),
-                                        (["Jann2020", "Geerts2021", "Novak2023"], ["Novak2023"]))):
-        when = T1 + dt.timedelta(days=30 * i)
-        uid = new_update(warehouse_path, rid, when)
-        ingest(warehouse_path, rid, uid, [record_for(s) for s in new], when)
-        link_and_include(warehouse_path, rid, new, when)
-        r = runner.invoke(app, ["extract", "import", str(review_dir), str(binary_csv(tmp_path / f"x{i}.csv", studies)),
-                                "--warehouse", wh])
-        assert r.exit_code == 0, r.output
-        analyze.fn(str(review_dir), rid, wh, uid)
-        record_review_version(str(review_dir), rid, wh, uid, when, now=when, environ={})
-    return review_dir, wh, rid, tmp_path
+    return (*build_two_versions(tmp_path), tmp_path)
 
 
 def test_numbers_have_three_significant_digits_and_p_values_read_as_p_values():
