@@ -78,7 +78,7 @@ class Sources(_Model):
 
 
 class ScreeningModel(_Model):
-    name: str = "tfidf-svm-1gram"
+    name: str = "tfidf-svm"
     seed: int = 0
     params: dict[str, Any] = Field(default_factory=dict)
 
@@ -362,7 +362,7 @@ out_of_scope_animal = true            # label animal-only records out of scope (
 min_decisions_to_train = 10           # before this many decisions, rules alone rank the queue
 
 [screening.model]
-name = "tfidf-svm-1gram"
+name = "tfidf-svm"
 seed = 0
 
 [[outcomes]]

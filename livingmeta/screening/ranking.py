@@ -13,7 +13,7 @@ Fitting the vectoriser on every text (labelled or not) is legitimate: texts carr
 Reference for the baseline: ASReview LAB's default model ELAS u4 (TF-IDF on 1-2-grams,
 sublinear tf, linear SVM with C=0.11 and "balanced" sample weights with ratio 9.8);
 van de Schoot et al. (2021) Nat Mach Intell 3:125-133, doi:10.1038/s42256-020-00287-7.
-``tfidf-svm`` stays that exact replica; the default is ``tfidf-svm-1gram``.
+``tfidf-svm`` stays that exact replica and is the default (see the end of this note).
 
 Variants measured on the dev sets only (bench/screening.py protocol, mean WSS@95 in ASReview's
 definition, the README's ELAS u4 figure being 52.6%; "s" = summed seconds per run over the 18
@@ -30,6 +30,12 @@ The 1-gram model's lead (0.3 points) is within the spread between sets and seeds
 default because it is no worse and about 3x faster (it loses most on cohen_Opiods, 16% vs 29%).
 Eval, run once after choosing it (3 seeds): tfidf-svm-1gram 53.8% against ELAS u4's 56.4%
 (16 s vs 41 s summed per run); the dev lead did not carry over.
+Default: the lead engineer put ``tfidf-svm`` back as the default. The 1-gram model's 0.3-point dev lead
+was inside the noise, so it never met the bar it was adopted for ("better than ELAS u4"); the replica is
+the model whose figures are equal to ASReview's on both dev and eval. This decision was taken after the
+eval run, so eval no longer counts as untouched for it: the replica is the conservative choice, not a
+tuned one. The 1-gram model stays available (``name = "tfidf-svm-1gram"``) for large queues where speed
+matters more.
 """
 
 from __future__ import annotations
@@ -55,7 +61,7 @@ __all__ = [
     "make_ranker",
 ]
 
-DEFAULT_MODEL = "tfidf-svm-1gram"
+DEFAULT_MODEL = "tfidf-svm"
 
 
 def can_train(labels: Mapping[int, int]) -> bool:
