@@ -14,6 +14,8 @@ import typer
 
 ByOpt = Annotated[Optional[str], typer.Option("--by", help="Who decides (default: the login name).")]
 NoteOpt = Annotated[Optional[str], typer.Option("--note", help="Why (kept with the decision).")]
+ReviewArg = Annotated[str, typer.Argument(help="Review folder or review id.")]
+RecordArg = Annotated[str, typer.Argument(help="Record id (pubmed:PMID, ctgov:NCT…), PMID or NCT id.")]
 
 
 def _who(by: str | None) -> str:
@@ -33,7 +35,7 @@ def register(app: typer.Typer, subapps: dict[str, typer.Typer]) -> None:
 
     @studies.command("list")
     def list_cmd(
-        review: Annotated[str, typer.Argument(help="Review folder or review id.")],
+        review: ReviewArg,
         warehouse: WarehouseOpt = None,
         json_out: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
     ) -> None:
@@ -65,8 +67,8 @@ def register(app: typer.Typer, subapps: dict[str, typer.Typer]) -> None:
 
     @studies.command("link")
     def link_cmd(
-        review: Annotated[str, typer.Argument(help="Review folder or review id.")],
-        record: Annotated[str, typer.Argument(help="Record id (pubmed:PMID, ctgov:NCT…), PMID or NCT id.")],
+        review: ReviewArg,
+        record: RecordArg,
         study: Annotated[str, typer.Argument(help="The study it belongs to (study id or any identifier of it).")],
         warehouse: WarehouseOpt = None,
         by: ByOpt = None,
@@ -89,8 +91,8 @@ def register(app: typer.Typer, subapps: dict[str, typer.Typer]) -> None:
 
     @studies.command("unlink")
     def unlink_cmd(
-        review: Annotated[str, typer.Argument(help="Review folder or review id.")],
-        record: Annotated[str, typer.Argument(help="Record id (pubmed:PMID, ctgov:NCT…), PMID or NCT id.")],
+        review: ReviewArg,
+        record: RecordArg,
         warehouse: WarehouseOpt = None,
         by: ByOpt = None,
         note: NoteOpt = None,
@@ -119,7 +121,7 @@ def register(app: typer.Typer, subapps: dict[str, typer.Typer]) -> None:
 
     @studies.command("merge")
     def merge_cmd(
-        review: Annotated[str, typer.Argument(help="Review folder or review id.")],
+        review: ReviewArg,
         keep: Annotated[str, typer.Argument(help="The study that stays (its id is kept).")],
         other: Annotated[str, typer.Argument(help="The study whose records join it (its id becomes an alias).")],
         warehouse: WarehouseOpt = None,

@@ -63,17 +63,15 @@ def record_review_version(review_dir: str, review_id: str, warehouse: str, updat
                       "changes": {aid: d["changes"] for aid, d in changed.items()}}
         else:
             result = {"version": None, "latest_version": prev_version}
+        # events of this update worth telling people about, each alerted once (dedupe key)
+        events = [("search_failed", search_failed_message(run), f"search_failed:{run['run_id']}")
+                  for run in failed_searches(con, review_id, update_id)]
         if rules["on_registry_events"]:
-            for ev in update_events(con, review_id, update_id):
-                sev, title, body = registry_event_message(ev)
-                a = add_alert(con, review_id=review_id, kind="registry_event", severity=sev, title=title, body=body,
-                              now=now, dedupe_key=f"registry_event:{ev['event_id']}")
-                if a:
-                    new_ids.append(a)
-        for run in failed_searches(con, review_id, update_id):
-            sev, title, body = search_failed_message(run)
-            a = add_alert(con, review_id=review_id, kind="search_failed", severity=sev, title=title, body=body,
-                          now=now, dedupe_key=f"search_failed:{run['run_id']}")
+            events = [("registry_event", registry_event_message(ev), f"registry_event:{ev['event_id']}")
+                      for ev in update_events(con, review_id, update_id)] + events
+        for kind, (sev, title, body), key in events:
+            a = add_alert(con, review_id=review_id, kind=kind, severity=sev, title=title, body=body, now=now,
+                          dedupe_key=key)
             if a:
                 new_ids.append(a)
         channels = [c.model_dump() for c in cfg.alerts.channels]
