@@ -3,8 +3,10 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP_FLAGS ?= --quiet --disable-pip-version-check
+# every install takes its versions from the committed lock (the whole dependency tree); `make lock` refreshes it
+LOCK   := requirements/lock.txt
 
-.PHONY: demo test venv venv-test browser bench clean
+.PHONY: demo test venv venv-test browser bench clean lock
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH (or run: make PYTHON=python3 ...)"; exit 1; }
@@ -12,11 +14,11 @@ $(BIN)/python:
 	$(BIN)/pip install $(PIP_FLAGS) --upgrade pip
 
 venv: $(BIN)/python
-	$(BIN)/pip install $(PIP_FLAGS) -e .
+	$(BIN)/pip install $(PIP_FLAGS) -c $(LOCK) -e .
 	$(BIN)/pip check
 
 venv-test: $(BIN)/python
-	$(BIN)/pip install $(PIP_FLAGS) -e '.[test,bench]'
+	$(BIN)/pip install $(PIP_FLAGS) -c $(LOCK) -e '.[test,bench]'
 	$(BIN)/pip check
 
 # the main job: replay the bundled example review offline through the real update-review flow
@@ -38,6 +40,12 @@ bench: venv-test
 	$(BIN)/python bench/pubmed_ingest.py
 	$(BIN)/python bench/screening.py
 	$(BIN)/python bench/analysis.py
+
+# re-resolve the whole tree from pyproject.toml (newest versions its ranges allow), then run `make test`
+lock: $(BIN)/python
+	$(BIN)/pip install $(PIP_FLAGS) uv
+	$(BIN)/uv pip compile pyproject.toml --extra test --extra bench --python-version 3.11 \
+	  --python-platform x86_64-unknown-linux-gnu --custom-compile-command "make lock" --annotation-style line $(LOCK_FLAGS) -o $(LOCK)
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache
