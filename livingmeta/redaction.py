@@ -14,8 +14,11 @@ Pure: no I/O. The registry is process-wide (one flow run or CLI call per process
 
 from __future__ import annotations
 
+import html
+import logging
 import re
 import threading
+import traceback
 import urllib.parse
 from collections.abc import Iterable
 
@@ -41,18 +44,56 @@ _PATTERNS: list[tuple[re.Pattern, str]] = [
 
 
 def _forms(secret: str) -> set[str]:
-    """A secret as it may appear in text: as is, URL-encoded (both ways), and JSON-escaped."""
+    """A secret as it may appear in text: as is, URL-encoded (both ways), JSON-escaped and XML/HTML-escaped."""
     forms = {secret, urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret),
-             urllib.parse.quote(secret, safe="/:"), secret.replace("/", "\\/")}
+             urllib.parse.quote(secret, safe="/:"), secret.replace("/", "\\/"), html.escape(secret),
+             html.escape(secret, quote=False)}
     return {f for f in forms if len(f) >= MIN_SECRET_LENGTH}
 
 
+def _url_parts(value: str) -> set[str]:
+    """The parts of a URL that can be the credential on their own: a server may echo only its path or a
+    query value (a webhook's path *is* its token; "https://hooks.example/T0/B0/XyZ" echoed as "/T0/B0/XyZ").
+
+    Path segments count only when they look like tokens (8+ characters with a digit, or 16+), so ordinary
+    words of a URL ("services", "webhook") never become masks.
+    """
+    try:
+        u = urllib.parse.urlsplit(value)
+    except ValueError:
+        return set()
+    if not (u.scheme and u.netloc):
+        return set()
+    parts: set[str] = set()
+    if u.password:
+        parts.add(u.password)
+    path = u.path.rstrip("/")
+    if path.count("/") > 1 or len(path) >= 16:  # a bare "/hook" names an endpoint, not a credential
+        parts.add(path.lstrip("/"))
+    if u.query:
+        parts.add(u.query)
+        parts.update(v for _, v in urllib.parse.parse_qsl(u.query, keep_blank_values=False))
+    for seg in path.split("/"):
+        if (len(seg) >= 8 and any(c.isdigit() for c in seg)) or len(seg) >= 16:
+            parts.add(seg)
+    return parts
+
+
 def register_secret(value: str | None) -> None:
-    """Remember a secret value so that `redact` removes it from every string (None/short values ignored)."""
+    """Remember a secret value so that `redact` removes it from every string (None/short values ignored).
+
+    A URL (webhook) is registered whole and by the parts that carry its credential (password, query values,
+    token-like path segments, the path itself).
+    """
     if not value or len(str(value)) < MIN_SECRET_LENGTH:
         return
+    value = str(value)
+    forms = _forms(value)
+    for part in _url_parts(value):
+        if len(part) >= MIN_SECRET_LENGTH:
+            forms |= _forms(part)
     with _lock:
-        _secrets.update(_forms(str(value)))
+        _secrets.update(forms)
 
 
 def register_secrets(values: Iterable[str | None]) -> None:
@@ -89,6 +130,33 @@ def redact(text: object) -> object:
     return text
 
 
+def redact_known(text: object) -> object:
+    """Only the registered secrets removed (no shape patterns): for data a source returned (records, raw
+    payloads), where a word like "token=" is content to keep but a configured secret must still never land."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    if not isinstance(text, str) or not text:
+        return text
+    with _lock:
+        known = sorted(_secrets, key=len, reverse=True)
+    for s in known:
+        if s in text:
+            text = text.replace(s, MASK)
+    return text
+
+
+def has_secrets() -> bool:
+    """True when any secret is registered (lets bulk paths skip all checks when there is nothing to find)."""
+    return bool(_secrets)
+
+
+def contains_known_secret(text: str) -> bool:
+    """True when a registered secret occurs in `text` (a cheap test before rebuilding a record)."""
+    with _lock:
+        known = list(_secrets)
+    return any(s in text for s in known)
+
+
 def redact_text(text: str | None) -> str | None:
     """`redact` for a str-or-None field (typed for callers that store text columns)."""
     out = redact(text)
@@ -104,3 +172,83 @@ def redact_data(value):
     if isinstance(value, (list, tuple)):
         return type(value)(redact_data(v) for v in value)
     return value
+
+
+class RedactedError(Exception):
+    """Base for exceptions whose message may quote a remote answer or request: the message is redacted
+    when the exception is made, so its str(), a Prefect state message and a traceback never hold a secret.
+
+    Use as the first base: `class EntrezError(RedactedError, RuntimeError)`.
+    """
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(redact(a) if isinstance(a, (str, bytes)) else a for a in args))
+
+
+def safe_message(e: BaseException) -> str:
+    """`"Type: message"` of any exception, redacted (for storing or returning an error that was caught)."""
+    text = str(e)
+    return redact_text(text if isinstance(e, RedactedError) else f"{type(e).__name__}: {text}") or type(e).__name__
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that redacts a record's message, its arguments and its traceback text in place.
+
+    The formatted message replaces `msg` (args emptied), and a traceback is formatted once and redacted
+    into `exc_text` (which every standard formatter prints instead of formatting `exc_info` again).
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        redact_record(record)
+        return True
+
+
+def redact_record(record: logging.LogRecord) -> logging.LogRecord:
+    """Redact one log record in place (see RedactingFilter); idempotent."""
+    if getattr(record, "_livingmeta_redacted", False):
+        return record
+    try:
+        message = record.getMessage()
+    except Exception:  # a bad format string: keep what we have, as text
+        message = f"{record.msg} {record.args!r}"
+    record.msg = redact_text(message)
+    record.args = ()
+    if record.exc_info and record.exc_info[1] is not None and not record.exc_text:
+        record.exc_text = "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")
+    if record.exc_text:
+        record.exc_text = redact_text(record.exc_text)
+    if record.stack_info:
+        record.stack_info = redact_text(record.stack_info)
+    record._livingmeta_redacted = True
+    return record
+
+
+_factory_installed = False
+_FILTER = RedactingFilter()
+
+
+def install_log_redaction(logger_names: Iterable[str] = ("", "prefect")) -> None:
+    """Redact every log record of this process before any handler sees it (idempotent).
+
+    Two hooks, because handlers come and go (Prefect configures its API and console handlers lazily):
+    the log record factory redacts each record as it is made, whoever logs it; and the filter is added to
+    the handlers already attached to the named loggers (root and "prefect" by default) and their children.
+    """
+    global _factory_installed
+    with _lock:
+        if not _factory_installed:
+            previous = logging.getLogRecordFactory()
+
+            def factory(*args, **kwargs):
+                return redact_record(previous(*args, **kwargs))
+
+            logging.setLogRecordFactory(factory)
+            _factory_installed = True
+    names = set(logger_names)
+    loggers = [logging.getLogger(n) for n in names]
+    loggers += [lg for name, lg in list(logging.Logger.manager.loggerDict.items())
+                if isinstance(lg, logging.Logger) and any(name.startswith(n + ".") for n in names if n)]
+    for lg in loggers:
+        for h in lg.handlers:
+            if _FILTER not in h.filters:
+                h.addFilter(_FILTER)

@@ -1,4 +1,20 @@
-"""ClinicalTrials.gov search task and its one HTTP choke point (`CtgovClient`)."""
+"""ClinicalTrials.gov search task and its one HTTP choke point (`CtgovClient`).
+
+Nothing is lost or added silently:
+- Paging is checked against what the registry announced: the first page is asked for `countTotal=true`, and
+  the DISTINCT NCT ids received over all pages (a skipped study counts as received) must equal `totalCount`.
+  A repeated page, paging that ends early or a page token seen twice (a loop) fails the search: nothing is
+  stored, the watermark stays, and the message says "received N distinct of M announced" (or names the
+  token), so the next run searches the same window again.
+- A study that cannot be read (a field of the wrong type, no NCT id) is skipped by the parser, never the
+  page. Decision: the run still stores every other study and SUCCEEDS (its watermark moves), and the skip is
+  recorded durably in the same transaction — a `source_record_skips` row with the payload, the count in
+  `search_runs.n_skipped` (shown by `livingmeta status`) and a `source_record_skipped` alert naming the NCT
+  id and field. Failing the run instead would block every other study of the window behind one odd entry
+  that would come back just as odd on every rerun.
+
+Every error leaves through `CtgovError` (redacted when made): httpx errors quote the request URL.
+"""
 
 from __future__ import annotations
 
@@ -14,8 +30,10 @@ from prefect import task
 
 from livingmeta.config import load_review
 from livingmeta.records import canonical_json
+from livingmeta.redaction import RedactedError, redact_text, safe_message
 from livingmeta.sources.ctgov import (STUDIES_PATH, CtgovFormatError, StudiesPage, next_page_params,
                                       parse_studies_page, search_params, suggest_extraction_rows)
+from livingmeta.sources.skips import SkippedRecord
 from tasks import runtime
 from tasks.reviews import utcnow
 from warehouse import opened, rows_as_dicts
@@ -25,8 +43,8 @@ DEFAULT_BASE_URL = "https://clinicaltrials.gov"
 MAX_PAGES = 10_000  # a loop guard: 10 million studies is more than the registry holds
 
 
-class CtgovError(RuntimeError):
-    """ClinicalTrials.gov could not be searched; the message says what happened and what to do."""
+class CtgovError(RedactedError, RuntimeError):
+    """ClinicalTrials.gov could not be searched; the message says what happened and what to do (redacted)."""
 
 
 class CtgovClient:
@@ -86,7 +104,16 @@ class CtgovClient:
 
         Raises:
             CtgovError: a refused request (4xx other than 429), or no good answer after `max_tries` attempts.
+            CtgovFormatError: the answer is not a studies page.
         """
+        try:
+            return self._get_page(params)
+        except (CtgovError, CtgovFormatError):
+            raise
+        except Exception as e:  # noqa: BLE001 - e.g. httpx errors, whose text holds the request URL
+            raise CtgovError(f"ClinicalTrials.gov request failed ({safe_message(e)})") from None
+
+    def _get_page(self, params: dict[str, str]) -> StudiesPage:
         last = "no attempt made"
         for attempt in range(1, self.max_tries + 1):
             self._throttle()
@@ -98,14 +125,14 @@ class CtgovClient:
             except httpx.TimeoutException as e:
                 last = f"timed out ({type(e).__name__})"
             except httpx.TransportError as e:
-                last = f"connection failed ({type(e).__name__}: {e})"
+                last = redact_text(f"connection failed ({type(e).__name__}: {e})")
             else:
                 if resp.status_code == 429 or resp.status_code >= 500:
-                    last = f"HTTP {resp.status_code}: {resp.text[:200].strip()}"
+                    last = f"HTTP {resp.status_code}: {_body(resp, 200)}"
                     retry_after = resp.headers.get("Retry-After")
                 elif resp.status_code != 200:
                     raise CtgovError(f"ClinicalTrials.gov refused the search (HTTP {resp.status_code}) for "
-                                     f"{resp.request.url}: {resp.text[:300].strip()} — check [sources.ctgov] in review.toml")
+                                     f"{resp.request.url}: {_body(resp, 300)} — check [sources.ctgov] in review.toml")
                 else:
                     try:
                         data = json.loads(resp.content)
@@ -120,24 +147,56 @@ class CtgovClient:
                          f"(last: {last}); the run is marked failed and the next run retries the same window")
 
 
-def fetch_studies(client: CtgovClient, first_params: dict[str, str]) -> tuple[list[Fetched], int | None, int]:
-    """Every page of one search: (fetched records, totalCount reported by the first page, pages read)."""
+def _body(resp: httpx.Response, limit: int) -> str:
+    # redact the whole body before cutting it: a secret cut in half would no longer be recognised
+    return (redact_text(resp.text) or "")[:limit].strip()
+
+
+def fetch_studies(client: CtgovClient, first_params: dict[str, str],
+                  skipped: list[SkippedRecord] | None = None) -> tuple[list[Fetched], int | None, int]:
+    """Every page of one search: (fetched records, totalCount reported by the first page, pages read).
+
+    Studies the parser skipped are appended to `skipped` (when given).
+
+    Raises:
+        CtgovError: a page token came back twice (paging loops), the first page announced no totalCount, or the
+            distinct NCT ids received differ from totalCount (a repeated page, paging that ended early).
+    """
     page = client.get_page(first_params)
     total = page.total_count
     fetched = [Fetched(rec, raw) for rec, raw in page.studies]
+    skips = list(page.skipped)
     pages, seen = 1, set()
     while page.next_page_token:
-        if page.next_page_token in seen or pages >= MAX_PAGES:
-            raise CtgovError(f"ClinicalTrials.gov repeated page token {page.next_page_token!r}; stopped paging")
-        seen.add(page.next_page_token)
-        page = client.get_page(next_page_params(first_params, page.next_page_token))
+        token = page.next_page_token
+        if token in seen:
+            raise CtgovError(f"ClinicalTrials.gov sent page token {token!r} again after page {pages}: paging loops. "
+                             "Nothing was stored and the watermark did not move; the next run searches the same window.")
+        if pages >= MAX_PAGES:
+            raise CtgovError(f"ClinicalTrials.gov paging did not end after {MAX_PAGES} pages; nothing was stored")
+        seen.add(token)
+        page = client.get_page(next_page_params(first_params, token))
         fetched.extend(Fetched(rec, raw) for rec, raw in page.studies)
+        skips.extend(page.skipped)
         pages += 1
+    if total is None:
+        raise CtgovError("ClinicalTrials.gov did not announce totalCount although countTotal=true was asked for, so "
+                         "the pages received cannot be checked as complete; nothing was stored. Run the update again.")
+    # a skipped study was received too; one without an NCT id counts once per sighting
+    distinct = len({f.record.source_id for f in fetched} | {s.source_id for s in skips if s.source_id}) \
+        + sum(1 for s in skips if not s.source_id)
+    if distinct != total:
+        raise CtgovError(f"ClinicalTrials.gov paging was inconsistent: received {distinct} distinct studies of {total} "
+                         f"announced (totalCount) over {pages} page(s) ({len(fetched) + len(skips)} received in all, "
+                         "so pages were repeated or paging ended early). Nothing was stored and the watermark did "
+                         "not move; the next run searches the same window again.")
+    if skipped is not None:
+        skipped.extend(skips)
     return fetched, total, pages
 
 
-def read_replay(folder: Path) -> tuple[list[Fetched], int]:
-    """Recorded pages (`*.json`, in name order) through the same parser as live answers."""
+def read_replay(folder: Path, skipped: list[SkippedRecord] | None = None) -> tuple[list[Fetched], int]:
+    """Recorded pages (`*.json`, in name order) through the same parser as live answers (skips to `skipped`)."""
     if not folder.is_dir():
         raise CtgovError(f"{folder}: replay folder not found; record pages there (API v2 studies pages as *.json) "
                          "or remove `replay` from [sources.ctgov]")
@@ -146,6 +205,8 @@ def read_replay(folder: Path) -> tuple[list[Fetched], int]:
     for f in files:
         page = parse_studies_page(f.read_bytes(), where=str(f))
         fetched.extend(Fetched(rec, raw) for rec, raw in page.studies)
+        if skipped is not None:
+            skipped.extend(page.skipped)
     return fetched, len(files)
 
 
@@ -186,9 +247,10 @@ def search_ctgov(review_dir: str, warehouse: str, update_id: int | None, as_of: 
                                   window_start=window_start, window_end=as_of, now=utcnow(), update_id=update_id,
                                   earliest_date=src.earliest_date)
     n_requests = 0
+    skipped: list[SkippedRecord] = []
     try:
         if replay_dir:
-            fetched, _ = read_replay(Path(replay_dir))
+            fetched, _ = read_replay(Path(replay_dir), skipped)
             total = None
         else:
             # the flow passes flows.settings.ctgov_settings() (tasks read no environment); bare calls get the
@@ -198,24 +260,29 @@ def search_ctgov(review_dir: str, warehouse: str, update_id: int | None, as_of: 
                                    updated_since=since, page_size=src.page_size)
             with CtgovClient(**client) as http:
                 try:
-                    fetched, total, _ = fetch_studies(http, params)
+                    fetched, total, _ = fetch_studies(http, params, skipped)
                 finally:
                     n_requests = http.requests
         problems = 0
         for f in fetched:
             if f.record.extra.get("has_results"):
-                problems += len(suggest_extraction_rows(json.loads(f.payload))[1])
+                try:
+                    problems += len(suggest_extraction_rows(json.loads(f.payload))[1])
+                except (ValueError, TypeError, AttributeError, KeyError):
+                    problems += 1  # odd results are counted here and named when suggestions are made (linking)
         with opened(warehouse) as con:
             counts = finish_search_run(con, run_id=run_id, review_id=cfg.id, source="ctgov", fetched=fetched,
-                                       watermark=as_of, now=utcnow(), n_found=total, n_requests=n_requests)
+                                       watermark=as_of, now=utcnow(), n_found=total, n_requests=n_requests,
+                                       skipped=skipped)
             events = rows_as_dicts(con, "SELECT record_id, kind, old_value, new_value FROM registry_events "
                                         "WHERE run_id = ? ORDER BY event_id", [run_id])
     except Exception as e:  # noqa: BLE001 - any failure marks the run failed; the flow goes on with other sources
-        message = str(e) if isinstance(e, (CtgovError, CtgovFormatError)) else f"{type(e).__name__}: {e}"
+        message = safe_message(e)  # redacted: returned to Prefect and printed
         with opened(warehouse) as con:
             fail_search_run(con, run_id, message, utcnow(), n_requests)
         return {"source": "ctgov", "status": "failed", "run_id": run_id, "mode": mode, "requests": n_requests,
                 "error": message}
     return {"source": "ctgov", "status": "succeeded", "run_id": run_id, "mode": mode,
             "window_start": since.isoformat(), "requests": n_requests, **counts.as_dict(),
-            "events": events, "results_problems": problems}
+            "events": events, "results_problems": problems,
+            "skipped_ids": sorted(s.source_id or "?" for s in skipped)}

@@ -6,7 +6,10 @@ rate limit (3 requests/s, 10/s with an API key; when configured, also a slot of 
 rate limit "ncbi" that every process shares, see `tasks.runtime.take_rate_limit_slot`), exponential
 backoff with jitter on HTTP 429, 5xx, timeouts and connection errors, and a bounded number of tries. `Bio.Entrez.max_tries` is set to 1 so
 Biopython never adds its own immediate retries on top (FIELD-NOTES: it retries 429/5xx without
-sleeping). Every request is a POST, so the API key never appears in a URL, a log line or an error.
+sleeping). Every request is a POST, so the API key never appears in a URL we build. A server can still
+quote it back (in an error body, a header, a redirect): every error raised here is an `EntrezError`, whose
+message is redacted when it is made (`livingmeta.redaction.RedactedError`), and nothing else escapes this
+choke point with the request in it (unexpected exceptions are turned into an `EntrezError` too, unchained).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from dataclasses import dataclass, field
 
 from Bio import Entrez
 
+from livingmeta.redaction import RedactedError, redact_text
 from tasks import runtime
 
 NCBI_EUTILS_URL = "https://eutils.ncbi.nlm.nih.gov/entrez/eutils/"
@@ -33,8 +37,8 @@ DEFAULT_TOOL = "livingmeta"
 Entrez.max_tries = 1
 
 
-class EntrezError(RuntimeError):
-    """An E-utilities request failed for good (after retries, or a request NCBI refuses)."""
+class EntrezError(RedactedError, RuntimeError):
+    """An E-utilities request failed for good (after retries, or a request NCBI refuses); message redacted."""
 
 
 class RateLimiter:
@@ -106,6 +110,14 @@ class EntrezClient:
             EntrezError: NCBI refused the request (4xx other than 429), or it still failed after
                 `max_tries` tries; the message names the utility and the last problem, never the key.
         """
+        try:
+            return self._request(utility, params)
+        except EntrezError:
+            raise
+        except Exception as e:  # noqa: BLE001 - anything else may carry the request (and key) in its text
+            raise EntrezError(f"{utility}: the request failed ({type(e).__name__}: {redact_text(str(e))})") from None
+
+    def _request(self, utility: str, params: dict[str, str]) -> bytes:
         s = self.settings
         full = dict(params)
         full["tool"] = s.tool
@@ -130,16 +142,17 @@ class EntrezClient:
                     return response.read()
             except urllib.error.HTTPError as e:
                 body = _read_quietly(e)
-                last = f"HTTP {e.code} {e.reason}" + (f": {body}" if body else "")
+                # NCBI echoes the request (api_key included) in some error bodies: redact before keeping it
+                last = redact_text(f"HTTP {e.code} {e.reason}" + (f": {body}" if body else ""))
                 if e.code != 429 and e.code < 500:
                     raise EntrezError(f"{utility}: NCBI refused the request ({last}); check the query and settings") from None
                 retry_after = _retry_after(e.headers.get("Retry-After") if e.headers else None)
             except (TimeoutError, socket.timeout):
                 last = f"no answer within {s.timeout:g} s (timeout)"
             except urllib.error.URLError as e:
-                last = f"connection failed ({e.reason})"
+                last = redact_text(f"connection failed ({e.reason})")
             except (http.client.HTTPException, ConnectionError, OSError) as e:
-                last = f"connection broke while reading the answer ({type(e).__name__}: {e})"
+                last = redact_text(f"connection broke while reading the answer ({type(e).__name__}: {e})")
             if attempt < s.max_tries:
                 self.n_retries += 1
                 self.sleep(self.backoff(attempt, retry_after))
@@ -158,9 +171,11 @@ class EntrezClient:
 
 def _read_quietly(e: urllib.error.HTTPError, limit: int = 200) -> str:
     try:
-        return (e.read() or b"")[:limit].decode("utf-8", "replace").strip()
+        body = (e.read(1 << 16) or b"").decode("utf-8", "replace")
     except Exception:  # the error body is only decoration for the message
         return ""
+    # redact the whole body before cutting it: a secret cut in half would no longer be recognised
+    return (redact_text(body) or "")[:limit].strip()
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -8,6 +8,21 @@ corrected records), fetches every PMID found once, in batches from the history s
 was; the run is marked failed (when the process is alive to do so; otherwise the next run marks it
 interrupted) and the next run starts again from the old watermark. Replay mode reads recorded answers from a
 folder through the same parsing and storing path.
+
+Only what was asked for is stored, and never silently fewer (issue 14):
+- An efetch answer holding a PMID that was not requested (not in the batch sent by id, not listed by the
+  search part fetched from the history server) is not stored; it is counted (`search_runs.n_unrequested`),
+  kept in `source_record_skips` and alerted (`source_record_unrequested`); the run still succeeds.
+- A requested PMID missing from the answer is fetched again by id; still missing, the search FAILS with a
+  message naming the missing PMIDs: nothing is stored and the watermark stays, so the next run retries the
+  same window (a silently smaller set would move the watermark past the missing records for good).
+- An article that cannot be read (control characters are stripped first; see livingmeta.sources.pubmed)
+  is skipped, never its batch. Decision: the run stores every other record and SUCCEEDS (its watermark
+  moves); the skip is recorded durably in the same transaction: a `source_record_skips` row with the
+  article's bytes, `search_runs.n_skipped` (shown by `livingmeta status`) and a `source_record_skipped` alert
+  naming the PMID. A skipped PMID counts as received, so it is not fetched again in a loop.
+
+Errors leave redacted (`livingmeta.redaction`): NCBI echoes the request, api_key included, in some errors.
 """
 
 from __future__ import annotations
@@ -15,13 +30,15 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from prefect import task
 
 from livingmeta.config import ConfigError, PubMedSource, load_review
 from livingmeta.records import Record
+from livingmeta.redaction import RedactedError, safe_message
+from livingmeta.sources.skips import SkippedRecord
 from livingmeta.sources.pubmed import (
     ESEARCH_MAX_IDS,
     EntrezAnswerError,
@@ -47,8 +64,29 @@ PARSE_TRIES = 3  # a body cut short in transit is fetched again this many times 
 _SOURCE_PROBLEMS = (EntrezError, EntrezAnswerError, PubMedParseError, OSError)
 
 
-class PubMedSearchError(RuntimeError):
-    """The search cannot be completed as asked (message for people)."""
+class PubMedSearchError(RedactedError, RuntimeError):
+    """The search cannot be completed as asked (message for people, redacted)."""
+
+
+@dataclass
+class FetchLog:
+    """What the fetches received but did not return as articles: skipped (unreadable) and unrequested records."""
+
+    skipped: list[SkippedRecord] = field(default_factory=list)
+    unrequested: dict[str, ParsedArticle] = field(default_factory=dict)  # PMID -> what came (last sighting)
+
+    def skipped_ids(self) -> set[str]:
+        return {s.source_id for s in self.skipped if s.source_id}
+
+    def unique_skips(self) -> list[SkippedRecord]:
+        """One skip per (PMID, field): a batch fetched again skips the same article again."""
+        seen, out = set(), []
+        for s in self.skipped:
+            key = (s.source_id, s.field) if s.source_id else id(s)
+            if key not in seen:
+                seen.add(key)
+                out.append(s)
+        return out
 
 
 def search_window(as_of: dt.datetime, watermark: dt.datetime | None, src: PubMedSource) -> tuple[dt.date, dt.date]:
@@ -94,7 +132,7 @@ def esearch_parts(client: EntrezClient, query: str, datetype: str, start: dt.dat
 
 
 def search_and_fetch(client: EntrezClient, query: str, start: dt.date, end: dt.date, batch_size: int,
-                     cap: int = ESEARCH_MAX_IDS) -> tuple[list[ParsedArticle], int]:
+                     cap: int = ESEARCH_MAX_IDS, log: FetchLog | None = None) -> tuple[list[ParsedArticle], int]:
     """Search by Entrez date then by modification date and fetch every PMID found exactly once.
 
     Each part of the edat search (new records) is fetched from the history server in batches of
@@ -107,8 +145,10 @@ def search_and_fetch(client: EntrezClient, query: str, start: dt.date, end: dt.d
     differently, and the listed PMIDs are needed anyway to prove that every record came back.
 
     Returns:
-        (the articles, the number of distinct PMIDs the searches listed).
+        (the articles, the number of distinct PMIDs the searches listed); skipped and unrequested records go
+        to `log`.
     """
+    log = log if log is not None else FetchLog()
     items: list[ParsedArticle] = []
     fetched: set[str] = set()
     found: set[str] = set()
@@ -119,63 +159,102 @@ def search_and_fetch(client: EntrezClient, query: str, start: dt.date, end: dt.d
             if not todo:
                 continue
             if len(todo) == len(part.ids) and part.result.webenv and part.result.query_key:
-                got = fetch_history(client, part, batch_size)
+                got = fetch_history(client, part, batch_size, log)
             else:
-                got = fetch_articles(client, todo, batch_size, f"{part.where}: ")
+                got = fetch_articles(client, todo, batch_size, f"{part.where}: ", log)
             items.extend(got)
             fetched.update(a.record.source_id for a in got)
+            fetched.update(log.skipped_ids() & set(todo))
+    # a PMID one part did not list may be another part's: only what no part listed stays unrequested
+    for pmid in list(log.unrequested):
+        if pmid in found:
+            del log.unrequested[pmid]
     return items, len(found)
 
 
-def fetch_history(client: EntrezClient, part: SearchPart, batch_size: int) -> list[ParsedArticle]:
-    """EFetch one search part from the history server in batches; every listed PMID must come back."""
+def fetch_history(client: EntrezClient, part: SearchPart, batch_size: int,
+                  log: FetchLog | None = None) -> list[ParsedArticle]:
+    """EFetch one search part from the history server in batches; every listed PMID must come back, and only
+    listed PMIDs are returned (others go to `log.unrequested`)."""
+    log = log if log is not None else FetchLog()
     r = part.result
+    listed = set(part.ids)
     starts = range(0, r.count, batch_size)
     out: list[ParsedArticle] = []
     for n, retstart in enumerate(starts, start=1):
         where = (f"efetch batch {n}/{len(starts)} of {part.where} "
                  f"(records {retstart + 1}..{min(retstart + batch_size, r.count)} of {r.count})")
-        out += _fetch_batch(client, efetch_history_params(r.webenv, r.query_key, retstart, batch_size), where)
-    missing = sorted(set(part.ids) - {a.record.source_id for a in out}, key=int)
+        out += _fetch_batch(client, efetch_history_params(r.webenv, r.query_key, retstart, batch_size), where,
+                            listed, log)
+    missing = sorted(listed - {a.record.source_id for a in out} - log.skipped_ids(), key=int)
     if missing:
         # NCBI occasionally drops records from a history answer: ask for exactly those by id
-        out += fetch_articles(client, missing, batch_size, f"{part.where}, records missing from the history fetch: ")
+        out += fetch_articles(client, missing, batch_size, f"{part.where}, records missing from the history fetch: ",
+                              log)
     return out
 
 
-def fetch_articles(client: EntrezClient, ids: list[str], batch_size: int, context: str = "") -> list[ParsedArticle]:
-    """EFetch the PMIDs in batches by POST; every requested PMID must come back."""
+def fetch_articles(client: EntrezClient, ids: list[str], batch_size: int, context: str = "",
+                   log: FetchLog | None = None) -> list[ParsedArticle]:
+    """EFetch the PMIDs in batches by POST; every requested PMID must come back (a missing one is asked for
+    again by id, then the search fails naming it), and only requested PMIDs are returned."""
+    log = log if log is not None else FetchLog()
     out: list[ParsedArticle] = []
     batches = [ids[i:i + batch_size] for i in range(0, len(ids), batch_size)]
     for n, batch in enumerate(batches, start=1):
         where = f"{context}efetch batch {n}/{len(batches)} (PMIDs {batch[0]}..{batch[-1]})"
-        items = _fetch_batch(client, efetch_params(batch), where)
-        missing = sorted(set(batch) - {a.record.source_id for a in items}, key=int)
+        wanted = set(batch)
+        items = _fetch_batch(client, efetch_params(batch), where, wanted, log)
+        missing = sorted(wanted - {a.record.source_id for a in items} - log.skipped_ids(), key=int)
         if missing:
             # NCBI occasionally drops ids from a large answer: ask once more for exactly those
-            items += _fetch_batch(client, efetch_params(missing), f"{where}, missing ids again")
-            missing = sorted(set(batch) - {a.record.source_id for a in items}, key=int)
+            items += _fetch_batch(client, efetch_params(missing), f"{where}, missing ids again", set(missing), log)
+            missing = sorted(wanted - {a.record.source_id for a in items} - log.skipped_ids(), key=int)
         if missing:
             raise PubMedSearchError(
                 f"{where}: NCBI found but did not return {len(missing)} record(s): {', '.join(missing[:20])}"
-                f"{' ...' if len(missing) > 20 else ''}. Nothing was stored; run the update again later.")
+                f"{' ...' if len(missing) > 20 else ''} (requested, and asked for again by id). Nothing was stored "
+                "and the watermark did not move; the next update searches the same window again.")
         out.extend(items)
     return out
 
 
-def _fetch_batch(client: EntrezClient, params: dict[str, str], where: str) -> list[ParsedArticle]:
+def _fetch_batch(client: EntrezClient, params: dict[str, str], where: str, requested: set[str] | None = None,
+                 log: FetchLog | None = None) -> list[ParsedArticle]:
+    """One efetch, parsed (fetched again when the answer was cut short); articles not in `requested` go to
+    `log.unrequested`, unreadable ones to `log.skipped`."""
     for attempt in range(1, PARSE_TRIES + 1):
         body = client.request("efetch.fcgi", params)
+        skipped: list[SkippedRecord] = []
         try:
-            return list(parse_efetch(body, where=where))
+            items = list(parse_efetch(body, where=where, skipped=skipped))
         except PubMedParseError:
             if attempt == PARSE_TRIES:
                 raise
+            continue
+        if log is None:
+            return items
+        log.skipped.extend(s for s in skipped if requested is None or s.source_id is None or s.source_id in requested)
+        for s in skipped:
+            if requested is not None and s.source_id is not None and s.source_id not in requested:
+                log.unrequested.setdefault(s.source_id, None)
+        if requested is None:
+            return items
+        kept = []
+        for a in items:
+            if a.record.source_id in requested:
+                kept.append(a)
+            else:
+                log.unrequested[a.record.source_id] = a
+        return kept
     raise AssertionError("unreachable")
 
 
-def replay_articles(folder: Path) -> tuple[list[ParsedArticle], int | None]:
-    """Read recorded answers: `esearch*.xml` (counts) and every other `*.xml` (efetch), sorted by name."""
+def replay_articles(folder: Path, log: FetchLog | None = None) -> tuple[list[ParsedArticle], int | None]:
+    """Read recorded answers: `esearch*.xml` (counts) and every other `*.xml` (efetch), sorted by name.
+
+    Unreadable articles go to `log.skipped`; recorded efetch answers are taken as a whole (no request set)."""
+    log = log if log is not None else FetchLog()
     if not folder.is_dir():
         raise PubMedSearchError(f"{folder}: replay folder not found; record esearch*.xml/efetch*.xml answers there "
                                 "or remove sources.pubmed.replay from review.toml")
@@ -187,7 +266,7 @@ def replay_articles(folder: Path) -> tuple[list[ParsedArticle], int | None]:
             searched = True
             found.update(parse_esearch(path.read_bytes(), str(path)).ids)
         else:
-            articles.extend(parse_efetch(path))
+            articles.extend(parse_efetch(path, skipped=log.skipped))
     return articles, (len(found | {a.record.source_id for a in articles}) if searched else None)
 
 
@@ -240,19 +319,23 @@ def run_pubmed_search(review_dir: str, warehouse: str, update_id: int | None, as
             window_end=as_of, now=now(), earliest_date=src.earliest_date)
     summary = {"source": SOURCE, "run_id": run_id, "mode": mode,
                "window": None if mode == "replay" else [start.isoformat(), end.isoformat()]}
+    log = FetchLog()
     try:
         if replay is not None:
-            items, n_found = replay_articles(replay)
+            items, n_found = replay_articles(replay, log)
         else:
-            items, n_found = search_and_fetch(client, src.query, start, end, src.batch_size, esearch_cap)
-    except (*_SOURCE_PROBLEMS, PubMedSearchError) as e:
+            items, n_found = search_and_fetch(client, src.query, start, end, src.batch_size, esearch_cap, log)
+    except Exception as e:  # noqa: BLE001 - any failure fails this source's run (redacted), never the flow
         return _failed(warehouse, run_id, summary, _message(e), client, now)
     n_requests = client.n_requests if client is not None else 0
     try:
         with opened(warehouse) as con:
             fetched, unknown = _with_deletions(con, items)
+            unrequested = [pmid if a is None else Fetched(a.record, a.payload)
+                           for pmid, a in sorted(log.unrequested.items(), key=lambda kv: int(kv[0]))]
             counts = finish_search_run(con, run_id=run_id, review_id=cfg.id, source=SOURCE, fetched=fetched,
-                                       watermark=as_of, now=now(), n_found=n_found, n_requests=n_requests)
+                                       watermark=as_of, now=now(), n_found=n_found, n_requests=n_requests,
+                                       skipped=log.unique_skips(), unrequested=unrequested)
     except Exception as e:  # the transaction rolled back; say so instead of stopping the other sources
         return _failed(warehouse, run_id, summary, f"storing the records failed, nothing was stored: {_message(e)}",
                        client, now)
@@ -262,7 +345,8 @@ def run_pubmed_search(review_dir: str, warehouse: str, update_id: int | None, as
 
 
 def _message(e: BaseException) -> str:
-    return str(e) if isinstance(e, (*_SOURCE_PROBLEMS, PubMedSearchError)) else f"{type(e).__name__}: {e}"
+    # redacted: stored, returned to Prefect and printed
+    return safe_message(e)
 
 
 def _failed(warehouse: str, run_id: int, summary: dict, error: str, client: EntrezClient | None,

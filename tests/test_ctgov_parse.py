@@ -114,8 +114,63 @@ def test_bad_pages_are_refused_with_a_reason():
         parse_studies_page(b'{"studies": [{"protocolSection"', where="page 2")
     with pytest.raises(CtgovFormatError, match="`studies` list"):
         parse_studies_page(b'{"error": "bad"}')
+    # one study without a valid NCT id is a named skip, not a failed page (issue 14); parse_study still refuses it
     with pytest.raises(CtgovFormatError, match="nctId"):
-        parse_studies_page({"studies": [{"protocolSection": {"identificationModule": {"nctId": "123"}}}]})
+        parse_study({"protocolSection": {"identificationModule": {"nctId": "123"}}})
+    page = parse_studies_page({"studies": [{"protocolSection": {"identificationModule": {"nctId": "123"}}}]})
+    assert page.studies == [] and len(page.skipped) == 1
+    assert page.skipped[0].field == "protocolSection.identificationModule.nctId" and "nctId" in page.skipped[0].problem
+    with pytest.raises(CtgovFormatError, match="nextPageToken must be a string"):
+        parse_studies_page({"studies": [], "nextPageToken": 7})
+
+
+def _odd(study: dict, path: str, value) -> dict:
+    study = json.loads(json.dumps(study))
+    *parents, last = path.split(".")
+    d = study
+    for p in parents:
+        d = d.setdefault(p, {})
+    if value is _DELETE:
+        d.pop(last, None)
+    else:
+        d[last] = value
+    return study
+
+
+_DELETE = object()
+ODD_FIELDS = [
+    ("protocolSection.referencesModule.references", ["39000001", "Some citation"],
+     "protocolSection.referencesModule.references[0]"),
+    ("protocolSection.designModule.phases", "PHASE2", "protocolSection.designModule.phases"),
+    ("protocolSection.designModule.enrollmentInfo.count", {"value": 60}, "protocolSection.designModule.enrollmentInfo.count"),
+    ("protocolSection.identificationModule.nctId", _DELETE, "protocolSection.identificationModule.nctId"),
+    ("protocolSection.statusModule.lastUpdatePostDateStruct", "2022-05-10", "protocolSection.statusModule.lastUpdatePostDateStruct"),
+    ("protocolSection.conditionsModule.conditions", [{"name": "SFN"}], "protocolSection.conditionsModule.conditions[0]"),
+    ("hasResults", "yes", "hasResults"),
+    ("protocolSection", ["not", "an", "object"], "protocolSection"),
+]
+
+
+@pytest.mark.parametrize("path,value,field", ODD_FIELDS, ids=[f[0].rsplit(".", 1)[-1] for f in ODD_FIELDS])
+def test_a_study_with_an_odd_field_is_a_named_skip_and_the_others_are_kept(path, value, field):
+    good = load("study_NCT09000001_v2.json")
+    other = load("study_NCT09000002.json")
+    odd = _odd(load("study_NCT09000003.json"), path, value)
+    page = parse_studies_page({"studies": [good, odd, other], "totalCount": 3})
+    assert [r.source_id for r, _ in page.studies] == ["NCT09000001", "NCT09000002"]
+    assert len(page.skipped) == 1
+    skip = page.skipped[0]
+    assert skip.field == field, skip
+    assert field in skip.problem and "studies[1]" in skip.problem
+    if field not in ("protocolSection.identificationModule.nctId", "protocolSection"):  # else nothing names it
+        assert skip.source_id == "NCT09000003" and "NCT09000003" in skip.problem
+    assert json.loads(skip.payload) == odd
+
+
+def test_a_study_that_is_not_an_object_is_skipped():
+    page = parse_studies_page({"studies": ["NCT09000003", load("study_NCT09000002.json")]})
+    assert [r.source_id for r, _ in page.studies] == ["NCT09000002"]
+    assert page.skipped[0].source_id is None and "must be a JSON object" in page.skipped[0].problem
 
 
 def test_complete_results_record_from_shared_fixtures():

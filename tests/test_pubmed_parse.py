@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -213,3 +214,55 @@ def test_every_shared_fixture_is_read_or_refused_clearly(path):
     else:  # esummary/epost answers carrying <ERROR>: not efetch answers, refused with the reason
         with pytest.raises((EntrezAnswerError, PubMedParseError)):
             list(parse_efetch(data, where=path.name))
+
+
+# --- issue 14: one bad article never fails the answer ---------------------------------------------------------
+
+def _with_bad_text(data: bytes, pmid: str, junk: bytes) -> bytes:
+    """`junk` put into the title of article `pmid`."""
+    start = data.index(f"{pmid}</PMID>".encode())
+    title = data.index(b"<ArticleTitle>", start) + len(b"<ArticleTitle>")
+    return data[:title] + junk + data[title:]
+
+
+@pytest.mark.parametrize("junk", [b"\x0b", b"\x1b[0m", b"\x00", b"&#11;", b"&#x1B;", b"a\x0bb&#x0;c"])
+@pytest.mark.parametrize("chunk_size", [1, 5, 1 << 16])
+def test_control_characters_are_stripped_and_every_article_is_kept(junk, chunk_size):
+    data = (FIXTURES / "articles.xml").read_bytes()
+    bad = _with_bad_text(data, "30000002", junk)
+    with pytest.raises(Exception):
+        ET.fromstring(bad)  # the answer really is not XML 1.0 as sent
+    skipped = []
+    items = list(parse_efetch(bad, chunk_size=chunk_size, skipped=skipped))
+    assert [a.record.source_id for a in items] == ["30000001", "30000002", "30000003", "30000006"]
+    assert skipped == []
+    clean = {a.record.source_id: a.record for a in parse_efetch(data)}
+    for a in items:
+        if a.record.source_id != "30000002":
+            assert a.record == clean[a.record.source_id]
+    assert not any(c in items[1].record.title for c in "\x0b\x1b\x00")
+
+
+def test_an_article_with_broken_markup_is_a_named_skip_and_the_others_are_kept():
+    data = (FIXTURES / "articles.xml").read_bytes()
+    bad = _with_bad_text(data, "30000002", b"<i>unclosed italic ")
+    skipped = []
+    items = list(parse_efetch(bad, where="efetch batch 3", skipped=skipped))
+    assert [a.record.source_id for a in items] == ["30000001", "30000003", "30000006"]
+    assert [(s.source, s.source_id, s.field) for s in skipped] == [("pubmed", "30000002", "xml")]
+    assert "efetch batch 3" in skipped[0].problem and "PMID 30000002" in skipped[0].problem
+    assert skipped[0].payload.startswith("<PubmedArticle>")
+    # strict callers (no list) still get a clear error naming the article
+    with pytest.raises(PubMedParseError, match="PMID 30000002"):
+        list(parse_efetch(bad))
+    # a cut answer is still refused as a whole, broken article or not
+    with pytest.raises(PubMedParseError, match="run the update again"):
+        list(parse_efetch(bad[:bad.rindex(b"</PubmedArticleSet>")], skipped=[]))
+
+
+def test_an_article_without_pmid_is_skipped_when_asked():
+    skipped = []
+    body = (b"<PubmedArticleSet><PubmedArticle><MedlineCitation/></PubmedArticle>"
+            + (FIXTURES / "articles.xml").read_bytes().split(b"<PubmedArticleSet>")[1])
+    items = list(parse_efetch(body, skipped=skipped))
+    assert len(items) == 4 and skipped[0].source_id is None and "has no MedlineCitation/PMID" in skipped[0].problem

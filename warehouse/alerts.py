@@ -1,4 +1,8 @@
-"""Alerts: one table every part of the loop writes to (delivery is a separate step)."""
+"""Alerts: one table every part of the loop writes to (delivery is a separate step).
+
+Every text written here passes `warehouse.db.safe_text` (the redaction point): alert titles and bodies quote
+sources' errors and delivery errors quote webhook URLs.
+"""
 
 from __future__ import annotations
 
@@ -6,20 +10,43 @@ import datetime as dt
 
 import duckdb
 
+from warehouse.db import safe_text
+
 
 def add_alert(con: duckdb.DuckDBPyConnection, *, review_id: str, kind: str, severity: str, title: str, body: str,
-              now: dt.datetime, version: int | None = None, dedupe_key: str | None = None) -> int | None:
-    """Record an alert; returns its id, or None when an alert with the same dedupe_key exists (never twice)."""
+              now: dt.datetime, version: int | None = None, dedupe_key: str | None = None,
+              run_id: int | None = None) -> int | None:
+    """Record an alert; returns its id, or None when an alert with the same dedupe_key exists (never twice).
+
+    `run_id` names the search run that raised it (alerts about one run's records), so the update that ran the
+    search delivers it (`undelivered_search_alerts`)."""
     if severity not in ("info", "warning", "critical"):
         raise ValueError(f"alert severity must be info, warning or critical, not {severity!r}")
+    dedupe_key = safe_text(dedupe_key)
     if dedupe_key is not None:
         hit = con.execute("SELECT alert_id FROM alerts WHERE review_id = ? AND dedupe_key = ?",
                           [review_id, dedupe_key]).fetchone()
         if hit:
             return None
     (aid,) = con.execute(
-        "INSERT INTO alerts (review_id, created_at, kind, severity, version, title, body, dedupe_key) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING alert_id",
-        [review_id, now, kind, severity, version, title, body, dedupe_key],
+        "INSERT INTO alerts (review_id, created_at, kind, severity, version, title, body, dedupe_key, run_id) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING alert_id",
+        [review_id, now, kind, severity, version, safe_text(title), safe_text(body), dedupe_key, run_id],
     ).fetchone()
     return int(aid)
+
+
+def record_delivery(con: duckdb.DuckDBPyConnection, *, alert_id: int, channel: str, attempts: int, delivered: bool,
+                    error: str | None, now: dt.datetime) -> None:
+    """Record the outcome of delivering one alert to one channel (the error redacted: it may quote the URL)."""
+    con.execute("INSERT OR REPLACE INTO alert_deliveries VALUES (?, ?, ?, ?, ?, ?)",
+                [alert_id, safe_text(channel), attempts, "delivered" if delivered else "failed", safe_text(error),
+                 now if delivered else None])
+
+
+def undelivered_search_alerts(con: duckdb.DuckDBPyConnection, review_id: str, update_id: int) -> list[int]:
+    """Alerts raised by the search runs of one update (skipped or unrequested records) not yet delivered."""
+    return [int(a) for (a,) in con.execute(
+        "SELECT a.alert_id FROM alerts a JOIN search_runs r ON r.run_id = a.run_id WHERE a.review_id = ? "
+        "AND r.update_id = ? AND NOT EXISTS (SELECT 1 FROM alert_deliveries d WHERE d.alert_id = a.alert_id) "
+        "ORDER BY a.alert_id", [review_id, update_id]).fetchall()]

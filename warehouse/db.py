@@ -10,12 +10,15 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+
+from livingmeta.redaction import redact_data, redact_text
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 QUERIES_DIR = Path(__file__).with_name("queries")
@@ -183,3 +186,16 @@ def rows_as_dicts(con: duckdb.DuckDBPyConnection, sql: str, params: list | None 
     cur = con.execute(sql, params or [])
     cols = [d[0] for d in cur.description]
     return [dict(zip(cols, row)) for row in cur.fetchall()]
+
+
+def safe_text(value: str | None) -> str | None:
+    """The one redaction point of warehouse writes for free text that may carry an error or a remote answer
+    (search_runs.error, update_runs.error, alerts.title/body, alert_deliveries.last_error, analysis_runs.error):
+    every configured secret and secret-shaped value removed (`livingmeta.redaction.redact_text`)."""
+    return redact_text(value)
+
+
+def safe_json(value) -> str:
+    """`value` as JSON text with every string inside redacted (update_runs.summary and other JSON columns
+    that hold messages)."""
+    return json.dumps(redact_data(value), default=str)

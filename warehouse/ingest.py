@@ -11,6 +11,13 @@ The contract every source follows (PubMed, ClinicalTrials.gov, live or replayed)
 4. On error, `fail_search_run(...)` marks the run failed with a message; the watermark stays.
 5. A run whose process died stays `running` until the next `start_search_run` of the same review and
    source marks it `interrupted` (with a message saying nothing from it was stored).
+6. Nothing is lost or added silently: records the source sent but that could not be read (`skipped`) or
+   that were not asked for (`unrequested`) are written to `source_record_skips`, counted on the run
+   (`n_skipped`, `n_unrequested`) and alerted, in the same transaction as the records.
+
+Secrets: error texts pass `warehouse.db.safe_text`; records and payloads are checked for registered secrets
+(`livingmeta.redaction.redact_known`: a server that echoes the request into an answer must not put the API
+key into the warehouse, its snapshot or its Parquet export).
 """
 
 from __future__ import annotations
@@ -26,8 +33,11 @@ import duckdb
 import pandas as pd
 
 from livingmeta.records import Record, canonical_json, hash_bytes, hash_json
+from livingmeta.redaction import contains_known_secret, has_secrets, redact_known
 from livingmeta.sources.events import registry_events
-from warehouse.db import transaction
+from livingmeta.sources.skips import SkippedRecord
+from warehouse.alerts import add_alert
+from warehouse.db import safe_text, transaction
 
 _RECORD_COLUMNS = [
     "record_id", "source", "source_id", "version", "source_version", "title", "abstract", "authors",
@@ -55,12 +65,14 @@ class IngestCounts:
     changed: int = 0
     unchanged: int = 0
     deleted: int = 0
+    skipped: int = 0
+    unrequested: int = 0
     new_ids: list[str] = field(default_factory=list)
     changed_ids: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return {"found": self.found, "new": self.new, "changed": self.changed, "unchanged": self.unchanged,
-                "deleted": self.deleted}
+                "deleted": self.deleted, "skipped": self.skipped, "unrequested": self.unrequested}
 
 
 INTERRUPTED_ERROR = (
@@ -109,10 +121,10 @@ def start_search_run(
 
 
 def fail_search_run(con: duckdb.DuckDBPyConnection, run_id: int, error: str, now: dt.datetime, n_requests: int = 0) -> None:
-    """Mark a run failed with a message for people; its watermark does not move."""
+    """Mark a run failed with a message for people (redacted); its watermark does not move."""
     con.execute(
         "UPDATE search_runs SET status = 'failed', finished_at = ?, error = ?, n_requests = ? WHERE run_id = ?",
-        [now, error, n_requests, run_id],
+        [now, safe_text(error), n_requests, run_id],
     )
 
 
@@ -131,6 +143,59 @@ def _dedupe(fetched: Iterable[Fetched]) -> list[Fetched]:
         last.pop(f.record.record_id, None)
         last[f.record.record_id] = f
     return list(last.values())
+
+
+def _without_secrets(f: Fetched) -> Fetched:
+    """The record and payload with every registered secret masked (a cheap test first: almost never needed)."""
+    if not has_secrets():
+        return f
+    payload = f.payload.decode("utf-8", "replace") if isinstance(f.payload, bytes) else f.payload
+    if not contains_known_secret(payload) and not contains_known_secret(canonical_json(_record_dict(f.record))):
+        return f
+    return Fetched(Record(**redact_data_known(_record_dict(f.record))), redact_known(payload))
+
+
+def redact_data_known(value):
+    """`redact_known` on every string inside nested dicts and lists."""
+    if isinstance(value, str):
+        return redact_known(value)
+    if isinstance(value, dict):
+        return {k: redact_data_known(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact_data_known(v) for v in value]
+    return value
+
+
+def _record_skips(con: duckdb.DuckDBPyConnection, *, run_id: int, review_id: str, source: str, now: dt.datetime,
+                  skipped: Sequence[SkippedRecord], unrequested: Sequence[Fetched | str]) -> None:
+    """Keep, count and alert what the run received but did not store (inside the caller's transaction)."""
+    rows = [(run_id, review_id, source, s.source_id, "malformed", s.field, safe_text(s.problem),
+             redact_known(s.payload) if s.payload is not None else None, now) for s in skipped]
+    unreq_ids = []
+    for u in unrequested:
+        sid = u if isinstance(u, str) else u.record.source_id
+        payload = None if isinstance(u, str) else redact_known(u.payload)
+        unreq_ids.append(sid)
+        rows.append((run_id, review_id, source, sid, "unrequested", None,
+                     f"{source} sent {sid} although it was not requested; not stored as a record of this review",
+                     payload, now))
+    if rows:
+        con.executemany("INSERT INTO source_record_skips VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    if skipped:
+        names = sorted({s.label for s in skipped})
+        lines = [f"- {s.label}, field {s.field}: {s.problem}" for s in skipped]
+        add_alert(con, review_id=review_id, kind="source_record_skipped", severity="warning", run_id=run_id, now=now,
+                  title=f"{source}: {len(skipped)} record(s) could not be read and were skipped (run {run_id}): "
+                        f"{', '.join(names[:5])}{' ...' if len(names) > 5 else ''}",
+                  body="\n".join([f"Search run {run_id} stored every other record; these were left out (kept in "
+                                   "source_record_skips with their payload):", *lines]),
+                  dedupe_key=f"source_record_skipped:{run_id}")
+    if unreq_ids:
+        add_alert(con, review_id=review_id, kind="source_record_unrequested", severity="warning", run_id=run_id,
+                  now=now, title=f"{source}: {len(unreq_ids)} record(s) sent that were not requested (run {run_id})",
+                  body=f"Search run {run_id}: {source} answered with {', '.join(sorted(set(unreq_ids)))}, which no "
+                       "request asked for; they were not stored as records of this review.",
+                  dedupe_key=f"source_record_unrequested:{run_id}")
 
 
 # Record.to_dict() is dataclasses.asdict, which deep-copies every list and dict: it was most of the load
@@ -160,6 +225,8 @@ def finish_search_run(
     now: dt.datetime,
     n_found: int | None = None,
     n_requests: int = 0,
+    skipped: Sequence[SkippedRecord] = (),
+    unrequested: Sequence[Fetched | str] = (),
 ) -> IngestCounts:
     """Store a run's records and move its watermark, all in one transaction.
 
@@ -171,11 +238,15 @@ def finish_search_run(
         fetched: every record the run fetched (duplicates allowed; the last one wins).
         watermark: the new watermark (None keeps the old one).
         n_found: ids the source reported for the window(s); defaults to the number of distinct records.
+        skipped: records received that could not be read (stored in source_record_skips, counted, alerted).
+        unrequested: records (or ids) received that no request asked for: never stored as records; kept in
+            source_record_skips, counted and alerted.
     Returns:
         counts of new / changed / unchanged / deleted records, and the ids of new and changed ones.
     """
-    batch = _dedupe(fetched)
+    batch = [_without_secrets(f) for f in _dedupe(fetched)]
     counts = IngestCounts(found=n_found if n_found is not None else len(batch))
+    counts.skipped, counts.unrequested = len(skipped), len(unrequested)
     ids = [f.record.record_id for f in batch]
     with transaction(con):
         existing: dict[str, tuple[str, int, str, bool]] = {}
@@ -271,10 +342,14 @@ def finish_search_run(
                 "INSERT INTO registry_events (record_id, run_id, kind, old_value, new_value, occurred_at) VALUES (?, ?, ?, ?, ?, ?)",
                 events,
             )
+        _record_skips(con, run_id=run_id, review_id=review_id, source=source, now=now, skipped=skipped,
+                      unrequested=unrequested)
         con.execute(
             "UPDATE search_runs SET status = 'succeeded', finished_at = ?, n_found = ?, n_new = ?, n_changed = ?, "
-            "n_unchanged = ?, n_deleted = ?, n_requests = ?, error = NULL WHERE run_id = ?",
-            [now, counts.found, counts.new, counts.changed, counts.unchanged, counts.deleted, n_requests, run_id],
+            "n_unchanged = ?, n_deleted = ?, n_requests = ?, n_skipped = ?, n_unrequested = ?, error = NULL "
+            "WHERE run_id = ?",
+            [now, counts.found, counts.new, counts.changed, counts.unchanged, counts.deleted, n_requests,
+             counts.skipped, counts.unrequested, run_id],
         )
         if watermark is not None:
             con.execute(

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 
 import duckdb
 
 from livingmeta.config import ReviewConfig
 from livingmeta.records import canonical_json, hash_json
-from warehouse.db import rows_as_dicts, transaction
+from warehouse.db import rows_as_dicts, safe_json, safe_text, transaction
 
 
 def upsert_review(con: duckdb.DuckDBPyConnection, cfg: ReviewConfig, folder: str, now: dt.datetime) -> None:
@@ -48,10 +47,10 @@ def start_update(con: duckdb.DuckDBPyConnection, review_id: str, now: dt.datetim
 
 def finish_update(con: duckdb.DuckDBPyConnection, update_id: int, status: str, summary: dict, now: dt.datetime,
                   error: str | None = None) -> None:
-    """Close an update cycle with its summary."""
+    """Close an update cycle with its summary (summary and error redacted: they quote sources' errors)."""
     con.execute(
         "UPDATE update_runs SET status = ?, finished_at = ?, summary = ?, error = ? WHERE update_id = ?",
-        [status, now, json.dumps(summary, default=str), error, update_id],
+        [status, now, safe_json(summary), safe_text(error), update_id],
     )
 
 
@@ -60,7 +59,7 @@ def review_status(con: duckdb.DuckDBPyConnection, review_id: str) -> dict:
     last_runs = rows_as_dicts(
         con,
         "SELECT * EXCLUDE (rn) FROM (SELECT source, run_id, mode, status, started_at, finished_at, window_start, "
-        "window_end, n_found, n_new, n_changed, n_unchanged, n_deleted, error, "
+        "window_end, n_found, n_new, n_changed, n_unchanged, n_deleted, n_skipped, n_unrequested, error, "
         "row_number() OVER (PARTITION BY source ORDER BY run_id DESC) rn FROM search_runs WHERE review_id = ?) "
         "WHERE rn = 1 ORDER BY source",
         [review_id],

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from livingmeta.records import Record, normalise_registry_id
+from livingmeta.redaction import RedactedError
+from livingmeta.sources.skips import SkippedRecord
 
 STUDIES_PATH = "/api/v2/studies"
 
@@ -33,7 +35,7 @@ _NUMBER_RE = re.compile(r"^[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)?(?:\.\d+)?(?:[eE][+-]
 _MISSING_WORDS = {"", "na", "n/a", "nr", "nd", "null", "none", "not available", "not applicable", "-", "--", "."}
 
 
-class CtgovFormatError(ValueError):
+class CtgovFormatError(RedactedError, ValueError):
     """A ClinicalTrials.gov answer that is not what API v2 returns; the message says what and where."""
 
 
@@ -86,6 +88,10 @@ def next_page_params(first: dict[str, str], page_token: str) -> dict[str, str]:
 # pages and studies
 
 
+# a study left out of a page (named by NCT id and field): see livingmeta.sources.skips
+SkippedStudy = SkippedRecord
+
+
 @dataclass
 class StudiesPage:
     """One parsed page of `/api/v2/studies`.
@@ -94,15 +100,20 @@ class StudiesPage:
         studies: (record, raw JSON text of the study) in page order.
         next_page_token: the token for the next page, None on the last page.
         total_count: `totalCount` when the page carries it (first page with countTotal=true).
+        skipped: studies of the page that could not be read (each named; the others are in `studies`).
     """
 
     studies: list[tuple[Record, str]] = field(default_factory=list)
     next_page_token: str | None = None
     total_count: int | None = None
+    skipped: list[SkippedRecord] = field(default_factory=list)
 
 
 def parse_studies_page(body: bytes | str | dict, where: str = "ClinicalTrials.gov answer") -> StudiesPage:
     """Parse one page of `/api/v2/studies` (or a single study object, as saved from `/api/v2/studies/NCT…`).
+
+    A study that cannot be read (a field of the wrong type, no NCT id, not an object) never fails the page:
+    it is left out of `studies` and listed in `skipped`, named by NCT id (when it has one) and field.
 
     Args:
         body: the response body (bytes/str JSON) or an already decoded object.
@@ -110,7 +121,8 @@ def parse_studies_page(body: bytes | str | dict, where: str = "ClinicalTrials.go
     Returns:
         a StudiesPage.
     Raises:
-        CtgovFormatError: the body is not JSON, truncated, or has no `studies` list; or a study has no NCT id.
+        CtgovFormatError: the body is not JSON, truncated, has no `studies` list, or its paging fields
+            (`nextPageToken`, `totalCount`) have the wrong type: the page itself cannot be trusted.
     """
     if isinstance(body, (bytes, str)):
         try:
@@ -128,11 +140,111 @@ def parse_studies_page(body: bytes | str | dict, where: str = "ClinicalTrials.go
     else:
         keys = ", ".join(sorted(data)[:8]) if isinstance(data, dict) else type(data).__name__
         raise CtgovFormatError(f"{where}: expected an API v2 studies page with a `studies` list, got {keys}")
-    page = StudiesPage(next_page_token=token or None, total_count=int(total) if total is not None else None)
+    if token is not None and not isinstance(token, str):
+        raise CtgovFormatError(f"{where}: nextPageToken must be a string, got {type(token).__name__} {token!r}")
+    if total is not None and (isinstance(total, bool) or not isinstance(total, int) or total < 0):
+        raise CtgovFormatError(f"{where}: totalCount must be a count, got {total!r}")
+    page = StudiesPage(next_page_token=token or None, total_count=total)
     for i, study in enumerate(studies_raw):
-        page.studies.append((parse_study(study, where=f"{where}, studies[{i}]"),
-                             json.dumps(study, ensure_ascii=False, sort_keys=True)))
+        raw = json.dumps(study, ensure_ascii=False, sort_keys=True)
+        at = f"{where}, studies[{i}]"
+        try:
+            page.studies.append((parse_study(study, where=at), raw))
+        except CtgovFieldError as e:
+            page.skipped.append(SkippedRecord("ctgov", _nct_of(study), e.field, str(e), raw))
+        except Exception as e:  # noqa: BLE001 - a safety net: one study's surprise never fails the page
+            nct = _nct_of(study)
+            page.skipped.append(SkippedRecord("ctgov", nct, "?", f"{at}{f' ({nct})' if nct else ''}: could not be read "
+                                             f"({type(e).__name__}: {e})", raw))
     return page
+
+
+def _nct_of(study: Any) -> str | None:
+    """The study's NCT id when it can be read at all (to name a skipped study)."""
+    nct = _get(study, "protocolSection", "identificationModule", "nctId")
+    if isinstance(nct, str):
+        rid = normalise_registry_id(nct)
+        if rid and rid.startswith("NCT"):
+            return rid
+    return None
+
+
+class CtgovFieldError(CtgovFormatError):
+    """One field of a study has a type API v2 never sends; `field` is its dotted path."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+_TYPE_NAMES = {dict: "an object", list: "a list", str: "a string", int: "a whole number", bool: "true/false"}
+
+
+class _Obj:
+    """Type-checking reads of one JSON object of a study: a field is missing (None), or of the expected
+    type, or a `CtgovFieldError` naming the study, the field path, what was expected and what came."""
+
+    __slots__ = ("data", "path", "who")
+
+    def __init__(self, data: dict, path: str, who: str) -> None:
+        self.data, self.path, self.who = data, path, who
+
+    def _field(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def _wrong(self, key: str, expected: str, value: Any) -> CtgovFieldError:
+        shown = json.dumps(value, ensure_ascii=False, default=str)
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        f = self._field(key)
+        return CtgovFieldError(f"{self.who}: field {f} must be {expected}, got {type(value).__name__} {shown}; "
+                               "the study was skipped (the others were stored)", f)
+
+    def _raw(self, key: str, kind: type, expected: str) -> Any:
+        value = self.data.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise self._wrong(key, expected, value)
+        return value
+
+    def obj(self, key: str) -> "_Obj":
+        """A nested object (an empty one when missing)."""
+        return _Obj(self._raw(key, dict, "an object") or {}, self._field(key), self.who)
+
+    def text(self, key: str) -> str | None:
+        return self._raw(key, str, "a string")
+
+    def count(self, key: str) -> int | None:
+        """A whole number (API v2 sends counts as JSON numbers; a string of digits is read too)."""
+        value = self.data.get(key)
+        if isinstance(value, str) and value.strip().isdigit():
+            return int(value)
+        return self._raw(key, int, "a whole number")
+
+    def flag(self, key: str) -> bool | None:
+        return self._raw(key, bool, "true or false")
+
+    def texts(self, key: str) -> list[str]:
+        """A list of strings (empty when missing)."""
+        items = self._raw(key, list, "a list of strings") or []
+        for i, v in enumerate(items):
+            if not isinstance(v, str):
+                raise self._wrong(f"{key}[{i}]", "a string", v)
+        return list(items)
+
+    def objs(self, key: str) -> list["_Obj"]:
+        """A list of objects (empty when missing)."""
+        items = self._raw(key, list, "a list of objects") or []
+        out = []
+        for i, v in enumerate(items):
+            if not isinstance(v, dict):
+                raise self._wrong(f"{key}[{i}]", "an object", v)
+            out.append(_Obj(v, self._field(f"{key}[{i}]"), self.who))
+        return out
+
+    def date(self, key: str) -> str | None:
+        """The `date` of a date struct (`{"date": "2021-05-01", "type": ...}`)."""
+        return self.obj(key).text("date")
 
 
 def _get(d: Any, *path: str, default: Any = None) -> Any:
@@ -141,10 +253,6 @@ def _get(d: Any, *path: str, default: Any = None) -> Any:
             return default
         d = d.get(p)
     return default if d is None else d
-
-
-def _date(struct: Any) -> str | None:
-    return struct.get("date") if isinstance(struct, dict) else None
 
 
 def _year_month(date: str | None) -> tuple[int | None, int | None]:
@@ -171,6 +279,10 @@ def _words(code: str | None) -> str | None:
 def parse_study(study: dict[str, Any], where: str = "study") -> Record:
     """Normalise one API v2 study into a `Record` (source "ctgov").
 
+    Every field is read through type-checking accessors (`_Obj`): a field of a type API v2 never sends
+    (references as strings, phases as a string, enrollment count as an object, ...) raises
+    `CtgovFieldError` naming the study and the field, instead of an AttributeError deep inside.
+
     Args:
         study: one element of a page's `studies` list.
         where: names the study in error messages.
@@ -180,43 +292,47 @@ def parse_study(study: dict[str, Any], where: str = "study") -> Record:
         randomised; registry_ids = NCT id, NCT aliases, ISRCTN and EudraCT secondary ids; `extra` holds status,
         dates, design, enrollment, conditions, interventions, arm groups, references and a results summary.
     Raises:
-        CtgovFormatError: no `protocolSection.identificationModule.nctId`.
+        CtgovFieldError: no valid `protocolSection.identificationModule.nctId`, or a field of the wrong type.
     """
     if not isinstance(study, dict):
-        raise CtgovFormatError(f"{where}: a study must be a JSON object, got {type(study).__name__}")
-    ps = study.get("protocolSection") or {}
-    ident = ps.get("identificationModule") or {}
-    nct = normalise_registry_id(str(ident.get("nctId") or ""))
+        raise CtgovFieldError(f"{where}: a study must be a JSON object, got {type(study).__name__}", "(study)")
+    root = _Obj(study, "", where)
+    ps = root.obj("protocolSection")
+    ident = ps.obj("identificationModule")
+    raw_nct = ident.data.get("nctId")
+    nct = normalise_registry_id(raw_nct) if isinstance(raw_nct, str) else None
     if not nct or not nct.startswith("NCT"):
-        raise CtgovFormatError(f"{where}: no valid protocolSection.identificationModule.nctId "
-                               f"(got {ident.get('nctId')!r})")
-    status = ps.get("statusModule") or {}
-    design = ps.get("designModule") or {}
-    design_info = design.get("designInfo") or {}
-    arms = ps.get("armsInterventionsModule") or {}
-    sponsor = _get(ps, "sponsorCollaboratorsModule", "leadSponsor", "name")
-    first_posted = _date(status.get("studyFirstPostDateStruct"))
-    last_update = _date(status.get("lastUpdatePostDateStruct"))
+        raise CtgovFieldError(f"{where}: no valid protocolSection.identificationModule.nctId (got {raw_nct!r}); "
+                              "the study was skipped (the others were stored)",
+                              "protocolSection.identificationModule.nctId")
+    root.who = ps.who = ident.who = f"{where} ({nct})"
+    status = ps.obj("statusModule")
+    design = ps.obj("designModule")
+    design_info = design.obj("designInfo")
+    arms = ps.obj("armsInterventionsModule")
+    sponsor = ps.obj("sponsorCollaboratorsModule").obj("leadSponsor").text("name")
+    first_posted = status.date("studyFirstPostDateStruct")
+    last_update = status.date("lastUpdatePostDateStruct")
     year, month = _year_month(first_posted)
 
     registry_ids = [nct]
-    for alias in ident.get("nctIdAliases") or []:
-        rid = normalise_registry_id(str(alias))
+    for alias in ident.texts("nctIdAliases"):
+        rid = normalise_registry_id(alias)
         if rid and rid not in registry_ids:
             registry_ids.append(rid)
-    for sec in ident.get("secondaryIdInfos") or []:
-        raw = str(sec.get("id") or "")
+    for sec in ident.objs("secondaryIdInfos"):
+        raw = sec.text("id") or ""
         rid = None
-        if sec.get("type") == "EUDRACT_NUMBER":
+        if sec.text("type") == "EUDRACT_NUMBER":
             rid = normalise_registry_id(raw)
         elif re.search(r"ISRCTN|EudraCT|\bNCT", raw, re.IGNORECASE):
             rid = normalise_registry_id(raw)
         if rid and (rid.startswith("ISRCTN") or rid.startswith("EudraCT") or rid.startswith("NCT")) and rid not in registry_ids:
             registry_ids.append(rid)
 
-    study_type = design.get("studyType")
-    allocation = design_info.get("allocation")
-    phases = list(design.get("phases") or [])
+    study_type = design.text("studyType")
+    allocation = design_info.text("allocation")
+    phases = design.texts("phases")
     is_rct = study_type == "INTERVENTIONAL" and allocation == "RANDOMIZED"
     pub_types = [w for w in [_words(study_type), _words(allocation)] if w]
     pub_types += [w for w in (_words(p) for p in phases) if w]
@@ -224,53 +340,57 @@ def parse_study(study: dict[str, Any], where: str = "study") -> Record:
         # lets screening rules written for PubMed ("Randomized Controlled Trial") see registry RCTs too
         pub_types.append("Randomized Controlled Trial")
 
-    enrollment = design.get("enrollmentInfo") or {}
+    enrollment = design.obj("enrollmentInfo")
     references = []
-    for ref in _get(ps, "referencesModule", "references", default=[]):
-        references.append({"pmid": str(ref["pmid"]) if ref.get("pmid") else None, "type": ref.get("type"),
-                           "citation": ref.get("citation")})
-    derived = study.get("derivedSection") or {}
-    mesh = [m.get("term") for m in _get(derived, "conditionBrowseModule", "meshes", default=[]) if m.get("term")]
-    mesh += [m.get("term") for m in _get(derived, "interventionBrowseModule", "meshes", default=[]) if m.get("term")]
-    has_results = bool(study.get("hasResults")) or bool(study.get("resultsSection"))
+    for ref in ps.obj("referencesModule").objs("references"):
+        raw_pmid = ref.data.get("pmid")
+        pmid = ref.count("pmid") if not isinstance(raw_pmid, str) else raw_pmid
+        references.append({"pmid": str(pmid) if pmid else None, "type": ref.text("type"),
+                           "citation": ref.text("citation")})
+    derived = root.obj("derivedSection")
+    mesh = [t for m in derived.obj("conditionBrowseModule").objs("meshes") if (t := m.text("term"))]
+    mesh += [t for m in derived.obj("interventionBrowseModule").objs("meshes") if (t := m.text("term"))]
+    results_section = root.obj("resultsSection")
+    has_results = bool(root.flag("hasResults")) or bool(results_section.data)
+    conditions = ps.obj("conditionsModule")
     extra = {
         "nct_id": nct,
-        "brief_title": ident.get("briefTitle"),
-        "official_title": ident.get("officialTitle"),
-        "acronym": ident.get("acronym"),
-        "org_study_id": _get(ident, "orgStudyIdInfo", "id"),
-        "overall_status": status.get("overallStatus"),
-        "why_stopped": status.get("whyStopped"),
-        "start_date": _date(status.get("startDateStruct")),
-        "primary_completion_date": _date(status.get("primaryCompletionDateStruct")),
-        "primary_completion_type": _get(status, "primaryCompletionDateStruct", "type"),
-        "completion_date": _date(status.get("completionDateStruct")),
+        "brief_title": ident.text("briefTitle"),
+        "official_title": ident.text("officialTitle"),
+        "acronym": ident.text("acronym"),
+        "org_study_id": ident.obj("orgStudyIdInfo").text("id"),
+        "overall_status": status.text("overallStatus"),
+        "why_stopped": status.text("whyStopped"),
+        "start_date": status.date("startDateStruct"),
+        "primary_completion_date": status.date("primaryCompletionDateStruct"),
+        "primary_completion_type": status.obj("primaryCompletionDateStruct").text("type"),
+        "completion_date": status.date("completionDateStruct"),
         "first_posted": first_posted,
         "last_update_posted": last_update,
-        "results_first_posted": _date(status.get("resultsFirstPostDateStruct")),
+        "results_first_posted": status.date("resultsFirstPostDateStruct"),
         "study_type": study_type,
         "phases": phases,
         "allocation": allocation,
-        "intervention_model": design_info.get("interventionModel"),
-        "primary_purpose": design_info.get("primaryPurpose"),
-        "masking": _get(design_info, "maskingInfo", "masking"),
-        "enrollment": enrollment.get("count"),
-        "enrollment_type": enrollment.get("type"),  # ACTUAL | ESTIMATED (anticipated)
-        "conditions": list(_get(ps, "conditionsModule", "conditions", default=[])),
-        "interventions": [{"type": i.get("type"), "name": i.get("name")} for i in arms.get("interventions") or []],
-        "arm_groups": [{"label": a.get("label"), "type": a.get("type"),
-                        "interventions": list(a.get("interventionNames") or [])} for a in arms.get("armGroups") or []],
+        "intervention_model": design_info.text("interventionModel"),
+        "primary_purpose": design_info.text("primaryPurpose"),
+        "masking": design_info.obj("maskingInfo").text("masking"),
+        "enrollment": enrollment.count("count"),
+        "enrollment_type": enrollment.text("type"),  # ACTUAL | ESTIMATED (anticipated)
+        "conditions": conditions.texts("conditions"),
+        "interventions": [{"type": i.text("type"), "name": i.text("name")} for i in arms.objs("interventions")],
+        "arm_groups": [{"label": a.text("label"), "type": a.text("type"),
+                        "interventions": a.texts("interventionNames")} for a in arms.objs("armGroups")],
         "lead_sponsor": sponsor,
         "references": references,
         "has_results": has_results,
-        "results": results_summary(study),
+        "results": _results_summary(results_section),
     }
     return Record(
         source="ctgov",
         source_id=nct,
         source_version=last_update,
-        title=(ident.get("officialTitle") or ident.get("briefTitle") or "").strip(),
-        abstract=(_get(ps, "descriptionModule", "briefSummary", default="") or "").strip(),
+        title=(ident.text("officialTitle") or ident.text("briefTitle") or "").strip(),
+        abstract=(ps.obj("descriptionModule").text("briefSummary") or "").strip(),
         authors=[],
         journal=sponsor,
         year=year,
@@ -278,7 +398,7 @@ def parse_study(study: dict[str, Any], where: str = "study") -> Record:
         publication_types=pub_types,
         is_rct=is_rct,
         mesh=mesh,
-        keywords=list(_get(ps, "conditionsModule", "keywords", default=[])),
+        keywords=conditions.texts("keywords"),
         registry_ids=registry_ids,
         extra=extra,
     )
@@ -290,14 +410,21 @@ def results_summary(study: dict[str, Any]) -> list[dict[str, Any]] | None:
     Returns:
         None when no results are posted; else one dict per outcome measure with title, type, time frame, unit,
         parameter and dispersion type, group titles and the number of reported analyses.
+    Raises:
+        CtgovFieldError: a results field of the wrong type.
     """
-    measures = _get(study, "resultsSection", "outcomeMeasuresModule", "outcomeMeasures", default=None)
-    if measures is None:
+    nct = _nct_of(study) or "study"
+    return _results_summary(_Obj(study if isinstance(study, dict) else {}, "", nct).obj("resultsSection"))
+
+
+def _results_summary(results: _Obj) -> list[dict[str, Any]] | None:
+    module = results.obj("outcomeMeasuresModule")
+    if module.data.get("outcomeMeasures") is None:
         return None
-    return [{"title": m.get("title"), "type": m.get("type"), "time_frame": m.get("timeFrame"),
-             "units": m.get("unitOfMeasure"), "param_type": m.get("paramType"),
-             "dispersion_type": m.get("dispersionType"), "groups": [g.get("title") for g in m.get("groups") or []],
-             "analyses": len(m.get("analyses") or [])} for m in measures]
+    return [{"title": m.text("title"), "type": m.text("type"), "time_frame": m.text("timeFrame"),
+             "units": m.text("unitOfMeasure"), "param_type": m.text("paramType"),
+             "dispersion_type": m.text("dispersionType"), "groups": [g.text("title") for g in m.objs("groups")],
+             "analyses": len(m.objs("analyses"))} for m in module.objs("outcomeMeasures")]
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -8,6 +8,12 @@ NCBI sent them. `parse_esearch` reads an esearch answer. Errors NCBI puts inside
 (`<ERROR>`, `<ErrorList><PhraseNotFound>`) raise `EntrezAnswerError`; XML that is cut short or is
 not a PubMed answer raises `PubMedParseError`. Both say where (file or batch, line) and what to do.
 
+One bad article never fails the answer (issue 14): characters XML 1.0 forbids (control characters such
+as \x00, \x0b, \x1b, raw or as character references) are stripped from the stream before parsing, and an
+article that still cannot be read (markup broken inside it, no PMID, an unexpected shape) is left out and
+reported as a `SkippedRecord` named by its PMID (to the caller's `skipped` list). Only an answer that is cut
+short (no closing `</PubmedArticleSet>`, an unfinished article) or is not a PubMed answer fails as a whole.
+
 Reference: NLM, "PubMed XML element descriptions and attributes" (https://www.nlm.nih.gov/bsd/
 licensee/elements_descriptions.html) and E-utilities help (https://www.ncbi.nlm.nih.gov/books/NBK25499/).
 
@@ -40,6 +46,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from livingmeta.records import Record, find_registry_ids, normalise_doi, normalise_registry_id
+from livingmeta.redaction import RedactedError
+from livingmeta.sources.skips import SkippedRecord
 
 ESEARCH_MAX_IDS = 10_000  # ESearch returns at most this many PMIDs for one query (E-utilities docs)
 RCT_UI = "D016449"
@@ -61,13 +69,19 @@ _ARTICLE_TAGS = ("PubmedArticle", "PubmedBookArticle")
 _RAW_OPEN_RE = re.compile(rb"<(PubmedArticle|PubmedBookArticle|DeleteCitation)[\s>]")
 _RAW_CLOSE = {b"PubmedArticle": b"</PubmedArticle>", b"PubmedBookArticle": b"</PubmedBookArticle>",
               b"DeleteCitation": b"</DeleteCitation>"}
+# characters XML 1.0 forbids: raw C0 controls other than tab/LF/CR (single bytes in UTF-8, never part of a
+# multi-byte sequence, so they can be removed from bytes), and character references to them
+_ILLEGAL_BYTES_RE = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+_ILLEGAL_REFS_RE = re.compile(rb"&#(?:x0*(?:[0-8bBcCeEfF]|1[0-9a-fA-F])|0*(?:[0-8]|1[124-9]|2[0-9]|3[01]));")
+_FIRST_PMID_RE = re.compile(rb"<PMID[^>]*>\s*(\d+)\s*</PMID>")
+_END_RE = re.compile(rb"</PubmedArticleSet>\s*$")
 
 
-class PubMedParseError(ValueError):
+class PubMedParseError(RedactedError, ValueError):
     """An efetch/esearch answer that cannot be read (cut short, not XML, not a PubMed answer)."""
 
 
-class EntrezAnswerError(ValueError):
+class EntrezAnswerError(RedactedError, ValueError):
     """NCBI answered HTTP 200 but the body reports an error (`<ERROR>`, `PhraseNotFound`, ...)."""
 
 
@@ -210,24 +224,27 @@ def parse_esearch(data: bytes, where: str = "esearch answer") -> EsearchResult:
 # ----------------------------------------------------------------------------- efetch
 
 def parse_efetch(source: bytes | str | Path | BinaryIO, where: str | None = None,
-                 chunk_size: int = 1 << 16) -> Iterator[ParsedArticle]:
+                 chunk_size: int = 1 << 16, skipped: list[SkippedRecord] | None = None) -> Iterator[ParsedArticle]:
     """Stream an efetch `PubmedArticleSet` into records, one article at a time.
 
     Args:
         source: the body (bytes), a file path, or a binary file object.
         where: names the answer in messages (defaults to the file name or "efetch answer").
         chunk_size: bytes read per step (memory stays at about one chunk plus one article).
+        skipped: where an article that cannot be read is reported (named by PMID) while the others are
+            yielded; None (strict) raises PubMedParseError for it instead.
     Yields:
-        ParsedArticle for every PubmedArticle, PubmedBookArticle and every PMID in DeleteCitation, in order.
+        ParsedArticle for every PubmedArticle, PubmedBookArticle and every PMID in DeleteCitation, in order;
+        the payload is the article's bytes as sent, less characters XML 1.0 forbids.
     Raises:
-        PubMedParseError: the XML is cut short or malformed (after the articles before the break were
-            yielded: callers must read to the end before storing anything), an article has no PMID, or
-            the root is not PubmedArticleSet.
+        PubMedParseError: the XML is cut short (after the articles before the break were yielded: callers
+            must read to the end before storing anything), the root is not PubmedArticleSet, or (strict
+            mode only) an article cannot be read.
         EntrezAnswerError: the body is an E-utilities error (`<ERROR>` inside HTTP 200).
     """
     if isinstance(source, (str, Path)):
         with open(source, "rb") as f:
-            yield from parse_efetch(f, where or str(source), chunk_size)
+            yield from parse_efetch(f, where or str(source), chunk_size, skipped)
         return
     if isinstance(source, (bytes, bytearray, memoryview)):
         source = io.BytesIO(bytes(source))
@@ -236,16 +253,23 @@ def parse_efetch(source: bytes | str | Path | BinaryIO, where: str | None = None
     # and well-formed (in C, building nothing), while each article's exact bytes are cut out and parsed
     # on their own. Per-element Python events (iterparse) cost more than both together.
     checker = ET.XMLParser(target=_Discard())
+    broken: ET.ParseError | None = None  # the checker's complaint; then the end of the answer decides
     raws: deque[bytes] = deque()
     cutter = _RawCutter(raws)
+    cleaner = _Cleaner()
+    tail = b""
     head = b""
     root_tag: str | None = None
     body: list[bytes] = []  # kept only when the answer is not a PubmedArticleSet (a short error page)
     try:
-        while True:
-            chunk = source.read(chunk_size)
+        eof = False
+        while not eof:
+            raw_chunk = source.read(chunk_size)
+            eof = not raw_chunk
+            chunk = cleaner.feed(raw_chunk) if raw_chunk else cleaner.flush()
             if not chunk:
-                break
+                continue
+            tail = (tail + chunk)[-64:]
             if root_tag is None:
                 head += chunk
                 root_tag = _root_tag(head)
@@ -258,11 +282,17 @@ def parse_efetch(source: bytes | str | Path | BinaryIO, where: str | None = None
             elif root_tag != "PubmedArticleSet":
                 body.append(chunk)
                 continue
-            checker.feed(chunk)
+            if broken is None:
+                try:
+                    checker.feed(chunk)
+                except ET.ParseError as e:
+                    # a broken article (or a cut): keep cutting articles out; each is parsed alone below and
+                    # the end of the answer tells a cut from one bad article
+                    broken = e
             cutter.feed(chunk)
             while raws:
                 raw = raws.popleft()
-                yield from _parse_item(raw, where)
+                yield from _parse_item(raw, where, skipped)
         if root_tag is None and not head:
             raise PubMedParseError(f"{where}: the answer is empty (0 bytes); nothing was stored. Run the update again.")
         if root_tag is None:
@@ -279,7 +309,10 @@ def parse_efetch(source: bytes | str | Path | BinaryIO, where: str | None = None
                 raise EntrezAnswerError(f"{where}: NCBI reported an error: {'; '.join(errors)}")
             raise PubMedParseError(f"{where}: expected <PubmedArticleSet>, got <{root_tag or '?'}>; {_snippet(data)}; "
                                    "this is not a PubMed efetch answer")
-        checker.close()
+        if broken is None:
+            checker.close()
+        elif not _END_RE.search(tail):
+            raise broken
     except ET.ParseError as e:
         raise PubMedParseError(
             f"{where}: the XML is incomplete or malformed ({e}); nothing from it was stored. This usually means the "
@@ -288,16 +321,64 @@ def parse_efetch(source: bytes | str | Path | BinaryIO, where: str | None = None
         raise PubMedParseError(f"{where}: the last article is incomplete; nothing from it was stored. Run the update again.")
 
 
-def _parse_item(raw: bytes, where: str) -> Iterator[ParsedArticle]:
-    elem = ET.fromstring(raw)
+def _parse_item(raw: bytes, where: str, skipped: list[SkippedRecord] | None) -> Iterator[ParsedArticle]:
+    """One article's bytes -> ParsedArticle(s); an article that cannot be read is a named skip (or raises)."""
+    field_name = "xml"
+    try:
+        elem = ET.fromstring(raw)
+        if elem.tag in _ARTICLE_TAGS:
+            field_name = "record"
+            item = ParsedArticle(_article_record(elem, where), raw, "book" if elem.tag == "PubmedBookArticle" else "article")
+    except Exception as e:  # noqa: BLE001 - one article's problem never fails the answer
+        m = _FIRST_PMID_RE.search(raw)
+        pmid = m.group(1).decode() if m else None
+        what = f"PMID {pmid}" if pmid else "an article without a readable PMID"
+        detail = str(e) if isinstance(e, (PubMedParseError, ET.ParseError)) else f"{type(e).__name__}: {e}"
+        problem = (f"{where}: {what} could not be read ({detail}); it was skipped, the other articles of the "
+                   "answer were kept")
+        if skipped is None:
+            raise PubMedParseError(problem) from None
+        skipped.append(SkippedRecord("pubmed", pmid, field_name, problem, raw.decode("utf-8", "replace")))
+        return
     if elem.tag in _ARTICLE_TAGS:
-        yield ParsedArticle(_article_record(elem, where), raw, "book" if elem.tag == "PubmedBookArticle" else "article")
+        yield item
     elif elem.tag == "DeleteCitation":
         for pmid_el in elem.iter("PMID"):
             pmid = (pmid_el.text or "").strip()
             if pmid:
                 rec = Record(source="pubmed", source_id=pmid, source_version=pmid_el.get("Version"), deleted=True)
                 yield ParsedArticle(rec, raw, "delete")
+
+
+class _Cleaner:
+    """Removes characters XML 1.0 forbids from a byte stream, chunk by chunk.
+
+    A character reference (`&#11;`) may straddle two chunks: an unfinished `&#...` at the end of a chunk is
+    held back until the next one.
+    """
+
+    def __init__(self) -> None:
+        self.carry = b""
+
+    def feed(self, chunk: bytes) -> bytes:
+        data = self.carry + chunk
+        self.carry = b""
+        amp = data.rfind(b"&#", max(0, len(data) - 12))
+        if amp >= 0 and b";" not in data[amp:]:
+            data, self.carry = data[:amp], data[amp:]
+        elif data.endswith(b"&"):
+            data, self.carry = data[:-1], b"&"
+        return _clean(data)
+
+    def flush(self) -> bytes:
+        data, self.carry = self.carry, b""
+        return _clean(data)
+
+
+def _clean(data: bytes) -> bytes:
+    if b"&#" in data:
+        data = _ILLEGAL_REFS_RE.sub(b"", data)
+    return _ILLEGAL_BYTES_RE.sub(b"", data)
 
 
 class _Discard:
