@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from livingmeta.redaction import register_secret
+
 DEFAULT_HOME = Path.home() / ".livingmeta"
 
 
@@ -42,7 +44,8 @@ def ncbi_settings() -> dict:
     LIVINGMETA_EUTILS_URL (default NCBI's own), LIVINGMETA_NCBI_EMAIL, LIVINGMETA_NCBI_TOOL (default
     "livingmeta"), and the API key from NCBI_API_KEY or else from the Prefect Secret block named by
     LIVINGMETA_NCBI_API_KEY_BLOCK. LIVINGMETA_NCBI_TIMEOUT / _MAX_TRIES / _BACKOFF tune the choke point.
-    The key is returned for the request choke point only: never log or store this dict.
+    The key is returned for the request choke point only: never log or store this dict. It is registered
+    with `livingmeta.redaction` the moment it is read, so no stored, logged or printed text can carry it.
     """
     api_key = os.environ.get("NCBI_API_KEY") or None
     block = os.environ.get("LIVINGMETA_NCBI_API_KEY_BLOCK")
@@ -50,6 +53,7 @@ def ncbi_settings() -> dict:
         from prefect.blocks.system import Secret
 
         api_key = Secret.load(block).get()
+    register_secret(api_key)
     out: dict = {"email": os.environ.get("LIVINGMETA_NCBI_EMAIL") or None,
                  "tool": os.environ.get("LIVINGMETA_NCBI_TOOL") or "livingmeta", "api_key": api_key}
     if os.environ.get("LIVINGMETA_EUTILS_URL"):
@@ -90,8 +94,26 @@ def ctgov_settings() -> dict:
 
 
 def secret(name: str) -> str | None:
-    """A named secret from the environment (webhook URL variables named by review.toml's `url_env`)."""
-    return os.environ.get(name) or None
+    """A named secret from the environment (webhook URL variables named by review.toml's `url_env`),
+    registered with `livingmeta.redaction` as it is read."""
+    value = os.environ.get(name) or None
+    register_secret(value)
+    return value
+
+
+def register_environment_secrets() -> None:
+    """Register every secret this process can see before anything runs: the NCBI key ($NCBI_API_KEY) and the
+    webhook URLs of every `url_env` named by the review.toml files the process reads are registered where they
+    are read; this also covers $LIVINGMETA_SECRET_ENV (comma-separated names of more variables to treat as
+    secrets) and any variable whose name says it holds a secret (…_API_KEY, …_TOKEN, …_SECRET, …_PASSWORD,
+    …_WEBHOOK_URL)."""
+    names = {n.strip() for n in (os.environ.get("LIVINGMETA_SECRET_ENV") or "").split(",") if n.strip()}
+    names |= {n for n in os.environ if n.upper().endswith(_SECRET_SUFFIXES)}
+    for n in sorted(names):
+        register_secret(os.environ.get(n))
+
+
+_SECRET_SUFFIXES = ("API_KEY", "_TOKEN", "_SECRET", "_PASSWORD", "WEBHOOK_URL", "WEBHOOK")
 
 
 def prefect_server_configured() -> bool:

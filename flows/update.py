@@ -33,6 +33,7 @@ def update_review(
     """Search sources, link studies, flag candidates, re-analyse and publish what changed."""
     as_of = as_of or dt.datetime.now(dt.timezone.utc)
     # secrets stay out of parameters; shared rate limits (Prefect global concurrency limits) need a server
+    settings.register_environment_secrets()  # before anything can store, log or print them (redaction)
     runtime.configure(ncbi=settings.ncbi_settings(), secret_lookup=settings.secret,
                       shared_rate_limits=settings.prefect_server_configured())
     review_id = register_review(review_dir, warehouse)

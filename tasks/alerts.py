@@ -16,8 +16,9 @@ from pathlib import Path
 import duckdb
 import httpx
 
+from livingmeta.redaction import register_secret, safe_message
 from tasks import runtime
-
+from warehouse.alerts import record_delivery
 from warehouse.db import rows_as_dicts
 
 ATTEMPTS = 3
@@ -58,6 +59,7 @@ def _send_block(name: str, alert: Mapping) -> None:
     from prefect.blocks.core import Block
 
     block = Block.load(name)
+    runtime.register_block_secrets(block)  # its URL/token may come back in an error or an echo
     if not callable(getattr(block, "notify", None)):
         raise TypeError(f"block {name!r} is a {type(block).__name__}, not a notification block")
     block.notify(alert["body"], alert["title"])
@@ -84,6 +86,7 @@ def channel_senders(channels: list[Mapping], base_dir: str,
             out.append((f"block:{ch['block']}", lambda a, n=ch["block"]: _send_block(n, a), None))
         elif kind == "webhook":
             url = env.get(ch["url_env"], "")
+            register_secret(url)  # the webhook URL is its own credential
             problem = None if url else f"environment variable {ch['url_env']} is not set (it holds the webhook URL)"
             out.append((f"webhook:{ch['url_env']}", (lambda a, u=url: _send_webhook(u, a)) if url else None, problem))
     return out
@@ -114,11 +117,11 @@ def deliver_alerts(con: duckdb.DuckDBPyConnection, alert_ids: list[int], channel
                         ok, error = True, None
                         break
                     except Exception as e:  # a channel's failure is recorded, never raised
-                        error = f"{type(e).__name__}: {e}"[:1000]
+                        error = safe_message(e)[:1000]  # httpx errors quote the URL, token and all
                         if i + 1 < attempts:
                             time.sleep(backoff * 2 ** i)
-            con.execute("INSERT OR REPLACE INTO alert_deliveries VALUES (?, ?, ?, ?, ?, ?)",
-                        [alert["alert_id"], name, tries, "delivered" if ok else "failed", error, now if ok else None])
+            record_delivery(con, alert_id=alert["alert_id"], channel=name, attempts=tries, delivered=ok, error=error,
+                            now=now)
             results.append({"alert_id": alert["alert_id"], "channel": name, "status": "delivered" if ok else "failed",
                             "attempts": tries, "error": error})
     return results

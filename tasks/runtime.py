@@ -11,6 +11,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
+from livingmeta.redaction import install_log_redaction, register_secret
+
 _lock = threading.Lock()
 _ncbi: dict = {}
 _secret_lookup: Callable[[str], str | None] = lambda name: None
@@ -33,13 +35,20 @@ def configure(*, ncbi: dict | None = None, secret_lookup: Callable[[str], str | 
     and whether sources' choke points take a slot of the Prefect global rate limits ("ncbi", "ctgov") before
     every request (docs/operating.md §5; only meaningful with a Prefect server, so off unless asked for).
     `rate_limiter(name)` replaces Prefect's `rate_limit(name, occupy=1, strict=False)` (tests).
+
+    Secrets: the NCBI key is registered with `livingmeta.redaction`, every value `secret_lookup` returns is
+    registered as it is looked up, and every log record of the process is redacted from here on
+    (`install_log_redaction`: Prefect's API log handler never receives a secret).
     """
     global _ncbi, _secret_lookup, _shared_rate_limits, _rate_limiter
+    install_log_redaction()
+    if ncbi is not None:
+        register_secret(ncbi.get("api_key"))
     with _lock:
         if ncbi is not None:
             _ncbi = dict(ncbi)
         if secret_lookup is not None:
-            _secret_lookup = secret_lookup
+            _secret_lookup = _registering(secret_lookup)
         _shared_rate_limits = bool(shared_rate_limits)
         _rate_limiter = rate_limiter or _prefect_rate_limit
 
@@ -61,6 +70,38 @@ def ncbi_settings() -> dict:
     """NCBI E-utilities client settings (base_url, email, tool, api_key, …); {} means NCBI's defaults, no key."""
     with _lock:
         return dict(_ncbi)
+
+
+def _registering(lookup: Callable[[str], str | None]) -> Callable[[str], str | None]:
+    def get(name: str) -> str | None:
+        value = lookup(name)
+        register_secret(value)
+        return value
+
+    return get
+
+
+def register_block_secrets(block) -> None:
+    """Register the secret fields of a Prefect block (SecretStr / SecretDict values, and URL fields: a webhook
+    URL is its own credential) before it is used, so its errors and echoes are redacted."""
+    for name in getattr(type(block), "model_fields", {}):
+        value = getattr(block, name, None)
+        for v in _secret_values(value, name):
+            register_secret(v)
+
+
+def _secret_values(value, name: str = "", secret: bool = False) -> list[str]:
+    getter = getattr(value, "get_secret_value", None)
+    if callable(getter):  # pydantic SecretStr / Prefect SecretDict: every value inside is secret
+        return _secret_values(getter(), name, secret=True)
+    if isinstance(value, dict):
+        return [v for k, x in value.items() for v in _secret_values(x, str(k), secret)]
+    if isinstance(value, (list, tuple)):
+        return [v for x in value for v in _secret_values(x, name, secret)]
+    if isinstance(value, str) and (secret or "://" in value
+                                   or any(w in name.lower() for w in ("url", "token", "key", "secret", "password"))):
+        return [value]
+    return []
 
 
 class _Secrets:

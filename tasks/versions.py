@@ -14,7 +14,7 @@ from livingmeta.config import load_review
 from livingmeta.diff import classify, version_trigger
 from tasks.alerts import deliver_alerts, write_changelog_artifact
 from warehouse import opened
-from warehouse.alerts import add_alert
+from warehouse.alerts import add_alert, undelivered_search_alerts
 from warehouse.screening import freeze_prisma
 from warehouse.analysis import (failed_searches, latest_version, retracted_studies, run_summary, runs_for_update,
                                 store_version, update_events)
@@ -74,6 +74,7 @@ def record_review_version(review_dir: str, review_id: str, warehouse: str, updat
                           dedupe_key=key)
             if a:
                 new_ids.append(a)
+        new_ids += undelivered_search_alerts(con, review_id, update_id)  # skipped / unrequested records
         channels = [c.model_dump() for c in cfg.alerts.channels]
         deliveries = deliver_alerts(con, new_ids, channels, alerts_dir or review_dir, now=now, environ=environ)
     result["alerts"] = new_ids

@@ -13,7 +13,7 @@ from typing import Any
 
 import duckdb
 
-from warehouse.db import query, rows_as_dicts, transaction
+from warehouse.db import query, rows_as_dicts, safe_text, transaction
 
 _EST_COLS = ("measure", "method", "test", "k", "participants", "estimate", "se", "ci_lower", "ci_upper", "pi_lower",
              "pi_upper", "estimate_bt", "ci_lower_bt", "ci_upper_bt", "pi_lower_bt", "pi_upper_bt", "statistic",
@@ -45,7 +45,7 @@ def store_run(con: duckdb.DuckDBPyConnection, *, review_id: str, analysis_id: st
             "started_at, status, reused_run_id, result, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "RETURNING analysis_run_id",
             [review_id, analysis_id, update_id, input_hash, engine_version, json.dumps(settings), now, status,
-             reused_run_id, None if result is None else json.dumps(result), error],
+             reused_run_id, None if result is None else json.dumps(result), safe_text(error)],
         ).fetchone()
         if status == "computed" and result is not None:
             meta = result["meta"]
