@@ -94,6 +94,9 @@ class FakeNCBI:
         self.requests: list[dict] = []
         self.holds: list[threading.Event] = []
         self.histories: dict[str, dict] = {}  # WebEnv -> {"params": the esearch's, "ids": its hits in order}
+        # efetch faults that concern records, not whole answers:
+        self.unrequested: list[Article] = []  # added to every efetch answer although nobody asked for them
+        self.withheld: dict[str, int] = {}  # PMID -> how many more efetch answers leave it out (-1: always)
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -204,7 +207,13 @@ class FakeNCBI:
                 wanted = [p for p in kept["ids"][retstart:min(retstart + retmax, self.cap)] if p in articles]
             else:
                 wanted = [p for p in params.get("id", "").split(",") if p in articles]
-            return HEAD + b"\n".join(articles[p].xml for p in wanted) + b"\n" + TAIL
+            with self._lock:
+                for p in [p for p in wanted if self.withheld.get(p)]:
+                    wanted.remove(p)
+                    if self.withheld[p] > 0:
+                        self.withheld[p] -= 1
+                extra = [a.xml for a in self.unrequested]
+            return HEAD + b"\n".join([articles[p].xml for p in wanted] + extra) + b"\n" + TAIL
         return b"<eResult><ERROR>unknown utility</ERROR></eResult>"
 
 

@@ -2,7 +2,9 @@
 
 The server holds recorded studies (tests/fixtures/ctgov), filters them by
 AREA[LastUpdatePostDate]RANGE[...], pages with nextPageToken, refuses a later page that does not repeat the
-first page's parameters, and can be told to answer 429, 500, a truncated body or too slowly first.
+first page's parameters, and can be told to answer 429, 500, a truncated body or too slowly first, or to page
+wrongly (`paging_fault`): "repeat_page" (the third page serves the second page's studies again), "early_end"
+(the third page carries no nextPageToken), "token_loop" (the third page's nextPageToken is the second page's).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class FakeCtgov:
         self.studies: dict[str, dict] = {}
         self.faults: list[str | tuple[int, str]] = []  # consumed one per request before normal answers
         self.requests: list[dict[str, str]] = []
+        self.paging_fault: str | None = None
         self._first: dict[str, dict[str, str]] = {}
         fake = self
 
@@ -92,11 +95,13 @@ class FakeCtgov:
         hits = [s for _, s in sorted(self.studies.items())
                 if since is None or s["protocolSection"]["statusModule"]["lastUpdatePostDateStruct"]["date"] >= since]
         size = int(params.get("pageSize", "10"))
-        page: dict = {"studies": hits[offset:offset + size]}
+        third = offset == 2 * size
+        served = offset - size if third and self.paging_fault == "repeat_page" else offset
+        page: dict = {"studies": hits[served:served + size]}
         if params.get("countTotal") == "true":
             page["totalCount"] = len(hits)
-        if offset + size < len(hits):
-            nxt = f"tok-{offset + size}"
+        if offset + size < len(hits) and not (third and self.paging_fault == "early_end"):
+            nxt = f"tok-{offset + size}" if not (third and self.paging_fault == "token_loop") else f"tok-{size}"
             self._first[nxt] = first
             page["nextPageToken"] = nxt
         return 200, json.dumps(page).encode()
