@@ -147,10 +147,17 @@ def print_summary(summary: dict, title: str | None = None) -> None:
         t.add_column(c)
     for s in summary["searches"]:
         t.add_row(s["source"], s.get("status", ""), *(str(s.get(k, "")) for k in ("new", "changed", "unchanged", "deleted")),
-                  s.get("error") or "")
+                  s.get("error") or _left_out(s.get("skipped"), s.get("unrequested")))
     console.print(t)
     for line in summary_lines(summary):
         console.print(line, highlight=False)
+
+
+def _left_out(skipped, unrequested) -> str:
+    """What a search received but did not store (issue 14: never silent), for the note/error column."""
+    parts = [f"{skipped} skipped (unreadable)" if skipped else "", f"{unrequested} unrequested, not stored" if unrequested else ""]
+    text = "; ".join(p for p in parts if p)
+    return f"{text} — see alerts / source_record_skips" if text else ""
 
 
 def summary_lines(summary: dict) -> list[str]:
@@ -206,7 +213,8 @@ def status(
     print_table(console, ("source", "status", "mode", "searched to", "found", "new", "changed", "unchanged",
                           "deleted", "error"),
                 [[r["source"], r["status"], r["mode"], _when(r["window_end"]),
-                  *(str(r[k]) for k in ("n_found", "n_new", "n_changed", "n_unchanged", "n_deleted")), r["error"] or ""]
+                  *(str(r[k]) for k in ("n_found", "n_new", "n_changed", "n_unchanged", "n_deleted")),
+                  r["error"] or _left_out(r.get("n_skipped"), r.get("n_unrequested"))]
                  for r in st["sources"]],
                 title="last search run per source", wrap=("error",))
     v = st["latest_version"]

@@ -258,3 +258,29 @@ def test_logs_and_state_messages_sent_to_prefect_are_redacted(prefect_harness):
         logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])))
     text = "\n".join(lg.message for lg in logs)
     assert "echo in a traceback" in text and "Traceback" in text and redaction.MASK in text
+
+
+def test_a_block_channels_url_is_registered_and_its_echo_redacted(prefect_harness, warehouse_path):
+    from prefect.blocks.notifications import CustomWebhookNotificationBlock
+
+    from tasks.alerts import deliver_alerts
+    from warehouse import opened
+    from warehouse.alerts import add_alert
+
+    hook = EchoHook()
+    now = dt.datetime(2024, 3, 1, tzinfo=dt.timezone.utc)
+    try:
+        CustomWebhookNotificationBlock(name="lm-leak", url=hook.url, method="POST", allow_private_urls=True,
+                                       json_data={"text": "{{body}}"}).save("lm-leak", overwrite=True)
+        redaction.forget_secrets()  # nothing known before the channel loads its block
+        with opened(warehouse_path) as con:
+            aid = add_alert(con, review_id="r1", kind="search_failed", severity="critical", title="t", body="b", now=now)
+            out = deliver_alerts(con, [aid], [{"type": "block", "block": "custom-webhook/lm-leak"}], ".", now=now,
+                                 backoff=0.0, attempts=1)
+            (error,) = con.execute("SELECT last_error FROM alert_deliveries").fetchone()
+    finally:
+        hook.close()
+    assert hook.calls == 1 and out[0]["status"] == "failed"
+    assert "500" in error and redaction.MASK in error, error
+    _assert_clean("alert_deliveries.last_error", error)
+    _assert_clean("deliver_alerts result", repr(out))

@@ -230,3 +230,20 @@ def test_one_study_with_an_odd_field_is_skipped_named_and_alerted_the_others_sto
         assert skip["source_id"] is None and "unnamed record" in alert["title"]
     assert json.loads(skip["payload"])["protocolSection"]["identificationModule"]["briefTitle"] == "Synthetic registry entry 7"
     assert watermark(warehouse_path) == C_AS_OF
+
+
+def test_status_shows_a_runs_skipped_and_unrequested_records(ct, ct_review, warehouse_path):
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    ct.studies["NCT09800003"]["protocolSection"]["designModule"]["phases"] = "PHASE3"
+    out = ct_run(ct_review, warehouse_path, ct)
+    assert out["status"] == "succeeded" and out["skipped"] == 1
+    runner = CliRunner()
+    shown = runner.invoke(app, ["status", ct_review, "--warehouse", str(warehouse_path)], env={"COLUMNS": "250"})
+    assert shown.exit_code == 0, shown.output
+    assert "1 skipped (unreadable)" in shown.output, shown.output
+    as_json = json.loads(runner.invoke(app, ["status", ct_review, "--warehouse", str(warehouse_path), "--json"]).output)
+    [ctgov] = [s for s in as_json["sources"] if s["source"] == "ctgov"]
+    assert (ctgov["n_skipped"], ctgov["n_unrequested"], ctgov["status"]) == (1, 0, "succeeded")
