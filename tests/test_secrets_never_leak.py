@@ -284,3 +284,43 @@ def test_a_block_channels_url_is_registered_and_its_echo_redacted(prefect_harnes
     assert "500" in error and redaction.MASK in error, error
     _assert_clean("alert_deliveries.last_error", error)
     _assert_clean("deliver_alerts result", repr(out))
+
+
+@pytest.mark.parametrize("faults", [
+    [Fault(status=400, body=f"bad request: api_key={NCBI_KEY} db=pubmed".encode(), headers={"X-Key": NCBI_KEY})],
+    [Fault(status=500, body=f"down; request was ?api_key={NCBI_KEY}".encode())] * 2,
+    [Fault(status=302, headers={"Location": f"/entrez/eutils/esearch.fcgi?api_key={NCBI_KEY}"}),
+     Fault(status=404, body=f"no page /entrez/eutils/esearch.fcgi?api_key={NCBI_KEY} here ({NCBI_KEY})".encode())],
+], ids=["4xx-echo", "5xx-echo-until-giving-up", "redirect-to-key-url"])
+def test_entrez_errors_never_carry_the_key(faults):
+    from tasks.entrez import EntrezClient, EntrezError, EntrezSettings, RateLimiter
+
+    redaction.register_secret(NCBI_KEY)
+    with FakeNCBI([]) as ncbi:
+        for f in faults:
+            ncbi.add_fault("esearch.fcgi", f)
+        client = EntrezClient(EntrezSettings(base_url=ncbi.url, email="t@example.org", api_key=NCBI_KEY, max_tries=2,
+                                             backoff_base=0.001, requests_per_second=1000.0),
+                              limiter=RateLimiter(), sleep=lambda s: None)
+        with pytest.raises(EntrezError) as e:
+            client.request("esearch.fcgi", {"db": "pubmed", "term": "x"})
+        assert any(NCBI_KEY in c["path"] or NCBI_KEY in str(c["params"]) for c in ncbi.requests)  # it was echoed
+    _assert_clean("EntrezError", str(e.value) + repr(e.value.args))
+    # no chained exception (urllib's, holding the URL) is shown in a traceback
+    assert e.value.__cause__ is None and (e.value.__suppress_context__ or e.value.__context__ is None)
+
+
+def test_ctgov_errors_never_carry_an_echoed_secret():
+    from tasks.ctgov import CtgovClient, CtgovError
+
+    redaction.register_secret(HOOK_TOKEN)
+    fake = FakeCtgov()
+    fake.faults = [(400, f'{{"message": "bad token {HOOK_TOKEN}"}}')]
+    try:
+        with CtgovClient(fake.url, min_interval=0.0, backoff=0.01, max_tries=2) as client:
+            with pytest.raises(CtgovError) as e:
+                client.get_page({"query.term": HOOK_TOKEN})  # the URL itself holds it, as httpx would quote it
+    finally:
+        fake.close()
+    assert "HTTP 400" in str(e.value)
+    _assert_clean("CtgovError", str(e.value))
