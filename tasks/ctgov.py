@@ -31,7 +31,7 @@ from prefect import task
 from livingmeta.config import load_review
 from livingmeta.records import canonical_json
 from livingmeta.redaction import RedactedError, redact_text, safe_message
-from livingmeta.sources.ctgov import (STUDIES_PATH, CtgovFormatError, StudiesPage, next_page_params,
+from livingmeta.sources.ctgov import (STUDIES_PATH, CtgovFormatError, StudiesPage, load_json, next_page_params,
                                       parse_studies_page, search_params, suggest_extraction_rows)
 from livingmeta.sources.skips import SkippedRecord
 from tasks import runtime
@@ -135,7 +135,7 @@ class CtgovClient:
                                      f"{resp.request.url}: {_body(resp, 300)} — check [sources.ctgov] in review.toml")
                 else:
                     try:
-                        data = json.loads(resp.content)
+                        data = load_json(resp.content)  # one control character never fails the page
                     except (json.JSONDecodeError, UnicodeDecodeError) as e:
                         last = f"truncated or invalid JSON ({len(resp.content)} bytes: {e})"
                     else:

@@ -247,3 +247,31 @@ def test_status_shows_a_runs_skipped_and_unrequested_records(ct, ct_review, ware
     as_json = json.loads(runner.invoke(app, ["status", ct_review, "--warehouse", str(warehouse_path), "--json"]).output)
     [ctgov] = [s for s in as_json["sources"] if s["source"] == "ctgov"]
     assert (ctgov["n_skipped"], ctgov["n_unrequested"], ctgov["status"]) == (1, 0, "succeeded")
+
+
+def test_a_raw_control_character_in_one_study_does_not_fail_the_page(ct, ct_review, warehouse_path):
+    hits = [ct.studies[k] for k in sorted(ct.studies)][:5]
+    hits[2]["protocolSection"]["identificationModule"]["briefTitle"] = "Entry\x0b with\x1b odd\x00 bytes"
+    body = json.dumps({"studies": hits, "totalCount": 5})
+    assert "\\u000b" in body
+    raw = body.replace("\\u000b", "\x0b").replace("\\u001b", "\x1b")  # raw, as a broken server might send them
+    with pytest.raises(ValueError):
+        json.loads(raw)  # strict JSON refuses the whole page
+    ct.faults = [(200, raw)]
+    out = ct_run(ct_review, warehouse_path, ct)
+    assert out["status"] == "succeeded" and out["new"] == 5 and out["skipped"] == 0, out
+    title = table(warehouse_path, "SELECT extra->>'brief_title' AS t FROM records WHERE source_id = "
+                                  f"'{hits[2]['protocolSection']['identificationModule']['nctId']}'")[0]["t"]
+    assert title == "Entry with odd bytes"
+
+
+def test_a_control_character_in_an_esearch_answer_does_not_fail_the_search(pm_review, warehouse_path):
+    from ncbi_server import Fault
+
+    arts = _articles(3)
+    with FakeNCBI(arts) as ncbi:
+        first = ncbi.body("esearch.fcgi", {"mindate": "1990/01/01", "maxdate": "2024/01/01", "datetype": "edat",
+                                            "retmax": "9999", "usehistory": "y", "term": "q\x0b\x1bq"})
+        ncbi.add_fault("esearch.fcgi", Fault(body=first))
+        out = run(pm_review, warehouse_path, make_client(ncbi))
+    assert out["status"] == "succeeded" and out["new"] == 3, out

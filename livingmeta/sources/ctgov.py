@@ -35,6 +35,34 @@ _NUMBER_RE = re.compile(r"^[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)?(?:\.\d+)?(?:[eE][+-]
 _MISSING_WORDS = {"", "na", "n/a", "nr", "nd", "null", "none", "not available", "not applicable", "-", "--", "."}
 
 
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+def load_json(body: bytes | str) -> Any:
+    """Decode an API v2 answer leniently about control characters, strictly about everything else.
+
+    A raw control character inside one study's text would make strict JSON refuse the whole page; it is
+    accepted (`strict=False`) and then removed from every string (with the escaped forms \\u0000-\\u001f other
+    than tab, newline and carriage return), so one odd study never fails a page. A body cut short still
+    raises `json.JSONDecodeError`.
+    """
+    data = json.loads(body, strict=False)
+    text = body if isinstance(body, str) else body.decode("utf-8", "replace")
+    if _CONTROL_RE.search(text) or re.search(r"\\u00(?:0[0-8bcefBCEF]|1[0-9a-fA-F])", text):
+        data = _strip_controls(data)
+    return data
+
+
+def _strip_controls(value: Any) -> Any:
+    if isinstance(value, str):
+        return _CONTROL_RE.sub("", value)
+    if isinstance(value, dict):
+        return {_strip_controls(k): _strip_controls(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_strip_controls(v) for v in value]
+    return value
+
+
 class CtgovFormatError(RedactedError, ValueError):
     """A ClinicalTrials.gov answer that is not what API v2 returns; the message says what and where."""
 
@@ -126,7 +154,7 @@ def parse_studies_page(body: bytes | str | dict, where: str = "ClinicalTrials.go
     """
     if isinstance(body, (bytes, str)):
         try:
-            data = json.loads(body)
+            data = load_json(body)
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             size = len(body)
             raise CtgovFormatError(f"{where}: not valid JSON ({e}; {size} bytes) — the answer may be truncated; "

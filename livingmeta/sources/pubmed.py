@@ -194,7 +194,7 @@ def parse_esearch(data: bytes, where: str = "esearch answer") -> EsearchResult:
         PubMedParseError: the body is not a complete esearch answer.
     """
     try:
-        root = ET.fromstring(data)
+        root = ET.fromstring(_clean(data))  # a control character (XML 1.0 forbids it) never fails the answer
     except ET.ParseError as e:
         raise PubMedParseError(f"{where}: not complete XML ({e}); {_snippet(data)}. The answer was cut short or is "
                                "not from E-utilities; run the update again.") from None
