@@ -324,3 +324,28 @@ def test_ctgov_errors_never_carry_an_echoed_secret():
         fake.close()
     assert "HTTP 400" in str(e.value)
     _assert_clean("CtgovError", str(e.value))
+
+
+def test_secrets_are_registered_where_they_are_read(prefect_harness, monkeypatch):
+    from prefect.blocks.system import Secret
+
+    from flows import settings
+    from tasks import runtime
+
+    Secret(value="BlockKey55aa66bb77").save("lm-leak-ncbi-key", overwrite=True)
+    redaction.forget_secrets()
+    monkeypatch.delenv("NCBI_API_KEY", raising=False)
+    monkeypatch.setenv("LIVINGMETA_NCBI_API_KEY_BLOCK", "lm-leak-ncbi-key")
+    monkeypatch.setenv("LM_LEAK_HOOK_URL", "https://hooks.example/x/HookPath9988zz")
+    monkeypatch.setenv("MY_SERVICE_TOKEN", "svcTok3n112233")
+    monkeypatch.setenv("LM_OTHER", "otherSecret445566")
+    monkeypatch.setenv("LIVINGMETA_SECRET_ENV", "LM_OTHER")
+    text = "BlockKey55aa66bb77 HookPath9988zz svcTok3n112233 otherSecret445566"
+    assert redaction.redact(text) == text  # nothing known yet
+    assert settings.ncbi_settings()["api_key"] == "BlockKey55aa66bb77"
+    assert "BlockKey55aa66bb77" not in redaction.redact(text)
+    runtime.configure(secret_lookup=settings.secret)
+    assert runtime.secrets().get("LM_LEAK_HOOK_URL").endswith("HookPath9988zz")
+    assert "HookPath9988zz" not in redaction.redact(text)
+    settings.register_environment_secrets()
+    assert redaction.redact(text) == " ".join([redaction.MASK] * 4)

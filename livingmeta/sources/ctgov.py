@@ -247,6 +247,8 @@ class _Obj:
         value = self.data.get(key)
         if isinstance(value, str) and value.strip().isdigit():
             return int(value)
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
         return self._raw(key, int, "a whole number")
 
     def flag(self, key: str) -> bool | None:
