@@ -9,10 +9,9 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from flows import settings
+from flows.cli_output import console, err_console, error, line, print_json, styled
 
 # before anything imports prefect: its settings are read once, at import
 settings.quiet_prefect_defaults()
@@ -32,27 +31,46 @@ app.add_typer(extract_app, name="extract")
 app.add_typer(studies_app, name="studies")
 SUBAPPS = {"screen": screen_app, "extract": extract_app, "studies": studies_app}
 
-console = Console()
-err_console = Console(stderr=True)
-
 WarehouseOpt = Annotated[
     Optional[str],
     typer.Option("--warehouse", "-w", help="Warehouse file (default: $LIVINGMETA_WAREHOUSE or ~/.livingmeta/warehouse.duckdb)."),
 ]
 
 
-def fail(message: str, code: int = 2) -> None:
-    """Print one message for people (no traceback) and exit."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+def fail(message: str | BaseException, code: int = 2) -> None:
+    """Print one message for people (no traceback; printed as text, never markup) and exit.
+
+    An exception is described by `describe_error` (an OSError names its file and what to do).
+    """
+    error(describe_error(message) if isinstance(message, BaseException) else message)
     raise typer.Exit(code)
 
 
 def user_errors():
-    """The exceptions that are the user's to fix: printed as one message, exit code 2."""
-    from livingmeta.config import ConfigError
-    from warehouse.db import WarehouseError
+    """The exceptions that are the user's to fix: printed as one message, exit code 2.
 
-    return (ConfigError, WarehouseError, FileNotFoundError, ValueError)
+    Besides our own errors (ConfigError, WarehouseError, ValueError and its subclasses), an OSError is about
+    a path the user gave (a folder where a file was expected, no permission, no such file) and a
+    UnicodeError about a file's encoding; both name the file in their message (see `describe_error`).
+    """
+    from livingmeta.config import ConfigError
+
+    errors: tuple = (ConfigError, FileNotFoundError, ValueError, OSError, UnicodeError)
+    if "warehouse.db" in sys.modules:  # only a command that opened the warehouse can raise its error
+        errors += (sys.modules["warehouse.db"].WarehouseError,)
+    return errors
+
+
+def describe_error(e: BaseException) -> str:
+    """One line for a user error: an OSError names its file and what is wrong (never "[Errno 13]")."""
+    from livingmeta.userfiles import describe_os_error
+
+    if isinstance(e, OSError) and not isinstance(e, FileNotFoundError) or (
+            isinstance(e, FileNotFoundError) and e.filename is not None):
+        return describe_os_error(e)
+    if isinstance(e, UnicodeDecodeError):
+        return f"cannot read text: not UTF-8 ({e.reason} at byte {e.start}); save the file as UTF-8"
+    return str(e) or type(e).__name__
 
 
 def review_id_for(review: str, warehouse: str | None) -> tuple[str, Path]:
@@ -86,7 +104,24 @@ def review_warehouse(review: str, warehouse: str | None, read_only: bool = True)
         with opened(wh, read_only=read_only) as con:
             yield review_id, con
     except user_errors() as e:
-        fail(str(e))
+        fail(e)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        console.print(f"livingmeta {version('livingmeta')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main_options(
+    version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True,
+                                                    help="Print the livingmeta version and exit.")] = None,
+) -> None:
+    """livingmeta keeps a systematic review and its meta-analysis alive: search, screen, extract, re-analyse,
+    publish what changed."""
 
 
 @app.command()
@@ -98,8 +133,11 @@ def init(path: Annotated[Path, typer.Argument(help="Folder for the new review (c
     if target.exists():
         fail(f"{target} already exists; edit it, or choose another folder")
     parse_review(TEMPLATE, "template")  # the template must always validate
-    path.mkdir(parents=True, exist_ok=True)
-    target.write_text(TEMPLATE, encoding="utf-8")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        target.write_text(TEMPLATE, encoding="utf-8")
+    except OSError as e:
+        fail(e)
     console.print(f"Wrote {target}. Edit the query and analyses, then run `livingmeta update {path}`.")
 
 
@@ -135,13 +173,16 @@ def update(
     except user_errors() as e:
         fail(str(e))
     if json_out:
-        print(json.dumps(summary, default=str, indent=2))
+        print_json(summary, indent=2)
     else:
         print_summary(summary)
 
 
 def print_summary(summary: dict, title: str | None = None) -> None:
     """What one update cycle did, for people."""
+    from rich.table import Table
+
+    # cells and titles are strings: the console prints them as cleaned text (errors may echo a server)
     t = Table(title=title or f"update of {summary['review_id']} as of {summary['as_of'][:10]}", show_lines=False)
     for c in ("source", "status", "new", "changed", "unchanged", "deleted", "note"):
         t.add_column(c)
@@ -149,8 +190,8 @@ def print_summary(summary: dict, title: str | None = None) -> None:
         t.add_row(s["source"], s.get("status", ""), *(str(s.get(k, "")) for k in ("new", "changed", "unchanged", "deleted")),
                   s.get("error") or _left_out(s.get("skipped"), s.get("unrequested")))
     console.print(t)
-    for line in summary_lines(summary):
-        console.print(line, highlight=False)
+    for text in summary_lines(summary):
+        console.print(text)
 
 
 def _left_out(skipped, unrequested) -> str:
@@ -200,10 +241,10 @@ def status(
         st = review_status(con, review_id)
         st.update(extra_status(con, review_id))
     if json_out:
-        print(json.dumps(st, default=str, indent=2))
+        print_json(st, indent=2)
         return
-    console.print(f"[bold]{review_id}[/]  records: {st['records']}  studies: {st['studies']}  "
-                  f"queue: {st['queue_pending']} pending  decisions: {st['decisions']}")
+    console.print(line(styled(review_id, "bold"), f"  records: {st['records']}  studies: {st['studies']}  "
+                       f"queue: {st['queue_pending']} pending  decisions: {st['decisions']}"))
     lu = st["last_update"]
     if lu:
         console.print(f"last update #{lu['update_id']}: {lu['status']} at {_when(lu['finished_at'] or lu['started_at'])}"
@@ -219,8 +260,8 @@ def status(
                 title="last search run per source", wrap=("error",))
     v = st["latest_version"]
     console.print(f"latest version: {v['version']} ({str(v['created_at'])[:19]})" if v else "latest version: none yet")
-    for line in st.get("guidance", []):
-        console.print(line)
+    for text in st.get("guidance", []):
+        console.print(text)
 
 
 def _when(t) -> str:
@@ -251,14 +292,14 @@ def demo(
     try:
         prepare_output(out)
     except user_errors() as e:
-        fail(str(e))
+        fail(e)
     settings.quiet_prefect_defaults()
     from flows.demo import demo_timeline
 
     console.print(f"Replaying {EXAMPLE_REVIEW} through the update-review flow (offline, recorded sources)…")
     results = demo_timeline(str(EXAMPLE_REVIEW), str(out.resolve()))
     if json_out:
-        print(json.dumps(results, default=str, indent=2))
+        print_json(results, indent=2)
         return
     for r in results:
         print_summary(r, title=f"step {r['step']}: {r['description']}")
@@ -268,10 +309,10 @@ def demo(
         console.print(f"Report: {report}")
     console.print(f"Outputs: {out.resolve()}")
     wh = out / "warehouse.duckdb"
-    console.print("\nLook around:", highlight=False)
+    console.print("\nLook around:")
     for cmd in (f"livingmeta estimates ivig-pnp -w {wh}", f"livingmeta diff ivig-pnp -w {wh}",
                 f"livingmeta status ivig-pnp -w {wh}", f"livingmeta studies list ivig-pnp -w {wh}"):
-        console.print(f"  {cmd}", highlight=False, markup=False)
+        console.print(f"  {cmd}")
 
 
 def _register_areas() -> None:
@@ -290,7 +331,7 @@ def main() -> None:
     try:
         app()
     except user_errors() as e:  # an error a command did not catch itself
-        err_console.print(f"[bold red]error:[/] {e}", highlight=False)
+        error(describe_error(e))
         sys.exit(2)
 
 

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from livingmeta.report.document import fmt_count, fmt_interval, fmt_p, fmt_percent, fmt_tau2, fmt_value
+from flows.cli_output import line, print_json, styled
 
 ESTIMATE_COLUMNS = ("analysis", "version", "k", "participants", "measure", "method", "estimate", "ci_lower",
                     "ci_upper", "pi_lower", "pi_upper", "p_value", "i2", "tau2")
@@ -18,7 +18,17 @@ SHOWN_COLUMNS = ("analysis", "model", "k", "n", "estimate", "95% CI", "95% PI", 
 DIFF_COLUMNS = ("", "estimate", "95% CI", "95% PI", "k", "n", "tau²", "I²", "p")
 
 
+def _fmt():
+    # livingmeta.report's package imports jinja2: only the commands that print numbers load it
+    from livingmeta.report import document
+
+    return document
+
+
 def _shown(r: dict) -> list[str]:
+    d = _fmt()
+    fmt_count, fmt_interval, fmt_p, fmt_percent, fmt_tau2, fmt_value = (
+        d.fmt_count, d.fmt_interval, d.fmt_p, d.fmt_percent, d.fmt_tau2, d.fmt_value)
     return [r["analysis"], f"{r['measure']} {r['method']}", fmt_count(r["k"]), fmt_count(r["participants"]),
             fmt_value(r["estimate"]), fmt_interval(r["ci_lower"], r["ci_upper"]),
             fmt_interval(r["pi_lower"], r["pi_upper"]), fmt_p(r["p_value"]), fmt_percent(r["i2"]),
@@ -27,6 +37,9 @@ def _shown(r: dict) -> list[str]:
 
 def _diff_row(label: str, n: dict | None) -> list[str]:
     n = n or {}
+    d = _fmt()
+    fmt_count, fmt_interval, fmt_p, fmt_percent, fmt_tau2, fmt_value = (
+        d.fmt_count, d.fmt_interval, d.fmt_p, d.fmt_percent, d.fmt_tau2, d.fmt_value)
     return [label, fmt_value(n.get("estimate")), fmt_interval(n.get("ci_lower"), n.get("ci_upper")),
             fmt_interval(n.get("pi_lower"), n.get("pi_upper")), fmt_count(n.get("k")), fmt_count(n.get("participants")),
             fmt_tau2(n.get("tau2")), fmt_percent(n.get("i2")), fmt_p(n.get("p_value"))]
@@ -106,7 +119,7 @@ def register(app: typer.Typer, subapps: dict[str, typer.Typer]) -> None:
                                  f"{', '.join(map(str, have)) or 'none yet'}")
             rows = estimate_rows(version_estimates(con, review_id, version))
         if json_out:
-            print(json.dumps(rows, default=str, indent=2))
+            print_json(rows, indent=2)
             return
         if not rows:
             console.print(f"{review_id}: no published version yet (run `livingmeta update`).")
@@ -159,13 +172,13 @@ def register(app: typer.Typer, subapps: dict[str, typer.Typer]) -> None:
                                      "analysis_id": aid, **d})
         if json_out:
             rows = [{**r, "old": name_scale_fields(r.get("old")), "new": name_scale_fields(r.get("new"))} for r in rows]
-            print(json.dumps(rows, default=str, indent=2))
+            print_json(rows, indent=2)
             return
-        console.print(f"[bold]{review_id}[/]: version {from_v if from_v is not None else '(none)'} -> {to_v}")
+        console.print(line(styled(review_id, "bold"), f": version {from_v if from_v is not None else '(none)'} -> {to_v}"))
         if not rows:
             console.print("no estimate changed")
         for r in rows:
-            console.print(f"[bold]{r['analysis_id']}[/]: {', '.join(r['changes'])}")
+            console.print(line(styled(r["analysis_id"], "bold"), f": {', '.join(r['changes'])}"))
             # one line per number, old beside new: narrow at any width and read as "before -> after"
             old, new = _diff_row("", r["old"]), _diff_row("", r["new"])
             print_table(console, ("", f"version {from_v}" if from_v is not None else "before", f"version {to_v}"),

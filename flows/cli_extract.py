@@ -13,7 +13,8 @@ import typer
 
 def register(app: typer.Typer, subapps: dict[str, typer.Typer]) -> None:
     """Add this area's commands to the CLI."""
-    from flows.cli import WarehouseOpt, console, err_console, fail, review_id_for, user_errors
+    from flows.cli import WarehouseOpt, console, fail, review_id_for, user_errors
+    from flows.cli_output import line, print_json, styled, warning, write_text
 
     extract = subapps["extract"]
 
@@ -59,19 +60,22 @@ def register(app: typer.Typer, subapps: dict[str, typer.Typer]) -> None:
             if out is not None and out.exists():
                 raise ValueError(f"{out} exists; choose another --out (a template never overwrites filled-in data)")
         except user_errors() as e:
-            fail(str(e))
+            fail(e)
         buf = io.StringIO()
         w = csv.DictWriter(buf, fieldnames=list(COLUMNS), lineterminator="\n")
         w.writeheader()
         w.writerows(template_rows(studies, outcome, kind))
         if not studies:
-            err_console.print(f"note: no study of {review_id} is included at full text yet, so the template has no rows; "
-                              f"record full-text decisions first, or add rows naming any study id, PMID or NCT id.",
-                              highlight=False)
+            warning(f"no study of {review_id} is included at full text yet, so the template has no rows; "
+                    f"record full-text decisions first, or add rows naming any study id, PMID or NCT id.",
+                    label="note:")
         if out is None:
-            print(buf.getvalue(), end="")
+            write_text(buf.getvalue())
         else:
-            out.write_text(buf.getvalue(), encoding="utf-8")
+            try:
+                out.write_text(buf.getvalue(), encoding="utf-8")
+            except OSError as e:
+                fail(e)
             console.print(f"Wrote {out}: {len(studies)} included studies. Fill it in, then "
                           f"`livingmeta extract import {review} {out}`.")
 
@@ -92,20 +96,21 @@ def register(app: typer.Typer, subapps: dict[str, typer.Typer]) -> None:
                 res = import_extraction(con, review_id, file, {o.id: o.kind for o in cfg.outcomes})
                 waiting = studies_not_included(con, review_id, res.pop("study_ids", []))
         except user_errors() as e:
-            fail(str(e))
+            fail(e)
         # rows of a study not (yet) included at full text are stored but enter no analysis: say so, never silently
         res["not_included"] = waiting
         res.pop("row_ids", None)
         if json_out:
-            print(json.dumps(res))
+            print_json(res)
         else:
             console.print(f"{file}: {res['rows']} rows — {res['added']} added, {res['corrected']} corrected, "
                           f"{res['unchanged']} unchanged. The next `livingmeta update` re-runs affected analyses.")
             if waiting:
-                console.print(f"[bold yellow]note:[/] {len(waiting)} stud{'y is' if len(waiting) == 1 else 'ies are'} "
-                              f"not included at full text yet, so no analysis uses their rows: {', '.join(waiting)}. "
-                              f"Record the full-text decision (`livingmeta screen next {review} --stage full_text` "
-                              f"or `screen import`); the next update then uses them.", highlight=False)
+                console.print(line(styled("note:", "bold yellow"),
+                                   f" {len(waiting)} stud{'y is' if len(waiting) == 1 else 'ies are'} "
+                                   f"not included at full text yet, so no analysis uses their rows: {', '.join(waiting)}. "
+                                   f"Record the full-text decision (`livingmeta screen next {review} --stage full_text` "
+                                   f"or `screen import`); the next update then uses them."))
 
     @extract.command("suggestions")
     def suggestions_cmd(
@@ -122,9 +127,9 @@ def register(app: typer.Typer, subapps: dict[str, typer.Typer]) -> None:
             with opened(wh, read_only=True) as con:
                 rows = list_suggestions(con, review_id)
         except user_errors() as e:
-            fail(str(e))
+            fail(e)
         if json_out:
-            print(json.dumps(rows, default=str, indent=2))
+            print_json(rows, indent=2)
             return
         if not rows:
             console.print(f"{review_id}: no registry suggestions wait to be accepted.")
@@ -158,5 +163,5 @@ def register(app: typer.Typer, subapps: dict[str, typer.Typer]) -> None:
                 res = accept_suggestions(con, review_id, list(row_ids), outcome=outcome,
                                          outcomes={o.id: o.kind for o in cfg.outcomes}, extractor=who, arm=arm)
         except user_errors() as e:
-            fail(str(e))
+            fail(e)
         console.print(f"accepted {res['accepted']} row(s) as {outcome} ({res['unchanged']} already current).")

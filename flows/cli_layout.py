@@ -14,11 +14,14 @@ from rich.cells import cell_len
 from rich.table import Table
 from rich.text import Text
 
-from livingmeta.report.document import fmt_count, fmt_p, fmt_percent, fmt_value
+from flows.cli_output import clean, styled
 
 
 def fmt_cell(column: str, value: Any) -> str:
     """A value for the terminal: 3 significant digits for estimates, p as 0.023 or <0.001, I² in percent."""
+    # livingmeta.report's package imports jinja2: only a table of numbers needs the formatters
+    from livingmeta.report.document import fmt_count, fmt_p, fmt_percent, fmt_value
+
     if value is None or value == "":
         return "–" if value is None else ""
     if isinstance(value, bool):
@@ -62,20 +65,23 @@ def print_table(console: Console, columns: Sequence[str], rows: Sequence[Sequenc
         wrap: columns of free text (titles) that may wrap onto several lines instead of forcing the
             narrow layout.
     """
-    cells = [[c if isinstance(c, str) else fmt_cell(columns[i], c) for i, c in enumerate(r)] for r in rows]
-    table = Table(title=title)
+    # every cell is data (titles, ids from sources): cleaned text, never markup, measured as it will be shown
+    cells = [[clean(c if isinstance(c, str) else fmt_cell(columns[i], c)) for i, c in enumerate(r)] for r in rows]
+    columns = [clean(c) for c in columns]
+    wrap = [clean(c) for c in wrap]
+    table = Table(title=styled(title) if title else None)
     for c in columns:
         if c in wrap:
-            table.add_column(c, overflow="fold", min_width=12)
+            table.add_column(Text(c), overflow="fold", min_width=12)
         else:
-            table.add_column(c, no_wrap=True, overflow="fold")
+            table.add_column(Text(c), no_wrap=True, overflow="fold")
     for r in cells:
-        table.add_row(*r)
+        table.add_row(*(Text(v) for v in r))
     if _natural_width(columns, cells, wrap) <= console.width:
         console.print(table)
         return
     if title:
-        console.print(Text(title, style="bold"))
+        console.print(styled(title, "bold"))
     for r in cells:
         if r[key_column]:
             console.print(Text(f"── {r[key_column]} ", style="bold"))
@@ -84,5 +90,5 @@ def print_table(console: Console, columns: Sequence[str], rows: Sequence[Sequenc
         block.add_column(overflow="fold")  # long values wrap under themselves, ids are never cut
         for i, (c, v) in enumerate(zip(columns, r)):
             if i != key_column and v != "":
-                block.add_row(f"  {c}", v)
+                block.add_row(Text(f"  {c}"), Text(v))
         console.print(block)

@@ -3,7 +3,6 @@ built in flows/cli.py."""
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Optional
@@ -12,7 +11,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from livingmeta.stats import StatsInputError, meta_analyze, read_meta_csv, subgroup_analysis
+from flows.cli_output import line, make_console, print_json, styled
+
+# livingmeta.stats (numpy, scipy, pandas) is imported by the command itself: `livingmeta --help` must not pay it
 
 DEFAULT_MEASURE = {"binary": "OR", "proportion": "PLO", "continuous": "MD", "generic": "GEN"}
 RATIO_MEASURES = {"RR", "OR", "PETO", "ROM"}
@@ -66,7 +67,7 @@ def _print_result(console: Console, title: str, res: dict, scale: str, show_stud
                   f"p = {_p(res['q_p'])}), tau2 = {_fmt(res['tau2'], 4)}, I2 = {_fmt(res['i2'], 1)}%, "
                   f"H2 = {_fmt(res['h2'], 2)}")
     for w in res["warnings"]:
-        console.print(f"[yellow]warning:[/yellow] {w}")
+        console.print(line(styled("warning:", "yellow"), " ", w))
 
 
 def register(app: typer.Typer, subapps: dict[str, typer.Typer]) -> None:
@@ -85,6 +86,16 @@ def register(app: typer.Typer, subapps: dict[str, typer.Typer]) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
     ) -> None:
         """Pool the studies in FILE and print the result (meta-analysis)."""
+        from flows.cli import fail
+        from livingmeta.userfiles import MAX_CSV_BYTES, UserFileError, check_user_file, read_user_text
+
+        try:  # one message for a folder, an unreadable, empty, binary or non-UTF-8 file
+            read_user_text(check_user_file(file, what="study CSV", max_bytes=MAX_CSV_BYTES), what="study CSV",
+                           empty_hint="it needs a header row and one row per study")
+        except UserFileError as exc:
+            fail(str(exc))
+        from livingmeta.stats import StatsInputError, meta_analyze, read_meta_csv, subgroup_analysis
+
         try:
             rows = read_meta_csv(file)
             chosen = (measure or DEFAULT_MEASURE[rows.attrs["kind"]]).upper()
@@ -94,8 +105,7 @@ def register(app: typer.Typer, subapps: dict[str, typer.Typer]) -> None:
             result = meta_analyze(rows, **kw)
             groups = subgroup_analysis(rows, by=subgroup, **kw) if subgroup else None
         except StatsInputError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(code=2) from None
+            fail(str(exc))
         out = result.to_dict()
         if groups is not None:
             out["subgroups"] = {
@@ -105,9 +115,9 @@ def register(app: typer.Typer, subapps: dict[str, typer.Typer]) -> None:
                 "q_between_p": groups["q_between_p"],
             }
         if as_json:
-            typer.echo(json.dumps(out, allow_nan=False))
+            print_json(out, allow_nan=False)
             return
-        console = Console(width=120)
+        console = make_console(width=120)
         shown = dict(out, _level=level if level <= 1 else level / 100)
         _print_result(console, f"{file.name}: {chosen}, {method.upper()}", shown, scale)
         if groups is not None:

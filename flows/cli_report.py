@@ -33,6 +33,6 @@ def register(app: typer.Typer, subapps: dict[str, typer.Typer]) -> None:
             html = write_report(doc, folder)
             write_index(doc["review"], versions, folder)
         except user_errors() as e:
-            fail(str(e))
+            fail(e)
         console.print(f"Wrote {html} (with report.md, report.json and PNG figures beside it)")
         console.print(f"Index of versions: {folder / 'index.html'}")

@@ -17,6 +17,8 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from flows.cli_output import clean, make_console, styled, write_text
+
 ReviewArg = Annotated[str, typer.Argument(help="Review folder (holding review.toml) or review id.")]
 WarehouseOpt = Annotated[
     Optional[str],
@@ -59,7 +61,7 @@ class _Keys:
             import click
 
             ch = click.getchar()
-            self.console.print(ch)
+            self.console.print(clean(ch))
             return ch.strip().lower() or None
         line = sys.stdin.readline()
         if line == "":
@@ -80,7 +82,7 @@ class _Keys:
 def _show(console: Console, r: dict, done: int, total: int) -> None:
     bar = Table.grid(padding=(0, 1))
     bar.add_row(ProgressBar(total=max(total, 1), completed=done, width=30),
-                Text(f"{done}/{total} this session · rank {r['rank']} · {r['record_id']}"))
+                styled(f"{done}/{total} this session · rank {r['rank']} · {r['record_id']}"))
     console.print(bar)
     fields = [
         ("year", r.get("year")), ("journal", r.get("journal")),
@@ -90,14 +92,15 @@ def _show(console: Console, r: dict, done: int, total: int) -> None:
         ("score", f"{r['score']:.3f} ({r['ranker']})" if r.get("score") is not None else r.get("ranker")),
         ("label", r.get("label")), ("changed", r.get("change_note")),
     ]
+    # title, abstract and every field come from a source: cleaned text (no markup, no control codes, no secret)
     body = Text()
-    body.append((r.get("title") or "(no title)") + "\n\n", style="bold")
-    body.append((r.get("abstract") or "(no abstract)") + "\n\n")
+    body.append(clean(r.get("title") or "(no title)") + "\n\n", style="bold")
+    body.append(clean(r.get("abstract") or "(no abstract)") + "\n\n")
     for name, value in fields:
         if value not in (None, "", "candidate"):
             body.append(f"{name}: ", style="dim")
-            body.append(f"{value}\n")
-    console.print(Panel(body, title=f"{r['stage'].replace('_', '/')} screening", expand=True))
+            body.append(clean(value) + "\n")
+    console.print(Panel(body, title=styled(f"{r['stage'].replace('_', '/')} screening"), expand=True))
 
 
 def next_command(
@@ -112,7 +115,7 @@ def next_command(
 
     cli = _cli()
     _check_stage(stage)
-    console = Console(highlight=False)
+    console = make_console()
     with cli.review_warehouse(review, warehouse, read_only=False) as (review_id, con):
         cfg = review_config(con, review_id)
         if cfg is not None and cfg.screening.reviewers == 2 and not reviewer:
@@ -203,10 +206,13 @@ def export_command(
         text = format_ris([{**r, "record_id": r["livingmeta_id"], "authors": r["authors_list"],
                             "keywords": r["keywords_list"]} for r in rows])
     if out is None:
-        sys.stdout.write(text)
+        write_text(text)
     else:
-        out.write_text(text, encoding="utf-8")
-        Console(stderr=True).print(f"Wrote {len(rows)} record(s) to {out}.")
+        try:
+            out.write_text(text, encoding="utf-8")
+        except OSError as e:
+            cli.fail(e)
+        make_console(stderr=True).print(f"Wrote {len(rows)} record(s) to {out}.")
 
 
 def import_command(
@@ -217,14 +223,20 @@ def import_command(
     warehouse: WarehouseOpt = None,
 ) -> None:
     """Import screening decisions; a bad row rejects the whole file, and importing a file twice adds nothing."""
+    from livingmeta.userfiles import MAX_DECISIONS_BYTES, UserFileError, read_user_text
     from warehouse.screening import import_decisions
 
     cli = _cli()
     if stage is not None:
         _check_stage(stage)
+    try:  # a folder, an unreadable, empty, binary or non-UTF-8 file: one message before the warehouse is opened
+        read_user_text(file, what="decisions CSV", max_bytes=MAX_DECISIONS_BYTES,
+                       empty_hint="it needs a header row (record_id, decision, … or ASReview LAB's export columns)")
+    except UserFileError as e:
+        cli.fail(str(e))
     with cli.review_warehouse(review, warehouse, read_only=False) as (review_id, con):
         res = import_decisions(con, review_id, file, reviewer=reviewer, stage=stage)
-    Console(highlight=False).print(
+    make_console().print(
         f"{res['file']} ({res['format']}): {res['rows']} decision(s) read, {res['added']} added, "
         f"{res['already_imported']} already imported.")
 
@@ -237,7 +249,7 @@ def conflicts_command(review: ReviewArg, warehouse: WarehouseOpt = None) -> None
     with cli.review_warehouse(review, warehouse) as (review_id, con):
         rows = list_conflicts(con, review_id)
         kappas = {s: screening_kappa(con, review_id, s) for s in ("title_abstract", "full_text")}
-    console = Console(highlight=False)
+    console = make_console()
     for s, k in kappas.items():
         if k is not None:
             console.print(f"Cohen's kappa at {s}: {k:.3f}")

@@ -2,28 +2,31 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import typer
 
-from livingmeta.screening.ranking import DEFAULT_MODEL, RANKERS
-from livingmeta.screening.simulation import LabelledDataError, parse_labelled_csv, simulate
+from flows.cli_output import error, print_json, say
+
+# The ranking models (sklearn, scipy) are imported when a simulation runs, not to build `--help`: the names are
+# repeated here, and tests/test_cli_startup.py fails when they drift from livingmeta.screening.ranking.
+DEFAULT_MODEL = "tfidf-svm"
+RANKER_NAMES = ("tfidf-svm", "tfidf-svm-1gram", "tfidf-svm-rankavg")
 
 # Exit code for unusable input, as click uses for usage errors.
 EXIT_BAD_INPUT = 2
 
 
 def _fail(message: str) -> None:
-    typer.echo(f"error: {message}", err=True)
+    error(message)
     raise typer.Exit(EXIT_BAD_INPUT)
 
 
 def simulate_command(
     data: Path = typer.Argument(..., help="CSV with columns title, abstract, label_included (1/0)."),
     seed: int = typer.Option(0, "--seed", help="Seed for the prior knowledge and the model."),
-    model: str = typer.Option(DEFAULT_MODEL, "--model", help=f"Ranking model: {', '.join(sorted(RANKERS))}."),
+    model: str = typer.Option(DEFAULT_MODEL, "--model", help=f"Ranking model: {', '.join(sorted(RANKER_NAMES))}."),
     as_json: bool = typer.Option(
         False,
         "--json",
@@ -40,14 +43,17 @@ def simulate_command(
     an include is found; loss: normalised area between the recall curve and the perfect one.
     N counts the records after the two priors.
     """
+    from livingmeta.screening.ranking import RANKERS
+    from livingmeta.screening.simulation import LabelledDataError, parse_labelled_csv, simulate
+    from livingmeta.userfiles import MAX_DECISIONS_BYTES, UserFileError, read_user_text
+
     if model not in RANKERS:
         _fail(f"--model {model!r} is not a known ranking model; choose one of: {', '.join(sorted(RANKERS))}")
     try:
-        text = data.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        _fail(f"{data}: no such file; give the path of a labelled CSV")
-    except (OSError, UnicodeDecodeError) as exc:
-        _fail(f"{data}: cannot be read as UTF-8 text ({exc}); save the CSV as UTF-8")
+        text = read_user_text(data, what="labelled CSV", max_bytes=MAX_DECISIONS_BYTES,
+                              empty_hint="it needs the columns title, abstract, label_included and one row per record")
+    except UserFileError as exc:
+        _fail(str(exc))
     try:
         dataset = parse_labelled_csv(text, str(data))
         started = time.perf_counter()
@@ -57,24 +63,16 @@ def simulate_command(
         _fail(f"{data}: {exc}" if not str(exc).startswith(str(data)) else str(exc))
     m = result.metrics
     if as_json:
-        typer.echo(
-            json.dumps(
-                {
-                    "wss95": m["wss95"],
-                    "rrf10": m["rrf10"],
-                    "atd": m["atd"],
-                    "loss": m["loss"],
-                    "seconds": round(seconds, 3),
-                }
-            )
-        )
+        print_json({"wss95": m["wss95"], "rrf10": m["rrf10"], "atd": m["atd"], "loss": m["loss"],
+                    "seconds": round(seconds, 3)})
         return
-    typer.echo(f"{data.name}: {result.n_records} records, {result.n_included} included; model {result.model}; seed {seed}")
-    typer.echo(f"WSS@95  {m['wss95']:.3f}  (ASReview's definition; strict, recall >= 95%: {m['wss95_strict']:.3f})")
-    typer.echo(f"RRF@10  {m['rrf10']:.3f}")
-    typer.echo(f"ATD     {m['atd']:.3f}")
-    typer.echo(f"loss    {m['loss']:.3f}")
-    typer.echo(f"seconds {seconds:.2f}")
+    echo = say
+    echo(f"{data.name}: {result.n_records} records, {result.n_included} included; model {result.model}; seed {seed}")
+    echo(f"WSS@95  {m['wss95']:.3f}  (ASReview's definition; strict, recall >= 95%: {m['wss95_strict']:.3f})")
+    echo(f"RRF@10  {m['rrf10']:.3f}")
+    echo(f"ATD     {m['atd']:.3f}")
+    echo(f"loss    {m['loss']:.3f}")
+    echo(f"seconds {seconds:.2f}")
 
 
 def register(app: typer.Typer, subapps: dict[str, typer.Typer]) -> None:

@@ -7,7 +7,6 @@ later run; each command relinks the review at once so its effect is visible imme
 
 import datetime as dt
 import getpass
-import json
 from typing import Annotated, Optional
 
 import typer
@@ -30,6 +29,7 @@ def _who(by: str | None) -> str:
 def register(app: typer.Typer, subapps: dict[str, typer.Typer]) -> None:
     """Add this area's commands to the CLI."""
     from flows.cli import WarehouseOpt, console, review_warehouse
+    from flows.cli_output import line, print_json, styled
 
     studies = subapps["studies"]
 
@@ -46,7 +46,7 @@ def register(app: typer.Typer, subapps: dict[str, typer.Typer]) -> None:
             found = list_studies(con, review_id)
             conflicts = link_conflicts(con, review_id)
         if json_out:
-            print(json.dumps({"studies": found, "conflicts": conflicts}, default=str, indent=2))
+            print_json({"studies": found, "conflicts": conflicts}, indent=2)
             return
         from flows.cli_layout import print_table
 
@@ -61,7 +61,8 @@ def register(app: typer.Typer, subapps: dict[str, typer.Typer]) -> None:
                     title=f"{review_id}: {len(found)} studies, {sum(len(s['records']) for s in found)} records",
                     wrap=("evidence", "title"))
         if conflicts:
-            console.print(f"[bold]{len(conflicts)} link(s) refused[/] — check them and link by hand if they are one trial:")
+            console.print(line(styled(f"{len(conflicts)} link(s) refused", "bold"),
+                               " — check them and link by hand if they are one trial:"))
             for c in conflicts:
                 console.print(f"  {c['record_id']} ~ {c['other_record_id']} ({c['method']}): {c['reason']}")
 

@@ -302,6 +302,7 @@ def parse_review(text: str, source: str = "review.toml") -> ReviewConfig:
     Raises:
         ConfigError: naming the file, the key and what is allowed.
     """
+    text = text.removeprefix("\ufeff")  # a UTF-8 byte order mark (Windows editors) is not part of the TOML
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -324,13 +325,27 @@ def review_file(path: str | Path) -> Path:
 def load_review(path: str | Path) -> ReviewConfig:
     """Read and validate a review folder's review.toml (or the file itself).
 
+    The file is read by `livingmeta.userfiles.read_user_text`: larger than MAX_CONFIG_BYTES is refused before
+    it is read, a UTF-8 BOM is accepted, other encodings, binary and empty files are named as such.
+
+    Args:
+        path: a review folder or its review.toml.
+    Returns:
+        the validated ReviewConfig.
     Raises:
-        ConfigError: when the file is missing or invalid.
+        ConfigError: when the file is missing, unreadable, not UTF-8 text, too large or invalid.
     """
+    from livingmeta.userfiles import MAX_CONFIG_BYTES, UserFileError, read_user_text
+
     f = review_file(path)
     if not f.exists():
         raise ConfigError(f"{f}: no such file. A review is a folder with review.toml; create one with `livingmeta init PATH`.")
-    return parse_review(f.read_text(encoding="utf-8"), str(f))
+    try:
+        text = read_user_text(f, what="review.toml", max_bytes=MAX_CONFIG_BYTES,
+                              empty_hint="write the review's settings in it; `livingmeta init PATH` writes a template")
+    except UserFileError as e:
+        raise ConfigError(str(e)) from None
+    return parse_review(text, str(f))
 
 
 TEMPLATE = '''# review.toml — one living systematic review.  Validate with `livingmeta status PATH`.

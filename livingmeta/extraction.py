@@ -235,7 +235,8 @@ def parse_extraction(text: str, outcomes: Mapping[str, str], source: str = "extr
         the validated rows in file order (blank lines skipped).
     Raises:
         ExtractionError: one message listing the problems (file, line, column; at most 25, then a count),
-            including rows that describe the same study, outcome, arm, group and subgroup twice.
+            including rows that describe the same study, outcome, arm, group and subgroup twice; or that the
+            file holds no data rows.
     """
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
     header = [h.strip() for h in (reader.fieldnames or [])]
@@ -278,6 +279,10 @@ def parse_extraction(text: str, outcomes: Mapping[str, str], source: str = "extr
         shown = problems[:MAX_MESSAGES]
         more = f" … and {len(problems) - MAX_MESSAGES} more problem(s)" if len(problems) > MAX_MESSAGES else ""
         raise ExtractionError(f"{source}: nothing was imported; fix these and import again: " + " | ".join(shown) + more)
+    if not rows:  # a header alone imports nothing: say so rather than report "0 rows" as if it had worked
+        raise ExtractionError(f"{source}: the file holds no data rows (only the header); nothing was imported. "
+                              f"Fill in one row per study arm (`livingmeta extract template REVIEW OUTCOME` "
+                              f"prefills the included studies) and import again")
     return rows
 
 
@@ -285,15 +290,18 @@ def read_extraction(path: str | Path, outcomes: Mapping[str, str]) -> list[Extra
     """`parse_extraction` for a file on disk (messages name the file).
 
     Raises:
-        ExtractionError: as parse_extraction, or when the file cannot be read as UTF-8 text.
+        ExtractionError: as parse_extraction, or when the file cannot be used (see
+            `livingmeta.userfiles.read_user_text`: missing, a folder, unreadable, too large, binary, not UTF-8).
     """
+    from livingmeta.userfiles import MAX_CSV_BYTES, UserFileError, read_user_text
+
     p = Path(path)
-    if not p.exists():
-        raise ExtractionError(f"{p}: no such file")
     try:
-        text = p.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise ExtractionError(f"{p}: not UTF-8 text ({e}); save the file as CSV UTF-8") from None
+        text = read_user_text(p, what="extraction CSV", max_bytes=MAX_CSV_BYTES,
+                              empty_hint=f"it needs the header {','.join(COLUMNS)} and one row per study arm "
+                                         f"(write one with `livingmeta extract template REVIEW OUTCOME`)")
+    except UserFileError as e:
+        raise ExtractionError(str(e)) from None
     return parse_extraction(text, outcomes, source=str(p))
 
 
