@@ -56,8 +56,10 @@ def user_errors():
     from livingmeta.config import ConfigError
 
     errors: tuple = (ConfigError, FileNotFoundError, ValueError, OSError, UnicodeError)
-    if "warehouse.db" in sys.modules:  # only a command that opened the warehouse can raise its error
-        errors += (sys.modules["warehouse.db"].WarehouseError,)
+    # errors of modules a command loaded (importing them here would load duckdb or scipy for every command)
+    for module, name in (("warehouse.db", "WarehouseError"), ("livingmeta.stats.errors", "StatsInputError")):
+        if module in sys.modules:
+            errors += (getattr(sys.modules[module], name),)
     return errors
 
 

@@ -82,16 +82,19 @@ def register(app: typer.Typer, subapps: dict[str, typer.Typer]) -> None:
     @extract.command("import")
     def import_cmd(
         review: Annotated[str, typer.Argument(help="Review folder or review id.")],
-        file: Annotated[Path, typer.Argument(help="Extraction CSV.")],
+        file: Annotated[Path, typer.Argument(help="Extraction CSV.", readable=False)],
         warehouse: WarehouseOpt = None,
         json_out: Annotated[bool, typer.Option("--json", help="Print the counts as JSON.")] = False,
     ) -> None:
         """Validate and store an extraction CSV (all rows or none; re-importing adds nothing)."""
+        from livingmeta.extraction import read_extraction
         from warehouse import opened
         from warehouse.extraction import import_extraction, studies_not_included
 
         try:
             review_id, wh, cfg = _review(review, warehouse)
+            # a file that cannot be used is refused before the warehouse is opened (or created)
+            read_extraction(file, {o.id: o.kind for o in cfg.outcomes})
             with opened(wh) as con:
                 res = import_extraction(con, review_id, file, {o.id: o.kind for o in cfg.outcomes})
                 waiting = studies_not_included(con, review_id, res.pop("study_ids", []))

@@ -75,7 +75,8 @@ def register(app: typer.Typer, subapps: dict[str, typer.Typer]) -> None:
 
     @app.command("meta")
     def meta(
-        file: Path = typer.Argument(..., help="CSV with one row per study (see shared/reference/README.md)."),
+        file: Path = typer.Argument(..., help="CSV with one row per study (see shared/reference/README.md).",
+                                    readable=False),
         measure: Optional[str] = typer.Option(None, "--measure", help="RR, OR, RD, PETO, PR, PLO, PAS, PFT, MD, "
                                               "SMD, ROM or GEN (default: OR, PLO, MD or GEN by data kind)."),
         method: str = typer.Option("REML", "--method", help="FE, MH, PETO, DL, REML, ML, PM, SJ, HE or EB."),

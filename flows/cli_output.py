@@ -11,8 +11,8 @@ NCBI api_key. So every console the CLI uses is a `SafeConsole`:
   `\\u202e`); newline and tab are kept;
 - a rich `Text` given to `print` is cleaned the same way with its styles kept (our own styling is built as
   `Text`, see `styled`/`line`);
-- every segment it finally writes loses any control character that is still in it (a last guard for text
-  nested in panels or grids).
+- every segment it finally writes is redacted and loses any control code still in it (a last guard for a
+  Text nested in a panel or grid that was built without `clean`).
 
 JSON output goes through `print_json` (redacted; json.dumps escapes control characters itself).
 """
@@ -117,9 +117,15 @@ class SafeConsole(Console):
         super().print(*objs, **kwargs)
 
     def render(self, renderable: Any, options: Any = None) -> Iterable[Segment]:
+        # the last guard, for a Text built from data without `clean` and nested in a panel or grid: no control
+        # code and no secret leaves, even if a border then shifts (strings never get here unclean)
         for seg in super().render(renderable, options):
-            if seg.control is None and _CONTROLS.search(seg.text):
-                seg = Segment(_CONTROLS.sub("", seg.text), seg.style)
+            if seg.control is None and seg.text:
+                text = redact_text(seg.text)
+                if _CONTROLS.search(text):
+                    text = _CONTROLS.sub("", _ANSI.sub("", text))
+                if text != seg.text:
+                    seg = Segment(text, seg.style)
             yield seg
 
 

@@ -217,7 +217,8 @@ def export_command(
 
 def import_command(
     review: ReviewArg,
-    file: Annotated[Path, typer.Argument(help="Decisions CSV (native columns, or ASReview LAB's export).")],
+    file: Annotated[Path, typer.Argument(help="Decisions CSV (native columns, or ASReview LAB's export).",
+                                                 readable=False)],
     reviewer: Annotated[Optional[str], typer.Option("--reviewer", "-r", help="Who decided (required for ASReview exports).")] = None,
     stage: Annotated[Optional[str], typer.Option("--stage", help="Stage for rows without one: title_abstract | full_text")] = None,
     warehouse: WarehouseOpt = None,

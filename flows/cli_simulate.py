@@ -24,7 +24,7 @@ def _fail(message: str) -> None:
 
 
 def simulate_command(
-    data: Path = typer.Argument(..., help="CSV with columns title, abstract, label_included (1/0)."),
+    data: Path = typer.Argument(..., help="CSV with columns title, abstract, label_included (1/0).", readable=False),
     seed: int = typer.Option(0, "--seed", help="Seed for the prior knowledge and the model."),
     model: str = typer.Option(DEFAULT_MODEL, "--model", help=f"Ranking model: {', '.join(sorted(RANKER_NAMES))}."),
     as_json: bool = typer.Option(

@@ -53,6 +53,8 @@ def describe_os_error(e: OSError, path: str | Path | None = None) -> str:
         return f"{p}: file not found; check the path"
     if isinstance(e, IsADirectoryError) or code == errno.EISDIR:
         return f"{p} is a folder, not a file; give the path of the file inside it"
+    if isinstance(e, FileExistsError) or code == errno.EEXIST:
+        return f"{p} exists and is a file, not a folder; give a folder (or a new name)"
     if isinstance(e, NotADirectoryError) or code == errno.ENOTDIR:
         return f"{p}: a part of this path is a file, not a folder; check the path"
     if isinstance(e, PermissionError) or code in (errno.EACCES, errno.EPERM):
