@@ -332,8 +332,10 @@ def main() -> None:
     """Console entry point: user errors print one message; anything else is a bug and keeps its traceback."""
     try:
         app()
-    except user_errors() as e:  # an error a command did not catch itself
-        error(describe_error(e))
+    except Exception as e:  # not `except user_errors()`: that would be evaluated (and import) on every exit
+        if not isinstance(e, user_errors()):
+            raise
+        error(describe_error(e))  # an error a command did not catch itself
         sys.exit(2)
 
 

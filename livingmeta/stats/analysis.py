@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import numpy as np
-from scipy import stats
+from livingmeta.stats import distributions as stats  # scipy.stats costs ~1 s to import; same floats
 
 from livingmeta.stats.effect_sizes import MEASURES_BY_KIND, check_measure, compute_effect_sizes
 from livingmeta.stats.errors import StatsInputError
