@@ -158,3 +158,34 @@ def test_oversized_user_files_are_refused_before_reading(tmp_path):
         r = runner.invoke(app, argv[name][0])
         assert r.exit_code == 2, (name, r.output)
         one_line_error(r.output, path, ("MiB", "larger than"))
+
+
+@pytest.mark.parametrize("bad", ["folder", "text", "random bytes"])
+def test_a_bad_warehouse_file_is_one_line(tmp_path, bad):
+    review = review_folder(tmp_path)
+    wh = tmp_path / "wh.duckdb"
+    if bad == "folder":
+        wh.mkdir()
+    elif bad == "text":
+        wh.write_text("study,events\nA,1\n", encoding="utf-8")
+    else:
+        wh.write_bytes(bytes(range(256)) * 40)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    csv = tmp_path / "x.csv"
+    csv.write_text("study\n", encoding="utf-8")
+    for argv in (["status", str(review)], ["studies", "list", str(review)], ["estimates", str(review)],
+                 ["screen", "next", str(review), "-r", "ana"], ["screen", "export", str(review)],
+                 ["diff", str(review)], ["report", str(review), "--out", str(tmp_path / "out")]):
+        r = runner.invoke(app, [*argv, "-w", str(wh)])
+        assert r.exit_code == 2, (argv, r.output)
+        one_line_error(r.output, wh, ("cannot open the warehouse",))
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "x.csv") == before
+
+
+def test_writing_to_a_folder_is_one_line(tmp_path, warehouse_path):
+    review = review_folder(tmp_path)
+    out = tmp_path / "afolder"
+    out.mkdir()
+    r = runner.invoke(app, ["screen", "export", str(review), "-w", str(warehouse_path), "-o", str(out)])
+    assert r.exit_code == 2, r.output
+    one_line_error(r.output, out, ("is a folder",))

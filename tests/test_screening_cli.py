@@ -156,3 +156,22 @@ def test_conflicts_and_status_guidance(tmp_path):
     res = runner.invoke(app, ["status", str(folder), "-w", wh])
     assert res.exit_code == 0, res.output
     assert "1 conflict(s) between reviewers" in res.output and "screening: 1 screened" in res.output
+
+
+def test_terminal_screening_shows_markup_and_escapes_from_sources_as_text(tmp_path):
+    """A PubMed title holding `[/]` once stopped `screen next` for the whole review (MarkupError)."""
+    con, folder, wh = setup_review(tmp_path)
+    ingest(con, [pubmed(9, "Pain [/] relief with [bold]IVIG[/bold] \x1b[31mred\x1b[0m\u202e", "Abstract [link=x]y[/link]\x07",
+                        publication_types=["Randomized Controlled Trial"], year=2022)], T0)
+    flag_candidates(con, REVIEW, make_config(), T0)
+    con.close()
+    res = runner.invoke(app, ["screen", "next", str(folder), "--reviewer", "ana", "--warehouse", wh],
+                        input="i\n[/] why\n" * 4)
+    assert res.exit_code == 0, res.output
+    assert "Pain [/] relief with [bold]IVIG[/bold] red\\u202e" in res.output
+    assert "Abstract [link=x]y[/link]\\x07" in res.output
+    assert not any(c in res.output for c in ("\x1b", "\x07", "\u202e"))
+    assert current(wh)["pubmed:9/title_abstract"] == "include"
+    con = connect(wh)
+    assert con.execute("SELECT DISTINCT reason FROM screening_decisions").fetchall() == [("[/] why",)]
+    con.close()

@@ -129,15 +129,16 @@ def connect(path: str | Path, read_only: bool = False, migrate_schema: bool = Tr
             raise WarehouseError(f"{p}: no warehouse here yet; run `livingmeta update REVIEW` or `livingmeta demo` first")
     try:
         con = duckdb.connect(p, read_only=read_only)
-    except duckdb.IOException as e:
-        if "lock" in str(e).lower():
+    except duckdb.Error as e:  # a locked file, a folder, a file that is no DuckDB database (a user's --warehouse)
+        if isinstance(e, duckdb.IOException) and "lock" in str(e).lower():
             holder = re.search(r"\(PID (\d+)\)", str(e))
             raise WarehouseError(
                 f"{p} is open in another process{f' (PID {holder.group(1)})' if holder else ''} and DuckDB allows "
                 "one writer; wait for the running update to finish (or stop that process), or read the published "
                 "snapshot instead"
             ) from e
-        raise WarehouseError(f"{p}: cannot open the warehouse: {e}") from e
+        raise WarehouseError(f"{p}: cannot open the warehouse: {e}; give a livingmeta warehouse (a DuckDB file) "
+                             f"with --warehouse") from e
     con.execute("SET TimeZone = 'UTC'")
     if not read_only and migrate_schema:
         migrate(con)
