@@ -39,6 +39,11 @@ _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]?|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?
 _CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
+# table and panel borders and padding: nothing to redact or strip (most segments of a table)
+_LAYOUT_ONLY = frozenset(" \n─━│┃┄┅┆┇┈┉┊┋┌┍┎┏┐┑┒┓└┕┖┗┘┙┚┛├┝┞┟┠┡┢┣┤┥┦┧┨┩┪┫┬┭┮┯┰┱┲┳┴┵┶┷┸┹┺┻┼┽┾┿╀╁╂╃╄╅╆╇╈╉╊╋"
+                         "═║╒╓╔╕╖╗╘╙╚╛╜╝╞╟╠╡╢╣╤╥╦╧╨╩╪╫╬╭╮╯╰╴╵╶╷╸╹╺╻╼╽╾╿")
+
+
 def _visible(m: re.Match) -> str:
     c = m.group(0)
     return f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}"
@@ -116,17 +121,28 @@ class SafeConsole(Console):
         objs = [clean_text(o) if isinstance(o, Text) else o for o in objects]
         super().print(*objs, **kwargs)
 
+    _rendering = False
+
     def render(self, renderable: Any, options: Any = None) -> Iterable[Segment]:
         # the last guard, for a Text built from data without `clean` and nested in a panel or grid: no control
-        # code and no secret leaves, even if a border then shifts (strings never get here unclean)
-        for seg in super().render(renderable, options):
-            if seg.control is None and seg.text:
-                text = redact_text(seg.text)
-                if _CONTROLS.search(text):
-                    text = _CONTROLS.sub("", _ANSI.sub("", text))
-                if text != seg.text:
-                    seg = Segment(text, seg.style)
-            yield seg
+        # code and no secret leaves, even if a border then shifts (strings never get here unclean). Only the
+        # outermost render checks segments: nested renders yield through it.
+        if self._rendering:
+            yield from super().render(renderable, options)
+            return
+        self._rendering = True
+        try:
+            for seg in super().render(renderable, options):
+                text = seg.text
+                if seg.control is None and text and not _LAYOUT_ONLY.issuperset(text):
+                    text = redact_text(text)
+                    if _CONTROLS.search(text):
+                        text = _CONTROLS.sub("", _ANSI.sub("", text))
+                    if text != seg.text:
+                        seg = Segment(text, seg.style)
+                yield seg
+        finally:
+            self._rendering = False
 
 
 def make_console(stderr: bool = False, **kwargs: Any) -> SafeConsole:
