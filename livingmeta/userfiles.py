@@ -50,7 +50,7 @@ def describe_os_error(e: OSError, path: str | Path | None = None) -> str:
     p = str(path if path is not None else (e.filename if e.filename is not None else "file"))
     code = e.errno
     if isinstance(e, FileNotFoundError) or code == errno.ENOENT:
-        return f"{p}: file not found; check the path"
+        return f"{p}: file not found (no such file or folder); check the path"
     if isinstance(e, IsADirectoryError) or code == errno.EISDIR:
         return f"{p} is a folder, not a file; give the path of the file inside it"
     if isinstance(e, FileExistsError) or code == errno.EEXIST:
