@@ -205,3 +205,36 @@ def test_clean_neutralises_each_hostile_string(value):
     out = cap.get()
     assert_safe(out)
     assert out.count("a") == 2 and out.count("b") >= 2
+
+
+def test_estimates_diff_and_report_with_a_hostile_study_id(tmp_path, monkeypatch):
+    """A study id (from an author name in a source) holding markup and escapes, through two published versions."""
+    import living_seed as seed
+    from tasks.analysis import analyze
+    from tasks.versions import record_review_version
+
+    hostile = "[/]Novak\x1b[31m\u202e2023"
+    monkeypatch.setitem(seed.TRIALS, hostile, seed.TRIALS["Novak2023"])
+    wh_path = tmp_path / "warehouse.duckdb"
+    review = seed.write_review(tmp_path / "review")
+    rid = seed.register(review, wh_path)
+    wh = str(wh_path)
+    for i, (studies, new) in enumerate(((["Jann2020", "Geerts2021"], ["Jann2020", "Geerts2021"]),
+                                        (["Jann2020", "Geerts2021", hostile], [hostile]))):
+        when = T0 + dt.timedelta(days=30 * i)
+        uid = seed.new_update(wh_path, rid, when)
+        seed.ingest(wh_path, rid, uid, [seed.record_for(s) for s in new], when)
+        seed.link_and_include(wh_path, rid, new, when)
+        f = seed.binary_csv(tmp_path / f"x{i}.csv", studies)
+        r = runner.invoke(app, ["extract", "import", str(review), str(f), "-w", wh])
+        assert r.exit_code == 0, r.output
+        assert_safe(r.output)
+        analyze.fn(str(review), rid, wh, uid)
+        record_review_version(str(review), rid, wh, uid, when, now=when, environ={})
+    for argv in (["estimates", rid], ["diff", rid], ["diff", rid, "--from", "1", "--to", "2"],
+                 ["report", rid, "--out", str(tmp_path / "out")], ["status", rid]):
+        r = runner.invoke(app, [*argv, "-w", wh], env={"COLUMNS": "160"})
+        assert r.exit_code == 0, (argv, r.output)
+        assert_safe(r.output)
+    r = runner.invoke(app, ["diff", rid, "-w", wh])
+    assert "studies added: [/]Novak" in r.output
