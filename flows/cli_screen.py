@@ -239,7 +239,13 @@ def import_command(
         res = import_decisions(con, review_id, file, reviewer=reviewer, stage=stage)
     make_console().print(
         f"{res['file']} ({res['format']}): {res['rows']} decision(s) read, {res['added']} added, "
-        f"{res['already_imported']} already imported.")
+        f"{res['already_imported']} already imported.", markup=False)
+    # nothing a person wrote is dropped or changed without saying so
+    notes = [f"{res['duplicates']} repeated row(s) in the file stored once" if res.get("duplicates") else "",
+             f"{res['unchanged']} older than the same stored decision: nothing to add" if res.get("unchanged") else "",
+             f"{res['replaced']} change(s) a reviewer's earlier decision" if res.get("replaced") else ""]
+    if any(notes):
+        Console(highlight=False).print("; ".join(n for n in notes if n) + ".", markup=False)
 
 
 def conflicts_command(review: ReviewArg, warehouse: WarehouseOpt = None) -> None:

@@ -20,7 +20,15 @@ import pandas as pd
 from livingmeta.config import ReviewConfig, Screening
 from livingmeta.records import canonical_json, hash_json, normalise_doi
 from livingmeta.screening.agreement import cohen_kappa
-from livingmeta.screening.decisions import DECISIONS, STAGES, DecisionFileError, parse_decision_file
+from livingmeta.screening.decisions import (
+    DecisionFileError,
+    DecisionRow,
+    StoredDecision,
+    check_decision,
+    plan_against_stored,
+    refuse,
+    validate_decision_file,
+)
 from livingmeta.screening.prisma import shape_prisma
 from livingmeta.screening.queue import (
     RULES_RANKER,
@@ -339,30 +347,71 @@ def _alert_new_candidates(con: duckdb.DuckDBPyConnection, review_id: str, now: d
 
 # ------------------------------------------------------------------------------------------ decisions
 
-def _check_decision(stage: str, decision: str, reason: str | None) -> None:
-    if stage not in STAGES:
-        raise ValueError(f"stage {stage!r} is not allowed; use one of: {', '.join(STAGES)}")
-    if decision not in DECISIONS:
-        raise ValueError(f"decision {decision!r} is not allowed; use one of: {', '.join(DECISIONS)}")
-    if stage == "full_text" and decision == "exclude" and not (reason or "").strip():
-        raise ValueError("a full-text exclusion needs a reason (PRISMA reports them)")
+def _review_record_ids(con: duckdb.DuckDBPyConnection, review_id: str) -> set[str]:
+    return {r for (r,) in con.execute("SELECT record_id FROM review_records WHERE review_id = ?", [review_id]).fetchall()}
+
+
+def _other_reviews(con: duckdb.DuckDBPyConnection, review_id: str, record_ids: list[str]) -> dict[str, list[str]]:
+    """For record ids this review does not hold: the other reviews that hold them (to name them in messages)."""
+    if not record_ids:
+        return {}
+    con.register("_decision_unknown_ids", pd.DataFrame({"record_id": record_ids}))
+    try:
+        rows = con.execute("SELECT rr.record_id, list(DISTINCT rr.review_id ORDER BY rr.review_id) "
+                           "FROM review_records rr JOIN _decision_unknown_ids u USING (record_id) "
+                           "WHERE rr.review_id <> ? GROUP BY rr.record_id", [review_id]).fetchall()
+    finally:
+        con.unregister("_decision_unknown_ids")
+    return {rid: list(reviews) for rid, reviews in rows}
+
+
+def _stored_decisions(con: duckdb.DuckDBPyConnection, review_id: str,
+                      record_ids: set[str]) -> dict[tuple[str, str, str], StoredDecision]:
+    """Each reviewer's current decision (undone ones aside) per record and stage, for the given records."""
+    if not record_ids:
+        return {}
+    con.register("_decision_ids", pd.DataFrame({"record_id": sorted(record_ids)}))
+    try:
+        rows = con.execute(
+            "SELECT d.record_id, d.stage, d.reviewer, d.decision, d.reason, d.decided_at, d.decision_id "
+            "FROM v_current_decisions d JOIN _decision_ids USING (record_id) WHERE d.review_id = ?",
+            [review_id]).fetchall()
+    finally:
+        con.unregister("_decision_ids")
+    return {(r[0], r[1], r[2]): StoredDecision(*r) for r in rows}
 
 
 def record_decision(con: duckdb.DuckDBPyConnection, *, review_id: str, record_id: str, reviewer: str, stage: str,
                     decision: str, reason: str | None, origin: str, now: dt.datetime,
                     decided_at: dt.datetime | None = None) -> int:
-    """Append one human decision and update the queue; returns its decision_id."""
-    _check_decision(stage, decision, reason)
-    if not reviewer.strip():
-        raise ValueError("a decision needs a reviewer name")
+    """Append one human decision and update the queue; returns its decision_id.
+
+    The rules of a decision file hold here too (`livingmeta.screening.decisions.check_decision` and
+    `plan_against_stored`): a record of this review, a reviewer, a known stage and decision, a reason for a
+    full-text exclusion, not dated in the future, and not older than the reviewer's current decision while
+    saying something else. Raises DecisionFileError (a ValueError) naming what is wrong; nothing is stored.
+    """
+    reviewer = (reviewer or "").strip()
+    source = f"decision on {record_id}"
     with transaction(con):
+        known = {record_id} & _review_record_ids(con, review_id)
+        problems = check_decision(record_id=record_id, reviewer=reviewer, stage=stage, decision=decision,
+                                  reason=reason, decided_at=decided_at, now=now, is_known=known.__contains__)
+        if problems:
+            raise refuse(source, problems)
+        row = DecisionRow(record_id, reviewer, stage, decision, reason or None, decided_at, 0, "")
+        plan = plan_against_stored([row], _stored_decisions(con, review_id, {record_id}), now=now, source=source)
+        if plan.unchanged:
+            # an older word repeating the current one changes nothing: report the current decision
+            (did,) = con.execute("SELECT decision_id FROM v_current_decisions WHERE review_id = ? AND record_id = ? "
+                                 "AND stage = ? AND reviewer = ?", [review_id, record_id, stage, reviewer]).fetchone()
+            return int(did)
         ver = con.execute("SELECT version FROM records WHERE record_id = ?", [record_id]).fetchone()
-        if ver is None:
-            raise ValueError(f"unknown record {record_id!r}")
         (did,) = con.execute(
             "INSERT INTO screening_decisions (review_id, record_id, record_version, reviewer, decided_at, stage, "
             "decision, reason, origin, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING decision_id",
-            [review_id, record_id, ver[0], reviewer, decided_at or now, stage, decision, reason or None, origin, now],
+            [review_id, record_id, ver[0] if ver else None, reviewer, decided_at or now, stage, decision,
+             reason or None, origin, now],
         ).fetchone()
         refresh_queue_states(con, review_id)
     return int(did)
@@ -387,18 +436,26 @@ def import_decisions(con: duckdb.DuckDBPyConnection, review_id: str, path: str |
                      reviewer: str | None = None, stage: str | None = None, now: dt.datetime | None = None) -> dict:
     """Import a decision file (native CSV or ASReview LAB export) all-or-nothing.
 
+    The whole file is validated first (`livingmeta.screening.decisions.validate_decision_file`: every row,
+    contradictions inside the file, dates in the future, records of other reviews), then compared with the
+    stored decisions (`plan_against_stored`) and written in one transaction. A file with any problem is
+    refused whole: DecisionFileError lists every problem and nothing is written.
+
     Args:
         path: the CSV file.
         origin: stored with each decision ("import", "demo"; ASReview files are stored as "asreview" when
             origin is "import").
         reviewer: who decided (required for ASReview files; fills blank reviewer cells).
         stage: stage for rows without one (default title_abstract).
-        now: the import time (default: the clock).
+        now: the import time (default: the clock); decisions dated more than a day after it are refused.
     Returns:
-        {"file", "format", "rows", "added", "already_imported", "ranker"} — `ranker`: the ranker the queue was
-        re-ranked with after the new decisions (None when nothing was added).
+        {"file", "format", "rows", "added", "already_imported", "duplicates", "unchanged", "replaced",
+        "ranker"} — `rows` decisions read = added + already_imported (rows of an earlier import of this file)
+        + duplicates (repeats inside the file, stored once) + unchanged (older than the reviewer's stored
+        decision and saying the same); `replaced`: added rows that change a reviewer's earlier decision;
+        `ranker`: the ranker the queue was re-ranked with (None when nothing was added).
     Raises:
-        DecisionFileError: the first bad row (file, line, column); nothing is stored.
+        DecisionFileError: every problem (file, line, column, record id); nothing is stored.
         FileNotFoundError: the file does not exist.
     """
     p = Path(path)
@@ -409,30 +466,31 @@ def import_decisions(con: duckdb.DuckDBPyConnection, review_id: str, path: str |
         text = p.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as e:
         raise DecisionFileError(f"{p}: not UTF-8 text (byte {e.start}); save the CSV as UTF-8 and import again") from None
-    known = {r for (r,) in con.execute("SELECT record_id FROM review_records WHERE review_id = ?", [review_id]).fetchall()}
-    if not known:
-        raise DecisionFileError(f"{p}: review {review_id!r} has no records yet; run an update before importing decisions")
-    dois = {}
-    for rid, doi in con.execute("SELECT r.record_id, r.doi FROM records r JOIN review_records rr USING (record_id) "
-                                "WHERE rr.review_id = ? AND r.doi IS NOT NULL", [review_id]).fetchall():
-        d = normalise_doi(doi)
-        if d:
-            dois.setdefault(d, rid)
-    fmt, rows = parse_decision_file(text, source=str(p), is_known=known.__contains__, reviewer=reviewer, stage=stage,
-                                    doi_to_record=dois)
-    stored_origin = "asreview" if fmt == "asreview" and origin == "import" else origin
     with transaction(con):
+        known = _review_record_ids(con, review_id)
+        if not known:
+            raise DecisionFileError(f"{p}: review {review_id!r} has no records yet; run an update before importing "
+                                    "decisions")
+        dois = {}
+        for rid, doi in con.execute("SELECT r.record_id, r.doi FROM records r JOIN review_records rr USING (record_id) "
+                                    "WHERE rr.review_id = ? AND r.doi IS NOT NULL ORDER BY r.record_id",
+                                    [review_id]).fetchall():
+            d = normalise_doi(doi)
+            if d:
+                dois.setdefault(d, rid)
+        checked = validate_decision_file(text, source=str(p), is_known=known.__contains__, now=now, reviewer=reviewer,
+                                         stage=stage, doi_to_record=dois,
+                                         elsewhere=lambda ids: _other_reviews(con, review_id, ids))
+        stored_origin = "asreview" if checked.format == "asreview" and origin == "import" else origin
         seen = {k for (k,) in con.execute(
             "SELECT import_key FROM screening_decisions WHERE review_id = ? AND import_key IS NOT NULL", [review_id]).fetchall()}
+        fresh = [r for r in checked.rows if r.import_key not in seen]
+        plan = plan_against_stored(fresh, _stored_decisions(con, review_id, {r.record_id for r in fresh}), now=now,
+                                   source=str(p))
         versions = dict(con.execute("SELECT r.record_id, r.version FROM records r JOIN review_records rr USING (record_id) "
                                     "WHERE rr.review_id = ?", [review_id]).fetchall())
-        add = []
-        for r in rows:
-            if r.import_key in seen:
-                continue
-            seen.add(r.import_key)
-            add.append((review_id, r.record_id, versions.get(r.record_id), r.reviewer, r.decided_at or now, r.stage,
-                        r.decision, r.reason, stored_origin, r.import_key, now))
+        add = [(review_id, r.record_id, versions.get(r.record_id), r.reviewer, r.decided_at or now, r.stage,
+                r.decision, r.reason, stored_origin, r.import_key, now) for r in plan.add]
         if add:
             con.executemany(
                 "INSERT INTO screening_decisions (review_id, record_id, record_version, reviewer, decided_at, stage, "
@@ -440,7 +498,9 @@ def import_decisions(con: duckdb.DuckDBPyConnection, review_id: str, path: str |
             refresh_queue_states(con, review_id)
             # the decisions changed: retrain now, so the queue order and the ranker `status` names match them
             ranking = rank_queue(con, review_id)
-    return {"file": str(p), "format": fmt, "rows": len(rows), "added": len(add), "already_imported": len(rows) - len(add),
+    return {"file": str(p), "format": checked.format, "rows": checked.read, "added": len(add),
+            "already_imported": len(checked.rows) - len(fresh), "duplicates": len(checked.duplicates),
+            "unchanged": len(plan.unchanged), "replaced": len(plan.replaces),
             "ranker": ranking["ranker"] if add else None}
 
 

@@ -1,4 +1,4 @@
-"""Reading screening decision files: the native CSV and ASReview LAB's export.
+"""Reading screening decision files: the native CSV and ASReview LAB's export, and the rules every decision obeys.
 
 Native CSV (one decision per row)::
 
@@ -9,7 +9,7 @@ Native CSV (one decision per row)::
 `record_id` is "pubmed:<pmid>" / "ctgov:<NCT id>"; bare PMIDs and NCT ids are accepted. `stage` is
 title_abstract | full_text (blank: the stage given on the command line, else title_abstract);
 `decision` include | exclude | maybe; `reason` is required for full-text excludes; `decided_at` is an
-ISO date or date-time (blank: the time of import).
+ISO date or date-time (blank: the time of import; a date means midnight UTC, a date-time without a zone UTC).
 
 ASReview LAB export (what LAB writes after screening a file made by `livingmeta screen export`): the
 exported columns come back with a label column. LAB 1.x writes its labels into the column the file came
@@ -19,10 +19,29 @@ which then holds the labels we exported, not the reviewer's: `asreview_label` th
 which wins over `label_included`. A note (`asreview_note`, else the first non-empty `exported_notes_*`) is
 kept as the decision's reason. Rows are mapped back to records through the `livingmeta_id` column we export
 (else `record_id` when it is one of ours, else the DOI). ASReview knows no reviewer, so the reviewer must be
-given.
+given. `asreview_time` is ignored (LAB writes a local time without a zone): ASReview decisions take the
+import time, as they always have (so re-importing an older export stays idempotent).
 
-Parsing is all-or-nothing: the first bad row raises `DecisionFileError` naming file, line and column,
-so a file is either imported whole or not at all.
+Validation is all-or-nothing and complete: every row is checked and every problem is collected (line,
+record id, column, what to do), and a file with any problem is refused whole (`DecisionFileError`, whose
+message lists the first `MAX_LISTED_PROBLEMS` and says how many more). What is refused:
+
+- a row that is not a decision: unknown record id (or one that belongs to another review, which is named),
+  empty reviewer, unknown stage / decision / ASReview label, a full-text exclusion without a reason, a
+  `decided_at` that is not an ISO date, or one in the future (more than `MAX_CLOCK_SKEW` after `now`:
+  a day of slack, because a date is read as midnight UTC and a reviewer east of Greenwich writes
+  "today" up to 14 hours before UTC reaches it);
+- contradictions inside the file: two rows for the same record, stage and reviewer with different
+  decisions (even on different dates: a file says what each person decided, once; import a change of mind
+  as its own later file). The same decision twice is a harmless duplicate: it is stored once (the earliest
+  dated row is kept) and counted as a duplicate; two full-text exclusions of one record by one reviewer
+  with different reasons are a contradiction (PRISMA counts reasons);
+- contradictions with what is stored (`plan_against_stored`): a decision dated at or before the
+  reviewer's current stored decision for that record and stage but saying something else. The latest
+  decision by date is current, so such a row could never take effect; storing it would only rewrite the
+  history (and kappa, which reads each reviewer's first decision). An older row that repeats the stored
+  decision adds nothing and is skipped.
+The same rules apply to one decision made in the terminal (`check_decision`).
 """
 
 from __future__ import annotations
@@ -31,8 +50,9 @@ import csv
 import datetime as dt
 import io
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections import defaultdict
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from livingmeta.records import hash_json, normalise_doi
 
@@ -42,10 +62,63 @@ NATIVE_COLUMNS = ("record_id", "reviewer", "stage", "decision", "reason", "decid
 # in order of preference (see the module docstring)
 ASREVIEW_LABEL_COLUMNS = ("asreview_label", "included", "label_included")
 ASREVIEW_NOTE_COLUMNS = ("asreview_note", "exported_notes")
+# how far after `now` a decided_at may lie: time zones, not clocks (see the module docstring)
+MAX_CLOCK_SKEW = dt.timedelta(days=1)
+MAX_LISTED_PROBLEMS = 20
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a decision file.
+
+    Attributes:
+        line: the file line (1 = header; 0 = the file as a whole).
+        column: the column at fault (None: the row or file as a whole).
+        record_id: the record the row is about, as written or as mapped (None when unknown).
+        message: what is wrong and how to fix it.
+    """
+
+    line: int
+    column: str | None
+    record_id: str | None
+    message: str
+
+    def describe(self, source: str) -> str:
+        """"<source>, line N, column 'c', record 'r': message"."""
+        where = source + (f", line {self.line}" if self.line else "")
+        where += f", column {self.column!r}" if self.column else ""
+        where += f", record {self.record_id!r}" if self.record_id else ""
+        return f"{where}: {self.message}"
 
 
 class DecisionFileError(ValueError):
-    """A decision file that cannot be imported; the message names file, line and column and how to fix it."""
+    """A decision file (or one decision) that cannot be stored; the message lists every problem, where and how to fix.
+
+    Attributes:
+        problems: every Problem found (the message lists the first MAX_LISTED_PROBLEMS).
+    """
+
+    def __init__(self, message: str, problems: Sequence[Problem] = ()):
+        super().__init__(message)
+        self.problems = list(problems)
+
+
+def refuse(source: str, problems: Sequence[Problem]) -> DecisionFileError:
+    """One error for a whole refused file: a summary line, then one line per problem (first 20, then "… and N more").
+
+    Args:
+        source: the file name used in messages.
+        problems: every problem found, in file order.
+    Returns:
+        the DecisionFileError to raise.
+    """
+    problems = sorted(problems, key=lambda p: (p.line, p.column or "", p.message))
+    head = (f"{source}: Nothing was imported: {len(problems)} problem(s); fix them and import the file again"
+            if len(problems) != 1 else f"{source}: Nothing was imported; fix the row and import the file again")
+    lines = [head] + [p.describe(source) for p in problems[:MAX_LISTED_PROBLEMS]]
+    if len(problems) > MAX_LISTED_PROBLEMS:
+        lines.append(f"… and {len(problems) - MAX_LISTED_PROBLEMS} more")
+    return DecisionFileError("\n".join(lines), problems)
 
 
 @dataclass(frozen=True)
@@ -68,6 +141,52 @@ class DecisionRow:
     decided_at: dt.datetime | None
     line: int
     import_key: str
+
+
+@dataclass(frozen=True)
+class StoredDecision:
+    """A reviewer's current stored decision for one record and stage (what `plan_against_stored` compares with)."""
+
+    record_id: str
+    stage: str
+    reviewer: str
+    decision: str
+    reason: str | None
+    decided_at: dt.datetime
+    decision_id: int
+
+
+@dataclass
+class DecisionFile:
+    """A validated decision file.
+
+    Attributes:
+        format: "native" or "asreview".
+        rows: the decisions to store, in file order (duplicates removed).
+        read: how many decision rows the file holds (duplicates included; unlabelled ASReview rows are not
+            decisions and are not counted).
+        duplicates: (line, line it repeats) for rows that repeat another row's decision.
+    """
+
+    format: str
+    rows: list[DecisionRow]
+    read: int
+    duplicates: list[tuple[int, int]] = field(default_factory=list)
+
+
+@dataclass
+class ImportPlan:
+    """What storing validated decisions will do.
+
+    Attributes:
+        add: rows to insert.
+        unchanged: rows older than the reviewer's stored decision that repeat it (skipped).
+        replaces: (row, stored decision) for rows that change a reviewer's earlier stored decision.
+    """
+
+    add: list[DecisionRow] = field(default_factory=list)
+    unchanged: list[DecisionRow] = field(default_factory=list)
+    replaces: list[tuple[DecisionRow, StoredDecision]] = field(default_factory=list)
 
 
 def canonical_record_id(value: str) -> str:
@@ -102,13 +221,14 @@ def parse_decided_at(value: str) -> dt.datetime | None:
     if re.fullmatch(r"\d{4}-\d{2}-\d{2}", v):
         d = dt.date.fromisoformat(v)
         return dt.datetime(d.year, d.month, d.day, tzinfo=dt.timezone.utc)
+    if not re.match(r"\d{4}-\d{2}-\d{2}[T ]", v):
+        raise ValueError(v)  # fromisoformat also takes "20240301" and week dates: not what people mean here
     t = dt.datetime.fromisoformat(v.replace("Z", "+00:00"))
     return t.replace(tzinfo=dt.timezone.utc) if t.tzinfo is None else t.astimezone(dt.timezone.utc)
 
 
-def _error(source: str, line: int, column: str | None, message: str) -> DecisionFileError:
-    where = f"{source}, line {line}" + (f", column {column!r}" if column else "")
-    return DecisionFileError(f"{where}: {message}. Nothing was imported; fix the row and import the file again.")
+def _when(t: dt.datetime) -> str:
+    return t.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _read_rows(text: str, source: str) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
@@ -135,33 +255,80 @@ def detect_format(header: list[str]) -> str:
     return "unknown"
 
 
-def parse_decision_file(
+def _key(source_format: str, record_id: str, reviewer: str, stage: str, decision: str, reason: str | None,
+         decided_at: str) -> str:
+    return hash_json([source_format, record_id, reviewer, stage, decision, reason or "", decided_at])
+
+
+def check_decision(*, record_id: str, reviewer: str, stage: str, decision: str, reason: str | None,
+                   decided_at: dt.datetime | None, now: dt.datetime, is_known: Callable[[str], bool],
+                   line: int = 0) -> list[Problem]:
+    """The rules one decision obeys, wherever it comes from (file row or terminal).
+
+    Args:
+        record_id: the canonical record id.
+        reviewer, stage, decision, reason: as they would be stored.
+        decided_at: when the person decided (None: now).
+        now: the time of recording; decided_at may be at most MAX_CLOCK_SKEW after it.
+        is_known: tells whether a record id belongs to the review.
+        line: the file line, for the problems (0: not from a file).
+    Returns:
+        the problems found (empty: the decision may be stored, subject to `plan_against_stored`).
+    """
+    out: list[Problem] = []
+    rid = record_id or None
+    if not record_id:
+        out.append(Problem(line, "record_id", None, "record_id is empty"))
+    elif not is_known(record_id):
+        out.append(Problem(line, "record_id", rid, "unknown record: this review has no such record (check the id, "
+                           "or run an update that finds it first)"))
+    if not (reviewer or "").strip():
+        out.append(Problem(line, "reviewer", rid, "no reviewer: fill the reviewer column or give --reviewer NAME"))
+    if stage not in STAGES:
+        out.append(Problem(line, "stage", rid, f"stage {stage!r} is not allowed; use one of: {', '.join(STAGES)}"))
+    if decision not in DECISIONS:
+        out.append(Problem(line, "decision", rid,
+                           f"decision {decision!r} is not allowed; use one of: {', '.join(DECISIONS)}"))
+    if stage == "full_text" and decision == "exclude" and not (reason or "").strip():
+        out.append(Problem(line, "reason", rid, "a full-text exclusion needs a reason (PRISMA reports them)"))
+    if decided_at is not None and decided_at > now + MAX_CLOCK_SKEW:
+        out.append(Problem(line, "decided_at", rid,
+                           f"decided_at {_when(decided_at)} is in the future (now is {_when(now)}; at most "
+                           f"{MAX_CLOCK_SKEW.days} day ahead is accepted, for time zones): give the date the "
+                           "decision was made, or leave it blank for the import time"))
+    return out
+
+
+def validate_decision_file(
     text: str,
     *,
     source: str,
     is_known: Callable[[str], bool],
+    now: dt.datetime,
     reviewer: str | None = None,
     stage: str | None = None,
     doi_to_record: Mapping[str, str] | None = None,
-) -> tuple[str, list[DecisionRow]]:
-    """Validate a whole decision file (native CSV or ASReview LAB export).
+    elsewhere: Callable[[list[str]], Mapping[str, Sequence[str]]] | None = None,
+) -> DecisionFile:
+    """Validate a whole decision file (native CSV or ASReview LAB export); every problem is collected.
 
     Args:
         text: the file's text.
         source: the file name used in messages.
         is_known: tells whether a record id belongs to the review.
+        now: the import time (a decided_at more than MAX_CLOCK_SKEW after it is refused).
         reviewer: who decided (required for ASReview files; fills blank reviewer cells in native files).
         stage: the stage for rows that give none (default title_abstract).
         doi_to_record: DOI -> record id, to map ASReview rows that lost our id columns.
+        elsewhere: given the unknown record ids, the other reviews holding each (to name them in messages).
     Returns:
-        (format, rows): "native" or "asreview", and every decision in file order (ASReview rows left
-        unlabelled are skipped: they are not decisions).
+        a DecisionFile: the rows to store in file order (duplicates removed), how many were read, duplicates.
     Raises:
-        DecisionFileError: on the first bad row, naming file, line and column.
+        DecisionFileError: listing every problem (file, line, column, record id); nothing may be stored.
     """
     if stage is not None and stage not in STAGES:
         raise DecisionFileError(f"stage {stage!r} is not allowed; use one of: {', '.join(STAGES)}")
-    header, rows = _read_rows(text, source)
+    header, raw = _read_rows(text, source)
     fmt = detect_format(header)
     if fmt == "unknown":
         raise DecisionFileError(
@@ -170,70 +337,124 @@ def parse_decision_file(
     if fmt == "asreview" and not (reviewer or "").strip():
         raise DecisionFileError(
             f"{source}: an ASReview LAB export does not say who screened; give the reviewer with --reviewer NAME")
-    cols = {h.lower(): h for h in header}
-    out: list[DecisionRow] = []
-    for line, row in rows:
+    cols = {h.lower() for h in header}
+    if fmt == "native":
+        missing = [c for c in ("record_id", "decision") if c not in cols]
+        if missing:
+            raise refuse(source, [Problem(1, c, None, f"column {c!r} is missing; the header must include "
+                                          f"{','.join(NATIVE_COLUMNS)}") for c in missing])
+    problems: list[Problem] = []
+    rows: list[DecisionRow] = []
+    for line, row in raw:
         get = {k.lower(): (v or "").strip() for k, v in row.items()}
         if not any(get.values()):
             continue
         if fmt == "native":
-            parsed = _native_row(get, line, source, is_known, reviewer, stage, cols)
+            parsed = _native_row(get, line, is_known, reviewer, stage, now, problems)
         else:
-            parsed = _asreview_row(get, line, source, is_known, reviewer, stage, doi_to_record or {})
+            parsed = _asreview_row(get, line, is_known, reviewer, stage, now, doi_to_record or {}, problems)
         if parsed is not None:
-            out.append(parsed)
-    return fmt, out
+            rows.append(parsed)
+    kept, duplicates = _collapse(rows, problems)
+    if problems:
+        raise refuse(source, _name_other_reviews(problems, elsewhere))
+    return DecisionFile(fmt, kept, len(rows), duplicates)
 
 
-def _key(source_format: str, record_id: str, reviewer: str, stage: str, decision: str, reason: str | None,
-         decided_at: str) -> str:
-    return hash_json([source_format, record_id, reviewer, stage, decision, reason or "", decided_at])
+def parse_decision_file(text: str, **kwargs) -> tuple[str, list[DecisionRow]]:
+    """`validate_decision_file` as (format, rows to store); same arguments."""
+    f = validate_decision_file(text, **kwargs)
+    return f.format, f.rows
 
 
-def _native_row(get: dict[str, str], line: int, source: str, is_known: Callable[[str], bool],
-                reviewer: str | None, stage: str | None, cols: dict[str, str]) -> DecisionRow:
-    for needed in ("record_id", "decision"):
-        if needed not in cols:
-            raise _error(source, 1, needed, f"column {needed!r} is missing; the header must include "
-                         f"{','.join(NATIVE_COLUMNS)}")
+def _name_other_reviews(problems: list[Problem], elsewhere) -> list[Problem]:
+    unknown = sorted({p.record_id for p in problems if p.column in ("record_id", "livingmeta_id")
+                      and p.record_id and p.message.startswith("unknown record")})
+    if not unknown or elsewhere is None:
+        return problems
+    where = elsewhere(unknown)
+    out = []
+    for p in problems:
+        others = where.get(p.record_id or "") if p.message.startswith("unknown record") else None
+        if others:
+            p = Problem(p.line, p.column, p.record_id,
+                        f"record of another review ({', '.join(sorted(others))}), not of this one: "
+                        "import it into that review, or check the id")
+        out.append(p)
+    return out
+
+
+def _collapse(rows: list[DecisionRow], problems: list[Problem]) -> tuple[list[DecisionRow], list[tuple[int, int]]]:
+    """One decision per record, stage and reviewer: contradictions are problems, repeats are duplicates."""
+    groups: dict[tuple[str, str, str], list[DecisionRow]] = defaultdict(list)
+    for r in rows:
+        groups[(r.record_id, r.stage, r.reviewer)].append(r)
+    drop: dict[int, int] = {}
+    far_future = dt.datetime.max.replace(tzinfo=dt.timezone.utc)
+    for (rid, st, who), group in groups.items():
+        if len(group) < 2:
+            continue
+        first = group[0]
+        for r in group[1:]:
+            if r.decision != first.decision:
+                problems.append(Problem(r.line, "decision", rid,
+                                        f"contradicts line {first.line}: {who} gives {r.decision!r} here and "
+                                        f"{first.decision!r} there for the same record at {st}; a file gives one "
+                                        "decision per record, stage and reviewer: keep the one that stands (import a "
+                                        "later change of mind as its own file)"))
+            elif st == "full_text" and r.decision == "exclude" and (r.reason or "") != (first.reason or ""):
+                problems.append(Problem(r.line, "reason", rid,
+                                        f"contradicts line {first.line}: the same full-text exclusion by {who} with "
+                                        f"another reason ({r.reason!r} vs {first.reason!r}); PRISMA counts one "
+                                        "reason per exclusion: keep one row"))
+        if any(r.decision != first.decision for r in group):
+            continue
+        # the same decision repeated: keep the earliest dated (that is when it was made), the others are duplicates
+        keep = min(group, key=lambda r: (r.decided_at or far_future, r.line))
+        for r in group:
+            if r is not keep:
+                drop[r.line] = keep.line
+    kept = [r for r in rows if r.line not in drop]
+    return kept, sorted(drop.items())
+
+
+def _native_row(get: dict[str, str], line: int, is_known: Callable[[str], bool], reviewer: str | None,
+                stage: str | None, now: dt.datetime, problems: list[Problem]) -> DecisionRow | None:
     raw_id = get.get("record_id", "")
-    if not raw_id:
-        raise _error(source, line, "record_id", "record_id is empty")
     rid = canonical_record_id(raw_id)
-    if not is_known(rid):
-        raise _error(source, line, "record_id", f"unknown record {raw_id!r}: this review has no such record "
-                     "(check the id, or run an update that finds it first)")
     who = get.get("reviewer") or (reviewer or "").strip()
-    if not who:
-        raise _error(source, line, "reviewer", "no reviewer: fill the reviewer column or give --reviewer NAME")
     st = (get.get("stage") or stage or "title_abstract").lower()
-    if st not in STAGES:
-        raise _error(source, line, "stage", f"stage {get.get('stage')!r} is not allowed; use one of: {', '.join(STAGES)}")
     decision = get.get("decision", "").lower()
-    if decision not in DECISIONS:
-        raise _error(source, line, "decision",
-                     f"decision {get.get('decision')!r} is not allowed; use one of: {', '.join(DECISIONS)}")
     reason = get.get("reason") or None
-    if st == "full_text" and decision == "exclude" and not reason:
-        raise _error(source, line, "reason", "a full-text exclusion needs a reason (PRISMA reports them)")
+    found: list[Problem] = []
     try:
         when = parse_decided_at(get.get("decided_at", ""))
     except ValueError:
-        raise _error(source, line, "decided_at", f"{get.get('decided_at')!r} is not an ISO date or date-time "
-                     "(e.g. 2024-03-01 or 2024-03-01T10:00:00Z)") from None
+        when = None
+        found.append(Problem(line, "decided_at", rid or None,
+                             f"{get.get('decided_at')!r} is not an ISO date or date-time "
+                             "(e.g. 2024-03-01 or 2024-03-01T10:00:00Z)"))
+    found += check_decision(record_id=rid, reviewer=who, stage=st, decision=decision, reason=reason, decided_at=when,
+                            now=now, is_known=is_known, line=line)
+    # show what the person wrote, not what we lowered it to
+    found = [Problem(p.line, p.column, p.record_id, f"stage {get.get('stage')!r} is not allowed; use one of: "
+                     f"{', '.join(STAGES)}") if p.column == "stage" else
+             Problem(p.line, p.column, p.record_id, f"decision {get.get('decision')!r} is not allowed; use one of: "
+                     f"{', '.join(DECISIONS)}") if p.column == "decision" else p for p in found]
+    if found:
+        problems.extend(found)
+        return None
     return DecisionRow(rid, who, st, decision, reason, when, line,
                        _key("native", rid, who, st, decision, reason, get.get("decided_at", "")))
 
 
-def _asreview_row(get: dict[str, str], line: int, source: str, is_known: Callable[[str], bool],
-                  reviewer: str | None, stage: str | None, doi_to_record: Mapping[str, str]) -> DecisionRow | None:
+def _asreview_row(get: dict[str, str], line: int, is_known: Callable[[str], bool], reviewer: str | None,
+                  stage: str | None, now: dt.datetime, doi_to_record: Mapping[str, str],
+                  problems: list[Problem]) -> DecisionRow | None:
     label_col = next(c for c in ASREVIEW_LABEL_COLUMNS if c in get)
     label = get[label_col]
     if label in ("", "-1", "nan", "NaN", "None"):
         return None  # not screened in ASReview
-    if label not in ("0", "1", "0.0", "1.0"):
-        raise _error(source, line, label_col, f"label {label!r} is not allowed; ASReview labels are 1 (relevant), "
-                     "0 (irrelevant) or blank (not screened)")
     rid = None
     for col in ("livingmeta_id", "record_id"):
         value = get.get(col, "")
@@ -246,17 +467,30 @@ def _asreview_row(get: dict[str, str], line: int, source: str, is_known: Callabl
             break
     if rid is None and get.get("doi"):
         rid = doi_to_record.get(normalise_doi(get["doi"]) or "")
+    found: list[Problem] = []
+    if label not in ("0", "1", "0.0", "1.0"):
+        found.append(Problem(line, label_col, rid, f"label {label!r} is not allowed; ASReview labels are 1 "
+                             "(relevant), 0 (irrelevant) or blank (not screened)"))
     if rid is None:
-        shown = get.get("livingmeta_id") or get.get("record_id") or get.get("title", "")[:60]
-        raise _error(source, line, "livingmeta_id", f"cannot map row {shown!r} to a record of this review; "
-                     "keep the livingmeta_id column that `livingmeta screen export` writes")
+        ours = canonical_record_id(get.get("livingmeta_id", ""))
+        if ours:
+            # our id column is there but names no record of this review
+            found.append(Problem(line, "livingmeta_id", ours, "unknown record: this review has no such record; "
+                                 "import the file into the review it was exported from"))
+        else:
+            shown = get.get("record_id") or get.get("title", "")[:60]
+            found.append(Problem(line, "livingmeta_id", None, f"cannot map row {shown!r} to a record of this review; "
+                                 "keep the livingmeta_id column that `livingmeta screen export` writes"))
     decision = "include" if label.startswith("1") else "exclude"
     st = stage or "title_abstract"
     reason = _asreview_note(get)
-    if st == "full_text" and decision == "exclude" and not reason:
-        raise _error(source, line, label_col, "this full-text exclusion has no reason (PRISMA reports them): write it "
-                     "as the record's note in ASReview, import ASReview labels at title_abstract, or use the native "
-                     "CSV with a reason column")
+    if st == "full_text" and decision == "exclude" and not reason and not found:
+        found.append(Problem(line, label_col, rid, "this full-text exclusion has no reason (PRISMA reports them): "
+                             "write it as the record's note in ASReview, import ASReview labels at title_abstract, "
+                             "or use the native CSV with a reason column"))
+    if found:
+        problems.extend(found)
+        return None
     who = (reviewer or "").strip()
     return DecisionRow(rid, who, st, decision, reason, None, line,
                        _key("asreview", rid, who, st, decision, reason, ""))
@@ -270,3 +504,47 @@ def _asreview_note(get: Mapping[str, str]) -> str | None:
             if get[name] and get[name].lower() not in ("nan", "none"):
                 return get[name]
     return None
+
+
+def plan_against_stored(rows: Iterable[DecisionRow], stored: Mapping[tuple[str, str, str], StoredDecision], *,
+                        now: dt.datetime, source: str) -> ImportPlan:
+    """Compare validated decisions with each reviewer's current stored decision (latest by date wins).
+
+    Args:
+        rows: validated decisions not stored before (their import keys are new).
+        stored: (record id, stage, reviewer) -> that reviewer's current stored decision.
+        now: the import time (a row without decided_at is decided now).
+        source: the file name (or "decision") used in messages.
+    Returns:
+        an ImportPlan: rows to add, older rows that repeat the stored decision (skipped), rows that replace one.
+    Raises:
+        DecisionFileError: a row dated at or before the reviewer's stored decision that says something else
+            (it could never become current; see the module docstring); every such row is listed.
+    """
+    plan = ImportPlan()
+    problems: list[Problem] = []
+    for r in rows:
+        s = stored.get((r.record_id, r.stage, r.reviewer))
+        when = r.decided_at or now
+        if s is None:
+            plan.add.append(r)
+            continue
+        same = s.decision == r.decision and (r.stage != "full_text" or r.decision != "exclude"
+                                             or (s.reason or "") == (r.reason or ""))
+        if when <= s.decided_at:
+            if same:
+                plan.unchanged.append(r)
+                continue
+            problems.append(Problem(
+                r.line, "decided_at", r.record_id,
+                f"{r.reviewer}'s {r.decision!r} at {r.stage} dated {_when(when)} is not later than their stored "
+                f"{s.decision!r} of {_when(s.decided_at)} (decision {s.decision_id}), which stays current: the "
+                f"latest decision counts. Remove the row, or give a decided_at after {_when(s.decided_at)} if "
+                "this is the newer decision"))
+            continue
+        plan.add.append(r)
+        if not same:
+            plan.replaces.append((r, s))
+    if problems:
+        raise refuse(source, problems)
+    return plan
