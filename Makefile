@@ -41,6 +41,7 @@ bench: venv-test
 	$(BIN)/python bench/screening.py
 	$(BIN)/python bench/analysis.py
 	$(BIN)/python bench/cli_startup.py
+	$(BIN)/python bench/linking.py
 
 # re-resolve the whole tree from pyproject.toml (newest versions its ranges allow), then run `make test`
 lock: $(BIN)/python

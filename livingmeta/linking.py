@@ -18,9 +18,10 @@ publications is ignored for a publication that names other trial registrations o
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -108,10 +109,13 @@ class _Edge:
 
 
 class _Component:
-    __slots__ = ("members", "registry", "ncts", "priors", "pinned", "forbidden")
+    __slots__ = ("members", "registry", "ncts", "priors", "pinned", "forbidden", "marks")
 
     def __init__(self, rec: LinkRecord, prior: str | None, pinned: str | None, forbidden: str | None):
         self.members = [rec.record_id]
+        # what the publications' titles say tells this trial from its siblings (numbers, phases, doses, labels)
+        sig = _discriminator_signature(rec.title) if rec.source != "ctgov" else frozenset()
+        self.marks = {sig} if sig else set()
         self.registry = {rec.record_id} if rec.source == "ctgov" else set()
         self.ncts = {r for r in rec.registry_ids if r.startswith("NCT")}
         self.priors = {prior} if prior else set()
@@ -128,7 +132,244 @@ def normalise_title(title: str) -> str:
 
 
 def _sorted_tokens(title: str) -> str:
-    return " ".join(sorted(normalise_title(title).split()))
+    # spelling variants already made equal (title_words), so a fibre/fiber title scores as the same title
+    return " ".join(sorted(title_words(title)))
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Titles that name different trials. Near-identical titles of the same authors are often sibling trials or other
+# parts of one programme: "… trial 1" / "… trial 2", part I / part II, phase 2 / phase 3, 10 mg / 20 mg, children /
+# adults, the open-label extension, SURPASS-1 / SURPASS-2. A fuzzy score cannot see that one word (or digit) decides
+# it, so before any fuzzy merge the two titles are compared word by word (`title_difference`): they may differ
+# only in spelling (British/American, Greek letters, case, punctuation, markup, "vs"/"versus", "two"/"2",
+# "II"/"2"), in words that describe the design or the kind of report (`REPORT_WORDS`: "a randomised controlled
+# trial", "erratum", "abstract"), and in a follow-up span ("2-year follow-up", "52-week results") that only ONE of
+# them carries (a later report of the same trial; tests/test_linking_studies.py links one). Anything else — a
+# number, roman numeral, phase, dose, year, lettered arm or cohort, an extension, pilot, long-term or follow-up
+# study, or any other word added or swapped — keeps them apart unless an identifier (registry id, DOI, a
+# registry's list of its publications) ties them. Linking would rather leave two reports of one trial apart
+# (a person links them with `livingmeta studies link`; the refused pair is listed as a conflict) than merge two
+# trials, which silently drops one of them from screening and the analyses.
+
+_GREEK = {"α": "alpha", "β": "beta", "γ": "gamma", "δ": "delta", "ε": "epsilon", "κ": "kappa", "λ": "lambda",
+          "μ": "mu", "µ": "mu", "τ": "tau", "ω": "omega", "θ": "theta", "σ": "sigma"}
+_NUMBER_WORDS = {w: str(i) for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen twenty".split())}
+_NUMBER_WORDS.update({"thirty": "30", "forty": "40", "fifty": "50", "sixty": "60", "hundred": "100"})
+_ORDINALS = {w: str(i) for i, w in enumerate(
+    "zeroth first second third fourth fifth sixth seventh eighth ninth tenth".split()) if i}
+_ROMAN = {"i": 1, "ii": 2, "iii": 3, "iv": 4, "v": 5, "vi": 6, "vii": 7, "viii": 8, "ix": 9, "x": 10, "xi": 11,
+          "xii": 12}
+# words after which a numeral, roman numeral or single letter names a trial, part, arm or cohort
+_LABEL_WORDS = {"part", "phase", "study", "trial", "stage", "type", "grade", "cohort", "arm", "group", "class",
+                "period", "series", "wave", "experiment", "protocol", "step", "substudy", "panel", "module"}
+_DURATION_UNITS = {"year", "month", "week", "day", "days", "hour", "minute", "yr", "yrs", "hrs", "wks", "mo",
+                   "mos", "wk", "h", "d"}
+# the kind of report or design: wording that varies between reports of one trial
+_REPORT_TEXT = ("""
+a an the of in on at by for from to with and or its their as is are was were be this that
+results result report reports reported trial study randomized controlled clinical multicenter
+double blind blinded masked placebo pragmatic noninferiority non inferiority superiority equivalence head parallel
+group prospective open label crossover cross over sham assessor abstract poster presentation erratum correction
+corrected corrigendum retraction retracted notice comment commentary reply response letter protocol design
+rationale baseline characteristic analysis analyses outcome findings final interim update updated preliminary
+dose ranging finding escalation
+efficacy effect effectiveness safety evaluation versus compared comparison comparing investigation
+""")
+# a later report of the same trial names its follow-up; two different follow-ups are two reports to keep apart
+_FOLLOW_UP_WORDS = {"follow", "up", "followup", "long", "term", "longterm"}
+# spelling: applied to both titles, so over-reaching only makes two spellings of one word equal
+_SPELLING = [(re.compile(p), r) for p, r in [
+    (r"^oe", "e"), (r"ae", "e"), (r"oe", "e"), (r"isation", "ization"), (r"is(e|ed|es|ing)$", r"iz\1"),
+    (r"ys(e|ed|es|ing)$", r"yz\1"), (r"(?<!h)our(?=(s|al|ally|ed|ing|able|ite|ites)?$)", "or"),
+    (r"(?<=..[^aeiou])re$", "er"), (r"ll(ed|ing)$", r"l\1"),
+    (r"ogue$", "og"), (r"amme$", "am"), (r"eing$", "ing"),
+]]
+
+
+def _spell(word: str) -> str:
+    for pattern, repl in _SPELLING:
+        word = pattern.sub(repl, word)
+    if len(word) > 4 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        word = word[:-1]  # plural: "doses"/"dose", "outcomes"/"outcome"
+    return word
+
+
+# the kind of report or design: wording that varies between reports of one trial (spelt as title_words spells)
+REPORT_WORDS = frozenset(_spell(w) for w in _REPORT_TEXT.split())
+
+
+def title_words(title: str) -> list[str]:
+    """A title as comparable words: markup, case, accents, Greek letters, punctuation and spelling variants gone;
+    number words and roman numerals that label a part, phase or trial as digits; "vs" as "versus".
+
+    Args:
+        title: the title as published.
+    Returns:
+        the words in order: "Phase IIb trial of β-blockers" -> ["phase", "2b", "trial", "of", "beta", "blocker"].
+    """
+    return list(_title_words(title or ""))
+
+
+@functools.lru_cache(maxsize=65536)
+def _title_words(title: str) -> tuple[str, ...]:
+    t = re.sub(r"<[^>]+>", " ", title or "")
+    for g, name in _GREEK.items():
+        t = t.replace(g, f" {name} ")
+    t = unicodedata.normalize("NFKD", t).encode("ascii", "ignore").decode().lower()
+    t = re.sub(r"(\d)([a-z])", r"\1 \2", t)  # 10mg -> 10 mg (phase 2b is joined again below)
+    t = re.sub(r"(\d)[.,](\d)", r"\1p\2", t)  # 4.5 hours, 0.4 g/kg: a decimal stays one token
+    raw = re.sub(r"[^a-z0-9]+", " ", t).split()
+    out: list[str] = []
+    for k, w in enumerate(raw):
+        prev = out[-1] if out else ""
+        last = k == len(raw) - 1
+        if w in ("vs", "v") and 0 < k < len(raw) - 1 and prev not in _LABEL_WORDS:
+            w = "versus"
+        elif prev == "phase" and re.fullmatch(r"(i{1,3}|iv|v)([ab]?)", w):
+            m = re.fullmatch(r"(i{1,3}|iv|v)([ab]?)", w)
+            w = f"{_ROMAN[m.group(1)]}{m.group(2)}"  # phase IIb
+        elif w in _ROMAN and (prev in _LABEL_WORDS or (last and w not in ("iv", "x"))
+                              or (len(w) > 1 and w != "iv")):
+            w = str(_ROMAN[w])  # part II, OPERA II, ASTERIA I at the end; "iv" alone is intravenous
+        elif w in _NUMBER_WORDS:
+            w = _NUMBER_WORDS[w]
+        elif w in _ORDINALS and ((k + 1 < len(raw) and raw[k + 1] in _LABEL_WORDS) or prev == "the"):
+            w = _ORDINALS[w]  # the second trial; first-line stays a word
+        elif w in ("a", "b") and len(out) >= 2 and out[-2] == "phase" and out[-1].isdigit():
+            out[-1] += w  # phase 2b, split above with 10mg
+            continue
+        else:
+            w = _spell(w)
+        out.append(w)
+    return tuple(out)
+
+
+def _durations(words: list[str]) -> set[int]:
+    """Positions of numbers that give a time span ("2-year", "12 weeks"), and of their units."""
+    pos = set()
+    for k, w in enumerate(words[:-1]):
+        if re.fullmatch(r"\d+(p\d+)?", w) and words[k + 1] in _DURATION_UNITS:
+            pos.update((k, k + 1))
+    return pos
+
+
+def discriminating_tokens(title: str) -> frozenset[str]:
+    """The words of a title that tell one trial from its siblings: numbers (digits, number words, roman numerals
+    of a part/phase/trial), phases ("phase:2b"), doses ("dose:0p4 mg"), lettered parts/arms/cohorts ("label:b"),
+    extension/pilot/sub-study/long-term/follow-up words, and follow-up spans ("span:2 year", "span:follow-up"
+    for "2-year follow-up") — spans only separate two titles that both carry one (see `title_difference`).
+
+    Args:
+        title: the title as published.
+    Returns:
+        the discriminating tokens (empty for a title that names no number, phase, dose, label or such word).
+    """
+    return frozenset(_discriminators(title))
+
+
+@functools.lru_cache(maxsize=65536)
+def _discriminators(title: str) -> Counter[str]:
+    # counted: "type 2 diabetes (SURPASS-2)" names 2 twice, "type 2 diabetes (SURPASS)" once
+    words = title_words(title)
+    spans = _durations(words)
+    out: Counter[str] = Counter()
+    for k, w in enumerate(words):
+        prev = words[k - 1] if k else ""
+        nxt = words[k + 1] if k + 1 < len(words) else ""
+        if k in spans:
+            if re.fullmatch(r"\d+(p\d+)?", w):
+                out[f"span:{w} {nxt}"] += 1
+            continue
+        if re.fullmatch(r"\d+[ab]?|\d+p\d+", w):
+            if prev == "phase":
+                out[f"phase:{w}"] += 1
+            elif nxt in {"mg", "g", "mcg", "ug", "iu", "unit", "ml", "mmol", "kg", "mg kg", "percent"}:
+                out[f"dose:{w} {nxt}"] += 1
+            else:
+                out[f"n:{w}"] += 1
+        elif w in {"extension", "pilot", "feasibility", "substudy", "ancillary", "rollover", "continuation"}:
+            out[w] += 1
+        elif w in {"high", "low", "standard"} and nxt == "dose":
+            out[f"dose:{w}"] += 1
+        elif w in {"follow", "followup"} or (w == "long" and nxt == "term") or w == "longterm":
+            out["long-term" if w in ("long", "longterm") else "follow-up"] += 1
+        elif w == "sub" and nxt == "study":
+            out["substudy"] += 1
+    if "follow-up" in out and any(t.startswith("span:") for t in out):
+        # "2-year follow-up": a later report of the trial, which one title may add (the span tells it apart from
+        # another follow-up); a follow-up or long-term study without a span may be a study of its own
+        out["span:follow-up"] += out.pop("follow-up")
+    # lettered parts, arms and cohorts ("Study B", "cohort A"): a capital letter, so the article "a" after
+    # "trial" is none (titles in capitals say nothing here)
+    if re.search(r"[a-z]", title or ""):
+        words_re = "|".join(sorted(_LABEL_WORDS))
+        for m in re.finditer(rf"(?i:\b(?:{words_re})\b)[\s-]+([A-H](?:/[A-H])*)(?![A-Za-z])", title or ""):
+            out.update(f"label:{x.lower()}" for x in m.group(1).split("/"))
+    return out
+
+
+def title_difference(a: str, b: str) -> str | None:
+    """Why two near-identical titles may name different trials, or None when they may be one.
+
+    They may be one when they differ only in spelling, in REPORT_WORDS, and in a follow-up qualifier only one
+    of them carries. Otherwise the first difference is named: discriminating tokens (numbers, phases, doses,
+    labels, extension/pilot) or another word that one title adds or swaps.
+
+    Args:
+        a, b: the two titles as published.
+    Returns:
+        a short reason ("titles differ in n:1 / n:2") or None.
+    """
+    da, db = _discriminators(a), _discriminators(b)  # cached: never changed here
+    strict_a = Counter({t: n for t, n in da.items() if not t.startswith("span:")})
+    strict_b = Counter({t: n for t, n in db.items() if not t.startswith("span:")})
+    if strict_a != strict_b:
+        only_a = ", ".join(sorted((strict_a - strict_b).elements())) or "-"
+        only_b = ", ".join(sorted((strict_b - strict_a).elements())) or "-"
+        return f"titles differ in {only_a} / {only_b}"
+    span_a, span_b = set(da) - set(strict_a), set(db) - set(strict_b)
+    if span_a and span_b and span_a != span_b:
+        return f"titles name other follow-ups ({', '.join(sorted(span_a))} / {', '.join(sorted(span_b))})"
+    wa, wb = title_words(a), title_words(b)
+    skip_a, skip_b = _durations(wa), _durations(wb)
+    ca = Counter(w for k, w in enumerate(wa) if k not in skip_a and w not in REPORT_WORDS and w not in _FOLLOW_UP_WORDS)
+    cb = Counter(w for k, w in enumerate(wb) if k not in skip_b and w not in REPORT_WORDS and w not in _FOLLOW_UP_WORDS)
+    only_a = sorted((ca - cb).elements())
+    only_b = sorted((cb - ca).elements())
+    # "pre-eclampsia" / "preeclampsia", "beta-blocker" / "betablocker": one word written as two
+    for left, right, seq in ((only_a, only_b, wb), (only_b, only_a, wa)):
+        for n in (2, 3):
+            for i in range(len(seq) - n + 1):
+                joined = "".join(seq[i:i + n])
+                if joined in left:
+                    left.remove(joined)
+                    for part in seq[i:i + n]:
+                        if part in right:
+                            right.remove(part)
+    # a misspelt long word is the same word (revised records fix typos); drug names a few letters apart are not
+    for x in list(only_a):
+        y = next((y for y in only_b if len(x) >= 8 and len(y) >= 8 and not re.search(r"\d", x + y)
+                  and fuzz.ratio(x, y) >= 90), None)
+        if y is not None:
+            only_a.remove(x)
+            only_b.remove(y)
+    if only_a or only_b:
+        return f"titles differ in the words {' '.join(only_a) or '-'} / {' '.join(only_b) or '-'}"
+    return None
+
+
+def _content_key(title: str) -> tuple[str, ...]:
+    """The sorted content words of a title (REPORT_WORDS and follow-up qualifiers left out)."""
+    words = title_words(title)
+    skip = _durations(words)
+    return tuple(sorted(w for k, w in enumerate(words) if k not in skip and w not in REPORT_WORDS
+                        and w not in _FOLLOW_UP_WORDS))
+
+
+def _discriminator_signature(title: str) -> frozenset[tuple[str, int]]:
+    return frozenset((t, n) for t, n in _discriminators(title).items() if not t.startswith("span:"))
 
 
 def author_surname(author: str) -> str:
@@ -206,16 +447,22 @@ def _candidate_edges(records: Sequence[LinkRecord], fuzzy_threshold: float,
         ids = sorted(ids)
         for other in ids[1:]:
             edges.append(_Edge(ids[0], other, "doi", 1.0, f"DOI {doi} carried by {ids[0]} and {other}"))
-    edges.extend(_fuzzy_edges(records, fuzzy_threshold, registry_title_threshold))
+    edges.extend(_fuzzy_edges(records, fuzzy_threshold, registry_title_threshold, conflicts))
     return edges, conflicts
 
 
-def _fuzzy_edges(records: Sequence[LinkRecord], threshold: float, registry_threshold: float) -> list[_Edge]:
+def _fuzzy_edges(records: Sequence[LinkRecord], threshold: float, registry_threshold: float,
+                 conflicts: list[Conflict] | None = None) -> list[_Edge]:
+    """Title matches: publication vs publication (same first author, years at most 1 apart) and a publication
+    without a trial id vs a registry title. A pair whose titles name different trials (`title_difference`) is
+    never an edge; it is reported in `conflicts` instead, so a person can still link it by hand."""
+    conflicts = conflicts if conflicts is not None else []
     pubs = [r for r in records if r.source != "ctgov" and len(normalise_title(r.title)) >= MIN_TITLE_CHARS]
     regs = [r for r in records if r.source == "ctgov"]
     edges: list[_Edge] = []
     # token-sort ratio = plain ratio of the sorted tokens: sort once here, not inside every comparison
     titles = [_sorted_tokens(r.title) for r in pubs]
+    surnames = [author_surname(r.authors[0]).lower() if r.authors else None for r in pubs]
     by_year: dict[int | None, list[int]] = defaultdict(list)
     for i, r in enumerate(pubs):
         by_year[r.year].append(i)
@@ -225,7 +472,7 @@ def _fuzzy_edges(records: Sequence[LinkRecord], threshold: float, registry_thres
         blocks.append((by_year[y], by_year[y] + by_year.get(y + 1, [])))
     if by_year.get(None):
         blocks.append((by_year[None], list(range(len(pubs)))))
-    seen: set[tuple[int, int]] = set()
+    candidates: dict[tuple[int, int], float] = {}
     for left, right in blocks:
         if not left or len(right) < 2:
             continue
@@ -233,36 +480,61 @@ def _fuzzy_edges(records: Sequence[LinkRecord], threshold: float, registry_thres
                                score_cutoff=threshold, workers=-1)
         for li, rj in zip(*scores.nonzero()):
             i, j = left[int(li)], right[int(rj)]
-            if i >= j or (i, j) in seen:
-                continue
-            seen.add((i, j))
-            a, b = pubs[i], pubs[j]
-            sa = author_surname(a.authors[0]).lower() if a.authors else None
-            sb = author_surname(b.authors[0]).lower() if b.authors else None
-            if not (sa and sb and sa == sb):
-                continue  # different (or unknown) first authors: similar titles alone do not make one trial
-            if a.year is not None and b.year is not None and abs(a.year - b.year) > 1:
-                continue
-            score = float(scores[li, rj])
-            edges.append(_Edge(a.record_id, b.record_id, "fuzzy", round(score / 100, 4),
-                               f"title {score:.0f}% alike, first author {author_surname(a.authors[0])}, "
-                               f"years {a.year}/{b.year}"))
+            if i < j:
+                candidates[(i, j)] = float(scores[li, rj])
+    # titles equal but for design or report words ("…: a randomised controlled trial", "Erratum: …") score low
+    # when the title is short; the same first author and the same content words make them candidates too
+    by_content: dict[tuple, list[int]] = defaultdict(list)
+    for i, r in enumerate(pubs):
+        key = _content_key(r.title)
+        if len(key) >= 4 and surnames[i]:
+            by_content[(surnames[i], key)].append(i)
+    for group in by_content.values():
+        for x in range(len(group)):
+            for y in range(x + 1, len(group)):
+                i, j = sorted((group[x], group[y]))
+                if (i, j) not in candidates:
+                    candidates[(i, j)] = float(fuzz.ratio(titles[i], titles[j]))
+    for (i, j), score in sorted(candidates.items()):
+        a, b = pubs[i], pubs[j]
+        sa, sb = surnames[i], surnames[j]
+        if not (sa and sb and sa == sb):
+            continue  # different (or unknown) first authors: similar titles alone do not make one trial
+        if a.year is not None and b.year is not None and abs(a.year - b.year) > 1:
+            continue
+        why = title_difference(a.title, b.title)
+        if why:
+            conflicts.append(Conflict(b.record_id, a.record_id, "fuzzy",
+                                      f"titles {score:.0f}% alike, same first author, but {why}: not linked; link by "
+                                      "hand if they are one trial"))
+            continue
+        edges.append(_Edge(a.record_id, b.record_id, "fuzzy", round(score / 100, 4),
+                           f"title {score:.0f}% alike, first author {author_surname(a.authors[0])}, "
+                           f"years {a.year}/{b.year}"))
     lonely = [r for r in pubs if not any(x.startswith("NCT") for x in r.registry_ids)]
     if lonely and regs:
         reg_titles, reg_of = [], []
         for k, r in enumerate(regs):
             for t in (r.title, *r.alt_titles):
                 if len(normalise_title(t)) >= MIN_TITLE_CHARS:
-                    reg_titles.append(_sorted_tokens(t))
+                    reg_titles.append((_sorted_tokens(t), t))
                     reg_of.append(k)
         if reg_titles:
-            scores = process.cdist([_sorted_tokens(r.title) for r in lonely], reg_titles, scorer=fuzz.ratio,
-                                   score_cutoff=registry_threshold, workers=-1)
-            best: dict[tuple[int, int], float] = {}
+            scores = process.cdist([_sorted_tokens(r.title) for r in lonely], [t for t, _ in reg_titles],
+                                   scorer=fuzz.ratio, score_cutoff=registry_threshold, workers=-1)
+            best: dict[tuple[int, int], tuple[float, str]] = {}
             for li, rj in zip(*scores.nonzero()):
                 key = (int(li), reg_of[int(rj)])
-                best[key] = max(best.get(key, 0.0), float(scores[li, rj]))
-            for (li, k), score in sorted(best.items()):
+                cand = (float(scores[li, rj]), reg_titles[int(rj)][1])
+                if cand[0] > best.get(key, (0.0, ""))[0]:
+                    best[key] = cand
+            for (li, k), (score, reg_title) in sorted(best.items()):
+                why = title_difference(lonely[li].title, reg_title)
+                if why:
+                    conflicts.append(Conflict(lonely[li].record_id, regs[k].record_id, "fuzzy",
+                                              f"title {score:.0f}% alike the registry title of {regs[k].record_id}, "
+                                              f"but {why}: not linked; link by hand if they are one trial"))
+                    continue
                 edges.append(_Edge(regs[k].record_id, lonely[li].record_id, "fuzzy", round(score / 100, 4),
                                    f"title {score:.0f}% alike the registry title of {regs[k].record_id}"))
     return edges
@@ -356,7 +628,7 @@ def link_records(
         parent[small] = big
         cs, cbig = comps[small], comps[big]
         cbig.members += cs.members
-        for attr in ("registry", "ncts", "priors", "pinned", "forbidden"):
+        for attr in ("registry", "ncts", "priors", "pinned", "forbidden", "marks"):
             getattr(cbig, attr).update(getattr(cs, attr))
         del comps[small]
         accepted[e.a].append(e)
@@ -372,6 +644,10 @@ def _refusal(ca: _Component, cb: _Component, e: _Edge) -> str | None:
                 f"link by hand if they are one trial")
     if ca.ncts and cb.ncts and not (ca.ncts & cb.ncts):
         return f"names other trial ids ({', '.join(sorted(ca.ncts))} vs {', '.join(sorted(cb.ncts))})"
+    if e.method == "fuzzy" and ca.marks and cb.marks and ca.marks != cb.marks:
+        # the two titles matched, but other reports already in these studies name different trials
+        shown = sorted(", ".join(sorted(t for t, _ in m)) for m in ca.marks | cb.marks)
+        return f"titles of these studies' reports name different trials ({' / '.join(shown)}); link by hand if one"
     if ca.pinned and cb.pinned and ca.pinned != cb.pinned:
         return f"a person placed these records in different studies ({', '.join(sorted(ca.pinned | cb.pinned))})"
     for x, y in ((ca, cb), (cb, ca)):
