@@ -279,3 +279,28 @@ def test_cli_import_of_a_bad_file_lists_every_problem_and_writes_nothing(tmp_pat
         assert digests(con) == before
     finally:
         con.close()
+
+
+def test_a_late_third_reviewer_never_displaces_a_screener_in_hindsight(tmp_path):
+    con = seeded(tmp_path, reviewers=2)
+    decide(con, "pubmed:1", "include", reviewer="ana", at=T0 + dt.timedelta(hours=1))
+    decide(con, "pubmed:1", "include", reviewer="bob", at=T0 + dt.timedelta(hours=2))
+    agreed = con.execute("SELECT title_abstract, title_abstract_state FROM v_record_screening "
+                         "WHERE record_id = 'pubmed:1'").fetchone()
+    assert agreed == ("include", "agreed")
+    # cleo's word dated before bob's would make ana and cleo the screeners: a conflict out of an agreement
+    early = write(tmp_path, "cleo.csv", HEADER + "pubmed:1,cleo,title_abstract,exclude,,2024-03-01T09:30:00Z\n")
+    e = refused(con, early)
+    assert [(q.line, q.column, q.record_id) for q in e.problems] == [(2, "decided_at", "pubmed:1")]
+    assert "screener in hindsight instead of bob" in str(e)
+    with pytest.raises(DecisionFileError, match="in hindsight"):
+        decide(con, "pubmed:1", "exclude", reviewer="cleo", at=T0 + dt.timedelta(minutes=30))
+    # dated after the screeners, it is a third decision and resolves as such
+    late = write(tmp_path, "cleo2.csv", HEADER + "pubmed:1,cleo,title_abstract,exclude,,2024-03-01T12:00:00Z\n")
+    assert import_decisions(con, REVIEW, late, now=NOW)["added"] == 1
+    assert con.execute("SELECT title_abstract, title_abstract_state FROM v_record_screening "
+                       "WHERE record_id = 'pubmed:1'").fetchone() == ("exclude", "resolved")
+    # a record with one screener so far takes a second one of any date
+    decide(con, "pubmed:2", "include", reviewer="ana", at=T0 + dt.timedelta(hours=5))
+    old = write(tmp_path, "bob.csv", HEADER + "pubmed:2,bob,title_abstract,include,,2024-02-01\n")
+    assert import_decisions(con, REVIEW, old, now=NOW)["added"] == 1

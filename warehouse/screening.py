@@ -381,6 +381,33 @@ def _stored_decisions(con: duckdb.DuckDBPyConnection, review_id: str,
     return {(r[0], r[1], r[2]): StoredDecision(*r) for r in rows}
 
 
+def _reviewers(con: duckdb.DuckDBPyConnection, review_id: str) -> int:
+    """1 or 2: the review's reviewers per record (v_screening_settings; 1 for a review never registered)."""
+    rows = con.execute("SELECT reviewers FROM v_screening_settings WHERE review_id = ?", [review_id]).fetchall()
+    return int(rows[0][0]) if rows and rows[0][0] else 1
+
+
+def _screeners(con: duckdb.DuckDBPyConnection, review_id: str,
+               record_ids: set[str]) -> dict[tuple[str, str], list[tuple[str, dt.datetime]]]:
+    """(record, stage) -> (reviewer, first decision time) of everyone who decided it (undone ones aside), earliest
+    first: the order `v_stage_final_as_of` takes a two-reviewer record's screeners in."""
+    if not record_ids:
+        return {}
+    con.register("_screener_ids", pd.DataFrame({"record_id": sorted(record_ids)}))
+    try:
+        rows = con.execute(
+            "SELECT d.record_id, d.stage, d.reviewer, min(d.decided_at) AS first_at FROM screening_decisions d "
+            "JOIN _screener_ids USING (record_id) WHERE d.review_id = ? AND NOT EXISTS "
+            "(SELECT 1 FROM screening_undos u WHERE u.decision_id = d.decision_id) "
+            "GROUP BY ALL ORDER BY d.record_id, d.stage, first_at, d.reviewer", [review_id]).fetchall()
+    finally:
+        con.unregister("_screener_ids")
+    out: dict[tuple[str, str], list[tuple[str, dt.datetime]]] = defaultdict(list)
+    for rid, stage, who, first in rows:
+        out[(rid, stage)].append((who, first))
+    return dict(out)
+
+
 def record_decision(con: duckdb.DuckDBPyConnection, *, review_id: str, record_id: str, reviewer: str, stage: str,
                     decision: str, reason: str | None, origin: str, now: dt.datetime,
                     decided_at: dt.datetime | None = None) -> int:
@@ -400,7 +427,9 @@ def record_decision(con: duckdb.DuckDBPyConnection, *, review_id: str, record_id
         if problems:
             raise refuse(source, problems)
         row = DecisionRow(record_id, reviewer, stage, decision, reason or None, decided_at, 0, "")
-        plan = plan_against_stored([row], _stored_decisions(con, review_id, {record_id}), now=now, source=source)
+        plan = plan_against_stored([row], _stored_decisions(con, review_id, {record_id}), now=now, source=source,
+                                   reviewers=_reviewers(con, review_id),
+                                   screeners=_screeners(con, review_id, {record_id}))
         if plan.unchanged:
             # an older word repeating the current one changes nothing: report the current decision
             (did,) = con.execute("SELECT decision_id FROM v_current_decisions WHERE review_id = ? AND record_id = ? "
@@ -485,8 +514,10 @@ def import_decisions(con: duckdb.DuckDBPyConnection, review_id: str, path: str |
         seen = {k for (k,) in con.execute(
             "SELECT import_key FROM screening_decisions WHERE review_id = ? AND import_key IS NOT NULL", [review_id]).fetchall()}
         fresh = [r for r in checked.rows if r.import_key not in seen]
-        plan = plan_against_stored(fresh, _stored_decisions(con, review_id, {r.record_id for r in fresh}), now=now,
-                                   source=str(p))
+        ids = {r.record_id for r in fresh}
+        plan = plan_against_stored(fresh, _stored_decisions(con, review_id, ids), now=now, source=str(p),
+                                   reviewers=_reviewers(con, review_id),
+                                   screeners=_screeners(con, review_id, ids))
         versions = dict(con.execute("SELECT r.record_id, r.version FROM records r JOIN review_records rr USING (record_id) "
                                     "WHERE rr.review_id = ?", [review_id]).fetchall())
         add = [(review_id, r.record_id, versions.get(r.record_id), r.reviewer, r.decided_at or now, r.stage,

@@ -40,8 +40,10 @@ message lists the first `MAX_LISTED_PROBLEMS` and says how many more). What is r
   reviewer's current stored decision for that record and stage but saying something else. The latest
   decision by date is current, so such a row could never take effect; storing it would only rewrite the
   history (and kappa, which reads each reviewer's first decision). An older row that repeats the stored
-  decision adds nothing and is skipped.
-The same rules apply to one decision made in the terminal (`check_decision`).
+  decision adds nothing and is skipped. In a two-reviewer review, also a third person's decision dated before
+  the second screener's: the first two people to decide are a record's screeners, so it would displace one
+  of them in hindsight and change (or unmake) their agreed result instead of resolving it.
+The same rules apply to one decision made in the terminal (`check_decision`, `plan_against_stored`).
 """
 
 from __future__ import annotations
@@ -507,7 +509,9 @@ def _asreview_note(get: Mapping[str, str]) -> str | None:
 
 
 def plan_against_stored(rows: Iterable[DecisionRow], stored: Mapping[tuple[str, str, str], StoredDecision], *,
-                        now: dt.datetime, source: str) -> ImportPlan:
+                        now: dt.datetime, source: str, reviewers: int = 1,
+                        screeners: Mapping[tuple[str, str], Sequence[tuple[str, dt.datetime]]] | None = None
+                        ) -> ImportPlan:
     """Compare validated decisions with each reviewer's current stored decision (latest by date wins).
 
     Args:
@@ -515,17 +519,33 @@ def plan_against_stored(rows: Iterable[DecisionRow], stored: Mapping[tuple[str, 
         stored: (record id, stage, reviewer) -> that reviewer's current stored decision.
         now: the import time (a row without decided_at is decided now).
         source: the file name (or "decision") used in messages.
+        reviewers: the review's reviewers per record (1 or 2).
+        screeners: (record id, stage) -> (reviewer, first decided_at) of everyone who decided it, earliest first
+            (in a two-reviewer review the first two are the record's screeners).
     Returns:
         an ImportPlan: rows to add, older rows that repeat the stored decision (skipped), rows that replace one.
     Raises:
-        DecisionFileError: a row dated at or before the reviewer's stored decision that says something else
-            (it could never become current; see the module docstring); every such row is listed.
+        DecisionFileError: every row that would silently rewrite what is stored: dated at or before the
+            reviewer's stored decision while saying something else (it could never become current), or, in a
+            two-reviewer review, a third person's decision dated before the second screener's (it would make
+            them a screener in hindsight and change the agreed result).
     """
     plan = ImportPlan()
     problems: list[Problem] = []
     for r in rows:
         s = stored.get((r.record_id, r.stage, r.reviewer))
         when = r.decided_at or now
+        first_two = list((screeners or {}).get((r.record_id, r.stage), ()))[:2]
+        if reviewers == 2 and len(first_two) == 2 and r.reviewer not in {w for w, _ in first_two} \
+                and when <= first_two[1][1]:
+            (a, _), (b, b_at) = first_two
+            problems.append(Problem(
+                r.line, "decided_at", r.record_id,
+                f"{r.reviewer}'s decision at {r.stage} dated {_when(when)} is earlier than that of {b}, the record's "
+                f"second screener ({_when(b_at)}): it would make {r.reviewer} a screener in hindsight instead of {b} "
+                f"and change what {a} and {b} decided. A third reviewer's decision resolves; date it after "
+                f"{_when(b_at)} (or leave decided_at blank for the import time)"))
+            continue
         if s is None:
             plan.add.append(r)
             continue
