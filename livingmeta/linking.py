@@ -177,6 +177,10 @@ rationale baseline characteristic analysis analyses outcome findings final inter
 dose ranging finding escalation
 efficacy effect effectiveness safety evaluation versus compared comparison comparing investigation
 """)
+# design words that cannot describe one trial together (each pair: one side's words vs the other's)
+_CONTRASTING_DESIGNS = (({"open"}, {"blind", "blinded", "masked", "placebo", "sham"}),
+                        ({"crossover", "cross"}, {"parallel"}),
+                        ({"noninferiority", "inferiority", "equivalence"}, {"superiority"}))
 # a later report of the same trial names its follow-up; two different follow-ups are two reports to keep apart
 _FOLLOW_UP_WORDS = {"follow", "up", "followup", "long", "term", "longterm"}
 # spelling: applied to both titles, so over-reaching only makes two spellings of one word equal
@@ -247,10 +251,12 @@ def _title_words(title: str) -> tuple[str, ...]:
 
 
 def _durations(words: list[str]) -> set[int]:
-    """Positions of numbers that give a time span ("2-year", "12 weeks"), and of their units."""
+    """Positions of numbers that give a time span ("2-year", "12 weeks", "week 52"), and of their units."""
     pos = set()
     for k, w in enumerate(words[:-1]):
         if re.fullmatch(r"\d+(p\d+)?", w) and words[k + 1] in _DURATION_UNITS:
+            pos.update((k, k + 1))
+        elif w in _DURATION_UNITS and len(w) > 1 and re.fullmatch(r"\d+(p\d+)?", words[k + 1]) and k + 1 not in pos:
             pos.update((k, k + 1))
     return pos
 
@@ -280,7 +286,8 @@ def _discriminators(title: str) -> Counter[str]:
         nxt = words[k + 1] if k + 1 < len(words) else ""
         if k in spans:
             if re.fullmatch(r"\d+(p\d+)?", w):
-                out[f"span:{w} {nxt}"] += 1
+                unit = nxt if k + 1 in spans and nxt in _DURATION_UNITS else prev
+                out[f"span:{w} {unit}"] += 1
             continue
         if re.fullmatch(r"\d+[ab]?|\d+p\d+", w):
             if prev == "phase":
@@ -333,6 +340,11 @@ def title_difference(a: str, b: str) -> str | None:
     if span_a and span_b and span_a != span_b:
         return f"titles name other follow-ups ({', '.join(sorted(span_a))} / {', '.join(sorted(span_b))})"
     wa, wb = title_words(a), title_words(b)
+    # design words vary between reports of one trial, unless they contradict: an open-label and a blinded trial
+    for one, other in _CONTRASTING_DESIGNS:
+        if (one & set(wa) and other & set(wb) and not other & set(wa)) or \
+                (one & set(wb) and other & set(wa) and not other & set(wb)):
+            return f"titles describe other designs ({'/'.join(sorted(one))} vs {'/'.join(sorted(other))})"
     skip_a, skip_b = _durations(wa), _durations(wb)
     ca = Counter(w for k, w in enumerate(wa) if k not in skip_a and w not in REPORT_WORDS and w not in _FOLLOW_UP_WORDS)
     cb = Counter(w for k, w in enumerate(wb) if k not in skip_b and w not in REPORT_WORDS and w not in _FOLLOW_UP_WORDS)

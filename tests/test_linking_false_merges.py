@@ -60,6 +60,8 @@ def one_study(*recs: LinkRecord) -> bool:
     ("Ketamine for postoperative delirium in older adults", "Esketamine for postoperative delirium in older adults"),
     ("A single dose of X-101 in plaque psoriasis", "Two doses of X-101 in plaque psoriasis"),
     ("Sacubitril in heart failure: the first trial", "Sacubitril in heart failure: the second trial"),
+    ("X-101 in plaque psoriasis: an open-label randomised trial", "X-101 in plaque psoriasis: a double-blind randomised trial"),
+    ("X-101 in plaque psoriasis: a crossover trial", "X-101 in plaque psoriasis: a parallel-group trial"),
 ])
 def test_titles_that_name_different_trials(a, b):
     assert title_difference(a, b) is not None
@@ -81,6 +83,7 @@ def test_titles_that_name_different_trials(a, b):
      "Aspirin in preeclampsia prevention"),
     ("Immunoglobulin in painful small fibre neuropathy", "Immunoglobulin in painful small fibre neuropathy: 2-year follow-up"),
     ("Immunoglobulin in painful small fibre neuropathy (SFN-2 trial)", "Immunoglobulin in painful small fibre neuropathy: the SFN 2 trial"),
+    ("Immunoglobulin in painful small fibre neuropathy", "Immunoglobulin in painful small fibre neuropathy: week 52 results"),
 ])
 def test_reports_of_one_trial_may_be_one(a, b):
     assert title_difference(a, b) is None, title_difference(a, b)
@@ -91,7 +94,8 @@ def test_discriminating_tokens_read_numbers_phases_doses_and_labels():
         "phase:2b", "dose:0p4 g", "n:2", "label:b", "n:1"}
     assert discriminating_tokens("IV immunoglobulin in neuropathy") == frozenset()  # "IV" is intravenous
     assert discriminating_tokens("A TRIAL A MULTICENTRE STUDY") == frozenset()  # capitals: no lettered arms
-    assert discriminating_tokens("X: 52-week results") == {"span:52 week"}
+    assert discriminating_tokens("X: 52-week results") == {"span:52 week"} == discriminating_tokens("X: week 52 results")
+    assert discriminating_tokens("X in type 2 diabetes: 12-month results at 2 sites") == {"n:2", "span:12 month"}
     assert title_words("Randomised, β-blocker vs. placebo") == ["randomized", "beta", "blocker", "versus", "placebo"]
 
 
