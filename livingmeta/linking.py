@@ -166,7 +166,7 @@ _LABEL_WORDS = {"part", "phase", "study", "trial", "stage", "type", "grade", "co
                 "period", "series", "wave", "experiment", "protocol", "step", "substudy", "panel", "module"}
 _DURATION_UNITS = {"year", "month", "week", "day", "days", "hour", "minute", "yr", "yrs", "hrs", "wks", "mo",
                    "mos", "wk", "h", "d"}
-# the kind of report or design: wording that varies between reports of one trial
+# see REPORT_WORDS (spelt through _spell below)
 _REPORT_TEXT = ("""
 a an the of in on at by for from to with and or its their as is are was were be this that
 results result report reports reported trial study randomized controlled clinical multicenter
@@ -222,7 +222,8 @@ def _title_words(title: str) -> tuple[str, ...]:
     for g, name in _GREEK.items():
         t = t.replace(g, f" {name} ")
     t = unicodedata.normalize("NFKD", t).encode("ascii", "ignore").decode().lower()
-    t = re.sub(r"(\d)([a-z])", r"\1 \2", t)  # 10mg -> 10 mg (phase 2b is joined again below)
+    # 10mg -> 10 mg; a lone a/b after digits stays on them (phase 2b, beta-1a)
+    t = re.sub(r"(\d)(?![ab](?![a-z]))([a-z])", r"\1 \2", t)
     t = re.sub(r"(\d)[.,](\d)", r"\1p\2", t)  # 4.5 hours, 0.4 g/kg: a decimal stays one token
     raw = re.sub(r"[^a-z0-9]+", " ", t).split()
     out: list[str] = []
@@ -241,9 +242,6 @@ def _title_words(title: str) -> tuple[str, ...]:
             w = _NUMBER_WORDS[w]
         elif w in _ORDINALS and ((k + 1 < len(raw) and raw[k + 1] in _LABEL_WORDS) or prev == "the"):
             w = _ORDINALS[w]  # the second trial; first-line stays a word
-        elif w in ("a", "b") and len(out) >= 2 and out[-2] == "phase" and out[-1].isdigit():
-            out[-1] += w  # phase 2b, split above with 10mg
-            continue
         else:
             w = _spell(w)
         out.append(w)
