@@ -420,14 +420,17 @@ def record_decision(con: duckdb.DuckDBPyConnection, *, review_id: str, record_id
     """
     reviewer = (reviewer or "").strip()
     source = f"decision on {record_id}"
+    head = f"{source} by {reviewer or '(no reviewer)'}: not recorded"
     with transaction(con):
-        known = {record_id} & _review_record_ids(con, review_id)
+        known = {r for (r,) in con.execute("SELECT record_id FROM review_records WHERE review_id = ? AND record_id = ?",
+                                           [review_id, record_id]).fetchall()}
         problems = check_decision(record_id=record_id, reviewer=reviewer, stage=stage, decision=decision,
                                   reason=reason, decided_at=decided_at, now=now, is_known=known.__contains__)
         if problems:
-            raise refuse(source, problems)
+            raise refuse(source, problems, head)
         row = DecisionRow(record_id, reviewer, stage, decision, reason or None, decided_at, 0, "")
         plan = plan_against_stored([row], _stored_decisions(con, review_id, {record_id}), now=now, source=source,
+                                   head=head,
                                    reviewers=_reviewers(con, review_id),
                                    screeners=_screeners(con, review_id, {record_id}))
         if plan.unchanged:

@@ -105,18 +105,19 @@ class DecisionFileError(ValueError):
         self.problems = list(problems)
 
 
-def refuse(source: str, problems: Sequence[Problem]) -> DecisionFileError:
+def refuse(source: str, problems: Sequence[Problem], head: str | None = None) -> DecisionFileError:
     """One error for a whole refused file: a summary line, then one line per problem (first 20, then "… and N more").
 
     Args:
         source: the file name used in messages.
         problems: every problem found, in file order.
+        head: the summary line (default: nothing was imported, fix and import again).
     Returns:
         the DecisionFileError to raise.
     """
     problems = sorted(problems, key=lambda p: (p.line, p.column or "", p.message))
-    head = (f"{source}: Nothing was imported: {len(problems)} problem(s); fix them and import the file again"
-            if len(problems) != 1 else f"{source}: Nothing was imported; fix the row and import the file again")
+    head = head or (f"{source}: Nothing was imported: {len(problems)} problem(s); fix them and import the file again"
+                    if len(problems) != 1 else f"{source}: Nothing was imported; fix the row and import the file again")
     lines = [head] + [p.describe(source) for p in problems[:MAX_LISTED_PROBLEMS]]
     if len(problems) > MAX_LISTED_PROBLEMS:
         lines.append(f"… and {len(problems) - MAX_LISTED_PROBLEMS} more")
@@ -509,7 +510,7 @@ def _asreview_note(get: Mapping[str, str]) -> str | None:
 
 
 def plan_against_stored(rows: Iterable[DecisionRow], stored: Mapping[tuple[str, str, str], StoredDecision], *,
-                        now: dt.datetime, source: str, reviewers: int = 1,
+                        now: dt.datetime, source: str, reviewers: int = 1, head: str | None = None,
                         screeners: Mapping[tuple[str, str], Sequence[tuple[str, dt.datetime]]] | None = None
                         ) -> ImportPlan:
     """Compare validated decisions with each reviewer's current stored decision (latest by date wins).
@@ -520,6 +521,7 @@ def plan_against_stored(rows: Iterable[DecisionRow], stored: Mapping[tuple[str, 
         now: the import time (a row without decided_at is decided now).
         source: the file name (or "decision") used in messages.
         reviewers: the review's reviewers per record (1 or 2).
+        head: the refusal's summary line (see `refuse`).
         screeners: (record id, stage) -> (reviewer, first decided_at) of everyone who decided it, earliest first
             (in a two-reviewer review the first two are the record's screeners).
     Returns:
@@ -566,5 +568,5 @@ def plan_against_stored(rows: Iterable[DecisionRow], stored: Mapping[tuple[str, 
         if not same:
             plan.replaces.append((r, s))
     if problems:
-        raise refuse(source, problems)
+        raise refuse(source, problems, head)
     return plan
