@@ -245,7 +245,7 @@ def import_command(
              f"{res['unchanged']} older than the same stored decision: nothing to add" if res.get("unchanged") else "",
              f"{res['replaced']} change(s) a reviewer's earlier decision" if res.get("replaced") else ""]
     if any(notes):
-        Console(highlight=False).print("; ".join(n for n in notes if n) + ".", markup=False)
+        make_console().print("; ".join(n for n in notes if n) + ".", markup=False)
 
 
 def conflicts_command(review: ReviewArg, warehouse: WarehouseOpt = None) -> None:
