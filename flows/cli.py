@@ -170,14 +170,48 @@ def update(
             pass
     except user_errors() as e:
         fail(str(e))
+    from tasks.observe import state_result
+
     try:
-        summary = update_review(str(Path(review).resolve()), str(wh), str(outp), replay_dir=replay)
+        # Prefect's own console lines ("Finished in state Failed(...)") would repeat what the one line below
+        # says; they still reach the Prefect API with the run's logs
+        with _prefect_console_quiet():
+            state = update_review(str(Path(review).resolve()), str(wh), str(outp), replay_dir=replay,
+                                  return_state=True)
+            summary = state_result(state)
     except user_errors() as e:
         fail(str(e))
     if json_out:
         print_json(summary, indent=2)
     else:
         print_summary(summary)
+    if state.is_failed():
+        # cron `&&` chains and schedulers see a failed cycle; what succeeded was committed. Plain text, not
+        # markup: the message quotes servers and review.toml sections ("[sources.ctgov]", "[REDACTED]")
+        from rich.text import Text
+
+        err_console.print(Text.assemble(("error:", "bold red"), " ", state.message or "the update failed"),
+                          highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+
+
+@contextlib.contextmanager
+def _prefect_console_quiet():
+    """Raise Prefect's console handler to CRITICAL for the duration (the API handler is untouched)."""
+    import logging
+
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    handlers = [h for name in ("", "prefect") for h in logging.getLogger(name).handlers
+                if isinstance(h, PrefectConsoleHandler)]
+    levels = [h.level for h in handlers]
+    for h in handlers:
+        h.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for h, level in zip(handlers, levels):
+            h.setLevel(level)
 
 
 def print_summary(summary: dict, title: str | None = None) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from prefect import flow
 
 from flows.update import update_review
+from tasks.observe import state_result
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE_REVIEW = REPO_ROOT / "reviews" / "ivig-pnp"
@@ -61,7 +62,12 @@ def demo_timeline(review_dir: str, out_dir: str) -> list[dict]:
     warehouse = str(Path(out_dir) / "warehouse.duckdb")
     results = []
     for step in load_timeline(Path(review_dir)):
-        summary = update_review(review_dir, warehouse, out_dir, as_of=step.as_of, replay_dir=str(step.snapshot),
-                                recorded_inputs=[str(p) for p in step.inputs if p.exists()])
-        results.append({"step": step.name, "description": step.description, **summary})
+        state = update_review(review_dir, warehouse, out_dir, as_of=step.as_of, replay_dir=str(step.snapshot),
+                              recorded_inputs=[str(p) for p in step.inputs if p.exists()], return_state=True)
+        summary = state_result(state)
+        results.append({"step": step.name, "description": step.description, "state": state.type.value,
+                        "message": state.message, **summary})
+        if state.is_failed():
+            # a recorded step cannot fail offline: stop, saying which step and why, instead of replaying on
+            raise RuntimeError(f"demo step {step.name} failed: {state.message}")
     return results

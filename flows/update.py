@@ -7,14 +7,17 @@ from pathlib import Path
 
 from prefect import flow
 from prefect.runtime import flow_run
+from prefect.states import State
 
 from flows import settings
 from tasks import runtime
+from tasks.alerts import deliver_pending_alerts
 from tasks.analysis import analyze
 from tasks.ctgov import search_ctgov
 from tasks.inputs import apply_recorded_inputs
 from tasks.linking import link_studies
-from tasks.publish import publish
+from tasks.observe import cycle_message, cycle_state, state_result
+from tasks.publish import publish, publish_run_artifacts
 from tasks.pubmed import search_pubmed
 from tasks.reviews import finish_update, register_review, start_update
 from tasks.screening import flag_candidates
@@ -29,8 +32,13 @@ def update_review(
     as_of: dt.datetime | None = None,
     replay_dir: str | None = None,
     recorded_inputs: list[str] | None = None,
-) -> dict:
-    """Search sources, link studies, flag candidates, re-analyse and publish what changed."""
+) -> State:
+    """Search sources, link studies, flag candidates, re-analyse and publish what changed.
+
+    Ends FAILED (after committing everything that succeeded and delivering the alerts) when a source search
+    or an analysis failed, COMPLETED otherwise; the state's message says what happened and its data is the
+    cycle's summary (callers: `update_review(..., return_state=True)` then `tasks.observe.state_result`).
+    """
     as_of = as_of or dt.datetime.now(dt.timezone.utc)
     # secrets stay out of parameters; shared rate limits (Prefect global concurrency limits) need a server
     settings.register_environment_secrets()  # before anything can store, log or print them (redaction)
@@ -40,9 +48,11 @@ def update_review(
     update_id = start_update(review_id, warehouse, as_of, str(flow_run.get_id() or ""))
     replay = {s: (str(Path(replay_dir) / s) if replay_dir else None) for s in ("pubmed", "ctgov")}
     try:
+        # a failed search is a FAILED task run carrying its summary; the cycle goes on with the other source
         searches = [
-            search_pubmed(review_dir, warehouse, update_id, as_of, replay["pubmed"]),
-            search_ctgov(review_dir, warehouse, update_id, as_of, replay["ctgov"], client=settings.ctgov_settings()),
+            state_result(search_pubmed(review_dir, warehouse, update_id, as_of, replay["pubmed"], return_state=True)),
+            state_result(search_ctgov(review_dir, warehouse, update_id, as_of, replay["ctgov"],
+                                      client=settings.ctgov_settings(), return_state=True)),
         ]
         studies = link_studies(review_id, warehouse)
         queue = flag_candidates(review_dir, review_id, warehouse)
@@ -52,11 +62,13 @@ def update_review(
         outputs = publish(review_dir, review_id, warehouse, out_dir)
     except Exception as e:
         finish_update(update_id, warehouse, "failed", {}, f"{type(e).__name__}: {e}")
+        # alerts that steps before the failure raised still go out
+        deliver_pending_alerts(review_dir, review_id, warehouse, update_id, out_dir, return_state=True)
         raise
     summary = {"review_id": review_id, "update_id": update_id, "as_of": as_of.isoformat(), "searches": searches,
                "studies": studies, "queue": queue, "inputs": inputs, "analyses": analyses, "version": version,
                "outputs": outputs}
-    failed = [s["source"] for s in searches if s.get("status") == "failed"]
-    finish_update(update_id, warehouse, "failed" if failed else "succeeded", summary,
-                  f"search failed: {', '.join(failed)}" if failed else None)
-    return summary
+    summary["artifacts"] = publish_run_artifacts(review_id, warehouse, outputs)
+    failed, message = cycle_message(summary)
+    finish_update(update_id, warehouse, "failed" if failed else "succeeded", summary, message if failed else None)
+    return cycle_state(summary)

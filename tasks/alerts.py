@@ -15,10 +15,11 @@ from pathlib import Path
 
 import duckdb
 import httpx
+from prefect import task
 
-from livingmeta.redaction import register_secret, safe_message
+from livingmeta.redaction import redact_text, register_secret, safe_message
 from tasks import runtime
-from warehouse.alerts import record_delivery
+from warehouse.alerts import alerts_since, cycle_start, delivered_pairs, previous_cycle_start, record_delivery
 from warehouse.db import rows_as_dicts
 
 ATTEMPTS = 3
@@ -43,7 +44,8 @@ def write_changelog_artifact(review_id: str, markdown: str, description: str) ->
         return None  # plain function calls (tests, scripts) have no Prefect run to attach an artifact to
     from prefect.artifacts import create_markdown_artifact
 
-    create_markdown_artifact(key=artifact_key(review_id), markdown=markdown, description=description)
+    create_markdown_artifact(key=artifact_key(review_id), markdown=redact_text(markdown),
+                             description=redact_text(description))
     return artifact_key(review_id)
 
 
@@ -97,23 +99,31 @@ def deliver_alerts(con: duckdb.DuckDBPyConnection, alert_ids: list[int], channel
                    backoff: float = BACKOFF_SECONDS) -> list[dict]:
     """Send each alert to each channel, retrying, and record every outcome in alert_deliveries.
 
+    An (alert, channel) pair already delivered is never sent again, so re-running a cycle (or delivering the
+    same alerts from two steps) cannot announce anything twice; a pair that failed before is tried again.
+
     Returns:
-        one {alert_id, channel, status, attempts, error} per alert and channel. Never raises for a channel.
+        one {alert_id, channel, status, attempts, error} per alert and channel sent now. Never raises for a channel.
     """
     if not alert_ids:
         return []
     alerts = rows_as_dicts(con, "SELECT alert_id, review_id, created_at, kind, severity, version, title, body "
                                 "FROM alerts WHERE alert_id IN (SELECT unnest(?)) ORDER BY alert_id", [alert_ids])
+    done = delivered_pairs(con, [a["alert_id"] for a in alerts])
     results = []
     for name, send, problem in channel_senders(channels, base_dir, environ):
         for alert in alerts:
+            if (alert["alert_id"], name) in done:
+                continue
+            # what leaves the process is redacted: an alert body may quote a server's error with a key in it
+            outgoing = {**alert, "title": redact_text(alert["title"]), "body": redact_text(alert["body"])}
             tries, error = 0, problem
             ok = False
             if send is not None:
                 for i in range(attempts):
                     tries += 1
                     try:
-                        send(alert)
+                        send(outgoing)
                         ok, error = True, None
                         break
                     except Exception as e:  # a channel's failure is recorded, never raised
@@ -122,6 +132,73 @@ def deliver_alerts(con: duckdb.DuckDBPyConnection, alert_ids: list[int], channel
                             time.sleep(backoff * 2 ** i)
             record_delivery(con, alert_id=alert["alert_id"], channel=name, attempts=tries, delivered=ok, error=error,
                             now=now)
-            results.append({"alert_id": alert["alert_id"], "channel": name, "status": "delivered" if ok else "failed",
-                            "attempts": tries, "error": error})
+            results.append({"alert_id": alert["alert_id"], "kind": alert["kind"], "channel": name,
+                            "status": "delivered" if ok else "failed", "attempts": tries, "error": error})
     return results
+
+
+def deliver_cycle_alerts(con: duckdb.DuckDBPyConnection, review_id: str, update_id: int | None,
+                         channels: list[Mapping], base_dir: str, *, now: dt.datetime,
+                         environ: Mapping[str, str] | None = None, attempts: int = ATTEMPTS,
+                         backoff: float = BACKOFF_SECONDS) -> list[dict]:
+    """Deliver every alert of the review not yet delivered to every channel, whoever raised it.
+
+    Alerts are raised all over the loop (linking: merges, registry results; screening: new candidates;
+    versioning: versions, registry events, failed searches; people's commands between cycles), so delivery
+    does not take a list of "new" ids from one step: it takes every alert raised since the previous cycle
+    started. That covers this cycle's alerts, alerts people's commands raised since, and a second try for
+    the previous cycle's failed deliveries, without flooding a newly added channel with the review's history.
+    """
+    since = previous_cycle_start(con, review_id, update_id)
+    return deliver_alerts(con, alerts_since(con, review_id, since), channels, base_dir, now=now, environ=environ,
+                          attempts=attempts, backoff=backoff)
+
+
+def delivery_counts(deliveries: list[dict]) -> dict:
+    """{"delivered": n, "failed": n} over delivery results."""
+    return {"delivered": sum(d["status"] == "delivered" for d in deliveries),
+            "failed": sum(d["status"] == "failed" for d in deliveries)}
+
+
+def announce_cycle_alerts(con: duckdb.DuckDBPyConnection, review_id: str, update_id: int | None,
+                          review_title: str | None = None) -> int:
+    """One Prefect event per alert this cycle raised (see tasks/observe.ALERT_EVENTS), so that a Prefect
+    Automation can route alerts without our code; nothing outside a Prefect run.
+
+    Returns:
+        the number of events emitted.
+    """
+    from tasks import observe
+
+    if not observe.in_prefect_run():
+        return 0
+    since = cycle_start(con, review_id, update_id)
+    if since is None:
+        return 0
+    ids = alerts_since(con, review_id, since)
+    if not ids:
+        return 0
+    rows = rows_as_dicts(con, "SELECT alert_id, created_at, kind, severity, version, title, body FROM alerts "
+                              "WHERE alert_id IN (SELECT unnest(?)) ORDER BY alert_id", [ids])
+    n = 0
+    for a in rows:
+        event = observe.ALERT_EVENTS.get(a["kind"], f"{observe.EVENT_PREFIX}.alert.{a['kind'].replace('_', '-')}")
+        payload = {**a, "review_id": review_id, "update_id": update_id}
+        n += observe.emit(event, review_id, payload, title=review_title)
+        observe.log("event %s: %s", event, a["title"])
+    return n
+
+
+@task(name="deliver-alerts")
+def deliver_pending_alerts(review_dir: str, review_id: str, warehouse: str, update_id: int | None,
+                           out_dir: str | None = None) -> dict:
+    """Deliver every alert not yet delivered to every configured channel."""
+    from livingmeta.config import load_review
+    from warehouse import opened
+
+    cfg = load_review(review_dir)
+    alerts_dir = str(Path(out_dir) / review_id) if out_dir else review_dir
+    with opened(warehouse) as con:
+        out = deliver_cycle_alerts(con, review_id, update_id, [c.model_dump() for c in cfg.alerts.channels],
+                                   alerts_dir, now=dt.datetime.now(dt.timezone.utc))
+    return delivery_counts(out)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 
 from prefect import task
@@ -10,6 +11,7 @@ from prefect import task
 from livingmeta.analysis import build_study_rows, input_hash, run_analysis
 from livingmeta.config import load_review
 from livingmeta.stats import ENGINE_VERSION, StatsInputError
+from tasks import observe
 from warehouse import opened
 from warehouse.analysis import analysis_inputs, last_reusable_run, store_run
 
@@ -58,4 +60,10 @@ def analyze_review(review_dir: str, review_id: str, warehouse: str, update_id: i
 @task(name="analyze")
 def analyze(review_dir: str, review_id: str, warehouse: str, update_id: int) -> dict:
     """Re-run every configured analysis whose inputs changed."""
-    return analyze_review(review_dir, review_id, warehouse, update_id)
+    out = analyze_review(review_dir, review_id, warehouse, update_id)
+    names = lambda xs: ", ".join(x["analysis"] if isinstance(x, dict) else str(x) for x in xs) or "none"  # noqa: E731
+    observe.log("analyses recomputed: %s; unchanged: %s; no data: %s", names(out["computed"]), names(out["unchanged"]),
+                names(out["no_data"]))
+    for f in out["failed"]:
+        observe.log("analysis %s failed: %s", f["analysis"], f["error"], level=logging.ERROR)
+    return out

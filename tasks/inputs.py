@@ -8,6 +8,7 @@ from pathlib import Path
 from prefect import task
 
 from livingmeta.config import load_review
+from tasks import observe
 from warehouse import opened
 
 
@@ -41,4 +42,5 @@ def apply_recorded_inputs(review_dir: str, review_id: str, warehouse: str, files
 
                 result = import_extraction(con, review_id, path, {o.id: o.kind for o in cfg.outcomes}, origin="demo")
         applied.append({"file": path.name, "kind": kind, **(result if isinstance(result, dict) else {})})
+        observe.log("applied recorded %s file %s", kind, path.name)
     return {"applied": applied}

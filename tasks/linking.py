@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prefect import task
 
+from tasks import observe
 from tasks.reviews import utcnow
 from warehouse import opened
 from warehouse.linking import relink, write_registry_suggestions
@@ -16,4 +17,7 @@ def link_studies(review_id: str, warehouse: str) -> dict:
     with opened(warehouse) as con:
         summary = relink(con, review_id, now)
         summary["suggestions"] = write_registry_suggestions(con, review_id, now)
+    observe.log("linked %s records into %s studies (%s new, %s merged, %s link conflicts)", summary.get("records"),
+                summary.get("studies"), summary.get("new_studies", 0), len(summary.get("merged") or []),
+                summary.get("conflicts", 0))
     return summary

@@ -9,6 +9,7 @@ from pathlib import Path
 from prefect import task
 
 from livingmeta.report import build_report, render_html, render_index, render_json, render_markdown
+from tasks import observe
 from warehouse import opened
 from warehouse.publish import publish_snapshot, report_document, review_versions
 
@@ -58,5 +59,42 @@ def publish(review_dir: str, review_id: str, warehouse: str, out_dir: str) -> di
     folder = out / review_id
     report = write_report(doc, folder) if doc else None
     index = write_index({"id": review_id, "title": title}, versions, folder)
+    observe.log("published the report of version %s to %s and the snapshot to %s", versions[-1]["version"] if versions
+                else "none", report or index, snap["snapshot"])
     return {"report": str(report) if report else None, "index": str(index), "snapshot": snap["snapshot"],
             "parquet": snap["parquet"], "version": versions[-1]["version"] if versions else None}
+
+
+# display scale (back-transformed, as the report shows them); v_estimate_history documents each column
+ESTIMATE_COLUMNS = ("analysis_id", "version", "measure", "method", "k", "participants", "estimate", "ci_lower",
+                    "ci_upper", "pi_lower", "pi_upper", "p_value", "tau2", "i2", "tsa_status")
+
+
+@task(name="publish-run-artifacts")
+def publish_run_artifacts(review_id: str, warehouse: str, outputs: dict) -> dict:
+    """Attach the current estimates (table) and the report (link) to this flow run as Prefect artifacts."""
+    from prefect.artifacts import create_link_artifact, create_table_artifact
+
+    from livingmeta.redaction import redact_data, redact_text
+    from warehouse.analysis import version_estimates
+
+    slug = observe.artifact_slug(review_id)
+    with opened(warehouse) as con:
+        rows = version_estimates(con, review_id)
+    table = [{c: r.get(c) for c in ESTIMATE_COLUMNS if c in r} for r in rows]
+    table = [{k: (v if v is None or isinstance(v, (int, float, str)) else str(v)) for k, v in r.items()} for r in table]
+    version = rows[0]["version"] if rows else None
+    create_table_artifact(key=f"{slug}-estimates", table=redact_data(table),
+                          description=redact_text(f"{review_id}: current estimates (version {version})" if version
+                                                  else f"{review_id}: no version published yet, no estimates"))
+    keys = {"estimates": f"{slug}-estimates"}
+    observe.log("artifact %s-estimates: %s analyses of version %s", slug, len(table), version or "none")
+    report = outputs.get("report") or outputs.get("index")
+    if report:
+        link = Path(report).resolve().as_uri()
+        create_link_artifact(key=f"{slug}-report", link=redact_text(link),
+                             link_text=redact_text(f"{review_id} report, version {outputs.get('version') or 'none'}"),
+                             description=redact_text(f"{review_id}: the latest report"))
+        keys["report"] = f"{slug}-report"
+        observe.log("artifact %s-report: %s", slug, link)
+    return keys

@@ -7,6 +7,7 @@ import datetime as dt
 from prefect import task
 
 from livingmeta.config import load_review
+from tasks import observe
 from warehouse import opened
 from warehouse.reviews import finish_update as _finish_update
 from warehouse.reviews import start_update as _start_update
@@ -30,7 +31,9 @@ def register_review(review_dir: str, warehouse: str) -> str:
 def start_update(review_id: str, warehouse: str, as_of: dt.datetime, flow_run_id: str | None = None) -> int:
     """Open one update cycle in the warehouse."""
     with opened(warehouse) as con:
-        return _start_update(con, review_id, utcnow(), as_of, flow_run_id)
+        update_id = _start_update(con, review_id, utcnow(), as_of, flow_run_id)
+    observe.log("update %s of %s started, searching up to %s", update_id, review_id, as_of.isoformat())
+    return update_id
 
 
 @task(name="finish-update")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from prefect import task
 
 from livingmeta.config import load_review
+from tasks import observe
 from tasks.reviews import utcnow
 from warehouse import opened
 from warehouse.screening import flag_candidates as _flag_candidates
@@ -15,4 +16,9 @@ def flag_candidates(review_dir: str, review_id: str, warehouse: str) -> dict:
     """Put new and changed records in the screening queue with their reasons and rank."""
     cfg = load_review(review_dir)
     with opened(warehouse) as con:
-        return _flag_candidates(con, review_id, cfg, utcnow())
+        queue = _flag_candidates(con, review_id, cfg, utcnow())
+    observe.log("queued %s new record(s) for screening (%s set aside as duplicates, %s changed since screened, "
+                "%s restored); %s wait for screening%s", queue.get("new", 0), queue.get("duplicates", 0),
+                queue.get("changed", 0), queue.get("restored", 0), queue.get("pending", 0),
+                f" (ranked by {queue['ranker']})" if queue.get("ranker") else "")
+    return queue

@@ -12,7 +12,8 @@ from prefect import task
 from livingmeta.alerting import registry_event_message, search_failed_message, version_message
 from livingmeta.config import load_review
 from livingmeta.diff import classify, version_trigger
-from tasks.alerts import deliver_alerts, write_changelog_artifact
+from tasks import observe
+from tasks.alerts import announce_cycle_alerts, deliver_cycle_alerts, delivery_counts, write_changelog_artifact
 from warehouse import opened
 from warehouse.alerts import add_alert, undelivered_search_alerts
 from warehouse.screening import freeze_prisma
@@ -76,11 +77,38 @@ def record_review_version(review_dir: str, review_id: str, warehouse: str, updat
                 new_ids.append(a)
         new_ids += undelivered_search_alerts(con, review_id, update_id)  # skipped / unrequested records
         channels = [c.model_dump() for c in cfg.alerts.channels]
-        deliveries = deliver_alerts(con, new_ids, channels, alerts_dir or review_dir, now=now, environ=environ)
+        # every alert not yet delivered, whichever step raised it (screening, linking, here, people's commands)
+        deliveries = deliver_cycle_alerts(con, review_id, update_id, channels, alerts_dir or review_dir, now=now,
+                                          environ=environ)
+        if changed:
+            _announce_version(con, review_id, cfg.title, result, diffs)
+        announce_cycle_alerts(con, review_id, update_id, cfg.title)
     result["alerts"] = new_ids
-    result["deliveries"] = {"delivered": sum(d["status"] == "delivered" for d in deliveries),
-                            "failed": sum(d["status"] == "failed" for d in deliveries)}
+    result["deliveries"] = delivery_counts(deliveries)
+    if result["version"]:
+        observe.log("published version %s of %s (from version %s): %s", result["version"], review_id,
+                    result["from_version"] or "none",
+                    "; ".join(f"{aid}: {', '.join(ch) or 'numbers changed'}" for aid, ch in result["changes"].items()))
+    else:
+        observe.log("no new version of %s: estimates unchanged (%s)", review_id,
+                    f"latest is version {result['latest_version']}" if result.get("latest_version")
+                    else "none published yet")
+    for d in deliveries:
+        observe.log("alert %s (%s) to %s: %s%s", d["alert_id"], d["kind"], d["channel"], d["status"],
+                    f" after {d['attempts']} attempt(s): {d['error']}" if d["error"] else "")
     return json.loads(json.dumps(result, default=str))
+
+
+def _announce_version(con, review_id: str, title: str, result: dict, diffs: dict) -> None:
+    """One `livingmeta.estimate.shifted` event per analysis whose numbers changed in the new version."""
+    for aid, ch in result["changes"].items():
+        d = diffs[aid]
+        observe.emit(observe.ESTIMATE_SHIFTED, review_id,
+                     {"review_id": review_id, "analysis_id": aid, "version": result["version"],
+                      "from_version": result["from_version"], "changes": ch, "old": d.get("old"), "new": d.get("new"),
+                      "studies_added": d.get("studies_added"), "studies_removed": d.get("studies_removed"),
+                      "studies_retracted": d.get("studies_retracted")}, title=title)
+        observe.log("estimate shifted: %s (%s)", aid, ", ".join(ch) or "numbers changed")
 
 
 @task(name="record-version")

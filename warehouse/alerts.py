@@ -50,3 +50,37 @@ def undelivered_search_alerts(con: duckdb.DuckDBPyConnection, review_id: str, up
         "SELECT a.alert_id FROM alerts a JOIN search_runs r ON r.run_id = a.run_id WHERE a.review_id = ? "
         "AND r.update_id = ? AND NOT EXISTS (SELECT 1 FROM alert_deliveries d WHERE d.alert_id = a.alert_id) "
         "ORDER BY a.alert_id", [review_id, update_id]).fetchall()]
+
+
+def cycle_start(con: duckdb.DuckDBPyConnection, review_id: str, update_id: int | None) -> dt.datetime | None:
+    """When update cycle `update_id` of the review started (None when unknown)."""
+    if update_id is None:
+        return None
+    row = con.execute("SELECT started_at FROM update_runs WHERE review_id = ? AND update_id = ?",
+                      [review_id, update_id]).fetchone()
+    return row[0] if row else None
+
+
+def previous_cycle_start(con: duckdb.DuckDBPyConnection, review_id: str, update_id: int | None) -> dt.datetime | None:
+    """When the review's update cycle before `update_id` started (None for the first cycle or no cycle)."""
+    if update_id is None:
+        return None
+    (started,) = con.execute("SELECT max(started_at) FROM update_runs WHERE review_id = ? AND update_id < ?",
+                             [review_id, update_id]).fetchone()
+    return started
+
+
+def alerts_since(con: duckdb.DuckDBPyConnection, review_id: str, since: dt.datetime | None) -> list[int]:
+    """Ids of the review's alerts raised at or after `since` (all of them when None), oldest first."""
+    return [int(a) for (a,) in con.execute(
+        "SELECT alert_id FROM alerts WHERE review_id = ? AND (CAST(? AS TIMESTAMPTZ) IS NULL OR created_at >= ?) "
+        "ORDER BY alert_id", [review_id, since, since]).fetchall()]
+
+
+def delivered_pairs(con: duckdb.DuckDBPyConnection, alert_ids: list[int]) -> set[tuple[int, str]]:
+    """(alert id, channel) pairs among `alert_ids` already delivered: never sent again."""
+    if not alert_ids:
+        return set()
+    return {(int(a), c) for a, c in con.execute(
+        "SELECT alert_id, channel FROM alert_deliveries WHERE status = 'delivered' AND alert_id IN (SELECT unnest(?))",
+        [alert_ids]).fetchall()}
