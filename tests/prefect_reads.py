@@ -7,9 +7,13 @@ reads poll, because the server stores events asynchronously.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import json
 import shutil
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from tests.conftest import REPO_ROOT
@@ -24,13 +28,29 @@ def copy_review(tmp_path: Path) -> Path:
     return review
 
 
+def step_inputs(review: Path, step: str) -> list[str]:
+    """The recorded decisions and extraction files of one timeline step."""
+    return [str(review / "snapshots" / step / f) for f in ("decisions.csv", "extraction.csv")]
+
+
+def live_ctgov_review(tmp_path: Path) -> Path:
+    """The example review with PubMed replaying its 2010 answers and ClinicalTrials.gov searched live."""
+    review = copy_review(tmp_path)
+    toml = review / "review.toml"
+    text = toml.read_text(encoding="utf-8")
+    assert "overlap_days = 7\n" in text
+    toml.write_text(text.replace("overlap_days = 7\n", 'overlap_days = 7\nreplay = "snapshots/2010/pubmed"\n', 1),
+                    encoding="utf-8")
+    return review
+
+
 def flush() -> None:
     """Send every log line and event still batched in this process to the server."""
     from prefect.events.worker import EventsWorker
-    from prefect.logging.handlers import APILogHandler
+    from prefect.logging.handlers import APILogWorker
 
-    APILogHandler.flush()
-    EventsWorker.drain_all()
+    APILogWorker.drain_all(timeout=10)
+    EventsWorker.drain_all(timeout=10)
 
 
 def client():
@@ -65,7 +85,7 @@ def logs(flow_run_id) -> list:
     flush()
     with client() as c:
         return c.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])),
-                           sort=LogSort.TIMESTAMP_ASC, limit=1000)
+                           sort=LogSort.TIMESTAMP_ASC, limit=200)
 
 
 def artifacts(flow_run_id) -> dict:
@@ -94,8 +114,61 @@ def events(resource_id: str, flow_run_id, *, expect: set[str] = frozenset(), tim
     deadline = time.monotonic() + timeout
     while True:
         with client() as c:
-            page = c.read_events(filter=flt, limit=200)
+            page = c.read_events(filter=flt, limit=50)
         got = list(page.events)
         if expect <= {e.event for e in got} or time.monotonic() > deadline:
             return got
         time.sleep(0.5)
+
+
+SECRET = "lm-states-secret-4f9a2c7e"  # a registered secret the failing server echoes in its error
+
+
+class RefusingCtgov:
+    """ClinicalTrials.gov on 127.0.0.1: answers HTTP 400 echoing a secret until `healed`, then no studies."""
+
+    def __init__(self):
+        self.healed = False
+        self.requests: list[str] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):  # noqa: N802
+                outer.requests.append(self.path)
+                if outer.healed:
+                    status, body = 200, json.dumps({"studies": [], "totalCount": 0}).encode()
+                else:
+                    status, body = 400, f"unknown parameter (request from {SECRET})".encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@contextlib.contextmanager
+def refusing_ctgov(monkeypatch):
+    """The flow's ClinicalTrials.gov client pointed at a RefusingCtgov (one try, no waits); SECRET registered."""
+    from livingmeta.redaction import forget_secrets, register_secret
+
+    srv = RefusingCtgov()
+    for k, v in {"LIVINGMETA_CTGOV_URL": srv.url, "LIVINGMETA_CTGOV_MAX_TRIES": "1", "LIVINGMETA_CTGOV_BACKOFF": "0",
+                 "LIVINGMETA_CTGOV_MIN_INTERVAL": "0", "LIVINGMETA_CTGOV_TIMEOUT": "5"}.items():
+        monkeypatch.setenv(k, v)
+    register_secret(SECRET)
+    try:
+        yield srv
+    finally:
+        srv.close()
+        forget_secrets()

@@ -11,9 +11,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -21,58 +18,13 @@ from tests import prefect_reads as pr
 from warehouse import opened
 
 AS_OF = dt.datetime(2010, 12, 31, tzinfo=dt.timezone.utc)
-SECRET = "lm-states-secret-4f9a2c7e"  # a registered secret the failing server echoes in its error
-
-
-class RefusingCtgov:
-    """ClinicalTrials.gov on 127.0.0.1: answers HTTP 400 echoing a secret until `healed`, then no studies."""
-
-    def __init__(self):
-        self.healed = False
-        self.requests: list[str] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):  # noqa: N802
-                outer.requests.append(self.path)
-                if outer.healed:
-                    status, body = 200, json.dumps({"studies": [], "totalCount": 0}).encode()
-                else:
-                    status, body = 400, f"unknown parameter (request from {SECRET})".encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+SECRET = pr.SECRET
 
 
 @pytest.fixture()
 def refusing_ctgov(monkeypatch):
-    from livingmeta.redaction import forget_secrets, register_secret
-
-    srv = RefusingCtgov()
-    for k, v in {"LIVINGMETA_CTGOV_URL": srv.url, "LIVINGMETA_CTGOV_MAX_TRIES": "1", "LIVINGMETA_CTGOV_BACKOFF": "0",
-                 "LIVINGMETA_CTGOV_MIN_INTERVAL": "0", "LIVINGMETA_CTGOV_TIMEOUT": "5"}.items():
-        monkeypatch.setenv(k, v)
-    register_secret(SECRET)
-    yield srv
-    srv.close()
-    forget_secrets()
-
-
-def _step_inputs(review, step):
-    return [str(review / "snapshots" / step / f) for f in ("decisions.csv", "extraction.csv")]
+    with pr.refusing_ctgov(monkeypatch) as srv:
+        yield srv
 
 
 def test_published_and_unchanged_cycles_are_completed_with_messages(prefect_harness, tmp_path):
@@ -83,14 +35,14 @@ def test_published_and_unchanged_cycles_are_completed_with_messages(prefect_harn
     wh, out = str(tmp_path / "wh.duckdb"), str(tmp_path / "out")
     snap = str(review / "snapshots" / "2010")
     first = update_review(str(review), wh, out, as_of=AS_OF, replay_dir=snap,
-                          recorded_inputs=_step_inputs(review, "2010"), return_state=True)
+                          recorded_inputs=pr.step_inputs(review, "2010"), return_state=True)
     run = pr.flow_run_of(first)
     assert run.state.type.value == "COMPLETED"
     assert run.state.message == "published version 1 of ivig-pnp"
     assert state_result(first)["version"]["version"] == 1
 
     again = update_review(str(review), wh, out, as_of=AS_OF, replay_dir=snap,
-                          recorded_inputs=_step_inputs(review, "2010"), return_state=True)
+                          recorded_inputs=pr.step_inputs(review, "2010"), return_state=True)
     run = pr.flow_run_of(again)
     assert run.state.type.value == "COMPLETED"
     assert run.state.message == "no new version: estimates unchanged (latest is version 1 of ivig-pnp)"
@@ -103,11 +55,7 @@ def test_a_failed_source_fails_the_run_after_committing_the_rest_and_the_next_ru
     from flows.update import update_review
     from tasks.observe import state_result
 
-    review = pr.copy_review(tmp_path)
-    toml = review / "review.toml"
-    # PubMed replays its recorded answers; ClinicalTrials.gov is searched live, on the refusing server
-    toml.write_text(toml.read_text().replace("overlap_days = 7\n", 'overlap_days = 7\nreplay = "snapshots/2010/pubmed"\n',
-                                             1), encoding="utf-8")
+    review = pr.live_ctgov_review(tmp_path)
     wh, out = tmp_path / "wh.duckdb", tmp_path / "out"
     state = update_review(str(review), str(wh), str(out), as_of=AS_OF, return_state=True)
 
