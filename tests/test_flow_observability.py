@@ -101,6 +101,7 @@ def test_a_failed_source_is_an_event_and_nothing_sent_to_prefect_holds_the_secre
     (failed,) = [e for e in events if e.event == "livingmeta.source.failed"]
     assert failed.payload["kind"] == "search_failed" and failed.payload["severity"] == "critical"
     assert "ctgov search failed" in failed.payload["title"] and "HTTP 400" in failed.payload["body"]
+    check_documented_automation(failed)  # docs/operating.md's Automation routes exactly this event
 
     logs = pr.logs(run_id)
     assert any(r.level == 40 and r.message.startswith("ctgov search failed: ") for r in logs)
@@ -110,3 +111,34 @@ def test_a_failed_source_is_an_event_and_nothing_sent_to_prefect_holds_the_secre
     sent += [t.state.message or "" for runs in pr.task_runs(run_id).values() for t in runs]
     assert not [s for s in sent if pr.SECRET in s]
     assert any("[REDACTED]" in s for s in sent)
+
+
+def documented_automation() -> str:
+    """The YAML of the Automation documented in docs/operating.md, section "Automations"."""
+    from tests.conftest import REPO_ROOT
+
+    doc = (REPO_ROOT / "docs" / "operating.md").read_text(encoding="utf-8")
+    section = doc[doc.index("## 8. Automations"):]
+    return section[section.index("```yaml\n") + 8:section.index("```", section.index("```yaml\n") + 8)]
+
+
+def check_documented_automation(source_failed_event) -> None:
+    """The documented Automation validates, is accepted by the server, and its trigger matches the real
+    `livingmeta.source.failed` event of a run."""
+    import yaml
+    from prefect.blocks.notifications import CustomWebhookNotificationBlock
+    from prefect.events.schemas.automations import AutomationCore
+    from prefect.events.schemas.events import matches
+
+    block_id = CustomWebhookNotificationBlock(name="lm-doc", url="http://127.0.0.1:9/hook", allow_private_urls=True,
+                                              json_data={"text": "{{body}}"}).save("lm-doc-alerts", overwrite=True)
+    text = documented_automation().replace("00000000-0000-0000-0000-000000000000", str(block_id))
+    (spec,) = yaml.safe_load(text)["automations"]
+    automation = AutomationCore.model_validate(spec)
+    trigger = automation.trigger
+    assert any(matches(e, source_failed_event.event) for e in trigger.expect)
+    assert trigger.match.matches(source_failed_event.resource)
+    with pr.client() as c:
+        created = c.create_automation(automation)
+        stored = c.read_automation(created)
+    assert stored.name == "livingmeta-source-failed" and stored.actions[0].type == "send-notification"
