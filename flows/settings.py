@@ -37,10 +37,10 @@ def quiet_prefect_defaults() -> None:
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     # PREFECT_LOGGING_LEVEL also caps the run loggers, whose records feed Prefect's API handler: give the run
-    # loggers INFO of their own (what each step did reaches the API) and keep the console at WARNING
+    # loggers INFO of their own (what each step did reaches the API); the console keeps PREFECT_LOGGING_LEVEL
     os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_FLOW_RUNS_LEVEL", "INFO")
     os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL", "INFO")
-    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", os.environ["PREFECT_LOGGING_LEVEL"])
 
 
 def ncbi_settings() -> dict:

@@ -154,10 +154,10 @@ def state_result(state) -> Any:
 
 def failures(summary: Mapping[str, Any]) -> list[str]:
     """What failed in a cycle, one phrase each: failed source searches and analyses that could not run."""
-    out = [f"{s.get('source')} search failed: {s.get('error') or 'no message'}"
+    out = [f"{s.get('source')} search failed: {str(s.get('error') or 'no message').rstrip('. ')}"
            for s in summary.get("searches") or [] if s.get("status") == "failed"]
     for a in (summary.get("analyses") or {}).get("failed") or []:
-        out.append(f"analysis {a.get('analysis')} failed: {a.get('error')}" if isinstance(a, Mapping)
+        out.append(f"analysis {a.get('analysis')} failed: {str(a.get('error')).rstrip('. ')}" if isinstance(a, Mapping)
                    else f"analysis {a} failed")
     return out
 

@@ -24,7 +24,7 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 # as the CLI does (flows/settings.quiet_prefect_defaults): run loggers send INFO to the API, the console stays quiet
 os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_FLOW_RUNS_LEVEL", "INFO")
 os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL", "INFO")
-os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", os.environ["PREFECT_LOGGING_LEVEL"])
 os.environ.pop("PREFECT_API_URL", None)
 os.environ.pop("LIVINGMETA_WAREHOUSE", None)
 

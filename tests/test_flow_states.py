@@ -129,3 +129,23 @@ def test_cli_update_without_network_exits_1_with_one_line(prefect_harness, tmp_p
     print(result.stderr)
     with opened(wh, read_only=True) as con:
         assert con.execute("SELECT status FROM update_runs").fetchall() == [("failed",)]
+
+
+def test_cycle_messages_for_people():
+    from tasks.observe import cycle_message
+
+    base = {"review_id": "r1", "searches": [{"source": "pubmed", "status": "succeeded"}], "analyses": {}}
+    assert cycle_message({**base, "version": {"version": 4, "from_version": 3}}) == (False, "published version 4 of r1")
+    assert cycle_message({**base, "version": {"version": None, "latest_version": 3}}) == (
+        False, "no new version: estimates unchanged (latest is version 3 of r1)")
+    assert cycle_message({**base, "version": {"version": None, "latest_version": None}}) == (
+        False, "no new version: no analysis of r1 has data yet")
+    # an analysis that cannot run fails the cycle too, but no search window is retried for it
+    failed, msg = cycle_message({**base, "version": {"version": None, "latest_version": 2},
+                                 "analyses": {"failed": [{"analysis": "or-mh", "error": "row 3: events > total."}]}})
+    assert failed and msg == ("update of r1 failed: analysis or-mh failed: row 3: events > total; the rest of the cycle "
+                              "was committed (no new version: estimates unchanged (latest is version 2 of r1))")
+    failed, msg = cycle_message({**base, "searches": [{"source": "ctgov", "status": "failed", "error": "HTTP 503."}],
+                                 "version": {"version": 5}})
+    assert failed and msg == ("update of r1 failed: ctgov search failed: HTTP 503; the next run retries the same window; "
+                              "the rest of the cycle was committed (published version 5 of r1)")
