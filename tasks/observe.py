@@ -51,6 +51,35 @@ def log(message: str, *args: Any, level: int = logging.INFO) -> None:
     _logger().log(level, "%s", redact_text(text))
 
 
+class RedactingFilter(logging.Filter):
+    """Redacts a log record's message and traceback in place, before any handler formats or sends it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record: let the handler report it as it would
+            return True
+        record.msg, record.args = redact_text(message), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact_text(record.exc_text)
+        return True
+
+
+_REDACTING = RedactingFilter()
+
+
+def install_log_redaction() -> None:
+    """Put the redacting filter on every handler that Prefect's run loggers reach (the API handler, the
+    console): Prefect's own lines quote exceptions and state messages, which may hold a server's echo of a
+    secret. Idempotent; call at the start of a flow run (Prefect may rebuild its handlers between runs)."""
+    for name in ("prefect.flow_runs", "prefect.task_runs", "prefect", ""):
+        for handler in logging.getLogger(name).handlers:
+            if _REDACTING not in handler.filters:
+                handler.addFilter(_REDACTING)
+
+
 def artifact_slug(review_id: str) -> str:
     """A review id as Prefect artifact keys allow it (lower-case letters, digits, dashes)."""
     return "".join(c if c.isalnum() else "-" for c in review_id.lower()).strip("-") or "review"
@@ -173,6 +202,11 @@ def cycle_message(summary: Mapping[str, Any]) -> tuple[bool, str]:
         outcome = f"no new version: estimates unchanged (latest is version {version['latest_version']} of {rid})"
     else:
         outcome = f"no new version: no analysis of {rid} has data yet"
+    undelivered = version.get("delivery_failures") or []
+    if undelivered:
+        channels = sorted({d.get("channel") for d in undelivered})
+        outcome += (f"; {len(undelivered)} alert delivery(ies) failed ({', '.join(channels)}: "
+                    f"{str(undelivered[0].get('error') or '').rstrip('. ')}), tried again next cycle")
     if not problems:
         return False, outcome
     sources_failed = any(s.get("status") == "failed" for s in summary.get("searches") or [])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -85,6 +86,8 @@ def record_review_version(review_dir: str, review_id: str, warehouse: str, updat
         announce_cycle_alerts(con, review_id, update_id, cfg.title)
     result["alerts"] = new_ids
     result["deliveries"] = delivery_counts(deliveries)
+    result["delivery_failures"] = [{k: d[k] for k in ("alert_id", "kind", "channel", "error")}
+                                   for d in deliveries if d["status"] == "failed"]
     if result["version"]:
         observe.log("published version %s of %s (from version %s): %s", result["version"], review_id,
                     result["from_version"] or "none",
@@ -95,7 +98,8 @@ def record_review_version(review_dir: str, review_id: str, warehouse: str, updat
                     else "none published yet")
     for d in deliveries:
         observe.log("alert %s (%s) to %s: %s%s", d["alert_id"], d["kind"], d["channel"], d["status"],
-                    f" after {d['attempts']} attempt(s): {d['error']}" if d["error"] else "")
+                    f" after {d['attempts']} attempt(s): {d['error']}" if d["error"] else "",
+                    level=logging.WARNING if d["status"] == "failed" else logging.INFO)
     return json.loads(json.dumps(result, default=str))
 
 

@@ -142,3 +142,28 @@ def check_documented_automation(source_failed_event) -> None:
         created = c.create_automation(automation)
         stored = c.read_automation(created)
     assert stored.name == "livingmeta-source-failed" and stored.actions[0].type == "send-notification"
+
+
+def test_prefect_s_own_log_lines_and_tracebacks_are_redacted_before_they_reach_the_api(prefect_harness):
+    # not only our lines: Prefect's engine quotes exceptions and state messages in its own log records
+    from prefect import flow, get_run_logger
+
+    from livingmeta.redaction import forget_secrets, register_secret
+    from tasks.observe import install_log_redaction
+
+    @flow(name="lm-redaction-check")
+    def leaky():
+        install_log_redaction()
+        get_run_logger().info("connecting with %s", pr.SECRET)
+        raise RuntimeError(f"server said: bad key {pr.SECRET}")
+
+    register_secret(pr.SECRET)
+    try:
+        state = leaky(return_state=True)
+    finally:
+        forget_secrets()
+    assert state.is_failed()
+    logs = pr.logs(state.state_details.flow_run_id)
+    assert any(r.message == "connecting with [REDACTED]" for r in logs), [r.message for r in logs]
+    assert any("Traceback" in r.message and "bad key [REDACTED]" in r.message for r in logs)
+    assert not [r.message for r in logs if pr.SECRET in r.message]

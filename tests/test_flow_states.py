@@ -145,6 +145,11 @@ def test_cycle_messages_for_people():
                                  "analyses": {"failed": [{"analysis": "or-mh", "error": "row 3: events > total."}]}})
     assert failed and msg == ("update of r1 failed: analysis or-mh failed: row 3: events > total; the rest of the cycle "
                               "was committed (no new version: estimates unchanged (latest is version 2 of r1))")
+    # an alert that could not be delivered does not fail the cycle (it is tried again), but the message says so
+    assert cycle_message({**base, "version": {"version": 4, "delivery_failures": [
+        {"alert_id": 9, "kind": "estimate_change", "channel": "webhook:HOOK", "error": "HTTPStatusError: 500."}]}}) == (
+        False, "published version 4 of r1; 1 alert delivery(ies) failed (webhook:HOOK: HTTPStatusError: 500), tried "
+               "again next cycle")
     failed, msg = cycle_message({**base, "searches": [{"source": "ctgov", "status": "failed", "error": "HTTP 503."}],
                                  "version": {"version": 5}})
     assert failed and msg == ("update of r1 failed: ctgov search failed: HTTP 503; the next run retries the same window; "
