@@ -69,7 +69,9 @@ def update_review(
     summary = {"review_id": review_id, "update_id": update_id, "as_of": as_of.isoformat(), "searches": searches,
                "studies": studies, "queue": queue, "inputs": inputs, "analyses": analyses, "version": version,
                "outputs": outputs}
-    summary["artifacts"] = publish_run_artifacts(review_id, warehouse, outputs)
+    # the artifacts describe what is already committed: a Prefect hiccup there must not fail the cycle
+    artifacts = publish_run_artifacts(review_id, warehouse, outputs, return_state=True)
+    summary["artifacts"] = artifacts.result() if artifacts.is_completed() else {}
     failed, message = cycle_message(summary)
     finish_update(update_id, warehouse, "failed" if failed else "succeeded", summary, message if failed else None)
     return cycle_state(summary)

@@ -109,9 +109,12 @@ def emit(event: str, review_id: str, payload: Mapping[str, Any], *, title: str |
     if flow_run.get_id():
         related.append({"prefect.resource.id": f"prefect.flow-run.{flow_run.get_id()}",
                         "prefect.resource.role": "flow-run"})
-    plain = _jsonable(payload)
-    emit_event(event=event, resource=review_resource(review_id, title), related=related or None,
-               payload=redact_data(plain))
+    try:
+        emit_event(event=event, resource=review_resource(review_id, title), related=related or None,
+                   payload=redact_data(_jsonable(payload)))
+    except Exception as e:  # telling Prefect must never undo a committed cycle: say so and go on
+        log("could not emit event %s: %s: %s", event, type(e).__name__, e, level=logging.WARNING)
+        return False
     return True
 
 

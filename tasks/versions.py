@@ -82,7 +82,7 @@ def record_review_version(review_dir: str, review_id: str, warehouse: str, updat
         deliveries = deliver_cycle_alerts(con, review_id, update_id, channels, alerts_dir or review_dir, now=now,
                                           environ=environ)
         if changed:
-            _announce_version(con, review_id, cfg.title, result, diffs)
+            _announce_version(review_id, cfg.title, result, diffs)
         announce_cycle_alerts(con, review_id, update_id, cfg.title)
     result["alerts"] = new_ids
     result["deliveries"] = delivery_counts(deliveries)
@@ -103,7 +103,7 @@ def record_review_version(review_dir: str, review_id: str, warehouse: str, updat
     return json.loads(json.dumps(result, default=str))
 
 
-def _announce_version(con, review_id: str, title: str, result: dict, diffs: dict) -> None:
+def _announce_version(review_id: str, title: str, result: dict, diffs: dict) -> None:
     """One `livingmeta.estimate.shifted` event per analysis whose numbers changed in the new version."""
     for aid, ch in result["changes"].items():
         d = diffs[aid]
