@@ -21,10 +21,15 @@ from tests.conftest import REPO_ROOT
 EXAMPLE = REPO_ROOT / "reviews" / "ivig-pnp"
 
 
-def copy_review(tmp_path: Path) -> Path:
-    """A writable copy of the bundled example review."""
-    review = tmp_path / "ivig-pnp"
+def copy_review(tmp_path: Path, review_id: str) -> Path:
+    """A writable copy of the bundled example review under its own id: the session's Prefect server is
+    shared, and artifacts and events are per review (the demo's `ivig-pnp` must stay the demo's alone)."""
+    review = tmp_path / review_id
     shutil.copytree(EXAMPLE, review)
+    toml = review / "review.toml"
+    text = toml.read_text(encoding="utf-8")
+    assert '\nid = "ivig-pnp"\n' in text
+    toml.write_text(text.replace('\nid = "ivig-pnp"\n', f'\nid = "{review_id}"\n', 1), encoding="utf-8")
     return review
 
 
@@ -33,9 +38,9 @@ def step_inputs(review: Path, step: str) -> list[str]:
     return [str(review / "snapshots" / step / f) for f in ("decisions.csv", "extraction.csv")]
 
 
-def live_ctgov_review(tmp_path: Path) -> Path:
+def live_ctgov_review(tmp_path: Path, review_id: str) -> Path:
     """The example review with PubMed replaying its 2010 answers and ClinicalTrials.gov searched live."""
-    review = copy_review(tmp_path)
+    review = copy_review(tmp_path, review_id)
     toml = review / "review.toml"
     text = toml.read_text(encoding="utf-8")
     assert "overlap_days = 7\n" in text

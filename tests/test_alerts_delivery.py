@@ -16,6 +16,7 @@ from tests.living_seed import Receiver, ingest, new_update, register, write_revi
 from warehouse import opened
 from warehouse.alerts import add_alert
 
+REVIEW = "ivig-delivery"  # its own review id: artifacts and events on the shared test server are per review
 HOOK_ENV = "LM_DELIVERY_HOOK"
 CHANNELS = {"file:alerts.log", f"webhook:{HOOK_ENV}"}
 STEPS = {"2010": dt.datetime(2010, 12, 31, tzinfo=dt.timezone.utc),
@@ -33,7 +34,7 @@ def _alerts_and_deliveries(wh):
 def test_every_alert_of_a_flow_run_reaches_every_channel_once(prefect_harness, tmp_path, monkeypatch):
     from flows.update import update_review
 
-    review = pr.copy_review(tmp_path)
+    review = pr.copy_review(tmp_path, REVIEW)
     toml = review / "review.toml"
     toml.write_text(toml.read_text(encoding="utf-8") + f'\n[[alerts.channels]]\ntype = "webhook"\nurl_env = "{HOOK_ENV}"\n',
                     encoding="utf-8")
@@ -57,7 +58,7 @@ def test_every_alert_of_a_flow_run_reaches_every_channel_once(prefect_harness, t
         assert sorted(m["alert_id"] for m in hook.received) == [a for a, _ in alerts]  # each once
         assert {(a, c) for a, c, s in deliveries if s == "delivered"} == {(a, c) for a, _ in alerts for c in CHANNELS}
         assert len(deliveries) == len(alerts) * len(CHANNELS)
-        log = (out / "ivig-pnp" / "alerts.log").read_text(encoding="utf-8")
+        log = (out / REVIEW / "alerts.log").read_text(encoding="utf-8")
         assert log.count("\n## [") + log.startswith("## [") == len(alerts)
 
         # re-running the last cycle raises nothing new and sends nothing again

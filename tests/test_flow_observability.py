@@ -12,8 +12,9 @@ import pytest
 
 from tests import prefect_reads as pr
 
+REVIEW = "ivig-observe"  # its own review id: artifacts and events on the shared test server are per review
 AS_OF = dt.datetime(2010, 12, 31, tzinfo=dt.timezone.utc)
-RESOURCE = "livingmeta.review.ivig-pnp"
+RESOURCE = f"livingmeta.review.{REVIEW}"
 
 
 def test_run_logger_lines_reach_the_api_at_info_while_the_console_stays_at_warning():
@@ -33,7 +34,7 @@ def test_run_logger_lines_reach_the_api_at_info_while_the_console_stays_at_warni
 def test_a_published_cycle_logs_each_step_and_leaves_artifacts_and_events(prefect_harness, tmp_path):
     from flows.update import update_review
 
-    review = pr.copy_review(tmp_path)
+    review = pr.copy_review(tmp_path, REVIEW)
     state = update_review(str(review), str(tmp_path / "wh.duckdb"), str(tmp_path / "out"), as_of=AS_OF,
                           replay_dir=str(review / "snapshots" / "2010"),
                           recorded_inputs=pr.step_inputs(review, "2010"), return_state=True)
@@ -50,21 +51,21 @@ def test_a_published_cycle_logs_each_step_and_leaves_artifacts_and_events(prefec
     assert any(m.startswith("applied recorded decisions file decisions.csv") for m in info), text
     # 2010: only the share with relief has data (the Sjögren case series)
     assert "analyses recomputed: relief-share-pft; unchanged: none; no data: responders-or-mh, responders-rr-re" in info
-    assert any(m.startswith("published version 1 of ivig-pnp") for m in info), text
+    assert any(m.startswith(f"published version 1 of {REVIEW}") for m in info), text
     assert any(m.startswith("published the report of version 1 to ") for m in info), text
-    assert "published version 1 of ivig-pnp" in info  # the flow run's own closing line
+    assert f"published version 1 of {REVIEW}" in info  # the flow run's own closing line
 
     arts = pr.artifacts(run_id)
-    (table,) = arts["ivig-pnp-estimates"]
+    (table,) = arts[f"{REVIEW}-estimates"]
     assert table.type == "table"
     rows = json.loads(table.data) if isinstance(table.data, str) else table.data
     by_id = {r["analysis_id"]: r for r in rows}
     assert set(by_id) == {"relief-share-pft"} and by_id["relief-share-pft"]["version"] == 1
     assert all("estimate" in r and "ci_lower" in r and "k" in r for r in rows)
-    (link,) = arts["ivig-pnp-report"]
+    (link,) = arts[f"{REVIEW}-report"]
     assert link.type == "markdown"  # Prefect stores a link artifact as markdown [text](link)
     assert "v1/report.html" in str(link.data)
-    (changes,) = arts["ivig-pnp-changes"]
+    (changes,) = arts[f"{REVIEW}-changes"]
     assert changes.type == "markdown" and "version 1" in changes.data
 
     events = pr.events(RESOURCE, run_id, expect={"livingmeta.version.published", "livingmeta.estimate.shifted",
@@ -91,7 +92,7 @@ def test_a_failed_source_is_an_event_and_nothing_sent_to_prefect_holds_the_secre
                                                                                    refusing_ctgov):
     from flows.update import update_review
 
-    review = pr.live_ctgov_review(tmp_path)
+    review = pr.live_ctgov_review(tmp_path, REVIEW)
     state = update_review(str(review), str(tmp_path / "wh.duckdb"), str(tmp_path / "out"), as_of=AS_OF,
                           return_state=True)
     run_id = state.state_details.flow_run_id

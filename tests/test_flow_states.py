@@ -17,6 +17,7 @@ import pytest
 from tests import prefect_reads as pr
 from warehouse import opened
 
+REVIEW = "ivig-states"  # its own review id: artifacts and events on the shared test server are per review
 AS_OF = dt.datetime(2010, 12, 31, tzinfo=dt.timezone.utc)
 SECRET = pr.SECRET
 
@@ -31,21 +32,21 @@ def test_published_and_unchanged_cycles_are_completed_with_messages(prefect_harn
     from flows.update import update_review
     from tasks.observe import state_result
 
-    review = pr.copy_review(tmp_path)
+    review = pr.copy_review(tmp_path, REVIEW)
     wh, out = str(tmp_path / "wh.duckdb"), str(tmp_path / "out")
     snap = str(review / "snapshots" / "2010")
     first = update_review(str(review), wh, out, as_of=AS_OF, replay_dir=snap,
                           recorded_inputs=pr.step_inputs(review, "2010"), return_state=True)
     run = pr.flow_run_of(first)
     assert run.state.type.value == "COMPLETED"
-    assert run.state.message == "published version 1 of ivig-pnp"
+    assert run.state.message == f"published version 1 of {REVIEW}"
     assert state_result(first)["version"]["version"] == 1
 
     again = update_review(str(review), wh, out, as_of=AS_OF, replay_dir=snap,
                           recorded_inputs=pr.step_inputs(review, "2010"), return_state=True)
     run = pr.flow_run_of(again)
     assert run.state.type.value == "COMPLETED"
-    assert run.state.message == "no new version: estimates unchanged (latest is version 1 of ivig-pnp)"
+    assert run.state.message == f"no new version: estimates unchanged (latest is version 1 of {REVIEW})"
     tasks = pr.task_runs(run.id)
     assert {r.state.type.value for name in ("search-pubmed", "search-ctgov") for r in tasks[name]} == {"COMPLETED"}
 
@@ -55,14 +56,14 @@ def test_a_failed_source_fails_the_run_after_committing_the_rest_and_the_next_ru
     from flows.update import update_review
     from tasks.observe import state_result
 
-    review = pr.live_ctgov_review(tmp_path)
+    review = pr.live_ctgov_review(tmp_path, REVIEW)
     wh, out = tmp_path / "wh.duckdb", tmp_path / "out"
     state = update_review(str(review), str(wh), str(out), as_of=AS_OF, return_state=True)
 
     run = pr.flow_run_of(state)
     assert run.state.type.value == "FAILED"
     msg = run.state.message
-    assert msg.startswith("update of ivig-pnp failed: ctgov search failed: ClinicalTrials.gov refused the search "
+    assert msg.startswith(f"update of {REVIEW} failed: ctgov search failed: ClinicalTrials.gov refused the search "
                           "(HTTP 400)"), msg
     assert "the next run retries the same window" in msg
     assert SECRET not in msg and "[REDACTED]" in msg
@@ -88,7 +89,7 @@ def test_a_failed_source_fails_the_run_after_committing_the_rest_and_the_next_ru
     assert upd[0][0] == "failed" and "ctgov search failed" in upd[0][1]
     assert watermark == 0  # ClinicalTrials.gov's window did not move
     assert [(c, s) for _, _, c, s in alerts] == [("file:alerts.log", "delivered")]
-    log = (out / "ivig-pnp" / "alerts.log").read_text()
+    log = (out / REVIEW / "alerts.log").read_text()
     assert log.count("## [critical] ctgov search failed") == 1
     assert SECRET not in log and "[REDACTED]" in log  # what leaves the process is redacted
 
@@ -99,7 +100,7 @@ def test_a_failed_source_fails_the_run_after_committing_the_rest_and_the_next_ru
     ct2 = state_result(later)["searches"][1]
     assert ct2["status"] == "succeeded" and ct2["window_start"] == "2000-01-01"
     assert "2000-01-01" in refusing_ctgov.requests[-1].replace("%2C", ",")
-    assert (out / "ivig-pnp" / "alerts.log").read_text().count("## [critical] ctgov search failed") == 1
+    assert (out / REVIEW / "alerts.log").read_text().count("## [critical] ctgov search failed") == 1
 
 
 def test_cli_update_without_network_exits_1_with_one_line(prefect_harness, tmp_path, monkeypatch):
@@ -116,13 +117,13 @@ def test_cli_update_without_network_exits_1_with_one_line(prefect_harness, tmp_p
                  "LIVINGMETA_CTGOV_URL": dead, "LIVINGMETA_CTGOV_MAX_TRIES": "1",
                  "LIVINGMETA_CTGOV_MIN_INTERVAL": "0"}.items():
         monkeypatch.setenv(k, v)
-    review = pr.copy_review(tmp_path)
+    review = pr.copy_review(tmp_path, REVIEW)
     wh = tmp_path / "wh.duckdb"
     result = CliRunner().invoke(app, ["update", str(review), "-w", str(wh), "--out", str(tmp_path / "out")])
     assert result.exit_code == 1, result.output
     err = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(err) == 1, result.stderr
-    assert err[0].startswith("error: update of ivig-pnp failed: pubmed search failed: ")
+    assert err[0].startswith(f"error: update of {REVIEW} failed: pubmed search failed: ")
     assert "ctgov search failed: " in err[0] and "the next run retries the same window" in err[0]
     assert "[Errno 111]" in err[0]  # printed as text: brackets in a server's or the OS's words survive
     assert "Traceback" not in result.output
