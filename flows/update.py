@@ -16,7 +16,7 @@ from tasks.analysis import analyze
 from tasks.ctgov import search_ctgov
 from tasks.inputs import apply_recorded_inputs
 from tasks.linking import link_studies
-from tasks.observe import cycle_message, cycle_state, install_log_redaction, state_result
+from tasks.observe import cycle_message, cycle_state, state_result
 from tasks.publish import publish, publish_run_artifacts
 from tasks.pubmed import search_pubmed
 from tasks.reviews import finish_update, register_review, start_update
@@ -40,7 +40,6 @@ def update_review(
     cycle's summary (callers: `update_review(..., return_state=True)` then `tasks.observe.state_result`).
     """
     as_of = as_of or dt.datetime.now(dt.timezone.utc)
-    install_log_redaction()  # every log line of this run, Prefect's own included, is redacted before it leaves
     # secrets stay out of parameters; shared rate limits (Prefect global concurrency limits) need a server
     settings.register_environment_secrets()  # before anything can store, log or print them (redaction)
     runtime.configure(ncbi=settings.ncbi_settings(), secret_lookup=settings.secret,

@@ -24,7 +24,9 @@ ALERT_EVENTS = {
     "registry_event": "livingmeta.registry.changed",
     "study_merged": "livingmeta.study.merged",
     "registry_results_changed": "livingmeta.registry.results-changed",
-}
+    "source_record_skipped": "livingmeta.source.records-skipped",
+    "source_record_unrequested": "livingmeta.source.records-unrequested",
+}  # any other kind: livingmeta.alert.<kind>
 ESTIMATE_SHIFTED = "livingmeta.estimate.shifted"
 
 _fallback = logging.getLogger("livingmeta")
@@ -49,35 +51,6 @@ def log(message: str, *args: Any, level: int = logging.INFO) -> None:
     """One line to the run's logger (it reaches the Prefect API), redacted; the plain logger outside a run."""
     text = message % args if args else message
     _logger().log(level, "%s", redact_text(text))
-
-
-class RedactingFilter(logging.Filter):
-    """Redacts a log record's message and traceback in place, before any handler formats or sends it."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # a malformed record: let the handler report it as it would
-            return True
-        record.msg, record.args = redact_text(message), None
-        if record.exc_info and not record.exc_text:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
-        if record.exc_text:
-            record.exc_text = redact_text(record.exc_text)
-        return True
-
-
-_REDACTING = RedactingFilter()
-
-
-def install_log_redaction() -> None:
-    """Put the redacting filter on every handler that Prefect's run loggers reach (the API handler, the
-    console): Prefect's own lines quote exceptions and state messages, which may hold a server's echo of a
-    secret. Idempotent; call at the start of a flow run (Prefect may rebuild its handlers between runs)."""
-    for name in ("prefect.flow_runs", "prefect.task_runs", "prefect", ""):
-        for handler in logging.getLogger(name).handlers:
-            if _REDACTING not in handler.filters:
-                handler.addFilter(_REDACTING)
 
 
 def artifact_slug(review_id: str) -> str:

@@ -149,8 +149,8 @@ def test_prefect_s_own_log_lines_and_tracebacks_are_redacted_before_they_reach_t
     # not only our lines: Prefect's engine quotes exceptions and state messages in its own log records
     from prefect import flow, get_run_logger
 
-    from livingmeta.redaction import forget_secrets, register_secret
-    from tasks.observe import install_log_redaction
+    # install_log_redaction: what runtime.configure does at the start of update-review
+    from livingmeta.redaction import forget_secrets, install_log_redaction, register_secret
 
     @flow(name="lm-redaction-check")
     def leaky():
