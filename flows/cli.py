@@ -186,13 +186,9 @@ def update(
     else:
         print_summary(summary)
     if state.is_failed():
-        # cron `&&` chains and schedulers see a failed cycle; what succeeded was committed. Plain text, not
-        # markup: the message quotes servers and review.toml sections ("[sources.ctgov]", "[REDACTED]")
-        from rich.text import Text
-
-        err_console.print(Text.assemble(("error:", "bold red"), " ", state.message or "the update failed"),
-                          highlight=False, soft_wrap=True)
-        raise typer.Exit(1)
+        # cron `&&` chains and schedulers see a failed cycle (exit 1; 2 is for the user's errors); what
+        # succeeded was committed, and the message says so
+        fail(state.message or "the update failed", code=1)
 
 
 @contextlib.contextmanager
