@@ -16,7 +16,7 @@ from tasks.analysis import analyze
 from tasks.ctgov import search_ctgov
 from tasks.inputs import apply_recorded_inputs
 from tasks.linking import link_studies
-from tasks.observe import cycle_message, cycle_state, state_result
+from tasks.observe import cycle_message, cycle_state, redacts_exceptions, state_result
 from tasks.publish import publish, publish_run_artifacts
 from tasks.pubmed import search_pubmed
 from tasks.reviews import finish_update, register_review, start_update
@@ -25,6 +25,7 @@ from tasks.versions import record_version
 
 
 @flow(name="update-review")
+@redacts_exceptions  # Prefect makes the FAILED message from the exception text
 def update_review(
     review_dir: str,
     warehouse: str,

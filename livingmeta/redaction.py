@@ -185,6 +185,27 @@ class RedactedError(Exception):
         super().__init__(*(redact(a) if isinstance(a, (str, bytes)) else a for a in args))
 
 
+def redact_exception(e: BaseException) -> BaseException:
+    """Redact an exception's string arguments in place, and those of its causes and contexts.
+
+    For exceptions raised by code we do not own (httpx, duckdb, the standard library), whose message is made
+    from `args`: after this, str(e), a Prefect state message and a formatted traceback hold no secret.
+
+    Returns:
+        the same exception object.
+    """
+    seen: set[int] = set()
+    cur: BaseException | None = e
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        try:
+            cur.args = tuple(redact(a) if isinstance(a, (str, bytes)) else a for a in cur.args)
+        except (AttributeError, TypeError):  # an exception type with read-only args keeps them
+            pass
+        cur = cur.__cause__ or cur.__context__
+    return e
+
+
 def safe_message(e: BaseException) -> str:
     """`"Type: message"` of any exception, redacted (for storing or returning an error that was caught)."""
     text = str(e)

@@ -17,6 +17,8 @@ import duckdb
 import httpx
 from prefect import task
 
+from tasks.observe import redacts_exceptions
+
 from livingmeta.redaction import redact_text, register_secret, safe_message
 from tasks import runtime
 from warehouse.alerts import alerts_since, cycle_start, delivered_pairs, previous_cycle_start, record_delivery
@@ -190,6 +192,7 @@ def announce_cycle_alerts(con: duckdb.DuckDBPyConnection, review_id: str, update
 
 
 @task(name="deliver-alerts")
+@redacts_exceptions  # Prefect makes the FAILED message from the exception text
 def deliver_pending_alerts(review_dir: str, review_id: str, warehouse: str, update_id: int | None,
                            out_dir: str | None = None) -> dict:
     """Deliver every alert not yet delivered to every configured channel."""

@@ -8,6 +8,8 @@ import time
 
 from prefect import task
 
+from tasks.observe import redacts_exceptions
+
 from livingmeta.analysis import build_study_rows, input_hash, run_analysis
 from livingmeta.config import load_review
 from livingmeta.stats import ENGINE_VERSION, StatsInputError
@@ -58,6 +60,7 @@ def analyze_review(review_dir: str, review_id: str, warehouse: str, update_id: i
 
 
 @task(name="analyze")
+@redacts_exceptions  # Prefect makes the FAILED message from the exception text
 def analyze(review_dir: str, review_id: str, warehouse: str, update_id: int) -> dict:
     """Re-run every configured analysis whose inputs changed."""
     out = analyze_review(review_dir, review_id, warehouse, update_id)

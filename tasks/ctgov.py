@@ -35,7 +35,7 @@ from livingmeta.sources.ctgov import (STUDIES_PATH, CtgovFormatError, StudiesPag
                                       parse_studies_page, search_params, suggest_extraction_rows)
 from livingmeta.sources.skips import SkippedRecord
 from tasks import runtime
-from tasks.observe import reports_source_state
+from tasks.observe import redacts_exceptions, reports_source_state
 from tasks.reviews import utcnow
 from warehouse import opened, rows_as_dicts
 from warehouse.ingest import Fetched, fail_search_run, finish_search_run, get_watermark, start_search_run
@@ -217,6 +217,7 @@ def _query_text(params: dict[str, str]) -> str:
 
 
 @task(name="search-ctgov")
+@redacts_exceptions  # Prefect makes the FAILED message from the exception text
 @reports_source_state  # a failed search ends as a FAILED task run (a plain call still returns the summary)
 def search_ctgov(review_dir: str, warehouse: str, update_id: int | None, as_of: dt.datetime,
                  replay_dir: str | None = None, client: dict | None = None) -> dict:

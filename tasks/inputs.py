@@ -7,6 +7,8 @@ from pathlib import Path
 
 from prefect import task
 
+from tasks.observe import redacts_exceptions
+
 from livingmeta.config import load_review
 from tasks import observe
 from warehouse import opened
@@ -25,6 +27,7 @@ def input_kind(path: Path) -> str:
 
 
 @task(name="apply-recorded-inputs")
+@redacts_exceptions  # Prefect makes the FAILED message from the exception text
 def apply_recorded_inputs(review_dir: str, review_id: str, warehouse: str, files: list[str]) -> dict:
     """Import recorded decision and extraction files as if people had entered them (idempotent)."""
     cfg = load_review(review_dir)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prefect import task
 
+from tasks.observe import redacts_exceptions
+
 from tasks import observe
 from tasks.reviews import utcnow
 from warehouse import opened
@@ -11,6 +13,7 @@ from warehouse.linking import relink, write_registry_suggestions
 
 
 @task(name="link-studies")
+@redacts_exceptions  # Prefect makes the FAILED message from the exception text
 def link_studies(review_id: str, warehouse: str) -> dict:
     """Group the review's records into studies (people's decisions win) and suggest rows from registry results."""
     now = utcnow()

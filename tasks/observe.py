@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from livingmeta.redaction import redact_data, redact_text
+from livingmeta.redaction import redact_data, redact_exception, redact_text
 
 EVENT_PREFIX = "livingmeta"
 # alert kind -> Prefect event name (an Automation matches these, e.g. "livingmeta.source.failed" or "livingmeta.*")
@@ -51,6 +51,25 @@ def log(message: str, *args: Any, level: int = logging.INFO) -> None:
     """One line to the run's logger (it reaches the Prefect API), redacted; the plain logger outside a run."""
     text = message % args if args else message
     _logger().log(level, "%s", redact_text(text))
+
+
+def redacts_exceptions(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a task or flow function so that any exception leaving it has its message redacted.
+
+    Prefect builds a FAILED state's message (stored on the server, shown in the UI, sent by automations) from
+    the exception text; our own errors are `RedactedError`s already, but an httpx/duckdb/OS error may quote a
+    URL holding a key. Every task and flow of the cycle is wrapped (tests/test_import_rule.py checks it).
+    """
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except BaseException as e:
+            redact_exception(e)
+            raise
+
+    wrapper.__livingmeta_redacts__ = True
+    return wrapper
 
 
 def artifact_slug(review_id: str) -> str:

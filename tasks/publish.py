@@ -8,6 +8,8 @@ from pathlib import Path
 
 from prefect import task
 
+from tasks.observe import redacts_exceptions
+
 from livingmeta.report import build_report, render_html, render_index, render_json, render_markdown
 from tasks import observe
 from warehouse import opened
@@ -47,6 +49,7 @@ def write_index(review: dict, versions: list[dict], review_dir: Path) -> Path:
 
 
 @task(name="publish")
+@redacts_exceptions  # Prefect makes the FAILED message from the exception text
 def publish(review_dir: str, review_id: str, warehouse: str, out_dir: str) -> dict:
     """Write the report for the latest version and publish a read-only warehouse snapshot."""
     out = Path(out_dir)
@@ -71,6 +74,7 @@ ESTIMATE_COLUMNS = ("analysis_id", "version", "measure", "method", "k", "partici
 
 
 @task(name="publish-run-artifacts")
+@redacts_exceptions  # Prefect makes the FAILED message from the exception text
 def publish_run_artifacts(review_id: str, warehouse: str, outputs: dict) -> dict:
     """Attach the current estimates (table) and the report (link) to this flow run as Prefect artifacts."""
     from prefect.artifacts import create_link_artifact, create_table_artifact

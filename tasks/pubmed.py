@@ -53,7 +53,7 @@ from livingmeta.sources.pubmed import (
     split_window,
 )
 from tasks.entrez import EntrezClient, EntrezError, EntrezSettings
-from tasks.observe import reports_source_state
+from tasks.observe import redacts_exceptions, reports_source_state
 from tasks.reviews import utcnow
 from warehouse import opened
 from warehouse.ingest import Fetched, fail_search_run, finish_search_run, get_watermark, start_search_run
@@ -364,6 +364,7 @@ def client_from_settings(settings: dict) -> EntrezClient:
 
 
 @task(name="search-pubmed")
+@redacts_exceptions  # Prefect makes the FAILED message from the exception text
 @reports_source_state  # a failed search ends as a FAILED task run (a plain call still returns the summary)
 def search_pubmed(review_dir: str, warehouse: str, update_id: int | None, as_of: dt.datetime,
                   replay_dir: str | None = None) -> dict:

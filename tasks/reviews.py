@@ -6,6 +6,8 @@ import datetime as dt
 
 from prefect import task
 
+from tasks.observe import redacts_exceptions
+
 from livingmeta.config import load_review
 from tasks import observe
 from warehouse import opened
@@ -19,6 +21,7 @@ def utcnow() -> dt.datetime:
 
 
 @task(name="register-review")
+@redacts_exceptions  # Prefect makes the FAILED message from the exception text
 def register_review(review_dir: str, warehouse: str) -> str:
     """Validate review.toml and store it in the warehouse; returns the review id."""
     cfg = load_review(review_dir)
@@ -28,6 +31,7 @@ def register_review(review_dir: str, warehouse: str) -> str:
 
 
 @task(name="start-update")
+@redacts_exceptions  # Prefect makes the FAILED message from the exception text
 def start_update(review_id: str, warehouse: str, as_of: dt.datetime, flow_run_id: str | None = None) -> int:
     """Open one update cycle in the warehouse."""
     with opened(warehouse) as con:
@@ -37,6 +41,7 @@ def start_update(review_id: str, warehouse: str, as_of: dt.datetime, flow_run_id
 
 
 @task(name="finish-update")
+@redacts_exceptions  # Prefect makes the FAILED message from the exception text
 def finish_update(update_id: int, warehouse: str, status: str, summary: dict, error: str | None = None) -> None:
     """Close an update cycle with what it did."""
     with opened(warehouse) as con:

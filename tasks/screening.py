@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prefect import task
 
+from tasks.observe import redacts_exceptions
+
 from livingmeta.config import load_review
 from tasks import observe
 from tasks.reviews import utcnow
@@ -12,6 +14,7 @@ from warehouse.screening import flag_candidates as _flag_candidates
 
 
 @task(name="flag-candidates")
+@redacts_exceptions  # Prefect makes the FAILED message from the exception text
 def flag_candidates(review_dir: str, review_id: str, warehouse: str) -> dict:
     """Put new and changed records in the screening queue with their reasons and rank."""
     cfg = load_review(review_dir)

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from prefect import task
 
+from tasks.observe import redacts_exceptions
+
 from livingmeta.alerting import registry_event_message, search_failed_message, version_message
 from livingmeta.config import load_review
 from livingmeta.diff import classify, version_trigger
@@ -116,6 +118,7 @@ def _announce_version(review_id: str, title: str, result: dict, diffs: dict) -> 
 
 
 @task(name="record-version")
+@redacts_exceptions  # Prefect makes the FAILED message from the exception text
 def record_version(review_dir: str, review_id: str, warehouse: str, update_id: int, as_of: dt.datetime,
                    out_dir: str | None = None) -> dict:
     """Create a new review version when any estimate changed, with its diff and alerts."""
