@@ -9,6 +9,8 @@ from prefect import flow
 from prefect.runtime import flow_run
 from prefect.states import State
 
+from livingmeta.redaction import redact_exception
+
 from flows import settings
 from tasks import runtime
 from tasks.alerts import deliver_pending_alerts
@@ -16,7 +18,7 @@ from tasks.analysis import analyze
 from tasks.ctgov import search_ctgov
 from tasks.inputs import apply_recorded_inputs
 from tasks.linking import link_studies
-from tasks.observe import cycle_message, cycle_state, redacts_exceptions, state_result
+from tasks.observe import cycle_message, cycle_state, state_result
 from tasks.publish import publish, publish_run_artifacts
 from tasks.pubmed import search_pubmed
 from tasks.reviews import finish_update, register_review, start_update
@@ -25,7 +27,6 @@ from tasks.versions import record_version
 
 
 @flow(name="update-review")
-@redacts_exceptions  # Prefect makes the FAILED message from the exception text
 def update_review(
     review_dir: str,
     warehouse: str,
@@ -62,6 +63,9 @@ def update_review(
         version = record_version(review_dir, review_id, warehouse, update_id, as_of, out_dir)
         outputs = publish(review_dir, review_id, warehouse, out_dir)
     except Exception as e:
+        # every task redacts what it raises (tasks.observe.redacts_exceptions); the flow's own code may raise too,
+        # and Prefect makes the FAILED message from this exception's text
+        redact_exception(e)
         finish_update(update_id, warehouse, "failed", {}, f"{type(e).__name__}: {e}")
         # alerts that steps before the failure raised still go out
         deliver_pending_alerts(review_dir, review_id, warehouse, update_id, out_dir, return_state=True)

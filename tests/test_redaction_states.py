@@ -30,7 +30,7 @@ def _redacts(fn) -> bool:
     return False
 
 
-def test_every_task_and_the_cycle_flow_redact_their_exceptions():
+def test_every_task_of_the_cycle_redacts_its_exceptions():
     from prefect import Task
 
     from flows.update import update_review
@@ -43,7 +43,11 @@ def test_every_task_and_the_cycle_flow_redact_their_exceptions():
                 found.append((m.__name__, name, _redacts(obj.fn)))
     assert len(found) >= 13, found
     assert [f for f in found if not f[2]] == []
-    assert _redacts(update_review.fn)
+    # the flow is not wrapped (Prefect validates its parameters from its own module's annotations): it redacts
+    # in its except clause, and the exceptions of its tasks arrive redacted already
+    import inspect
+
+    assert "redact_exception(e)" in inspect.getsource(update_review.fn)
 
 
 def test_redact_exception_reaches_causes_and_contexts():
@@ -71,7 +75,6 @@ def test_a_failed_task_state_message_on_the_server_holds_no_secret(prefect_harne
         raise OSError(f"Server error '500' for url 'http://127.0.0.1:1/efetch.fcgi?api_key={SECRET}'")
 
     @flow(name="echoing-flow")
-    @redacts_exceptions
     def echoing_flow():
         return echoing_task()
 
