@@ -7,10 +7,13 @@ from flows.deployments import (  # noqa: F401
     ENTRYPOINT,
     FLOW_NAME,
     RATE_LIMITS,
+    SERVE_SUFFIX,
     DeploymentSpec,
     build_deployments,
     deployment_spec,
     deployment_specs,
     find_reviews,
+    prefect_schedule,
     rate_limit_commands,
+    serve_name,
 )

@@ -4,6 +4,10 @@
 For workers in a work pool, `prefect.yaml` at the repository root declares the same deployments
 (tests/test_deploy_config.py checks that its schedules match review.toml).
 
+The two must not overwrite each other on one server, so they have different names under the flow
+`update-review`: `prefect deploy` registers `<review id>` (work pool `livingmeta`), `livingmeta serve`
+registers `<review id>-serve` (`serve_name`). `prefect.serve` pauses its deployments' schedules when it stops.
+
 Each review gets its own warehouse file by default. DuckDB allows one writer per file, and `prefect.serve`
 runs every flow run in its own process, so two reviews updating at the same time cannot share one file.
 """
@@ -12,10 +16,13 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from livingmeta.config import load_review
 
 FLOW_NAME = "update-review"
+# `livingmeta serve` deployments are `<review id>` + this; prefect.yaml's (work pool) are the bare review id
+SERVE_SUFFIX = "-serve"
 ENTRYPOINT = "flows/update.py:update_review"
 # Shared source rate limits (Prefect global concurrency limits with slot decay); docs/operating.md explains them.
 RATE_LIMITS = {
@@ -31,9 +38,11 @@ class DeploymentSpec:
     name: str
     review_id: str
     review_dir: str
-    cron: str
+    cron: str | None
     timezone: str
     parameters: dict
+    interval: int | None = None  # seconds, instead of cron
+    anchor_date: str | None = None  # ISO 8601 with offset: when the interval schedule starts
     tags: list[str] = field(default_factory=list)
     description: str = ""
 
@@ -59,8 +68,13 @@ def find_reviews(root: Path) -> list[Path]:
     return found
 
 
+def serve_name(review_id: str) -> str:
+    """The name `livingmeta serve` gives a review's deployment (distinct from prefect.yaml's `<review id>`)."""
+    return f"{review_id}{SERVE_SUFFIX}"
+
+
 def deployment_spec(review_dir: Path, *, warehouse_dir: Path, out_root: Path, warehouse: Path | None = None) -> DeploymentSpec:
-    """The deployment of one review: its cron schedule and time zone come from review.toml [schedule].
+    """The `livingmeta serve` deployment of one review: its schedule and time zone come from review.toml [schedule].
 
     Args:
         review_dir: the review folder (holding review.toml).
@@ -75,9 +89,27 @@ def deployment_spec(review_dir: Path, *, warehouse_dir: Path, out_root: Path, wa
     wh = Path(warehouse) if warehouse else Path(warehouse_dir) / f"{cfg.id}.duckdb"
     params = {"review_dir": str(review_dir), "warehouse": str(Path(wh).resolve()),
               "out_dir": str((Path(out_root) / cfg.id).resolve())}
-    return DeploymentSpec(name=cfg.id, review_id=cfg.id, review_dir=str(review_dir), cron=cfg.schedule.cron,
-                          timezone=cfg.schedule.timezone, parameters=params, tags=["livingmeta", f"review:{cfg.id}"],
-                          description=f"Living review update: {cfg.title}")
+    sched = cfg.schedule
+    anchor = None
+    if sched.anchor_date is not None:
+        # a TOML local date-time (no offset) is a wall-clock time in the review's time zone
+        a = sched.anchor_date if sched.anchor_date.tzinfo else sched.anchor_date.replace(tzinfo=ZoneInfo(sched.timezone))
+        anchor = a.isoformat()
+    return DeploymentSpec(name=serve_name(cfg.id), review_id=cfg.id, review_dir=str(review_dir), cron=sched.cron,
+                          timezone=sched.timezone, parameters=params, interval=sched.interval, anchor_date=anchor,
+                          tags=["livingmeta", f"review:{cfg.id}"], description=f"Living review update: {cfg.title}")
+
+
+def prefect_schedule(spec: DeploymentSpec):
+    """The Prefect schedule of a spec: Cron(cron, timezone) or Interval(seconds, anchor_date, timezone)."""
+    import datetime as dt
+
+    from prefect.schedules import Cron, Interval
+
+    if spec.interval is not None:
+        anchor = dt.datetime.fromisoformat(spec.anchor_date) if spec.anchor_date else None
+        return Interval(spec.interval, anchor_date=anchor, timezone=spec.timezone)
+    return Cron(spec.cron, timezone=spec.timezone)
 
 
 def deployment_specs(review_dirs: list[Path], *, warehouse_dir: Path, out_root: Path,
@@ -102,14 +134,12 @@ def deployment_specs(review_dirs: list[Path], *, warehouse_dir: Path, out_root: 
 
 def build_deployments(specs: list[DeploymentSpec]) -> list:
     """Prefect RunnerDeployments for `prefect.serve`: one per review, at most one run of a review at a time."""
-    from prefect.schedules import Cron
-
     from flows.update import update_review
 
     return [
         update_review.to_deployment(
             name=s.name,
-            schedules=[Cron(s.cron, timezone=s.timezone)],
+            schedules=[prefect_schedule(s)],
             parameters=s.parameters,
             tags=s.tags,
             description=s.description,

@@ -177,16 +177,46 @@ class Alerts(_Model):
     channels: list[AlertChannel] = Field(default_factory=list)
 
 
+DEFAULT_CRON = "0 2 * * *"
+MIN_INTERVAL_SECONDS = 60
+
+
 class Schedule(_Model):
-    cron: str = "0 2 * * *"
+    """When the review updates: a `cron` (default daily at 02:00) or an `interval` in seconds from `anchor_date`.
+
+    The keys are those of a Prefect schedule (prefect.yaml `schedules:`), so a deployment copies them as they are.
+    """
+
+    cron: str | None = None
+    interval: int | None = None
+    anchor_date: dt.datetime | None = None
     timezone: str = "UTC"
 
     @field_validator("cron")
     @classmethod
-    def _cron_fields(cls, v: str) -> str:
-        if len(v.split()) != 5:
+    def _cron_fields(cls, v: str | None) -> str | None:
+        if v is not None and len(v.split()) != 5:
             raise ValueError(f"cron {v!r} must have 5 fields (minute hour day month weekday), e.g. \"0 2 * * *\"")
         return v
+
+    @field_validator("interval", mode="before")
+    @classmethod
+    def _interval_seconds(cls, v: Any) -> Any:
+        # a bool is an int to Python and a float would be truncated: refuse both rather than guess
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < MIN_INTERVAL_SECONDS):
+            raise ValueError(f"interval must be a whole number of seconds, at least {MIN_INTERVAL_SECONDS} "
+                             "(e.g. 86400 for daily); searches more often than that only load the sources")
+        return v
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "Schedule":
+        if self.cron is not None and self.interval is not None:
+            raise ValueError("give either cron or interval, not both (cron = \"0 2 * * *\" or interval = 86400)")
+        if self.anchor_date is not None and self.interval is None:
+            raise ValueError("anchor_date only applies to interval = <seconds>; remove it or replace cron by an interval")
+        if self.cron is None and self.interval is None:
+            self.cron = DEFAULT_CRON
+        return self
 
     @field_validator("timezone")
     @classmethod
