@@ -23,7 +23,10 @@ def serve(
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="At most this many flow runs at once on this machine.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the deployments (JSON) and exit without serving.")] = False,
 ) -> None:
-    """Serve one scheduled update-review deployment per review (cron and time zone from review.toml)."""
+    """Serve one scheduled deployment per review, `update-review/<id>-serve` (schedule from review.toml [schedule]).
+
+    SIGTERM or Ctrl-C stops it with exit code 0 and pauses the served deployments' schedules.
+    """
     from flows import settings
     from flows.cli import fail, user_errors
 
@@ -53,6 +56,12 @@ def serve(
     for s in specs:
         Path(s.parameters["warehouse"]).parent.mkdir(parents=True, exist_ok=True)
         Path(s.parameters["out_dir"]).mkdir(parents=True, exist_ok=True)
+    import warnings
+
     import prefect
 
+    # Prefect 3.8.8's SIGTERM handler calls Runner.stop() inside the event loop, which only makes a coroutine
+    # nobody awaits; the shutdown itself is its sys.exit(0) unwinding the runner (which pauses the schedules and
+    # exits 0). Keep that harmless RuntimeWarning out of a clean stop's stderr.
+    warnings.filterwarnings("ignore", message=r"coroutine 'Runner\.astop' was never awaited", category=RuntimeWarning)
     prefect.serve(*deployments, limit=limit)

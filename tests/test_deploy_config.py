@@ -88,10 +88,61 @@ def test_compose_keeps_data_in_named_volumes_and_secrets_out_of_the_file(compose
     assert worker_cmd[worker_cmd.index("--pool") + 1] == "livingmeta"
 
 
+# what prefect.yaml's build step (deploy/steps.py) gives in the image: `prefect deploy` runs in WORKDIR
+# /opt/livingmeta, and the image sets LIVINGMETA_HOME=/data
+IMAGE_PATHS = {"paths": {"code": "/opt/livingmeta", "home": "/data"}}
+
+
+def filled_in(value, step_outputs: dict):
+    """prefect.yaml as `prefect deploy` fills it in from its build steps' outputs (Prefect's own templating)."""
+    from prefect.utilities.templating import apply_values
+
+    return apply_values(value, step_outputs, remove_notset=False)
+
+
+def schedule_entry(schedule) -> dict:
+    """The prefect.yaml `schedules:` entry that copies a review.toml [schedule]."""
+    if schedule.interval is not None:
+        entry = {"interval": schedule.interval}
+        if schedule.anchor_date is not None:
+            entry["anchor_date"] = schedule.anchor_date
+        return {**entry, "timezone": schedule.timezone, "active": True}
+    return {"cron": schedule.cron, "timezone": schedule.timezone, "active": True}
+
+
+def test_the_image_gives_the_paths_prefect_yaml_uses(prefect_yaml, compose):
+    assert prefect_yaml["build"] == [{"deploy.steps.livingmeta_paths": {"id": "paths"}}]
+    text = (ROOT / "deploy" / "Dockerfile").read_text(encoding="utf-8")
+    env_line = next(line for line in text.splitlines() if line.startswith("ENV "))
+    assert f"LIVINGMETA_HOME={IMAGE_PATHS['paths']['home']}" in env_line.split()
+    assert f"WORKDIR {IMAGE_PATHS['paths']['code']}" in text
+    assert "COPY prefect.yaml" in text and "COPY deploy" in text
+    setup = compose["services"]["setup"]
+    assert "working_dir" not in setup and "LIVINGMETA_HOME" not in setup.get("environment", {}), \
+        "the setup job deploys from the image's WORKDIR with its LIVINGMETA_HOME"
+    used = set(re.findall(r"\{\{\s*([\w.$-]+)\s*\}\}", json.dumps(prefect_yaml)))
+    assert used == {"paths.code", "paths.home"}
+
+
+def test_the_paths_step_follows_a_local_checkout(tmp_path, monkeypatch):
+    from deploy.steps import livingmeta_paths
+
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setenv("LIVINGMETA_HOME", str(tmp_path / "home"))
+    assert livingmeta_paths() == {"code": str(ROOT), "home": str(tmp_path / "home")}
+    assert livingmeta_paths(code=str(ROOT), home=str(tmp_path / "h2")) == {"code": str(ROOT), "home": str(tmp_path / "h2")}
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="not a livingmeta checkout"):
+        livingmeta_paths()
+
+
 def test_prefect_yaml_deployments_match_their_reviews(prefect_yaml, compose):
     from flows.update import update_review
 
     flow_params = set(inspect.signature(update_review.fn).parameters)
+    assert compose["services"]["worker"]["environment"]["LIVINGMETA_HOME"] == IMAGE_PATHS["paths"]["home"]
+    prefect_yaml = filled_in(prefect_yaml, IMAGE_PATHS)
+    assert "{{" not in json.dumps(prefect_yaml), "a placeholder is left after filling in the build step's outputs"
     deployments = prefect_yaml["deployments"]
     assert deployments
     names = [d["name"] for d in deployments]
@@ -103,13 +154,22 @@ def test_prefect_yaml_deployments_match_their_reviews(prefect_yaml, compose):
         review_dir = ROOT / Path(d["parameters"]["review_dir"]).relative_to("/opt/livingmeta")
         cfg = load_review(review_dir)
         assert d["name"] == cfg.id
-        assert d["schedules"] == [{"cron": cfg.schedule.cron, "timezone": cfg.schedule.timezone, "active": True}]
-        assert Path(d["parameters"]["warehouse"]).name == f"{cfg.id}.duckdb"
+        assert d["schedules"] == [schedule_entry(cfg.schedule)]
+        assert d["parameters"]["warehouse"] == f"/data/warehouses/{cfg.id}.duckdb"
+        assert d["parameters"]["out_dir"] == f"/data/output/{cfg.id}"
         assert d["concurrency_limit"] == 1
         assert d["work_pool"]["name"] == "livingmeta"
     pull_dir = prefect_yaml["pull"][0]["prefect.deployments.steps.set_working_directory"]["directory"]
     assert pull_dir == "/opt/livingmeta"
     assert "WORKDIR /opt/livingmeta" in (ROOT / "deploy" / "Dockerfile").read_text(encoding="utf-8")
+
+
+def test_prefect_yaml_paths_follow_a_local_checkout(prefect_yaml, tmp_path):
+    local = filled_in(prefect_yaml, {"paths": {"code": str(ROOT), "home": str(tmp_path)}})
+    assert local["pull"][0]["prefect.deployments.steps.set_working_directory"]["directory"] == str(ROOT)
+    for d in local["deployments"]:
+        assert load_review(d["parameters"]["review_dir"]).id == d["name"]
+        assert d["parameters"]["warehouse"] == str(tmp_path / "warehouses" / f"{d['name']}.duckdb")
 
 
 def test_every_bundled_review_has_a_prefect_yaml_deployment(prefect_yaml):
@@ -123,7 +183,9 @@ def test_serve_dry_run_builds_the_example_review_deployment(tmp_path):
     assert result.exit_code == 0, result.output
     out = json.loads(result.output)
     [d] = out["deployments"]
-    assert (d["flow"], d["name"], d["cron"], d["timezone"]) == ("update-review", "ivig-pnp", "0 2 * * *", "Europe/London")
+    # not prefect.yaml's `ivig-pnp`: `prefect deploy` and `serve` on one server must not overwrite each other
+    assert (d["flow"], d["name"], d["cron"], d["timezone"]) == ("update-review", "ivig-pnp-serve", "0 2 * * *", "Europe/London")
+    assert (d["review_id"], d["interval"], d["anchor_date"]) == ("ivig-pnp", None, None)
     assert d["parameters"] == {"review_dir": str(EXAMPLE.resolve()),
                                "warehouse": str((tmp_path / "wh" / "ivig-pnp.duckdb").resolve()),
                                "out_dir": str((tmp_path / "out" / "ivig-pnp").resolve())}
@@ -135,7 +197,7 @@ def test_build_deployments_gives_prefect_runner_deployments(tmp_path):
     from deploy.deployments import build_deployments, deployment_specs
 
     [dep] = build_deployments(deployment_specs([EXAMPLE], warehouse_dir=tmp_path, out_root=tmp_path))
-    assert dep.flow_name == "update-review" and dep.name == "ivig-pnp"
+    assert dep.flow_name == "update-review" and dep.name == "ivig-pnp-serve"
     assert dep.entrypoint == "flows/update.py:update_review"
     [sched] = dep.schedules
     assert (sched.schedule.cron, sched.schedule.timezone) == ("0 2 * * *", "Europe/London")
@@ -162,7 +224,7 @@ def test_serve_reviews_root_gives_one_deployment_per_review(tmp_path):
                                               "--warehouse-dir", str(tmp_path / "wh")])
     assert result.exit_code == 0, result.output
     got = {d["name"]: (d["cron"], Path(d["parameters"]["warehouse"]).name) for d in json.loads(result.output)["deployments"]}
-    assert got == {"ivig-pnp": ("0 2 * * *", "ivig-pnp.duckdb"), "other-review": ("30 3 * * 1", "other-review.duckdb")}
+    assert got == {"ivig-pnp-serve": ("0 2 * * *", "ivig-pnp.duckdb"), "other-review-serve": ("30 3 * * 1", "other-review.duckdb")}
 
 
 @pytest.mark.parametrize("case", ["no-reviews", "bad-folder", "shared-warehouse", "duplicate-id"])
@@ -180,3 +242,42 @@ def test_serve_user_errors_are_one_message_and_exit_code_2(tmp_path, case):
     expected = {"no-reviews": "no reviews to serve", "bad-folder": "no such file", "shared-warehouse": "one writer per file",
                 "duplicate-id": "must be unique"}[case]
     assert expected in result.output.replace("\n", " ")
+
+
+def interval_review(tmp_path: Path, schedule: str) -> Path:
+    d = tmp_path / "interval-review"
+    d.mkdir()
+    text = (EXAMPLE / "review.toml").read_text(encoding="utf-8")
+    text = text.replace('cron = "0 2 * * *"\ntimezone = "Europe/London"', schedule)
+    assert schedule in text
+    (d / "review.toml").write_text(text, encoding="utf-8")
+    return d
+
+
+def test_an_interval_schedule_with_an_anchor_becomes_a_prefect_interval(tmp_path):
+    import datetime as dt
+
+    from deploy.deployments import build_deployments, deployment_specs
+
+    # a local date-time is a wall-clock time in the review's zone: 10:30 in London in July is 09:30 UTC
+    review = interval_review(tmp_path, 'interval = 21600\nanchor_date = 2026-07-01T10:30:00\ntimezone = "Europe/London"')
+    [spec] = deployment_specs([review], warehouse_dir=tmp_path, out_root=tmp_path)
+    assert (spec.cron, spec.interval, spec.anchor_date) == (None, 21600, "2026-07-01T10:30:00+01:00")
+    [dep] = build_deployments([spec])
+    [sched] = dep.schedules
+    assert sched.schedule.interval == dt.timedelta(hours=6) and sched.schedule.timezone == "Europe/London"
+    assert sched.schedule.anchor_date == dt.datetime(2026, 7, 1, 9, 30, tzinfo=dt.timezone.utc)
+
+
+@pytest.mark.parametrize("schedule, message", [
+    ('interval = 30', "at least 60"),
+    ('interval = 3600.5', "whole number of seconds"),
+    ('cron = "0 2 * * *"\ninterval = 3600', "either cron or interval, not both"),
+    ('cron = "0 2 * * *"\nanchor_date = 2026-01-01T00:00:00Z', "anchor_date only applies to interval"),
+])
+def test_bad_schedules_are_one_message_naming_the_key(tmp_path, schedule, message):
+    review = interval_review(tmp_path, schedule)
+    result = CliRunner().invoke(serve_app(), ["serve", str(review), "--dry-run"])
+    assert result.exit_code == 2, result.output
+    out = result.output.replace("\n", " ")
+    assert "review.toml: schedule" in out and message in out and "Traceback" not in out
