@@ -21,16 +21,18 @@ def serve(
     warehouse: Annotated[Optional[Path], typer.Option("--warehouse", "-w", help="One warehouse file (only when serving a single review).")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", help="Outputs go to <out>/<review id> (default: $LIVINGMETA_OUT or <LIVINGMETA_HOME>/output).")] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="At most this many flow runs at once on this machine.")] = None,
+    grace: Annotated[float, typer.Option("--grace", min=0, help="On SIGTERM, wait this many seconds for runs in progress to finish.")] = 60.0,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the deployments (JSON) and exit without serving.")] = False,
 ) -> None:
     """Serve one scheduled deployment per review, `update-review/<id>-serve` (schedule from review.toml [schedule]).
 
-    SIGTERM or Ctrl-C stops it with exit code 0 and pauses the served deployments' schedules.
+    SIGTERM stops it with exit code 0: no new runs, the runs in progress may finish (--grace seconds), and the
+    served deployments' schedules are paused.
     """
     from flows import settings
     from flows.cli import fail, user_errors
 
-    from flows.deployments import build_deployments, deployment_specs, find_reviews, rate_limit_commands
+    from flows.deployments import build_deployments, deployment_specs, find_reviews, rate_limit_commands, serve_deployments
 
     try:
         dirs = list(reviews or [])
@@ -56,12 +58,4 @@ def serve(
     for s in specs:
         Path(s.parameters["warehouse"]).parent.mkdir(parents=True, exist_ok=True)
         Path(s.parameters["out_dir"]).mkdir(parents=True, exist_ok=True)
-    import warnings
-
-    import prefect
-
-    # Prefect 3.8.8's SIGTERM handler calls Runner.stop() inside the event loop, which only makes a coroutine
-    # nobody awaits; the shutdown itself is its sys.exit(0) unwinding the runner (which pauses the schedules and
-    # exits 0). Keep that harmless RuntimeWarning out of a clean stop's stderr.
-    warnings.filterwarnings("ignore", message=r"coroutine 'Runner\.astop' was never awaited", category=RuntimeWarning)
-    prefect.serve(*deployments, limit=limit)
+    serve_deployments(deployments, limit=limit, grace_seconds=grace)

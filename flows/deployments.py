@@ -150,6 +150,90 @@ def build_deployments(specs: list[DeploymentSpec]) -> list:
     ]
 
 
+def serve_deployments(deployments: list, *, limit: int | None = None, grace_seconds: float = 60.0) -> None:
+    """Serve the deployments until SIGTERM or Ctrl-C (what `prefect.serve` does), then stop cleanly.
+
+    On SIGTERM it takes no new runs, lets the runs in progress finish (up to `grace_seconds`; then they are sent
+    SIGTERM and end Crashed), pauses the served schedules and exits with 0.
+    """
+    import asyncio
+
+    from prefect.exceptions import TerminationSignal
+
+    runner = _draining_runner_class()(pause_on_shutdown=True, limit=limit)
+    runner.grace_seconds = grace_seconds
+    for d in deployments:
+        runner.add_deployment(d)
+    names = ", ".join(f"{FLOW_NAME}/{d.name}" for d in deployments)
+    print(f"Serving {names}: polling for scheduled runs. Stop with Ctrl-C or SIGTERM.", flush=True)
+    try:
+        asyncio.run(runner.start())
+    except (KeyboardInterrupt, TerminationSignal):
+        pass
+
+
+def _draining_runner_class():
+    """A Prefect Runner whose SIGTERM lets the runs in progress finish instead of killing them mid-write."""
+    import asyncio
+    import time
+
+    from prefect.runner import Runner
+
+    class DrainingRunner(Runner):
+        grace_seconds: float = 60.0
+
+        def handle_sigterm(self, *args, **kwargs) -> None:
+            # Prefect 3.8.8's own handler exits at once: the flow-run processes die with the runner, the run stays
+            # Running on the server for ever and its update cycle is left half done. Here: take no new runs, let
+            # the event loop keep watching the runs in progress, and stop once they have ended.
+            if self.stopping:
+                return
+            self.stopping = True
+            poller = getattr(self, "_scheduled_run_poller", None)
+            if poller is not None:
+                poller.stopping = True
+            busy = len(self._runs_in_progress())
+            self._logger.info(f"SIGTERM received: waiting up to {self.grace_seconds:g} s for {busy} flow run(s) in "
+                              "progress, then shutting down..." if busy else "SIGTERM received, shutting down...")
+            loop = asyncio.get_event_loop()
+            # a signal handler must not touch the loop's internals directly: hand the work to the loop
+            loop.call_soon_threadsafe(lambda: loop.create_task(self._drain_and_stop()))
+
+        def _runs_in_progress(self) -> dict:
+            """flow run id -> pid of the runs this runner still has a process for."""
+            runs = {k: v.get("pid") for k, v in list(self._flow_run_process_map.items())}
+            manager = getattr(self, "_process_manager", None)
+            for k, handle in list(getattr(manager, "_process_map", {}).items()):
+                runs.setdefault(k, getattr(handle, "pid", None))
+            return runs
+
+        async def _drain_and_stop(self) -> None:
+            import os
+            import signal
+
+            deadline = time.monotonic() + self.grace_seconds
+            while self._runs_in_progress() and time.monotonic() < deadline:
+                await asyncio.sleep(0.5)
+            left = self._runs_in_progress()
+            for run_id, pid in left.items():
+                self._logger.warning(f"flow run {run_id} still running after {self.grace_seconds:g} s: sending SIGTERM")
+                if pid:
+                    try:
+                        os.kill(pid, signal.SIGTERM)
+                    except ProcessLookupError:
+                        pass
+            stop_by = time.monotonic() + 10
+            while left and self._runs_in_progress() and time.monotonic() < stop_by:
+                await asyncio.sleep(0.5)
+            await asyncio.sleep(0.5)  # let the runs' control-channel connections close before the runner does
+            # what Runner.astop does, minus cancelling the runs: start() returns, the runner's exit pauses the
+            # served schedules, and serve exits with 0
+            self.started = False
+            self._loops_task_group.cancel_scope.cancel()
+
+    return DrainingRunner
+
+
 def rate_limit_commands() -> list[str]:
     """The commands that create the shared source rate limits on a Prefect server (run once per server)."""
     return [f"prefect gcl create {name} --limit {v['limit']} --slot-decay-per-second {v['slot_decay_per_second']:g}"

@@ -431,6 +431,6 @@ type = "file"
 path = "alerts.log"                   # relative to the output folder: <out>/<review id>/alerts.log
 
 [schedule]
-cron = "0 2 * * *"
+cron = "0 2 * * *"                    # or: interval = 86400 (seconds) and anchor_date = 2025-01-06T02:00:00
 timezone = "UTC"
 '''

@@ -25,7 +25,6 @@ from typing import Callable, Iterator, TypeVar
 import httpx
 
 T = TypeVar("T")
-PYTHON = sys.executable
 # the console scripts of this environment (the venv the tests run in), never whatever is first on PATH
 BIN = Path(sys.executable).parent
 
@@ -149,12 +148,20 @@ class PrefectServer:
 
     def tracebacks(self) -> list[str]:
         """Tracebacks and ERROR lines in the server log (its scheduler logs failures there and carries on)."""
-        text = self.log_text()
+        lines = self.log_text().splitlines()
         blocks = []
-        lines = text.splitlines()
         for i, line in enumerate(lines):
-            if "Traceback (most recent call last)" in line or " | ERROR " in line or line.startswith("ERROR"):
-                blocks.append("\n".join(lines[i:i + 30]))
+            if " | ERROR " in line or line.startswith("ERROR"):
+                blocks.append(line)
+            elif "Traceback (most recent call last)" in line:
+                # up to the exception line (the first unindented line after the frames), which says what went wrong
+                end = next((j for j in range(i + 1, len(lines)) if lines[j] and not lines[j][0].isspace()), len(lines) - 1)
+                frames = lines[i:end + 1]
+                text = "\n".join(frames[:3] + ["  ..."] + frames[-6:] if len(frames) > 12 else frames)
+                if blocks and i > 0 and blocks[-1] == lines[i - 1]:  # the ERROR line that introduced it
+                    blocks[-1] += "\n" + text
+                else:
+                    blocks.append(text)
         return blocks
 
     def alive(self) -> str | None:

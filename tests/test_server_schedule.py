@@ -11,24 +11,22 @@ LIVINGMETA_EUTILS_URL / LIVINGMETA_CTGOV_URL, so every run is offline.
   so no schedule ever fired.
 - `prefect deploy --all` (the repository's prefect.yaml, from this checkout with LIVINGMETA_HOME in tmp) +
   `prefect worker start --pool livingmeta --type process` runs `update-review/ivig-pnp` to COMPLETED.
-- Both deployments exist side by side; SIGTERM stops serve cleanly (exit 0, no traceback, schedule paused).
+- Both deployments exist side by side; SIGTERM to serve lets the run in progress finish, then exits 0\n  without a traceback and with its schedule paused.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
-import re
-import shutil
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.ncbi_server import FakeNCBI, synthetic_articles
+from tests.ncbi_server import Fault, FakeNCBI, synthetic_articles
 from tests.prefect_server import BIN, running_prefect_server, start_process, stop_process, tail, wait_for
 from tests.test_ctgov_source import FakeCtgov, study
 
@@ -63,9 +61,10 @@ def sources():
     ctgov = FakeCtgov()
     ctgov.studies = {s: study(s) for s in STUDIES}
     with FakeNCBI(ARTICLES) as ncbi:
-        yield {"LIVINGMETA_EUTILS_URL": ncbi.url, "LIVINGMETA_CTGOV_URL": ctgov.url,
-               "LIVINGMETA_CTGOV_MIN_INTERVAL": "0", "LIVINGMETA_CTGOV_BACKOFF": "0.1",
-               "LIVINGMETA_NCBI_EMAIL": "tests@example.org", "LIVINGMETA_NCBI_BACKOFF": "0.1"}
+        yield {"ncbi": ncbi, "env": {
+            "LIVINGMETA_EUTILS_URL": ncbi.url, "LIVINGMETA_CTGOV_URL": ctgov.url,
+            "LIVINGMETA_CTGOV_MIN_INTERVAL": "0", "LIVINGMETA_CTGOV_BACKOFF": "0.1",
+            "LIVINGMETA_NCBI_EMAIL": "tests@example.org", "LIVINGMETA_NCBI_BACKOFF": "0.1"}}
     ctgov.close()
 
 
@@ -122,7 +121,7 @@ def serving(server, sources, tmp_path_factory):
     review = review_with_schedule(tmp, f'interval = 86400\nanchor_date = {anchor.strftime("%Y-%m-%dT%H:%M:%SZ")}\n'
                                        'timezone = "Europe/London"')
     wh_dir, out = tmp / "warehouses", tmp / "out"
-    env = server.env(LIVINGMETA_HOME=str(tmp / "home"), **sources)
+    env = server.env(LIVINGMETA_HOME=str(tmp / "home"), **sources["env"])
     stdout, stderr = tmp / "serve.out.log", tmp / "serve.err.log"
     proc = start_process([str(BIN / "livingmeta"), "serve", str(review), "--warehouse-dir", str(wh_dir), "--out", str(out)],
                          stdout, env, stderr_log=stderr)
@@ -167,7 +166,7 @@ def deployed(serving, server, sources, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("deploy")
     home = tmp / "home"
     env = server.env(LIVINGMETA_HOME=str(home), PREFECT_WORKER_QUERY_SECONDS="2",
-                     PREFECT_WORKER_PREFETCH_SECONDS="5", **sources)
+                     PREFECT_WORKER_PREFETCH_SECONDS="5", **sources["env"])
     prefect = str(BIN / "prefect")
     pool = subprocess.run([prefect, "work-pool", "create", "livingmeta", "--type", "process", "--overwrite"],
                           env=env, capture_output=True, text=True, timeout=120)
@@ -249,21 +248,35 @@ def test_serve_and_prefect_deploy_keep_their_own_deployments(server, served, dep
     assert pool_dep["parameters"]["warehouse"] != serve_dep["parameters"]["warehouse"]
 
 
-def test_sigterm_stops_serve_cleanly(server, served):
-    proc = served["proc"]
+def test_sigterm_lets_the_run_in_progress_finish_then_stops_serve_cleanly(server, served, sources):
+    proc, ncbi = served["proc"], sources["ncbi"]
     assert proc.poll() is None, "serve must still be running before the signal"
-    started = time.monotonic()
+    release = threading.Event()
+    ncbi.add_fault("esearch.fcgi", Fault(hold=release))  # the next PubMed search waits until released
+    searches_before = len(ncbi.calls("esearch.fcgi"))
+    r = server.request("POST", f"deployments/{served['deployment']['id']}/create_flow_run", json={})
+    assert r.status_code in (200, 201), r.text
+    run_id = r.json()["id"]
+    wait_for(lambda: len(ncbi.calls("esearch.fcgi")) > searches_before, 150, "the manual run to reach its PubMed search",
+             alive=served["alive"])
+
     os.kill(proc.pid, signal.SIGTERM)
+    time.sleep(3)
+    # the run cannot finish while its search is held: serve must be waiting for it, not have killed it
+    assert proc.poll() is None, f"serve exited with {proc.returncode} while a run was in progress"
+    release.set()
     try:
-        code = proc.wait(20)
+        code = proc.wait(90)
     except subprocess.TimeoutExpired:
-        pytest.fail(f"serve still running 20 s after SIGTERM:\n{tail(served['stderr'])}")
-    took = time.monotonic() - started
+        pytest.fail(f"serve still running 90 s after SIGTERM and the run's release:\n{tail(served['stderr'])}")
     err = served["stderr"].read_text(encoding="utf-8", errors="replace")
     assert code == 0, f"exit code {code}\n{err[-3000:]}"
     assert "Traceback" not in err and "Warning" not in err, err[-3000:]
     assert "SIGTERM received" in err  # it was the signal, handled, not a crash
-    assert took < 20
+
+    run = server.request("GET", f"flow_runs/{run_id}").json()
+    assert run["state"]["type"] == "COMPLETED", run["state"]
+    _, runs, _ = warehouse_rows(served["warehouse"])
+    assert runs == [("succeeded", served["run"]["id"], None), ("succeeded", run_id, None)]
     # prefect.serve pauses what it served: no run is created for a process that is gone
-    dep = deployment(server, "ivig-pnp-serve")
-    assert dep["paused"] is True, dep
+    assert deployment(server, "ivig-pnp-serve")["paused"] is True
