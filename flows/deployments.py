@@ -157,10 +157,13 @@ def serve_deployments(deployments: list, *, limit: int | None = None, grace_seco
     SIGTERM and end Crashed), pauses the served schedules and exits with 0.
     """
     import asyncio
+    import signal
 
     from prefect.exceptions import TerminationSignal
 
     runner = _draining_runner_class()(pause_on_shutdown=True, limit=limit)
+    # from now on (Runner.start installs the same handler again): a SIGTERM while registering still stops cleanly
+    signal.signal(signal.SIGTERM, runner.handle_sigterm)
     runner.grace_seconds = grace_seconds
     for d in deployments:
         runner.add_deployment(d)
@@ -182,12 +185,15 @@ def _draining_runner_class():
     class DrainingRunner(Runner):
         grace_seconds: float = 60.0
 
+        _stop_requested: bool = False
+
         def handle_sigterm(self, *args, **kwargs) -> None:
             # Prefect 3.8.8's own handler exits at once: the flow-run processes die with the runner, the run stays
             # Running on the server for ever and its update cycle is left half done. Here: take no new runs, let
             # the event loop keep watching the runs in progress, and stop once they have ended.
-            if self.stopping:
+            if self._stop_requested:
                 return
+            self._stop_requested = True
             self.stopping = True
             poller = getattr(self, "_scheduled_run_poller", None)
             if poller is not None:
@@ -195,9 +201,18 @@ def _draining_runner_class():
             busy = len(self._runs_in_progress())
             self._logger.info(f"SIGTERM received: waiting up to {self.grace_seconds:g} s for {busy} flow run(s) in "
                               "progress, then shutting down..." if busy else "SIGTERM received, shutting down...")
-            loop = asyncio.get_event_loop()
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # not serving yet: start() sees the request
+                return
             # a signal handler must not touch the loop's internals directly: hand the work to the loop
             loop.call_soon_threadsafe(lambda: loop.create_task(self._drain_and_stop()))
+
+        async def start(self, *args, **kwargs) -> None:
+            if self._stop_requested:  # SIGTERM while registering: only pause the schedules on the way out
+                async with self:
+                    return
+            await super().start(*args, **kwargs)
 
         def _runs_in_progress(self) -> dict:
             """flow run id -> pid of the runs this runner still has a process for."""
@@ -226,10 +241,15 @@ def _draining_runner_class():
             while left and self._runs_in_progress() and time.monotonic() < stop_by:
                 await asyncio.sleep(0.5)
             await asyncio.sleep(0.5)  # let the runs' control-channel connections close before the runner does
+            started_by = time.monotonic() + 30
+            while not (self.started and getattr(self, "_loops_task_group", None)) and time.monotonic() < started_by:
+                await asyncio.sleep(0.2)  # the signal came while start() was still setting up
             # what Runner.astop does, minus cancelling the runs: start() returns, the runner's exit pauses the
             # served schedules, and serve exits with 0
-            self.started = False
-            self._loops_task_group.cancel_scope.cancel()
+            group = getattr(self, "_loops_task_group", None)
+            if group is not None:
+                self.started = False
+                group.cancel_scope.cancel()
 
     return DrainingRunner
 
