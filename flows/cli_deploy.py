@@ -12,6 +12,7 @@ import typer
 def register(app: typer.Typer, subapps: dict[str, typer.Typer]) -> None:
     """Add this area's commands to the CLI."""
     app.command()(serve)
+    app.command()(limits)
 
 
 def serve(
@@ -58,4 +59,38 @@ def serve(
     for s in specs:
         Path(s.parameters["warehouse"]).parent.mkdir(parents=True, exist_ok=True)
         Path(s.parameters["out_dir"]).mkdir(parents=True, exist_ok=True)
+    if settings.prefect_server_configured():
+        # without the limits, every review's requests would go out unthrottled by the server (strict=False)
+        from flows.deployments import ensure_rate_limits
+
+        done = ensure_rate_limits(settings.ncbi_api_key_configured(), update=False)
+        print("shared rate limits: " + ", ".join(f"{k} {v}" for k, v in done.items()))
     serve_deployments(deployments, limit=limit, grace_seconds=grace)
+
+
+def limits(
+    ncbi_api_key: Annotated[Optional[bool], typer.Option("--ncbi-api-key/--no-ncbi-api-key", help="NCBI's budget with an API key (10/s) or without (3/s); default: whether NCBI_API_KEY or LIVINGMETA_NCBI_API_KEY_BLOCK is set.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the equivalent `prefect gcl` commands and exit.")] = False,
+) -> None:
+    """Create or update the shared source rate limits (Prefect global concurrency limits) on the Prefect server."""
+    from flows import settings
+    from flows.cli import fail
+    from flows.deployments import ensure_rate_limits, rate_limit_commands
+
+    keyed = settings.ncbi_api_key_configured() if ncbi_api_key is None else ncbi_api_key
+    if dry_run:
+        print("\n".join(rate_limit_commands(keyed)))
+        return
+    if not settings.prefect_server_configured():
+        fail("PREFECT_API_URL is not set: the limits must live on the Prefect server every worker uses "
+             "(e.g. PREFECT_API_URL=http://HOST:4200/api livingmeta limits)")
+        return
+    try:
+        done = ensure_rate_limits(keyed)
+    except Exception as e:  # server down, wrong URL, refused: one line, not a traceback
+        from livingmeta.redaction import redact_text
+
+        fail(redact_text(f"could not create the rate limits on the Prefect server: {type(e).__name__}: {e}"))
+        return
+    for name, what in done.items():
+        print(f"{name}: {what}")

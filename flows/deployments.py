@@ -254,7 +254,51 @@ def _draining_runner_class():
     return DrainingRunner
 
 
-def rate_limit_commands() -> list[str]:
+# With an NCBI API key, NCBI allows 10 requests/s instead of 3.
+NCBI_WITH_KEY = {"limit": 10, "slot_decay_per_second": 10.0, "note": "NCBI E-utilities with an API key: 10 requests/s"}
+
+
+def rate_limits(ncbi_api_key: bool = False) -> dict[str, dict]:
+    """The shared source rate limits to create: RATE_LIMITS, with NCBI's keyed budget when `ncbi_api_key`."""
+    out = {name: dict(v) for name, v in RATE_LIMITS.items()}
+    if ncbi_api_key:
+        out["ncbi"] = dict(NCBI_WITH_KEY)
+    return out
+
+
+def rate_limit_commands(ncbi_api_key: bool = False) -> list[str]:
     """The commands that create the shared source rate limits on a Prefect server (run once per server)."""
     return [f"prefect gcl create {name} --limit {v['limit']} --slot-decay-per-second {v['slot_decay_per_second']:g}"
-            for name, v in RATE_LIMITS.items()]
+            for name, v in rate_limits(ncbi_api_key).items()]
+
+
+def ensure_rate_limits(ncbi_api_key: bool = False, update: bool = True) -> dict[str, str]:
+    """Create (or correct) the shared source rate limits on the configured Prefect server (PREFECT_API_URL).
+
+    Safe to re-run: an existing limit with other numbers is updated (left alone when `update` is False, so an
+    operator's own tighter budget survives), an equal one is left alone.
+    Returns:
+        {limit name: "created" | "updated" | "unchanged" | "kept (...)"}.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, GlobalConcurrencyLimitUpdate
+    from prefect.exceptions import ObjectNotFound
+
+    done: dict[str, str] = {}
+    with get_client(sync_client=True) as client:
+        for name, v in rate_limits(ncbi_api_key).items():
+            want = {"limit": v["limit"], "slot_decay_per_second": v["slot_decay_per_second"]}
+            try:
+                have = client.read_global_concurrency_limit_by_name(name)
+            except ObjectNotFound:
+                client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, active=True, **want))
+                done[name] = "created"
+                continue
+            if (have.limit, have.slot_decay_per_second, have.active) == (want["limit"], want["slot_decay_per_second"], True):
+                done[name] = "unchanged"
+            elif not update:
+                done[name] = f"kept (limit {have.limit}, decay {have.slot_decay_per_second:g}/s)"
+            else:
+                client.update_global_concurrency_limit(name, GlobalConcurrencyLimitUpdate(active=True, **want))
+                done[name] = "updated"
+    return done

@@ -70,6 +70,11 @@ def ncbi_settings() -> dict:
     return out
 
 
+def ncbi_api_key_configured() -> bool:
+    """True when an NCBI API key is set up (NCBI_API_KEY or a Secret block name), without loading the key."""
+    return bool(os.environ.get("NCBI_API_KEY") or os.environ.get("LIVINGMETA_NCBI_API_KEY_BLOCK"))
+
+
 CTGOV_DEFAULT_URL = "https://clinicaltrials.gov"
 
 

@@ -1,0 +1,66 @@
+"""Several reviews on one real Prefect server (`prefect server start`), one process work pool, two process
+workers, each review its own warehouse: every run completes, and every NCBI / CT.gov request first takes a
+slot of the shared Prefect global concurrency limit, so the sources never see more than the limits allow.
+
+The bound (bench/many_reviews.py explains it): Prefect's slot-decay limit is a token bucket of `limit` slots that
+refills `slot_decay_per_second` slots a second, so any 1-second window holds at most limit + decay grants: 6 for
+NCBI without a key (its burst of 3 after a quiet spell plus 3 that decay meanwhile), 2 for CT.gov. It is
+checked both on the grants (the server's `concurrency-limit.acquired` events) and on the requests the fake
+servers received.
+
+This drives the real scenario of bench/many_reviews.py at its smallest (3 reviews) and takes 1-3 minutes
+on a shared 2-core machine: marked `slow`, but it runs in the default suite.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+
+import pytest
+
+from tests.conftest import REPO_ROOT
+
+
+def load_bench():
+    spec = importlib.util.spec_from_file_location("bench_many_reviews", REPO_ROOT / "bench" / "many_reviews.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_window_stats_counts_the_busiest_second():
+    bench = load_bench()
+    s = bench.window_stats([0.0, 0.1, 0.2, 0.9, 1.0, 1.05, 3.0])
+    assert s["requests"] == 7 and s["max_in_1s"] == 5  # [0.1, 1.1) holds 0.1, 0.2, 0.9, 1.0 and 1.05
+    assert s["span_s"] == 3.0 and s["mean_per_s"] == 2.0
+    assert bench.window_stats([]) == {"requests": 0, "max_in_1s": 0, "span_s": 0.0, "mean_per_s": None}
+    assert bench.rate_bound({"limit": 3, "slot_decay_per_second": 3.0}) == 6
+    assert bench.rate_bound({"limit": 10, "slot_decay_per_second": 10.0}) == 20
+
+
+@pytest.mark.slow
+def test_reviews_on_one_server_complete_and_keep_to_the_shared_source_limits():
+    bench = load_bench()
+    r = bench.run_bench(reviews=3, workers=2, worker_limit=2, pubmed_records=10, ctgov_records=8, ctgov_page_size=4,
+                        poll_seconds=1, timeout=600, log=lambda *a: None)
+    assert [run["state"] for run in r["runs"]] == ["COMPLETED"] * 3, r["runs"]
+    for run in r["runs"]:  # the flow completes even when a search fails: the warehouse says whether they worked
+        assert run["searches"] == {"ctgov": "succeeded", "pubmed": "succeeded"}, run
+        assert run["records"] == {"ctgov": 8, "pubmed": 10}, run
+        assert run["update_runs"] == ["succeeded"], run
+
+    ncbi, ctgov = r["rates"]["ncbi"], r["rates"]["ctgov"]
+    assert ncbi["limit"] == {"limit": 3, "slot_decay_per_second": 3.0}  # flows.deployments.RATE_LIMITS, no key
+    assert ctgov["limit"] == {"limit": 1, "slot_decay_per_second": 1.0}
+    # esearch for new records, esearch for revised ones, one efetch from the history server: per review
+    assert ncbi["requests"] == 9
+    assert ctgov["requests"] == 3 * 2  # 8 studies, 4 a page
+    # each request took one slot of the shared limit first (no retries against these servers)
+    assert ncbi["slots"]["requests"] == ncbi["requests"]
+    assert ctgov["slots"]["requests"] == ctgov["requests"]
+    for name, s in (("ncbi", ncbi), ("ctgov", ctgov)):
+        assert s["slots"]["max_in_1s"] <= s["bound_1s"], (name, s)
+        assert s["max_in_1s"] <= s["bound_1s"], (name, s)
+    assert bench.check_rates(r) == []
