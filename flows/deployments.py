@@ -25,8 +25,12 @@ FLOW_NAME = "update-review"
 SERVE_SUFFIX = "-serve"
 ENTRYPOINT = "flows/update.py:update_review"
 # Shared source rate limits (Prefect global concurrency limits with slot decay); docs/operating.md explains them.
+# A slot-decay limit is a token bucket holding `limit` slots, refilled `slot_decay_per_second` a second: after a
+# quiet spell `limit` requests may leave at once, so limit 3 / decay 3 let NCBI see 5 requests within one
+# second (measured with bench/many_reviews.py). Limit 1 spaces grants at least 1/decay s apart: never more than
+# `decay` requests in any second, and the same sustained rate.
 RATE_LIMITS = {
-    "ncbi": {"limit": 3, "slot_decay_per_second": 3.0, "note": "NCBI E-utilities: 3 requests/s without an API key (10 with one)"},
+    "ncbi": {"limit": 1, "slot_decay_per_second": 3.0, "note": "NCBI E-utilities: 3 requests/s without an API key (10 with one)"},
     "ctgov": {"limit": 1, "slot_decay_per_second": 1.0, "note": "ClinicalTrials.gov API v2: about 1 request/s (undocumented)"},
 }
 
@@ -255,7 +259,7 @@ def _draining_runner_class():
 
 
 # With an NCBI API key, NCBI allows 10 requests/s instead of 3.
-NCBI_WITH_KEY = {"limit": 10, "slot_decay_per_second": 10.0, "note": "NCBI E-utilities with an API key: 10 requests/s"}
+NCBI_WITH_KEY = {"limit": 1, "slot_decay_per_second": 10.0, "note": "NCBI E-utilities with an API key: 10 requests/s"}
 
 
 def rate_limits(ncbi_api_key: bool = False) -> dict[str, dict]:

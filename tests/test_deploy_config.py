@@ -189,7 +189,8 @@ def test_serve_dry_run_builds_the_example_review_deployment(tmp_path):
     assert d["parameters"] == {"review_dir": str(EXAMPLE.resolve()),
                                "warehouse": str((tmp_path / "wh" / "ivig-pnp.duckdb").resolve()),
                                "out_dir": str((tmp_path / "out" / "ivig-pnp").resolve())}
-    assert "prefect gcl create ncbi --limit 3 --slot-decay-per-second 3" in out["rate_limits"]
+    # limit 1: grants at least 1/3 s apart, no burst of 3 at once (flows/deployments.py RATE_LIMITS)
+    assert "prefect gcl create ncbi --limit 1 --slot-decay-per-second 3" in out["rate_limits"]
     assert not (tmp_path / "wh").exists(), "a dry run creates nothing"
 
 
