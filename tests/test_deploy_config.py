@@ -84,6 +84,10 @@ def test_compose_keeps_data_in_named_volumes_and_secrets_out_of_the_file(compose
     assert "prefect work-pool create livingmeta" in " ".join(s["setup"]["command"])
     for limit in ("ncbi", "ctgov"):
         assert re.search(rf"prefect gcl create {limit} --limit \d+ --slot-decay-per-second \d", " ".join(s["setup"]["command"]))
+    from flows.deployments import rate_limit_commands
+
+    for command in rate_limit_commands():  # the same numbers as `livingmeta limits` creates
+        assert command in " ".join(s["setup"]["command"])
     worker_cmd = s["worker"]["command"]
     assert worker_cmd[worker_cmd.index("--pool") + 1] == "livingmeta"
 
@@ -189,8 +193,8 @@ def test_serve_dry_run_builds_the_example_review_deployment(tmp_path):
     assert d["parameters"] == {"review_dir": str(EXAMPLE.resolve()),
                                "warehouse": str((tmp_path / "wh" / "ivig-pnp.duckdb").resolve()),
                                "out_dir": str((tmp_path / "out" / "ivig-pnp").resolve())}
-    # limit 1: grants at least 1/3 s apart, no burst of 3 at once (flows/deployments.py RATE_LIMITS)
-    assert "prefect gcl create ncbi --limit 1 --slot-decay-per-second 3" in out["rate_limits"]
+    # limit 1, 80% of 3/s: grants 0.42 s apart, never 4 in a second at NCBI (flows/deployments.py RATE_LIMITS)
+    assert "prefect gcl create ncbi --limit 1 --slot-decay-per-second 2.4" in out["rate_limits"]
     assert not (tmp_path / "wh").exists(), "a dry run creates nothing"
 
 
