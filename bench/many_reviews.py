@@ -337,7 +337,7 @@ def run_bench(reviews: int = 20, workers: int = 2, worker_limit: int = 4, ncbi_a
             extra["PREFECT_WORKER_PREFETCH_SECONDS"] = f"{poll_seconds:g}"
         t_setup = time.time()
         if database == "postgres":
-            # the server's database, as in production (docs/operating.md §8); SQLite is Prefect's default
+            # the server's database, as in production (docs/operating.md §9); SQLite is Prefect's default
             extra["PREFECT_API_DATABASE_CONNECTION_URL"] = start_postgres(work, procs, logs / "postgres.log")
             log(f"PostgreSQL up after {time.time() - t_setup:.1f} s")
         elif database != "sqlite":
