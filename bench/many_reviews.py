@@ -261,7 +261,8 @@ def deploy_reviews(review_dirs: list[Path], work: Path, pool: str) -> dict[str, 
         Path(s.parameters["out_dir"]).mkdir(parents=True, exist_ok=True)
     # the workers run the flow from this checkout (pull step: set_working_directory to the repository)
     remote = Flow.from_source(str(REPO), ENTRYPOINT)
-    deployments = [remote.to_deployment(name=s.name, parameters=s.parameters, tags=s.tags, description=s.description,
+    # work-pool deployments are named by the bare review id, like prefect.yaml's (`serve` adds a suffix)
+    deployments = [remote.to_deployment(name=s.review_id, parameters=s.parameters, tags=s.tags, description=s.description,
                                         concurrency_limit=1) for s in specs]
     ids = deploy(*deployments, work_pool_name=pool, build=False, push=False, print_next_steps_message=False,
                  ignore_warnings=True)
