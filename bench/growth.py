@@ -1,0 +1,483 @@
+"""Benchmark: how an update's cost grows with the warehouse (first load, nightly, no-change nightly).
+
+For each size N it writes a synthetic review offline (about 1 ClinicalTrials.gov record per 10 PubMed ones;
+PubMed efetch XML and CT.gov API v2 JSON pages shaped like tests/fixtures and the recorded snapshots of
+reviews/ivig-pnp; realistic duplicates: publications carrying their trial's NCT id in DataBankList or in
+the abstract, registry entries listing their result PMIDs, conference abstracts and full papers of one
+trial with near-identical titles a year apart, a shared DOI), then runs, each in a fresh process:
+
+  first    the first update over all N records,
+  (setup)  screening decisions for ~1% of the records are imported (not timed), so the model ranks,
+  nightly  150 new records (some of them new reports of known trials) + 50 changed ones,
+  nochange the same replay again: nothing new.
+
+Each cycle drives the real task functions of the `update-review` flow (`.fn`, without the Prefect engine,
+whose fixed overhead of ~1-10 s per flow run would hide the growth) in replay mode: register, search PubMed
+and CT.gov, link, flag/rank, analyse, record version, publish, finish. `--flow` also runs the real flow
+once (Prefect engine included) for the nightly at the largest size. Figures: process CPU seconds of the
+cycle (user + system, children included, from the parent's getrusage), peak RSS, per-stage CPU seconds,
+and the growth exponent log(cpu2/cpu1)/log(N2/N1) between sizes. Printed, never asserted.
+
+Run:  .venv/bin/python bench/growth.py --sizes 10000 50000 [200000] [--flow] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+REVIEW_TOML = '''id = "growth"
+title = "Synthetic review for the growth benchmark"
+
+[sources.pubmed]
+query = "synthetic[tiab]"
+earliest_date = 2000-01-01
+
+[sources.ctgov]
+condition = "synthetic"
+earliest_date = 2000-01-01
+
+[screening]
+reviewers = 1
+include_publication_types = ["Randomized Controlled Trial", "Clinical Trial"]
+exclude_publication_types = ["Review", "Systematic Review", "Meta-Analysis"]
+include_keywords = ["pain", "placebo", "randomized", "randomised"]
+exclude_keywords = ["guillain-barre", "kawasaki"]
+out_of_scope_animal = true
+min_decisions_to_train = 6
+
+[screening.model]
+name = "tfidf-svm"
+seed = 0
+
+[[outcomes]]
+id = "responders"
+label = "Responders"
+kind = "binary"
+
+[[analyses]]
+id = "responders-or-mh"
+outcome = "responders"
+measure = "OR"
+method = "MH"
+'''
+
+DOCTYPE = ('<?xml version="1.0" ?>\n<!DOCTYPE PubmedArticleSet PUBLIC "-//NLM//DTD PubMedArticle, 1st January 2025//EN" '
+           '"https://dtd.nlm.nih.gov/ncbi/pubmed/out/pubmed_250101.dtd">\n<PubmedArticleSet>\n')
+MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+PUB_TYPES = [("D016428", "Journal Article"), ("D016449", "Randomized Controlled Trial"), ("D016430", "Clinical Trial"),
+             ("D016454", "Review"), ("D016422", "Letter"), ("D017418", "Meta-Analysis")]
+MESH = ["Humans", "Animals", "Pain Measurement", "Immunoglobulins, Intravenous", "Neuralgia", "Double-Blind Method",
+        "Treatment Outcome", "Polyneuropathies", "Adult", "Aged", "Female", "Male", "Rats", "Chronic Pain"]
+STATUSES = ["RECRUITING", "ACTIVE_NOT_RECRUITING", "COMPLETED", "TERMINATED", "WITHDRAWN"]
+NIGHTLY_NEW, NIGHTLY_CHANGED = 150, 50
+FIRST_PMID = 20_000_000
+FIRST_NCT = 1_000_000
+
+
+class Corpus:
+    """Deterministic synthetic words, surnames and texts (Zipf-distributed like real abstracts)."""
+
+    def __init__(self, seed: int = 7, n_words: int = 12_000, n_surnames: int = 4_000):
+        self.rng = np.random.default_rng(seed)
+        syll = ["ka", "lo", "mi", "ne", "tru", "pha", "zo", "ri", "sta", "ben", "cor", "dex", "fil", "gan", "hy", "im",
+                "jur", "kel", "lum", "mor", "nov", "ost", "pel", "qui", "ros", "sul", "tan", "urb", "vel", "xan"]
+        real = ["pain", "placebo", "randomized", "randomised", "trial", "patients", "neuropathy", "immunoglobulin",
+                "treatment", "efficacy", "safety", "dose", "weeks", "outcome", "primary", "secondary", "study",
+                "group", "controlled", "double", "blind", "chronic", "intravenous", "response", "score", "baseline"]
+        words = set(real)
+        while len(words) < n_words:
+            k = int(self.rng.integers(2, 5))
+            words.add("".join(syll[int(i)] for i in self.rng.integers(0, len(syll), k)))
+        self.words = np.array(sorted(words))
+        w = 1.0 / np.arange(1, len(self.words) + 1) ** 1.05
+        self.p = w / w.sum()
+        self.rng.shuffle(self.words)
+        names = set()
+        while len(names) < n_surnames:
+            k = int(self.rng.integers(2, 4))
+            names.add("".join(syll[int(i)] for i in self.rng.integers(0, len(syll), k)).capitalize())
+        self.surnames = np.array(sorted(names))
+        ws = 1.0 / np.arange(1, len(self.surnames) + 1) ** 0.9
+        self.ps = ws / ws.sum()
+
+    def text(self, n: int) -> str:
+        return " ".join(self.rng.choice(self.words, n, p=self.p))
+
+    def surname(self) -> str:
+        return str(self.rng.choice(self.surnames, p=self.ps))
+
+    def initials(self) -> str:
+        return "".join(chr(65 + int(i)) for i in self.rng.integers(0, 26, int(self.rng.integers(1, 3))))
+
+
+def _pub_xml(p: dict) -> str:
+    authors = "".join(f'<Author ValidYN="Y"><LastName>{escape(s)}</LastName><ForeName>{i}</ForeName><Initials>{i}</Initials>'
+                      f'</Author>' for s, i in p["authors"])
+    abstract = "".join(f'<AbstractText Label="{lab}" NlmCategory="{lab}">{escape(t)}</AbstractText>'
+                       for lab, t in p["abstract"])
+    bank = ""
+    if p.get("nct"):
+        bank = ('<DataBankList CompleteYN="Y"><DataBank><DataBankName>ClinicalTrials.gov</DataBankName><AccessionNumberList>'
+                f'<AccessionNumber>{p["nct"]}</AccessionNumber></AccessionNumberList></DataBank></DataBankList>')
+    types = "".join(f'<PublicationType UI="{ui}">{name}</PublicationType>' for ui, name in p["types"])
+    mesh = "".join(f'<MeshHeading><DescriptorName UI="D0000{k:02d}" MajorTopicYN="N">{escape(m)}</DescriptorName></MeshHeading>'
+                   for k, m in enumerate(p["mesh"]))
+    doi = f'<ELocationID EIdType="doi" ValidYN="Y">{p["doi"]}</ELocationID>' if p.get("doi") else ""
+    ids = f'<ArticleId IdType="pubmed">{p["pmid"]}</ArticleId>' + (f'<ArticleId IdType="doi">{p["doi"]}</ArticleId>'
+                                                                    if p.get("doi") else "")
+    y, m = p["year"], p["month"]
+    return (f'<PubmedArticle><MedlineCitation Status="MEDLINE" Owner="NLM"><PMID Version="{p["version"]}">{p["pmid"]}</PMID>'
+            f'<DateRevised><Year>{y + 1}</Year><Month>0{1 + p["version"] % 9}</Month><Day>01</Day></DateRevised>'
+            f'<Article PubModel="Print"><Journal><ISSN IssnType="Electronic">1234-5678</ISSN><JournalIssue CitedMedium="Internet">'
+            f'<Volume>{p["pmid"] % 90 + 1}</Volume><Issue>{m}</Issue><PubDate><Year>{y}</Year><Month>{MONTHS[m - 1]}</Month></PubDate>'
+            f'</JournalIssue><Title>{escape(p["journal"])}</Title><ISOAbbreviation>{escape(p["journal"][:12])}</ISOAbbreviation></Journal>'
+            f'<ArticleTitle>{escape(p["title"])}</ArticleTitle><Pagination><MedlinePgn>{p["pmid"] % 900 + 1}-{p["pmid"] % 900 + 9}'
+            f'</MedlinePgn></Pagination>{doi}<Abstract>{abstract}</Abstract><AuthorList CompleteYN="Y">{authors}</AuthorList>'
+            f'<Language>eng</Language>{bank}<PublicationTypeList>{types}</PublicationTypeList></Article>'
+            f'<MedlineJournalInfo><Country>United States</Country><MedlineTA>{escape(p["journal"][:12])}</MedlineTA></MedlineJournalInfo>'
+            f'<MeshHeadingList>{mesh}</MeshHeadingList></MedlineCitation><PubmedData><PublicationStatus>ppublish</PublicationStatus>'
+            f'<ArticleIdList>{ids}</ArticleIdList></PubmedData></PubmedArticle>\n')
+
+
+def _reg_json(r: dict) -> dict:
+    refs = [{"pmid": str(x), "type": "RESULT", "citation": "Result publication."} for x in r["refs"]]
+    return {
+        "protocolSection": {
+            "identificationModule": {"nctId": r["nct"], "orgStudyIdInfo": {"id": f"ORG-{r['nct'][-5:]}"},
+                                     "organization": {"fullName": "Example University Hospital", "class": "OTHER"},
+                                     "briefTitle": r["brief"], "officialTitle": r["title"]},
+            "statusModule": {"statusVerifiedDate": f"{r['year']}-05", "overallStatus": r["status"],
+                             "startDateStruct": {"date": f"{r['year'] - 2}-02"},
+                             "studyFirstPostDateStruct": {"date": f"{r['year'] - 2}-01-15", "type": "ACTUAL"},
+                             "lastUpdatePostDateStruct": {"date": f"{r['year']}-05-{10 + r['version']:02d}", "type": "ACTUAL"}},
+            "sponsorCollaboratorsModule": {"leadSponsor": {"name": "Example University Hospital", "class": "OTHER"}},
+            "descriptionModule": {"briefSummary": r["summary"]},
+            "conditionsModule": {"conditions": ["Neuropathic Pain"], "keywords": ["pain"]},
+            "designModule": {"studyType": "INTERVENTIONAL", "phases": ["PHASE2"],
+                             "designInfo": {"allocation": "RANDOMIZED", "maskingInfo": {"masking": "QUADRUPLE"}},
+                             "enrollmentInfo": {"count": r["n"], "type": "ACTUAL"}},
+            "armsInterventionsModule": {"interventions": [{"type": "BIOLOGICAL", "name": "Immunoglobulin"},
+                                                          {"type": "DRUG", "name": "Placebo"}]},
+            "referencesModule": {"references": refs},
+        },
+        "hasResults": False,
+    }
+
+
+class Review:
+    """The synthetic review's records; `nightly()` adds new ones and changes some existing ones."""
+
+    def __init__(self, n: int, seed: int = 7):
+        self.c = Corpus(seed)
+        self.rng = self.c.rng
+        self.pubs: dict[int, dict] = {}
+        self.regs: dict[str, dict] = {}
+        self.next_pmid = FIRST_PMID
+        self.next_nct = FIRST_NCT
+        n_reg = n // 11
+        for _ in range(n_reg):
+            self._trial()
+        while len(self.pubs) + len(self.regs) < n:
+            self._pub()
+
+    def _new_pmid(self) -> int:
+        self.next_pmid += int(self.rng.integers(1, 40))
+        return self.next_pmid
+
+    def _pub(self, *, title=None, surname=None, year=None, nct=None, doi=None, types=None) -> dict:
+        rng, c = self.rng, self.c
+        pmid = self._new_pmid()
+        authors = [(surname or c.surname(), c.initials())] + [(c.surname(), c.initials())
+                                                               for _ in range(int(rng.integers(1, 7)))]
+        kind = rng.random()
+        types = types or ([PUB_TYPES[0], PUB_TYPES[1]] if kind < 0.25 else [PUB_TYPES[0], PUB_TYPES[2]] if kind < 0.35
+                          else [PUB_TYPES[3]] if kind < 0.5 else [PUB_TYPES[4]] if kind < 0.53 else [PUB_TYPES[0]])
+        abstract = [(lab, c.text(int(rng.integers(25, 60)))) for lab in ("BACKGROUND", "METHODS", "RESULTS", "CONCLUSIONS")]
+        if nct and rng.random() < 0.15:  # the trial id only in the abstract, not in DataBankList
+            abstract[0] = ("BACKGROUND", abstract[0][1] + f" (registered as {nct})")
+            nct = None
+        p = {"pmid": pmid, "version": 1, "title": title or c.text(int(rng.integers(9, 16))).capitalize(),
+             "authors": authors, "year": year or int(rng.integers(2000, 2025)), "month": int(rng.integers(1, 13)),
+             "journal": f"Journal of {c.text(2).title()}", "abstract": abstract, "nct": nct,
+             "doi": doi or (f"10.{1000 + pmid % 8000}/j.{pmid}" if rng.random() < 0.8 else None), "types": types,
+             "mesh": list(rng.choice(MESH, int(rng.integers(2, 7)), replace=False))}
+        self.pubs[pmid] = p
+        return p
+
+    def _trial(self) -> None:
+        rng, c = self.rng, self.c
+        nct = f"NCT{self.next_nct:08d}"
+        self.next_nct += int(rng.integers(1, 30))
+        title = c.text(int(rng.integers(10, 16))).capitalize()
+        year = int(rng.integers(2002, 2024))
+        reg = {"nct": nct, "title": title, "brief": " ".join(title.split()[:6]), "year": year, "version": 1,
+               "status": str(rng.choice(STATUSES)), "summary": c.text(int(rng.integers(30, 80))),
+               "n": int(rng.integers(20, 400)), "refs": []}
+        self.regs[nct] = reg
+        n_pubs = int(rng.choice([0, 1, 1, 2, 3]))
+        surname = c.surname()
+        for k in range(n_pubs):
+            how = rng.random()
+            if k == 0:
+                # primary report: NCT id (60%), listed by the registry only (20%), or the registry's own title (20%)
+                p = self._pub(title=title if how >= 0.8 else None, surname=surname, year=year,
+                              nct=nct if how < 0.6 else None, types=[PUB_TYPES[0], PUB_TYPES[1]])
+                if 0.6 <= how < 0.8:
+                    reg["refs"].append(p["pmid"])
+                first = p
+            elif how < 0.5:  # conference abstract / full paper: the same title a year apart, no trial id
+                p = self._pub(title=first["title"].rstrip(".") + ".", surname=surname, year=first["year"] + 1)
+            elif how < 0.6:  # a second record with the same DOI (erratum-like duplicate)
+                self._pub(title=c.text(10).capitalize(), surname=c.surname(), doi=first["doi"] or f"10.9/dup.{first['pmid']}")
+                if first["doi"] is None:
+                    first["doi"] = f"10.9/dup.{first['pmid']}"
+            else:  # secondary analysis naming the trial
+                self._pub(surname=c.surname(), year=year + int(rng.integers(1, 4)), nct=nct)
+
+    def nightly(self) -> tuple[list[dict], list[dict]]:
+        """New and changed records of one night: (PubMed records, registry records)."""
+        rng = self.rng
+        pubs, regs = [], []
+        n_new_regs = NIGHTLY_NEW // 11
+        for _ in range(n_new_regs):
+            before = set(self.pubs)
+            self._trial()
+            regs.append(self.regs[max(self.regs)])
+            pubs += [self.pubs[p] for p in sorted(set(self.pubs) - before)]
+        existing = sorted(self.regs)
+        while len(pubs) + len(regs) < NIGHTLY_NEW:
+            how = rng.random()
+            if how < 0.15:  # a new report of a known trial, by its NCT id
+                pubs.append(self._pub(nct=str(rng.choice(existing)), year=2025))
+            elif how < 0.25:  # the full paper of an earlier conference abstract
+                old = self.pubs[int(rng.choice(list(self.pubs)))]
+                pubs.append(self._pub(title=old["title"], surname=old["authors"][0][0], year=old["year"] + 1))
+            else:
+                pubs.append(self._pub(year=2025))
+        new = {p["pmid"] for p in pubs}
+        old_pmids = [p for p in self.pubs if p not in new]
+        for pmid in rng.choice(old_pmids, NIGHTLY_CHANGED - 5, replace=False):
+            p = self.pubs[int(pmid)]
+            p["version"] += 1
+            p["abstract"] = p["abstract"][:-1] + [("CONCLUSIONS", self.c.text(30))]
+            pubs.append(p)
+        for nct in rng.choice([r for r in existing if self.regs[r] not in regs], 5, replace=False):
+            r = self.regs[str(nct)]
+            r["version"] += 1
+            r["status"] = "COMPLETED" if r["status"] != "COMPLETED" else "TERMINATED"
+            regs.append(r)
+        return pubs, regs
+
+
+def write_snapshot(folder: Path, pubs: list[dict], regs: list[dict]) -> None:
+    """A replay folder: pubmed/efetch-NNN.xml (10,000 articles each) and ctgov/page-NNN.json (1,000 studies each)."""
+    (folder / "pubmed").mkdir(parents=True)
+    (folder / "ctgov").mkdir(parents=True)
+    for k in range(0, max(len(pubs), 1), 10_000):
+        with open(folder / "pubmed" / f"efetch-{k // 10_000 + 1:03d}.xml", "w", encoding="utf-8") as f:
+            f.write(DOCTYPE)
+            for p in pubs[k:k + 10_000]:
+                f.write(_pub_xml(p))
+            f.write("</PubmedArticleSet>\n")
+    for k in range(0, max(len(regs), 1), 1_000):
+        page = {"studies": [_reg_json(r) for r in regs[k:k + 1_000]], "totalCount": len(regs)}
+        (folder / "ctgov" / f"page-{k // 1_000 + 1:03d}.json").write_text(json.dumps(page))
+
+
+def prepare(root: Path, n: int) -> dict:
+    """Write the review folder, the first-load and nightly snapshots and the decisions file; return paths."""
+    review = Review(n)
+    (root / "review").mkdir(parents=True)
+    (root / "review" / "review.toml").write_text(REVIEW_TOML)
+    write_snapshot(root / "first", [review.pubs[k] for k in sorted(review.pubs)], [review.regs[k] for k in sorted(review.regs)])
+    rng = np.random.default_rng(11)
+    pmids = sorted(review.pubs)
+    chosen = rng.choice(pmids, max(40, n // 100), replace=False)
+    lines = ["record_id,reviewer,stage,decision,reason,decided_at"]
+    for k, pmid in enumerate(sorted(int(x) for x in chosen)):
+        rct = any(t[1] == "Randomized Controlled Trial" for t in review.pubs[pmid]["types"])
+        lines.append(f"pubmed:{pmid},bench,title_abstract,{'include' if rct and k % 3 else 'exclude'},,2025-01-01")
+    (root / "decisions.csv").write_text("\n".join(lines) + "\n")
+    pubs, regs = review.nightly()
+    write_snapshot(root / "nightly", pubs, regs)
+    return {"review": str(root / "review"), "warehouse": str(root / "wh.duckdb"), "out": str(root / "out"),
+            "n_pub": len(review.pubs), "n_reg": len(review.regs)}
+
+
+# ------------------------------------------------------------------------------------------- one cycle
+
+def run_cycle(review_dir: str, warehouse: str, out_dir: str, snapshot: str, as_of: str) -> dict:
+    """One update cycle through the flow's task functions; returns CPU seconds per stage."""
+    from prefect.logging import disable_run_logger
+
+    from tasks.analysis import analyze
+    from tasks.ctgov import search_ctgov
+    from tasks.linking import link_studies
+    from tasks.publish import publish
+    from tasks.pubmed import search_pubmed
+    from tasks.reviews import finish_update, register_review, start_update
+    from tasks.screening import flag_candidates
+    from tasks.versions import record_version
+
+    when = dt.datetime.fromisoformat(as_of)
+    stages: dict[str, float] = {}
+    summary: dict = {}
+
+    def timed(name, fn, *args, **kw):
+        t = time.process_time()
+        out = fn(*args, **kw)
+        stages[name] = stages.get(name, 0.0) + time.process_time() - t
+        return out
+
+    with disable_run_logger():
+        rid = timed("search/ingest", register_review.fn, review_dir, warehouse)
+        uid = timed("search/ingest", start_update.fn, rid, warehouse, when, "bench")
+        summary["pubmed"] = timed("search/ingest", search_pubmed.fn, review_dir, warehouse, uid, when,
+                                  str(Path(snapshot) / "pubmed"))
+        summary["ctgov"] = timed("search/ingest", search_ctgov.fn, review_dir, warehouse, uid, when,
+                                 str(Path(snapshot) / "ctgov"))
+        summary["studies"] = timed("link", link_studies.fn, rid, warehouse)
+        summary["queue"] = timed("flag/rank", flag_candidates.fn, review_dir, rid, warehouse)
+        timed("analyse", analyze.fn, review_dir, rid, warehouse, uid)
+        timed("publish", record_version.fn, review_dir, rid, warehouse, uid, when, out_dir)
+        timed("publish", publish.fn, review_dir, rid, warehouse, out_dir)
+        timed("publish", finish_update.fn, uid, warehouse, "succeeded", {})
+    return {"stages": stages, "new": summary["pubmed"].get("new", 0) + summary["ctgov"].get("new", 0),
+            "changed": summary["pubmed"].get("changed", 0) + summary["ctgov"].get("changed", 0),
+            "ranker": summary["queue"].get("ranker"), "studies": summary["studies"].get("studies")}
+
+
+def run_flow(review_dir: str, warehouse: str, out_dir: str, snapshot: str, as_of: str) -> dict:
+    """One cycle through the real `update-review` flow (Prefect engine and temporary server included)."""
+    from flows.update import update_review
+
+    t = time.process_time()
+    update_review(review_dir, warehouse, out_dir, as_of=dt.datetime.fromisoformat(as_of), replay_dir=snapshot)
+    return {"stages": {"flow (in-process CPU)": time.process_time() - t}}
+
+
+def import_decisions(review_dir: str, warehouse: str, path: str) -> dict:
+    """Setup between the first load and the nightly (not timed): a reviewer's first decisions, then a re-rank."""
+    from warehouse import opened
+    from warehouse.screening import import_decisions as _import
+
+    with opened(warehouse) as con:
+        return _import(con, "growth", path, now=dt.datetime(2025, 1, 2, tzinfo=dt.timezone.utc))
+
+
+def child(args: list[str]) -> dict:
+    """Run one step in a fresh process; return its result with the process's CPU seconds and peak RSS."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t = time.perf_counter()
+    out = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True, text=True,
+                         env={**os.environ, "PREFECT_LOGGING_LEVEL": "WARNING"})
+    wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if out.returncode != 0:
+        raise SystemExit(f"step {args[0]} failed:\n{out.stderr[-4000:]}")
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result["cpu"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    result["wall"] = wall
+    return result
+
+
+def _child_main(argv: list[str]) -> None:
+    step = argv[0]
+    if step == "cycle":
+        res = run_cycle(*argv[1:6])
+    elif step == "flow":
+        res = run_flow(*argv[1:6])
+    elif step == "decisions":
+        res = {"stages": {}, "imported": import_decisions(*argv[1:4])["added"]}
+    elif step == "noop":
+        import prefect  # noqa: F401  - the fixed cost of importing the stack, for reference
+        import tasks.linking  # noqa: F401
+        import tasks.screening  # noqa: F401
+        res = {"stages": {}}
+    else:
+        raise SystemExit(f"unknown step {step}")
+    res["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # this process's peak (Linux: KiB)
+    print(json.dumps(res, default=str))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 50_000, 200_000])
+    ap.add_argument("--flow", action="store_true", help="also time the nightly once through the real Prefect flow")
+    ap.add_argument("--keep", help="keep the generated reviews and warehouses under this folder")
+    args = ap.parse_args()
+    base = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="growth-"))
+    base.mkdir(parents=True, exist_ok=True)
+    env_prefect = base / "prefect-home"
+    os.environ.setdefault("PREFECT_HOME", str(env_prefect))
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    print(f"growth benchmark — python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} cores; "
+          f"work in {base}")
+    imports = child(["noop"])
+    print(f"fixed cost of a fresh process importing prefect + tasks: {imports['cpu']:.2f} CPU-s "
+          f"(included in every figure below)")
+    rows = []
+    for n in args.sizes:
+        root = base / f"n{n}"
+        if root.exists():
+            shutil.rmtree(root)
+        t = time.perf_counter()
+        info = prepare(root, n)
+        print(f"\nN={n}: {info['n_pub']} PubMed + {info['n_reg']} CT.gov records written in {time.perf_counter() - t:.0f} s")
+        common = [info["review"], info["warehouse"], info["out"]]
+        first = child(["cycle", *common, str(root / "first"), "2025-01-01T00:00:00+00:00"])
+        dec = child(["decisions", info["review"], info["warehouse"], str(root / "decisions.csv")])
+        print(f"  setup: {dec['imported']} screening decisions imported and queue re-ranked: {dec['cpu']:.1f} CPU-s "
+              "(not part of any cycle)")
+        nightly = child(["cycle", *common, str(root / "nightly"), "2025-01-02T00:00:00+00:00"])
+        nochange = child(["cycle", *common, str(root / "nightly"), "2025-01-03T00:00:00+00:00"])
+        for kind, r in (("first", first), ("nightly", nightly), ("no-change", nochange)):
+            rows.append((n, kind, r))
+            st = "  ".join(f"{k} {v:.2f}" for k, v in r["stages"].items())
+            print(f"  {kind:<9} cpu {r['cpu']:7.2f} s  wall {r['wall']:7.2f} s  peak RSS {r['rss_mb']:6.0f} MB  "
+                  f"new {r['new']} changed {r['changed']}  [{st}]  ranker: {r['ranker']}")
+        if args.flow and n == args.sizes[-1]:
+            flow = child(["flow", *common, str(root / "nightly"), "2025-01-04T00:00:00+00:00"])
+            print(f"  nightly through the real update-review flow (no-change replay, Prefect engine + temporary server): "
+                  f"cpu {flow['cpu']:.2f} s, wall {flow['wall']:.2f} s, peak RSS {flow['rss_mb']:.0f} MB")
+    print("\n| N | cycle | CPU s | peak RSS MB | search/ingest | link | flag/rank | analyse | publish | exponent vs previous N |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    prev: dict[str, tuple[int, float]] = {}
+    for n, kind, r in rows:
+        exp = ""
+        if kind in prev:
+            n0, c0 = prev[kind]
+            exp = f"{math.log(r['cpu'] / c0) / math.log(n / n0):.2f}"
+        prev[kind] = (n, r["cpu"])
+        s = r["stages"]
+        print(f"| {n} | {kind} | {r['cpu']:.2f} | {r['rss_mb']:.0f} | " + " | ".join(
+            f"{s.get(k, 0):.2f}" for k in ("search/ingest", "link", "flag/rank", "analyse", "publish")) + f" | {exp} |")
+    print(f"\nreproduce: .venv/bin/python bench/growth.py --sizes {' '.join(map(str, args.sizes))}"
+          + (" --flow" if args.flow else ""))
+    if not args.keep:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        _child_main(sys.argv[2:])
+    else:
+        main()
