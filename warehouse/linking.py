@@ -1,7 +1,8 @@
 """Studies in the warehouse: relinking a review's records, people's link decisions, registry suggestions.
 
-`relink` rebuilds `study_links` for one review from the records, the previous links (stable study ids) and
-people's decisions (`study_link_decisions`, append-only), all in one transaction. `resolve_study` turns any
+`relink` brings `study_links` of one review up to date from the records, the previous links (stable study ids)
+and people's decisions (`study_link_decisions`, append-only), all in one transaction; it relinks only what new,
+changed, gone or re-decided records can affect (see "incremental linking" below). `resolve_study` turns any
 identifier people use (study id, record id, PMID, NCT id, DOI) into a study id. `write_registry_suggestions`
 turns posted ClinicalTrials.gov results into suggested extraction rows (status 'suggested', origin 'registry',
 outcome 'unassigned'), which no analysis uses until a person accepts them.
@@ -9,17 +10,34 @@ outcome 'unassigned'), which no analysis uses until a person accepts them.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import hashlib
+import inspect
 import json
 import re
 
 import duckdb
+import numpy as np
+import pandas as pd
+from rapidfuzz import fuzz, process
 
-from livingmeta.linking import LinkDecision, LinkRecord, link_records
+from livingmeta.linking import (
+    FUZZY_THRESHOLD,
+    MIN_TITLE_CHARS,
+    REGISTRY_TITLE_THRESHOLD,
+    LinkDecision,
+    Linking,
+    LinkRecord,
+    _sorted_tokens,
+    author_surname,
+    link_records,
+    normalise_title,
+)
 from livingmeta.records import find_registry_ids, hash_json, normalise_doi, normalise_registry_id
 from livingmeta.sources.ctgov import suggest_extraction_rows
 from warehouse.alerts import add_alert
-from warehouse.db import rows_as_dicts, transaction
+from warehouse.db import query, rows_as_dicts, transaction
 
 UNASSIGNED_OUTCOME = "unassigned"
 REGISTRY_EXTRACTOR = "registry"
@@ -36,15 +54,18 @@ def _json(value, default):
     return json.loads(value) if isinstance(value, str) else value
 
 
-def load_link_records(con: duckdb.DuckDBPyConnection, review_id: str) -> list[LinkRecord]:
-    """The review's records as linking sees them."""
+def load_link_records(con: duckdb.DuckDBPyConnection, review_id: str,
+                      record_ids: list[str] | None = None) -> list[LinkRecord]:
+    """The review's records as linking sees them (only `record_ids` when given), ordered by record id."""
+    sql = ("SELECT r.record_id, r.source, r.title, r.abstract, r.authors, r.year, r.doi, r.registry_ids, r.extra "
+           "FROM review_records rr JOIN records r USING (record_id) {join} WHERE rr.review_id = ? ORDER BY r.record_id")
+    if record_ids is None:
+        rows = rows_as_dicts(con, sql.format(join=""), [review_id])
+    else:
+        with _registered(con, "_link_ids", pd.DataFrame({"record_id": list(record_ids)}, dtype=object)):
+            rows = rows_as_dicts(con, sql.format(join="JOIN _link_ids USING (record_id)"), [review_id])
     out = []
-    for r in rows_as_dicts(
-        con,
-        "SELECT r.record_id, r.source, r.title, r.abstract, r.authors, r.year, r.doi, r.registry_ids, r.extra "
-        "FROM review_records rr JOIN records r USING (record_id) WHERE rr.review_id = ? ORDER BY r.record_id",
-        [review_id],
-    ):
+    for r in rows:
         extra = _json(r["extra"], {}) or {}
         refs = tuple(str(x["pmid"]) for x in extra.get("references") or []
                      if x.get("pmid") and x.get("type") in _LINKABLE_REFERENCE_TYPES)
@@ -61,6 +82,17 @@ def load_link_records(con: duckdb.DuckDBPyConnection, review_id: str) -> list[Li
     return out
 
 
+@contextlib.contextmanager
+def _registered(con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame):
+    """A DataFrame visible to SQL under `name` for the duration (set-based statements scan it directly)."""
+    con.complete()  # a result some helper left half-read (fetchone) would refuse the registration
+    con.register(name, frame)
+    try:
+        yield name
+    finally:
+        con.unregister(name)
+
+
 def _aliases(con: duckdb.DuckDBPyConnection, review_id: str) -> dict[str, str]:
     return dict(con.execute("SELECT alias, study_id FROM study_aliases WHERE review_id = ?", [review_id]).fetchall())
 
@@ -73,15 +105,186 @@ def _follow(aliases: dict[str, str], study_id: str | None) -> str | None:
     return study_id
 
 
-def relink(con: duckdb.DuckDBPyConnection, review_id: str, now: dt.datetime, **thresholds: float) -> dict:
-    """Rebuild a review's record -> study links (one transaction; safe to re-run).
+# ------------------------------------------------------------------------------ incremental linking
+#
+# `link_records` is a whole-review algorithm, but its outcome for a record depends only on the records it is
+# tied to by a candidate edge (a shared trial id, DOI, listed PMID, or a title match), transitively, and on the
+# other records of the studies they were in. So a run relinks the records that are new, changed, gone or named
+# by a new decision, closed under "can be tied to" and "was in the same study as", by calling `link_records` on
+# that subset with the whole review's study ids and decisions: the result for the subset is the one relinking
+# everything would give, and every other record keeps its link (proved against full relinking cycle by cycle
+# in tests/test_incremental_linking.py). The keys that find "can be tied to" are necessary conditions of the
+# rules (same first author for publication titles, a title similarity at least BLOCK_MARGIN below the threshold),
+# so they never miss a tie the rules would make; a change in the rules' code or thresholds relinks everything.
+
+KEYS_VERSION = "1"
+BLOCK_MARGIN = 5.0  # title similarity (0-100) below the thresholds that still counts as "could be tied"
+
+
+def _rules_fingerprint(thresholds: dict) -> str:
+    import livingmeta.linking as rules
+
+    src = inspect.getsource(rules) + inspect.getsource(load_link_records) + KEYS_VERSION
+    return hash_json({"code": hashlib.sha256(src.encode()).hexdigest(), "thresholds": sorted(thresholds.items())})
+
+
+def _link_keys(records: list[LinkRecord]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """study_link_inputs and study_link_keys rows (without review/version) of some records."""
+    inputs: dict[str, list] = {"record_id": [], "source": [], "surname": [], "year": [], "title_key": [], "lonely": []}
+    keys: dict[str, list] = {"record_id": [], "kind": [], "key": []}
+
+    def key(rid: str, kind: str, value: str) -> None:
+        keys["record_id"].append(rid)
+        keys["kind"].append(kind)
+        keys["key"].append(value)
+
+    for r in records:
+        pub = r.source != "ctgov"
+        ids = set(r.registry_ids)
+        if not pub:
+            ids.add(r.record_id.split(":", 1)[1])
+        for x in sorted(ids):
+            key(r.record_id, "reg", x)
+        if r.doi:
+            key(r.record_id, "doi", r.doi.lower())
+        comparable = len(normalise_title(r.title)) >= MIN_TITLE_CHARS
+        if pub:
+            key(r.record_id, "ref", r.record_id)
+        else:
+            for pmid in r.references:
+                key(r.record_id, "ref", f"pubmed:{pmid}")
+            for t in sorted({_sorted_tokens(t) for t in (r.title, *r.alt_titles) if len(normalise_title(t)) >= MIN_TITLE_CHARS}):
+                key(r.record_id, "rtitle", t)
+        surname = author_surname(r.authors[0]).lower() if pub and comparable and r.authors else None
+        inputs["record_id"].append(r.record_id)
+        inputs["source"].append(r.source)
+        inputs["surname"].append(surname or None)
+        inputs["year"].append(r.year)
+        inputs["title_key"].append(_sorted_tokens(r.title) if pub and comparable else None)
+        inputs["lonely"].append(bool(pub and comparable and not any(x.startswith("NCT") for x in r.registry_ids)))
+    inp = pd.DataFrame(inputs)
+    inp["year"] = inp["year"].astype("Int64")
+    return inp, pd.DataFrame(keys, dtype=object)
+
+
+def _store_keys(con: duckdb.DuckDBPyConnection, review_id: str, records: list[LinkRecord], gone: list[str],
+                full: bool) -> None:
+    """Replace the inputs and keys of these records (all of the review's when `full`); drop those of gone ones."""
+    inp, keys = _link_keys(records)
+    if full:
+        con.execute("DELETE FROM study_link_inputs WHERE review_id = ?", [review_id])
+        con.execute("DELETE FROM study_link_keys WHERE review_id = ?", [review_id])
+    else:
+        ids = pd.DataFrame({"record_id": [r.record_id for r in records] + list(gone)}, dtype=object)
+        with _registered(con, "_link_touched", ids):
+            con.execute("DELETE FROM study_link_inputs WHERE review_id = ? AND record_id IN "
+                        "(SELECT record_id FROM _link_touched)", [review_id])
+            con.execute("DELETE FROM study_link_keys WHERE review_id = ? AND record_id IN "
+                        "(SELECT record_id FROM _link_touched)", [review_id])
+    with _registered(con, "_link_inputs", inp), _registered(con, "_link_keys", keys):
+        con.execute(query("linking_store_inputs"), [review_id])
+        con.execute("INSERT INTO study_link_keys SELECT ?, record_id, kind, key FROM _link_keys", [review_id])
+
+
+def _dirty(con: duckdb.DuckDBPyConnection, review_id: str, last_decision_id: int | None) -> tuple[list[str], list[str]]:
+    """(records new, changed or named by a decision since the last run; records no longer in the review)."""
+    rows = con.execute(query("linking_dirty"), [review_id, review_id, review_id, last_decision_id or 0]).fetchall()
+    present = sorted({rid for rid, gone in rows if not gone})
+    gone = sorted({rid for rid, g in rows if g} - set(present))
+    return present, gone
+
+
+def _neighbours(con: duckdb.DuckDBPyConnection, review_id: str, frontier: list[str], cutoffs: tuple[float, float]) -> set[str]:
+    """Records that can be tied to a frontier record (shared key, similar title) or share a study with one."""
+    fuzzy_cut, registry_cut = cutoffs
+    out: set[str] = set()
+    with _registered(con, "_link_frontier", pd.DataFrame({"record_id": frontier}, dtype=object)):
+        out.update(r for (r,) in con.execute(query("linking_neighbours"), [review_id, review_id]).fetchall())
+        # same first author, years at most 1 apart: compare the titles as the rules do
+        for a, b, ta, tb in con.execute(query("linking_same_author"), [review_id]).fetchall():
+            if fuzz.ratio(ta, tb, score_cutoff=fuzzy_cut):
+                out.add(b)
+        lonely = con.execute("SELECT i.record_id, i.title_key FROM study_link_inputs i JOIN _link_frontier USING (record_id) "
+                             "WHERE i.review_id = ? AND i.lonely", [review_id]).fetchall()
+        reg_titles = con.execute("SELECT k.record_id, k.key FROM study_link_keys k JOIN _link_frontier USING (record_id) "
+                                 "WHERE k.review_id = ? AND k.kind = 'rtitle'", [review_id]).fetchall()
+    if lonely:  # a publication naming no trial id vs every registry title of the review
+        cand = con.execute("SELECT record_id, key FROM study_link_keys WHERE review_id = ? AND kind = 'rtitle'",
+                           [review_id]).fetchall()
+        out.update(_title_hits([t for _, t in lonely], cand, registry_cut))
+    if reg_titles:  # a registry entry vs every publication naming no trial id
+        cand = con.execute("SELECT record_id, title_key FROM study_link_inputs WHERE review_id = ? AND lonely",
+                           [review_id]).fetchall()
+        out.update(_title_hits([t for _, t in reg_titles], cand, registry_cut))
+    return out
+
+
+def _title_hits(titles: list[str], candidates: list[tuple[str, str]], cutoff: float) -> set[str]:
+    if not titles or not candidates:
+        return set()
+    scores = process.cdist(titles, [t for _, t in candidates], scorer=fuzz.ratio, score_cutoff=cutoff, workers=-1)
+    return {candidates[int(j)][0] for j in np.unique(scores.nonzero()[1])}
+
+
+def _closure(con: duckdb.DuckDBPyConnection, review_id: str, seeds: list[str], cutoffs: tuple[float, float]) -> set[str]:
+    subset, frontier = set(seeds), sorted(seeds)
+    while frontier:
+        found = _neighbours(con, review_id, frontier, cutoffs) - subset
+        subset |= found
+        frontier = sorted(found)
+    return subset
+
+
+def relink(con: duckdb.DuckDBPyConnection, review_id: str, now: dt.datetime, *, full: bool = False,
+           **thresholds: float) -> dict:
+    """Bring a review's record -> study links up to date (one transaction; safe to re-run).
+
+    Only the records that are new, changed, gone or named by a new link decision are relinked, together with
+    the records they can be tied to and the other records of their studies (see the notes above); the result
+    is the one relinking every record gives. The whole review is relinked on the first run, when the linking
+    rules or thresholds changed, or when `full` is true.
 
     Args:
+        full: relink every record of the review.
         thresholds: optional `fuzzy_threshold` / `registry_title_threshold` for `livingmeta.linking.link_records`.
     Returns:
-        {"records", "studies", "new_studies", "merged", "split", "conflicts", "by_method"}.
+        {"records", "studies", "new_studies", "merged", "split", "conflicts", "by_method", "relinked", "mode"}.
     """
-    records = load_link_records(con, review_id)
+    rules = _rules_fingerprint(thresholds)
+    state = next(iter(con.execute("SELECT rules, last_decision_id FROM study_link_state WHERE review_id = ?",
+                                  [review_id]).fetchall()), None)
+    full = full or state is None or state[0] != rules
+    ((last_decision,),) = con.execute("SELECT max(decision_id) FROM study_link_decisions WHERE review_id = ?",
+                                      [review_id]).fetchall()
+    with transaction(con):
+        if full:
+            records = load_link_records(con, review_id)
+            subset = None
+            _store_keys(con, review_id, records, [], full=True)
+        else:
+            dirty, gone = _dirty(con, review_id, state[1])
+            if not dirty and not gone:
+                con.execute("UPDATE study_link_state SET last_decision_id = ?, linked_at = ? WHERE review_id = ?",
+                            [last_decision, now, review_id])
+                return _summary(con, review_id, Linking(), 0, "incremental")
+            cutoffs = (thresholds.get("fuzzy_threshold", FUZZY_THRESHOLD) - BLOCK_MARGIN,
+                       thresholds.get("registry_title_threshold", REGISTRY_TITLE_THRESHOLD) - BLOCK_MARGIN)
+            # ties the changed records had before they changed count too: those records may now link differently
+            seeds = set(dirty) | set(gone) | _neighbours(con, review_id, dirty + gone, cutoffs)
+            changed = load_link_records(con, review_id, dirty)
+            _store_keys(con, review_id, changed, gone, full=False)
+            subset = _closure(con, review_id, sorted(seeds), cutoffs)
+            records = load_link_records(con, review_id, sorted(subset))
+        result = _link(con, review_id, records, thresholds)
+        _write(con, review_id, now, result, subset)
+        con.execute("INSERT INTO study_link_state VALUES (?, ?, ?, ?) ON CONFLICT (review_id) DO UPDATE SET "
+                    "rules = excluded.rules, last_decision_id = excluded.last_decision_id, linked_at = excluded.linked_at",
+                    [review_id, rules, last_decision, now])
+    return _summary(con, review_id, result, len(records), "full" if full else "incremental")
+
+
+def _link(con: duckdb.DuckDBPyConnection, review_id: str, records: list[LinkRecord], thresholds: dict) -> Linking:
+    """`link_records` over these records with the review's previous links, study ids and decisions."""
     aliases = _aliases(con, review_id)
     previous = {rid: _follow(aliases, sid) for rid, sid in con.execute(
         "SELECT record_id, study_id FROM study_links WHERE review_id = ?", [review_id]).fetchall()}
@@ -89,58 +292,92 @@ def relink(con: duckdb.DuckDBPyConnection, review_id: str, now: dt.datetime, **t
         "SELECT study_id FROM studies WHERE review_id = ? "
         # created together: a registry study's id (its NCT id) is the one kept when two studies merge
         "ORDER BY created_at, regexp_matches(study_id, '^NCT[0-9]{8}$') DESC, study_id", [review_id]).fetchall()]
-    known += sorted(a for a in aliases if a not in known)
+    known += sorted(a for a in aliases if a not in set(known))
     decisions = [LinkDecision(rid, action, _follow(aliases, sid)) for rid, action, sid in con.execute(
         "SELECT record_id, action, study_id FROM study_link_decisions WHERE review_id = ? "
         "ORDER BY decided_at, decision_id", [review_id]).fetchall()]
     result = link_records(records, previous=previous, known_studies=known, decisions=decisions, **thresholds)
-    old_links = {r[0]: (r[1], r[2], r[3]) for r in con.execute(
-        "SELECT record_id, study_id, method, linked_at FROM study_links WHERE review_id = ?", [review_id]).fetchall()}
-    with transaction(con):
-        for sid, label in result.new_studies.items():
-            con.execute("INSERT INTO studies VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING", [review_id, sid, label, now])
-        for alias, into, reason in result.merged:
-            con.execute("INSERT INTO study_aliases VALUES (?, ?, ?, ?, ?) ON CONFLICT (review_id, alias) DO UPDATE SET "
-                        "study_id = excluded.study_id, reason = excluded.reason", [review_id, alias, into, reason, now])
-            # suggestions not yet accepted follow their study; accepted data are never moved silently
-            con.execute("UPDATE extraction_rows SET study_id = ? WHERE review_id = ? AND study_id = ? "
-                        "AND status = 'suggested' AND origin = 'registry'", [into, review_id, alias])
-            (n_active,) = con.execute("SELECT count(*) FROM extraction_rows WHERE review_id = ? AND study_id = ? "
-                                      "AND status = 'active'", [review_id, alias]).fetchone()
-            if n_active:
-                add_alert(con, review_id=review_id, kind="study_merged", severity="warning", now=now,
-                          title=f"study {alias} was merged into {into}",
-                          body=f"New records tie study {alias} to {into} ({reason}). {n_active} extraction row(s) still "
-                               f"name {alias}: re-enter them under {into}, or split the records with "
-                               f"`livingmeta studies unlink` if the two are different trials.",
-                          dedupe_key=f"study_merged:{alias}:{into}")
-        con.execute("DELETE FROM study_links WHERE review_id = ?", [review_id])
-        con.execute("DELETE FROM study_link_evidence WHERE review_id = ?", [review_id])
-        con.execute("DELETE FROM study_link_conflicts WHERE review_id = ?", [review_id])
-        rows = []
-        for lk in result.links:
-            old = old_links.get(lk.record_id)
-            linked_at = old[2] if old and old[0] == lk.study_id and old[1] == lk.method else now
-            rows.append((review_id, lk.record_id, lk.study_id, lk.method, lk.score, linked_at))
-        if rows:
-            con.executemany("INSERT INTO study_links VALUES (?, ?, ?, ?, ?, ?)", rows)
-            con.executemany("INSERT INTO study_link_evidence VALUES (?, ?, ?)",
-                            [(review_id, lk.record_id, lk.evidence) for lk in result.links])
-        if result.conflicts:
-            con.executemany("INSERT INTO study_link_conflicts VALUES (?, ?, ?, ?, ?, ?)",
-                            [(review_id, c.record_id, c.other_record_id, c.method, c.reason, now)
-                             for c in result.conflicts])
-    by_method: dict[str, int] = {}
+    # A study left empty because a person split its only records off was not merged into the study they got:
+    # recording it as an alias would make the person's "not in <study>" follow the alias to the new study and split
+    # the records off again on every run (a new study each time).
+    latest = {d.record_id: d for d in decisions}
+    moved: dict[tuple[str, str], list[str]] = {}
     for lk in result.links:
-        by_method[lk.method] = by_method.get(lk.method, 0) + 1
+        p = previous.get(lk.record_id)
+        if p and p != lk.study_id:
+            moved.setdefault((p, lk.study_id), []).append(lk.record_id)
+    result.merged = [(old, into, why) for old, into, why in result.merged
+                     if not all(latest.get(m) is not None and latest[m].action == "unlink" and latest[m].study_id == old
+                                for m in moved.get((old, into), [None]))]
+    return result
+
+
+def _write(con: duckdb.DuckDBPyConnection, review_id: str, now: dt.datetime, result: Linking,
+           subset: set[str] | None) -> None:
+    """Store a linking result: every row of the review (subset None) or those of the relinked records."""
+    for sid, label in result.new_studies.items():
+        con.execute("INSERT INTO studies VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING", [review_id, sid, label, now])
+    for alias, into, reason in result.merged:
+        con.execute("INSERT INTO study_aliases VALUES (?, ?, ?, ?, ?) ON CONFLICT (review_id, alias) DO UPDATE SET "
+                    "study_id = excluded.study_id, reason = excluded.reason", [review_id, alias, into, reason, now])
+        # suggestions not yet accepted follow their study; accepted data are never moved silently
+        con.execute("UPDATE extraction_rows SET study_id = ? WHERE review_id = ? AND study_id = ? "
+                    "AND status = 'suggested' AND origin = 'registry'", [into, review_id, alias])
+        ((n_active,),) = con.execute("SELECT count(*) FROM extraction_rows WHERE review_id = ? AND study_id = ? "
+                                     "AND status = 'active'", [review_id, alias]).fetchall()
+        if n_active:
+            add_alert(con, review_id=review_id, kind="study_merged", severity="warning", now=now,
+                      title=f"study {alias} was merged into {into}",
+                      body=f"New records tie study {alias} to {into} ({reason}). {n_active} extraction row(s) still "
+                           f"name {alias}: re-enter them under {into}, or split the records with "
+                           f"`livingmeta studies unlink` if the two are different trials.",
+                      dedupe_key=f"study_merged:{alias}:{into}")
+    links = pd.DataFrame({"record_id": [lk.record_id for lk in result.links],
+                          "study_id": [lk.study_id for lk in result.links],
+                          "method": [lk.method for lk in result.links],
+                          "score": pd.array([lk.score for lk in result.links], dtype="Float64"),
+                          "evidence": [lk.evidence for lk in result.links]})
+    links = links.astype({"record_id": object, "study_id": object, "method": object, "evidence": object})
+    conflicts = pd.DataFrame({"record_id": [c.record_id for c in result.conflicts],
+                              "other_record_id": [c.other_record_id for c in result.conflicts],
+                              "method": [c.method for c in result.conflicts],
+                              "reason": [c.reason for c in result.conflicts]}, dtype=object)
+    touched = pd.DataFrame({"record_id": sorted(subset) if subset is not None else []}, dtype=object)
+    with _registered(con, "_link_new", links), _registered(con, "_link_conflicts", conflicts), \
+            _registered(con, "_link_touched", touched):
+        # one set-based statement per table: the kept linked_at of unchanged links comes from the old rows
+        links_sql, conflicts_sql = query("linking_write").split("\n;\n")
+        con.execute(links_sql, [review_id, now, review_id])
+        con.execute(conflicts_sql, [review_id, now, review_id])
+        scope = ("" if subset is None else " AND record_id IN (SELECT record_id FROM _link_touched)")
+        con.execute("DELETE FROM study_links WHERE review_id = ?" + scope, [review_id])
+        con.execute("DELETE FROM study_link_evidence WHERE review_id = ?" + scope, [review_id])
+        con.execute("DELETE FROM study_link_conflicts WHERE review_id = ?" + (
+            "" if subset is None else " AND (record_id IN (SELECT record_id FROM _link_touched) "
+                                      "OR other_record_id IN (SELECT record_id FROM _link_touched))"), [review_id])
+        con.execute("INSERT INTO study_links SELECT review_id, record_id, study_id, method, score, linked_at FROM _link_rows")
+        con.execute("INSERT INTO study_link_evidence SELECT ?, record_id, evidence FROM _link_new", [review_id])
+        con.execute("INSERT INTO study_link_conflicts SELECT * FROM _link_conflict_rows")
+        con.execute("DROP TABLE _link_rows")
+        con.execute("DROP TABLE _link_conflict_rows")
+
+
+def _summary(con: duckdb.DuckDBPyConnection, review_id: str, result: Linking, relinked: int, mode: str) -> dict:
+    ((records, studies),) = con.execute("SELECT count(*), count(DISTINCT study_id) FROM study_links WHERE review_id = ?",
+                                        [review_id]).fetchall()
+    ((conflicts,),) = con.execute("SELECT count(*) FROM study_link_conflicts WHERE review_id = ?", [review_id]).fetchall()
+    by_method = dict(con.execute("SELECT method, count(*) FROM study_links WHERE review_id = ? GROUP BY method "
+                                 "ORDER BY method", [review_id]).fetchall())
     return {
-        "records": len(result.links),
-        "studies": len({lk.study_id for lk in result.links}),
+        "records": int(records),
+        "studies": int(studies),
         "new_studies": len(result.new_studies),
         "merged": [{"study": a, "into": b} for a, b, _ in result.merged],
         "split": [{"study": a, "new_study": b} for a, b in result.split],
-        "conflicts": len(result.conflicts),
-        "by_method": dict(sorted(by_method.items())),
+        "conflicts": int(conflicts),
+        "by_method": {k: int(v) for k, v in by_method.items()},
+        "relinked": relinked,
+        "mode": mode,
     }
 
 
