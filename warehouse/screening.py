@@ -8,7 +8,10 @@ decision: an undo is a new row in `screening_undos`.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import hashlib
+import inspect
 import json
 from collections import defaultdict
 from pathlib import Path
@@ -43,9 +46,11 @@ from livingmeta.screening.queue import (
 from livingmeta.screening.rules import apply_rules
 from warehouse.alerts import add_alert
 from warehouse.db import query, rows_as_dicts, transaction
+from warehouse.screening_features import queue_documents
 
 _JSON_FIELDS = ("authors", "publication_types", "mesh", "keywords", "registry_ids", "corrections", "extra")
 TOP_TITLES = 5
+RANKING_VERSION = "2"  # bump when ranking changes in a way the inputs fingerprint cannot see
 
 
 def _utcnow() -> dt.datetime:
@@ -92,15 +97,16 @@ def _study_states(con: duckdb.DuckDBPyConnection, review_id: str, new_ids: list[
     """For each new record whose study has another, already screened record: that study's state."""
     if not new_ids:
         return {}
-    rows = rows_as_dicts(con, query("screening_study_state"), [review_id])
+    wanted = set(new_ids)
+    # only the studies of these records: the review's other screened records do not matter here
+    with _registered(con, "_screening_wanted", pd.DataFrame({"record_id": sorted(wanted)}, dtype=object)):
+        rows = rows_as_dicts(con, query("screening_study_state_for"), [review_id])
+        links = con.execute("SELECT l.record_id, l.study_id FROM study_links l JOIN _screening_wanted USING (record_id) "
+                            "WHERE l.review_id = ? ORDER BY l.record_id", [review_id]).fetchall()
     by_study: dict[str, list[dict]] = defaultdict(list)
     for r in rows:
         by_study[r["study_id"]].append(r)
     out: dict[str, StudyState] = {}
-    wanted = set(new_ids)
-    links = [(rid, sid) for rid, sid in con.execute(
-        "SELECT record_id, study_id FROM study_links WHERE review_id = ? ORDER BY record_id", [review_id]).fetchall()
-        if rid in wanted]
     for rid, sid in links:
         screened = [r for r in by_study.get(sid, []) if r["record_id"] not in wanted]
         if not screened:
@@ -184,37 +190,98 @@ def _training_labels(con: duckdb.DuckDBPyConnection, review_id: str) -> dict[str
     return labels
 
 
-def rank_queue(con: duckdb.DuckDBPyConnection, review_id: str, cfg: ReviewConfig | None = None) -> dict:
+def _rules_fingerprint(screening: Screening) -> str:
+    import livingmeta.screening.rules as rules
+
+    settings = screening.model_dump(mode="json")
+    settings.pop("model", None)
+    return hash_json({"settings": settings, "code": hash_json(inspect.getsource(rules))})
+
+
+def rank_queue(con: duckdb.DuckDBPyConnection, review_id: str, cfg: ReviewConfig | None = None, *,
+               force: bool = False, full: bool = False) -> dict:
     """Score every queue record of a review (rules, or the model once it can train) and store the scores.
 
-    Deterministic: the same records, decisions and model seed give the same scores.
+    Deterministic: the same records, decisions and model seed give the same scores, so a ranking whose inputs
+    (the queue's records and their content, the training decisions, the settings) and stored rankers are those
+    of the last ranking is skipped (`force` ranks anyway). The rules' scores come from `screening_queue.rule_score`
+    (computed when a record version enters the queue); the model reads texts analysed once per record version
+    (`warehouse.screening_features`): the scores equal ranking from scratch, which `full` does (rules run over
+    every record, the model analyses every text).
 
     Returns:
-        {"ranker": description, "trained_on": n decisions, "scored": n records}.
+        {"ranker": description, "trained_on": n decisions, "scored": n records, "skipped": bool}.
     """
     cfg = cfg or review_config(con, review_id)
     screening = cfg.screening if cfg else Screening()
-    rows = _queue_rows(con, review_id)
+    rows = con.execute(query("screening_rank_rows"), [review_id]).fetchall()
     if not rows:
-        return {"ranker": RULES_RANKER, "trained_on": 0, "scored": 0}
-    ids = [r["record_id"] for r in rows]
-    recs = load_records(con, ids)
-    texts = [_text(recs.get(i, {})) for i in ids]
-    rule_scores = [apply_rules(recs[i], screening).score if i in recs else 0.0 for i in ids]
+        return {"ranker": RULES_RANKER, "trained_on": 0, "scored": 0, "skipped": False}
+    ids = [r[0] for r in rows]
+    keys = [f"{r[0]}\t{r[1] or ''}" for r in rows]
     pos = {rid: k for k, rid in enumerate(ids)}
     labels = {pos[rid]: y for rid, y in _training_labels(con, review_id).items() if rid in pos}
     model = {"name": screening.model.name, "seed": screening.model.seed, **screening.model.params}
-    ranking = rank_records(texts, labels, rule_scores, model, screening.min_decisions_to_train)
-    con.register("_screening_scores", pd.DataFrame({"record_id": ids, "score": ranking.scores.astype(float)}))
-    try:
+    rules_fp = _rules_fingerprint(screening)
+    inputs = hash_json({"keys": hashlib.sha256("\n".join(keys).encode()).hexdigest(),
+                        "labels": sorted((ids[k], y) for k, y in labels.items()), "model": model,
+                        "min": screening.min_decisions_to_train, "rules": rules_fp, "ranking": RANKING_VERSION})
+    state = next(iter(con.execute("SELECT inputs, rules, ranker, trained_on FROM screening_rank_state WHERE review_id = ?",
+                                  [review_id]).fetchall()), None)
+    if not (force or full) and state is not None and state[0] == inputs:
+        ((others,),) = con.execute("SELECT count(*) FROM screening_queue WHERE review_id = ? AND ranker IS DISTINCT FROM ?",
+                                   [review_id, state[2]]).fetchall()
+        if not others:
+            return {"ranker": state[2], "trained_on": int(state[3]), "scored": len(ids), "skipped": True}
+    # rule scores: stored per queued version; computed for rows without one (or all, when the rules changed)
+    all_rules = full or (state is not None and state[1] != rules_fp)
+    todo = [r[0] for r in rows if all_rules or r[4] is None or r[2] != r[3]]
+    rule_score = {r[0]: r[4] for r in rows}
+    if todo:
+        recs = load_records(con, todo)
+        fresh = {rid: (apply_rules(recs[rid], screening).score if rid in recs else 0.0) for rid in todo}
+        rule_score.update(fresh)
+        store = [(rid, fresh[rid]) for rid in todo for r in [rows[pos[rid]]] if r[2] == r[3]]
+        if store:
+            with _registered(con, "_rule_scores", pd.DataFrame({"record_id": [x for x, _ in store],
+                                                                "rule_score": [float(y) for _, y in store]})):
+                con.execute("UPDATE screening_queue q SET rule_score = s.rule_score FROM _rule_scores s "
+                            "WHERE q.review_id = ? AND q.record_id = s.record_id", [review_id])
+    rule_scores = [float(rule_score[i]) if rule_score[i] is not None else 0.0 for i in ids]
+
+    def texts() -> list[str]:
+        recs = load_records(con, ids)
+        return [_text(recs.get(i, {})) for i in ids]
+
+    def documents(ranker):
+        return queue_documents(con, review_id, keys, ranker.analysis_key(), ranker.analyzer(),
+                               lambda rids: {rid: _text(rec) for rid, rec in load_records(con, rids).items()})
+
+    ranking = rank_records(texts, labels, rule_scores, model, screening.min_decisions_to_train,
+                           documents=None if full else documents)
+    with _registered(con, "_screening_scores", pd.DataFrame({"record_id": ids, "score": ranking.scores.astype(float)})):
         con.execute(
             "UPDATE screening_queue q SET score = s.score, ranker = ? FROM _screening_scores s "
-            "WHERE q.review_id = ? AND q.record_id = s.record_id",
-            [ranking.ranker, review_id],
+            "WHERE q.review_id = ? AND q.record_id = s.record_id AND "
+            "(q.score IS DISTINCT FROM s.score OR q.ranker IS DISTINCT FROM ?)",
+            [ranking.ranker, review_id, ranking.ranker],
         )
+    con.execute("INSERT INTO screening_rank_state VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (review_id) DO UPDATE SET "
+                "inputs = excluded.inputs, rules = excluded.rules, ranker = excluded.ranker, "
+                "trained_on = excluded.trained_on, ranked_at = excluded.ranked_at",
+                [review_id, inputs, rules_fp, ranking.ranker, ranking.trained_on, _utcnow()])
+    return {"ranker": ranking.ranker, "trained_on": ranking.trained_on, "scored": len(ids), "skipped": False}
+
+
+@contextlib.contextmanager
+def _registered(con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame):
+    """A DataFrame visible to SQL under `name` for the duration (one set-based statement instead of a loop)."""
+    con.complete()  # a result left half-read (fetchone) would refuse the registration
+    con.register(name, frame)
+    try:
+        yield name
     finally:
-        con.unregister("_screening_scores")
-    return {"ranker": ranking.ranker, "trained_on": ranking.trained_on, "scored": len(ids)}
+        con.unregister(name)
 
 
 def _latest_update_id(con: duckdb.DuckDBPyConnection, review_id: str) -> int | None:
@@ -222,13 +289,15 @@ def _latest_update_id(con: duckdb.DuckDBPyConnection, review_id: str) -> int | N
     return row[0] if row and row[0] is not None else None
 
 
-def flag_candidates(con: duckdb.DuckDBPyConnection, review_id: str, cfg: ReviewConfig, now: dt.datetime) -> dict:
+def flag_candidates(con: duckdb.DuckDBPyConnection, review_id: str, cfg: ReviewConfig, now: dt.datetime, *,
+                    full_rank: bool = False) -> dict:
     """Put new and changed records in the screening queue, rank it, and alert people (one transaction).
 
     New records enter with their rule reasons (see `livingmeta.screening.queue` for duplicates of studies
     already screened); screened records that changed come back labelled `changed`; a record set aside as a
     duplicate whose study no longer holds an excluded screened record (a person split it off, or relinking
     moved it) is restored to the queue, so a wrong link never drops a record unseen. Re-running changes nothing.
+    Ranking touches only what changed (see `rank_queue`; `full_rank` ranks from scratch, with the same result).
 
     Returns:
         {"new", "duplicates", "new_reports", "out_of_scope", "changed", "restored", "pending", "ranker",
@@ -248,22 +317,28 @@ def flag_candidates(con: duckdb.DuckDBPyConnection, review_id: str, cfg: ReviewC
             rec = recs[rid]
             rules = apply_rules(rec, screening)
             place = place_new_record(rules.label, studies.get(rid))
-            inserts.append((review_id, rid, rec["version"], now, canonical_json(rules.reasons), place.label, place.note,
-                            rules.score, RULES_RANKER, place.stage, place.state))
+            inserts.append((rid, rec["version"], canonical_json(rules.reasons), place.label, place.note,
+                            rules.score, place.stage, place.state))
             counts["new"] += 1
             counts["duplicates"] += place.state == "duplicate"
             counts["new_reports"] += place.label == "new_report"
             counts["out_of_scope"] += place.label == "out_of_scope"
         if inserts:
-            con.executemany(
-                "INSERT INTO screening_queue (review_id, record_id, record_version, entered_at, reasons, label, "
-                "change_note, score, ranker, stage, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", inserts)
+            frame = pd.DataFrame(inserts, columns=["record_id", "record_version", "reasons", "label", "change_note",
+                                                   "score", "stage", "state"]).astype({"change_note": object})
+            with _registered(con, "_queue_new", frame):
+                con.execute(
+                    "INSERT INTO screening_queue (review_id, record_id, record_version, entered_at, reasons, label, "
+                    "change_note, score, ranker, stage, state, rule_score) SELECT ?, record_id, record_version, ?, "
+                    "reasons, label, change_note, score, ?, stage, state, score FROM _queue_new",
+                    [review_id, now, RULES_RANKER])
         restored = _restore_unlinked_duplicates(con, review_id, screening, now)
         counts["restored"] = len(restored)
         changed_back = _requeue_changed(con, review_id, screening, now)
         counts["changed"] = len(changed_back)
+        # queue states follow decisions; they are not among the ranking's inputs
         refresh_queue_states(con, review_id)
-        ranking = rank_queue(con, review_id, cfg)
+        ranking = rank_queue(con, review_id, cfg, force=bool(inserts or restored or changed_back), full=full_rank)
         (pending,) = con.execute("SELECT count(*) FROM v_screening_queue WHERE review_id = ?", [review_id]).fetchone()
         fresh = [rid for rid in new_ids if rid in recs] + changed_back + restored
         alert_id = None
@@ -289,9 +364,9 @@ def _restore_unlinked_duplicates(con: duckdb.DuckDBPyConnection, review_id: str,
             f"; {place.note}" if place.note else "")
         con.execute(
             "UPDATE screening_queue SET record_version = ?, entered_at = ?, reasons = ?, label = ?, change_note = ?, "
-            "score = ?, ranker = ?, stage = ?, state = ? WHERE review_id = ? AND record_id = ?",
+            "score = ?, ranker = ?, stage = ?, state = ?, rule_score = ? WHERE review_id = ? AND record_id = ?",
             [rec["version"], now, canonical_json(rules.reasons), place.label, note, rules.score, RULES_RANKER,
-             place.stage, place.state, review_id, rid])
+             place.stage, place.state, rules.score, review_id, rid])
         back.append(rid)
     return sorted(back)
 
@@ -300,6 +375,7 @@ def _requeue_changed(con: duckdb.DuckDBPyConnection, review_id: str, screening: 
     """Records that changed since they entered the queue: screened ones with a change people must see come
     back; for the others only the stored version (and rule reasons) move on."""
     rows = rows_as_dicts(con, query("screening_changed_records"), [review_id])
+    recs = load_records(con, [r["record_id"] for r in rows])
     back: list[str] = []
     for r in rows:
         fields: set[str] = set()
@@ -307,22 +383,23 @@ def _requeue_changed(con: duckdb.DuckDBPyConnection, review_id: str, screening: 
             fields.update(json.loads(cf) if isinstance(cf, str) else cf or [])
         events = [json.loads(e) if isinstance(e, str) else e for e in (r["events"] or [])]
         note = describe_change(fields, events)
-        rec = load_records(con, [r["record_id"]])[r["record_id"]]
-        reasons = canonical_json(apply_rules(rec, screening).reasons)
+        rec = recs[r["record_id"]]
+        rules = apply_rules(rec, screening)
+        reasons = canonical_json(rules.reasons)
         if note and r["screened"] and r["state"] != "duplicate":
             stage = "full_text" if r["passed_ta"] and "full_text" in screening.stages else "title_abstract"
             con.execute(
                 "UPDATE screening_queue SET record_version = ?, entered_at = ?, label = 'changed', change_note = ?, "
-                "reasons = ?, stage = ?, state = 'pending' WHERE review_id = ? AND record_id = ?",
-                [r["version"], now, f"v{r['queued_version']} -> v{r['version']}: {note}", reasons, stage, review_id,
-                 r["record_id"]])
+                "reasons = ?, stage = ?, state = 'pending', rule_score = ? WHERE review_id = ? AND record_id = ?",
+                [r["version"], now, f"v{r['queued_version']} -> v{r['version']}: {note}", reasons, stage, rules.score,
+                 review_id, r["record_id"]])
             back.append(r["record_id"])
         else:
             con.execute(
-                "UPDATE screening_queue SET record_version = ?, reasons = ?, "
+                "UPDATE screening_queue SET record_version = ?, reasons = ?, rule_score = ?, "
                 "change_note = CASE WHEN ? IS NULL THEN change_note ELSE ? END "
                 "WHERE review_id = ? AND record_id = ?",
-                [r["version"], reasons, note, note, review_id, r["record_id"]])
+                [r["version"], reasons, rules.score, note, note, review_id, r["record_id"]])
     return back
 
 

@@ -21,7 +21,7 @@ Decisions taken here (documented for reviewers):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -136,16 +136,21 @@ class Ranking:
 
 
 def rank_records(
-    texts: Sequence[str],
+    texts: Sequence[str] | Callable[[], Sequence[str]],
     labels: Mapping[int, int],
     rule_scores: Sequence[float],
     model: Mapping[str, Any],
     min_decisions: int,
+    documents: Callable[[Any], Any] | None = None,
 ) -> Ranking:
     """Score the queue: rules until the model can learn, then the review's ranking model.
 
     Args:
-        texts: title + abstract of every record of the queue, in a fixed order.
+        texts: title + abstract of every record of the queue, in a fixed order (or a function returning them,
+            called only when the model ranks from texts).
+        documents: optional function ranker -> the queue's documents already analysed with `ranker.analyzer()`
+            (`livingmeta.screening.features.TermCounts`, same order as `rule_scores`); the model then ranks
+            from them (`Ranker.fit_rank_counts`, the same scores as from the texts) instead of analysing texts.
         labels: position -> 1 (passed title/abstract or included) / 0 (excluded) for decided records.
         rule_scores: the rules score per text (used before the model can train).
         model: `[screening.model]` as a dict: name, seed and model parameters.
@@ -163,7 +168,17 @@ def rank_records(
     if len(labels) < min_decisions or not can_train(labels):
         return rules
     ranker = make_ranker(dict(model))
-    scores = np.asarray(ranker.fit_rank(list(texts), dict(labels)), dtype=float)
+    docs = None
+    if documents is not None:
+        try:
+            ranker.analysis_key()
+            docs = documents(ranker)
+        except NotImplementedError:  # a model that only ranks from texts
+            docs = None
+    if docs is not None:
+        scores = np.asarray(ranker.fit_rank_counts(docs, dict(labels)), dtype=float)
+    else:
+        scores = np.asarray(ranker.fit_rank(list(texts() if callable(texts) else texts), dict(labels)), dtype=float)
     return Ranking(scores=scores, ranker=ranker.describe(), trained_on=len(labels))
 
 

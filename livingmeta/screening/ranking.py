@@ -47,8 +47,9 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
-from scipy.stats import rankdata
 from sklearn.svm import LinearSVC
+
+from livingmeta.screening.features import TermCounts, tfidf_matrix
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -178,6 +179,37 @@ class Ranker(ABC):
         self.n_trained = len(y)
         return scores
 
+    def fit_rank_counts(self, docs: TermCounts, labels: Mapping[int, int]) -> np.ndarray:
+        """As `fit_rank`, from documents analysed once (`livingmeta.screening.features`): the same scores.
+
+        Parameters
+        ----------
+        docs : TermCounts
+            The queue's documents in a fixed order, analysed with :meth:`analyzer`.
+        labels : mapping of int -> int
+            Decisions keyed by position in ``docs`` (as for ``fit_rank``).
+
+        Returns
+        -------
+        numpy.ndarray of float, one score per document, equal to ``fit_rank`` on the same texts.
+        """
+        positions, y = _check_labels(labels, len(docs.keys))
+        features = self._vectorise_counts(docs)
+        scores = np.asarray(self._score(features, positions, y), dtype=float)
+        self.n_trained = len(y)
+        return scores
+
+    def analyzer(self):
+        """The text analyzer whose output `fit_rank_counts` expects (scikit-learn's, for these settings)."""
+        raise NotImplementedError(f"{self.name} cannot rank from stored term counts")
+
+    def analysis_key(self) -> str:
+        """A name for the analyzer's settings: stored term counts are reusable only under the same key."""
+        raise NotImplementedError(f"{self.name} cannot rank from stored term counts")
+
+    def _vectorise_counts(self, docs: TermCounts) -> Any:
+        raise NotImplementedError(f"{self.name} cannot rank from stored term counts")
+
     def describe(self) -> str:
         """One line naming the model, its settings and how many decisions it was trained on."""
         return f"{self.name} ({self._settings()}) trained on {self.n_trained} decisions"
@@ -221,6 +253,23 @@ class TfidfSvmRanker(Ranker):
             min_df=int(p["min_df"]),
         )
         return vectoriser.fit_transform(texts).tocsr()
+
+    def analyzer(self):
+        return TfidfVectorizer(ngram_range=(1, int(self.params["ngram_max"]))).build_analyzer()
+
+    def analysis_key(self) -> str:
+        import sklearn
+
+        # the analyzer is scikit-learn's: another version may tokenise differently
+        return f"words-1-{int(self.params['ngram_max'])}-sklearn-{sklearn.__version__}"
+
+    def _tfidf(self, docs: TermCounts, keep_term: np.ndarray | None = None) -> sp.csr_matrix:
+        p = self.params
+        return tfidf_matrix(docs, max_df=float(p["max_df"]), min_df=int(p["min_df"]), sublinear_tf=bool(p["sublinear_tf"]),
+                            keep_term=keep_term)
+
+    def _vectorise_counts(self, docs: TermCounts) -> sp.csr_matrix:
+        return self._tfidf(docs)
 
     def _score(self, features: sp.csr_matrix, positions: np.ndarray, y: np.ndarray) -> np.ndarray:
         model = LinearSVC(C=float(self.params["C"]), loss="squared_hinge", random_state=self.seed)
@@ -266,7 +315,15 @@ class TfidfSvmRankAverageRanker(TfidfSvmRanker):
             views.append(vectoriser.fit_transform(texts).tocsr())
         return views[0], views[1]
 
+    def _vectorise_counts(self, docs: TermCounts) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+        # the 1-gram view from the 1-n-gram analysis: the analyzer emits every single word (in text order)
+        # before any pair, so single words keep the order a 1-gram analyzer gives them
+        single = np.fromiter((" " not in t for t in docs.terms), dtype=bool, count=len(docs.terms))
+        return self._tfidf(docs), self._tfidf(docs, keep_term=single)
+
     def _score(self, features: tuple[sp.csr_matrix, sp.csr_matrix], positions: np.ndarray, y: np.ndarray) -> np.ndarray:
+        from scipy.stats import rankdata  # scipy.stats takes about a second to import: only this model needs it
+
         scores = [super(TfidfSvmRankAverageRanker, self)._score(view, positions, y) for view in features]
         # Ranks are multiples of 0.5, so a 1e-9 share of the first margin only breaks exact ties.
         return rankdata(scores[0]) + rankdata(scores[1]) + 1e-9 * scores[0]

@@ -36,3 +36,14 @@ CREATE TABLE study_link_state (
 -- the rules' score of a queue row's record version, kept so that ranking by rules (before the model can
 -- train) does not run the rules over every record again
 ALTER TABLE screening_queue ADD COLUMN rule_score DOUBLE;
+
+-- what the queue of each review was last ranked from: re-ranking the same records, decisions and settings
+-- gives the same scores, so an update that changed none of them does not rank again
+CREATE TABLE screening_rank_state (
+    review_id     VARCHAR PRIMARY KEY,
+    inputs        VARCHAR NOT NULL,       -- fingerprint of the queue's records (content), decisions and settings
+    rules         VARCHAR NOT NULL,       -- fingerprint of the screening rules' settings the rule_score values follow
+    ranker        VARCHAR NOT NULL,       -- the ranker it produced (screening_queue.ranker)
+    trained_on    INTEGER NOT NULL,
+    ranked_at     TIMESTAMPTZ NOT NULL
+);

@@ -1,0 +1,176 @@
+"""Text features for ranking, computed once per record version and reused across updates.
+
+Tokenising every title and abstract again is most of the cost of ranking a large queue, and it is the same
+work every night: a record's terms change only when its text does. `TermCounts` keeps, for each document
+(keyed by record id and content hash), the terms scikit-learn's own analyzer finds, with their counts, in
+the order the analyzer first meets them; `tfidf_matrix` turns the rows of the current queue into exactly
+the matrix `TfidfVectorizer(...).fit_transform(texts)` would give (same vocabulary after max_df/min_df
+pruning, same column order, same order of entries within a row, same float operations): the document
+frequencies, the pruning and the idf are refitted over the queue's rows every time, which is cheap array
+work, while the text is analysed once per record version. tests/test_incremental_screening.py compares both
+bit for bit.
+
+How TfidfVectorizer builds its matrix (scikit-learn 1.x, `CountVectorizer._count_vocab`, `_limit_features`,
+`_sort_features`): terms get ids in the order they first occur in the corpus, each row's entries are sorted
+by those ids, terms with a document frequency above max_df (or below min_df) are dropped, and the ids are
+then renumbered alphabetically without re-sorting the rows. `tfidf_matrix` reproduces that order from the
+first position of each term in the concatenated rows.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+
+@dataclass
+class TermCounts:
+    """Analysed documents: for each key, its terms (ids into the alphabetical `terms`) and their counts.
+
+    Attributes:
+        terms: every term of the stored documents, sorted (Python string order, as scikit-learn sorts).
+        keys: one key per document (e.g. "record_id\\tcontent_hash").
+        indptr, indices, counts: CSR rows of the documents; within a row, terms in the order the analyzer
+            first produced them.
+    """
+
+    terms: list[str]
+    keys: list[str]
+    indptr: np.ndarray
+    indices: np.ndarray
+    counts: np.ndarray
+
+    @classmethod
+    def empty(cls) -> "TermCounts":
+        """No documents."""
+        return cls([], [], np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int32))
+
+    def row_of(self) -> dict[str, int]:
+        """key -> row number."""
+        return {k: i for i, k in enumerate(self.keys)}
+
+    def add(self, docs: Iterable[tuple[str, str]], analyzer: Callable[[str], list[str]]) -> "TermCounts":
+        """These counts with more documents analysed (keys already present are analysed again and replaced).
+
+        Args:
+            docs: (key, text) pairs.
+            analyzer: the vectoriser's analyzer (`TfidfVectorizer(...).build_analyzer()`).
+        Returns:
+            a new TermCounts; new terms are merged into the sorted vocabulary and the stored rows renumbered.
+        """
+        analysed: list[tuple[str, list[str], list[int]]] = []
+        new_terms: set[str] = set()
+        known = self.terms
+        for key, text in docs:
+            counter: dict[str, int] = {}
+            for term in analyzer(text):
+                counter[term] = counter.get(term, 0) + 1
+            analysed.append((key, list(counter), list(counter.values())))
+            for term in counter:
+                i = bisect.bisect_left(known, term)
+                if i == len(known) or known[i] != term:
+                    new_terms.add(term)
+        if not analysed:
+            return self
+        added = sorted(new_terms)
+        if added:
+            merged = sorted(known + added)  # two sorted runs: timsort merges them in linear time
+            # old id -> new id: shifted by the number of new terms sorting before it
+            before = np.searchsorted(np.array([bisect.bisect_left(known, t) for t in added], dtype=np.int64),
+                                     np.arange(len(known)), side="right")
+            remap = (np.arange(len(known)) + before).astype(np.int32)
+            indices = remap[self.indices] if len(self.indices) else self.indices
+        else:
+            merged, indices = known, self.indices
+        replaced = {k for k, _, _ in analysed}
+        keep = [i for i, k in enumerate(self.keys) if k not in replaced]
+        base = self._take_rows(keep, indices)
+        rows_idx = [np.array([bisect.bisect_left(merged, t) for t in terms], dtype=np.int32) for _, terms, _ in analysed]
+        rows_cnt = [np.array(c, dtype=np.int32) for _, _, c in analysed]
+        lengths = np.array([len(r) for r in rows_idx], dtype=np.int64)
+        indptr = np.concatenate([base[0], base[0][-1] + np.cumsum(lengths)])
+        return TermCounts(merged, [self.keys[i] for i in keep] + [k for k, _, _ in analysed], indptr,
+                          np.concatenate([base[1], *rows_idx]).astype(np.int32),
+                          np.concatenate([base[2], *rows_cnt]).astype(np.int32))
+
+    def _take_rows(self, rows: Sequence[int], indices: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        indices = self.indices if indices is None else indices
+        rows = np.asarray(rows, dtype=np.int64)
+        starts, ends = self.indptr[rows], self.indptr[rows + 1]
+        lengths = ends - starts
+        indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=indptr[1:])
+        # positions of every kept entry, row by row, without a Python loop over rows
+        pos = np.repeat(starts - indptr[:-1], lengths) + np.arange(indptr[-1])
+        return indptr, indices[pos], self.counts[pos]
+
+    def select(self, keys: Sequence[str]) -> "TermCounts":
+        """The documents of these keys, in this order (every key must be present)."""
+        where = self.row_of()
+        indptr, indices, counts = self._take_rows([where[k] for k in keys])
+        return TermCounts(self.terms, list(keys), indptr, indices, counts)
+
+    def compact(self) -> "TermCounts":
+        """The same documents with terms no document uses any more dropped (ids renumbered, order kept)."""
+        used = np.unique(self.indices)
+        if len(used) == len(self.terms):
+            return self
+        remap = np.full(len(self.terms), -1, dtype=np.int32)
+        remap[used] = np.arange(len(used), dtype=np.int32)
+        return TermCounts([self.terms[i] for i in used], self.keys, self.indptr, remap[self.indices], self.counts)
+
+
+def tfidf_matrix(docs: TermCounts, *, max_df: float | int, min_df: float | int, sublinear_tf: bool,
+                 keep_term: np.ndarray | None = None) -> sp.csr_matrix:
+    """Exactly `TfidfVectorizer(max_df, min_df, sublinear_tf, ...).fit_transform(texts)` for these documents.
+
+    Args:
+        docs: the documents in queue order, analysed with the vectoriser's analyzer.
+        max_df, min_df: as in scikit-learn (a float is a share of the documents, an int a count).
+        sublinear_tf: use 1 + log(tf).
+        keep_term: optional boolean mask over `docs.terms` (e.g. single words only, for a 1-gram view of
+            documents analysed into 1-2-grams: the analyzer emits every single word before any pair).
+    Returns:
+        the L2-normalised TF-IDF matrix (CSR, float64, one row per document).
+    Raises:
+        ValueError: as scikit-learn, when no term is left ("empty vocabulary", "After pruning, no terms remain").
+    Reference: scikit-learn `CountVectorizer.fit_transform` and `TfidfTransformer` (smooth idf, l2 norm).
+    """
+    from sklearn.feature_extraction.text import TfidfTransformer
+
+    n_doc = len(docs.keys)
+    indices, counts, indptr = docs.indices, docs.counts, docs.indptr
+    if keep_term is not None:
+        mask = keep_term[indices]
+        row_of_entry = np.repeat(np.arange(n_doc), np.diff(indptr))
+        indices, counts = indices[mask], counts[mask]
+        indptr = np.zeros(n_doc + 1, dtype=np.int64)
+        np.cumsum(np.bincount(row_of_entry[mask], minlength=n_doc), out=indptr[1:])
+    if len(indices) == 0:
+        raise ValueError("empty vocabulary; perhaps the documents only contain stop words")
+    present, first, dfs = np.unique(indices, return_index=True, return_counts=True)
+    high = max_df if isinstance(max_df, (int, np.integer)) else max_df * n_doc
+    low = min_df if isinstance(min_df, (int, np.integer)) else min_df * n_doc
+    if high < low:
+        raise ValueError("max_df corresponds to < documents than min_df")
+    kept = (dfs <= high) & (dfs >= low)
+    if not kept.any():
+        raise ValueError("After pruning, no terms remain. Try a lower min_df or a higher max_df.")
+    col_of_present = np.cumsum(kept) - 1  # alphabetical rank among kept terms
+    slot = np.searchsorted(present, indices)
+    keep_entry = kept[slot]
+    row_of_entry = np.repeat(np.arange(n_doc), np.diff(indptr))[keep_entry]
+    slot = slot[keep_entry]
+    # within a row: the order of the terms' first occurrence in the whole corpus (scikit-learn's first ids)
+    order = np.lexsort((first[slot], row_of_entry))
+    new_indptr = np.zeros(n_doc + 1, dtype=np.int32)
+    np.cumsum(np.bincount(row_of_entry, minlength=n_doc), out=new_indptr[1:])
+    x = sp.csr_matrix((counts[keep_entry][order].astype(np.float64), col_of_present[slot][order].astype(np.int32),
+                       new_indptr), shape=(n_doc, int(kept.sum())))
+    transformer = TfidfTransformer(norm="l2", use_idf=True, smooth_idf=True, sublinear_tf=sublinear_tf)
+    transformer.fit(x)
+    return transformer.transform(x, copy=False)
