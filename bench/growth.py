@@ -18,7 +18,7 @@ once (Prefect engine included) for the nightly at the largest size. Figures: pro
 cycle (user + system, children included, from the parent's getrusage), peak RSS, per-stage CPU seconds,
 and the growth exponent log(cpu2/cpu1)/log(N2/N1) between sizes. Printed, never asserted.
 
-Run:  .venv/bin/python bench/growth.py --sizes 10000 50000 [200000] [--flow] [--keep DIR]
+Run:  .venv/bin/python bench/growth.py --sizes 10000 50000 [200000] [--flow] [--keep DIR] [--profile DIR]
 """
 
 from __future__ import annotations
@@ -401,7 +401,14 @@ def child(args: list[str]) -> dict:
 
 def _child_main(argv: list[str]) -> None:
     step = argv[0]
-    if step == "cycle":
+    if step == "cycle" and os.environ.get("GROWTH_PROFILE"):
+        import cProfile
+
+        prof = cProfile.Profile()
+        res = prof.runcall(run_cycle, *argv[1:6])
+        target = Path(os.environ["GROWTH_PROFILE"]) / f"{Path(argv[4]).name}-{argv[5][:10]}.prof"
+        prof.dump_stats(target)
+    elif step == "cycle":
         res = run_cycle(*argv[1:6])
     elif step == "flow":
         res = run_flow(*argv[1:6])
@@ -423,9 +430,14 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 50_000, 200_000])
     ap.add_argument("--flow", action="store_true", help="also time the nightly once through the real Prefect flow")
     ap.add_argument("--keep", help="keep the generated reviews and warehouses under this folder")
+    ap.add_argument("--profile", help="write a cProfile file per cycle into this folder (slows the cycles down; "
+                                      "read with python -m pstats)")
     args = ap.parse_args()
     base = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="growth-"))
     base.mkdir(parents=True, exist_ok=True)
+    if args.profile:
+        Path(args.profile).mkdir(parents=True, exist_ok=True)
+        os.environ["GROWTH_PROFILE"] = str(Path(args.profile).resolve())
     env_prefect = base / "prefect-home"
     os.environ.setdefault("PREFECT_HOME", str(env_prefect))
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")

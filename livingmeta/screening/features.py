@@ -116,12 +116,12 @@ class TermCounts:
 
     def compact(self) -> "TermCounts":
         """The same documents with terms no document uses any more dropped (ids renumbered, order kept)."""
-        used = np.unique(self.indices)
-        if len(used) == len(self.terms):
+        used = np.bincount(self.indices, minlength=len(self.terms)) > 0
+        if used.all():
             return self
-        remap = np.full(len(self.terms), -1, dtype=np.int32)
-        remap[used] = np.arange(len(used), dtype=np.int32)
-        return TermCounts([self.terms[i] for i in used], self.keys, self.indptr, remap[self.indices], self.counts)
+        remap = (np.cumsum(used) - 1).astype(np.int32)
+        return TermCounts([t for t, u in zip(self.terms, used.tolist()) if u], self.keys, self.indptr,
+                          remap[self.indices], self.counts)
 
 
 def tfidf_matrix(docs: TermCounts, *, max_df: float | int, min_df: float | int, sublinear_tf: bool,
@@ -152,25 +152,41 @@ def tfidf_matrix(docs: TermCounts, *, max_df: float | int, min_df: float | int, 
         np.cumsum(np.bincount(row_of_entry[mask], minlength=n_doc), out=indptr[1:])
     if len(indices) == 0:
         raise ValueError("empty vocabulary; perhaps the documents only contain stop words")
-    present, first, dfs = np.unique(indices, return_index=True, return_counts=True)
+    n_terms = len(docs.terms)
+    # term ids are dense and alphabetical, so counting replaces sorting and searching
+    dfs = np.bincount(indices, minlength=n_terms)  # each term occurs at most once per row
     high = max_df if isinstance(max_df, (int, np.integer)) else max_df * n_doc
     low = min_df if isinstance(min_df, (int, np.integer)) else min_df * n_doc
     if high < low:
         raise ValueError("max_df corresponds to < documents than min_df")
-    kept = (dfs <= high) & (dfs >= low)
+    kept = (dfs > 0) & (dfs <= high) & (dfs >= low)
     if not kept.any():
         raise ValueError("After pruning, no terms remain. Try a lower min_df or a higher max_df.")
-    col_of_present = np.cumsum(kept) - 1  # alphabetical rank among kept terms
-    slot = np.searchsorted(present, indices)
-    keep_entry = kept[slot]
-    row_of_entry = np.repeat(np.arange(n_doc), np.diff(indptr))[keep_entry]
-    slot = slot[keep_entry]
-    # within a row: the order of the terms' first occurrence in the whole corpus (scikit-learn's first ids)
-    order = np.lexsort((first[slot], row_of_entry))
-    new_indptr = np.zeros(n_doc + 1, dtype=np.int32)
-    np.cumsum(np.bincount(row_of_entry, minlength=n_doc), out=new_indptr[1:])
-    x = sp.csr_matrix((counts[keep_entry][order].astype(np.float64), col_of_present[slot][order].astype(np.int32),
-                       new_indptr), shape=(n_doc, int(kept.sum())))
+    col_of_term = (np.cumsum(kept) - 1).astype(np.int32)  # alphabetical rank among kept terms
+    # scikit-learn's first-seen order: each term's first position in the concatenated rows, as a dense rank
+    nnz = len(indices)
+    pos_type = np.int32 if nnz < 2**31 - 1 else np.int64
+    first = np.full(n_terms, nnz, dtype=pos_type)
+    np.minimum.at(first, indices, np.arange(nnz, dtype=pos_type))
+    rank = np.empty(n_terms, dtype=np.int32)
+    rank[np.argsort(first, kind="stable")] = np.arange(n_terms, dtype=np.int32)
+    del first
+    keep_entry = kept[indices]
+    cum = np.zeros(nnz + 1, dtype=np.int64)
+    np.cumsum(keep_entry, out=cum[1:])
+    new_indptr = cum[indptr]
+    del cum
+    terms_kept = indices[keep_entry]
+    counts_kept = counts[keep_entry]
+    # within a row, entries by that rank: a per-row sort (scipy's sort_indices) instead of one global sort
+    perm = sp.csr_matrix((np.arange(len(terms_kept), dtype=pos_type), rank[terms_kept], new_indptr),
+                         shape=(n_doc, n_terms))
+    perm.has_sorted_indices = False
+    perm.sort_indices()
+    order = perm.data
+    del perm
+    x = sp.csr_matrix((counts_kept[order].astype(np.float64), col_of_term[terms_kept[order]], new_indptr),
+                      shape=(n_doc, int(kept.sum())))
     transformer = TfidfTransformer(norm="l2", use_idf=True, smooth_idf=True, sublinear_tf=sublinear_tf)
     transformer.fit(x)
     return transformer.transform(x, copy=False)
