@@ -315,8 +315,12 @@ def _link(con: duckdb.DuckDBPyConnection, review_id: str, records: list[LinkReco
 def _write(con: duckdb.DuckDBPyConnection, review_id: str, now: dt.datetime, result: Linking,
            subset: set[str] | None) -> None:
     """Store a linking result: every row of the review (subset None) or those of the relinked records."""
-    for sid, label in result.new_studies.items():
-        con.execute("INSERT INTO studies VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING", [review_id, sid, label, now])
+    if result.new_studies:
+        studies = pd.DataFrame({"study_id": list(result.new_studies), "label": list(result.new_studies.values())},
+                               dtype=object)
+        with _registered(con, "_link_studies", studies):
+            con.execute("INSERT INTO studies SELECT ?, study_id, label, ? FROM _link_studies ON CONFLICT DO NOTHING",
+                        [review_id, now])
     for alias, into, reason in result.merged:
         con.execute("INSERT INTO study_aliases VALUES (?, ?, ?, ?, ?) ON CONFLICT (review_id, alias) DO UPDATE SET "
                     "study_id = excluded.study_id, reason = excluded.reason", [review_id, alias, into, reason, now])
