@@ -1,4 +1,4 @@
--- 0007: what incremental linking and ranking need to touch only new and changed records.
+-- 0010: what incremental linking and ranking need to touch only new and changed records.
 --
 -- Linking (warehouse/linking.py `relink`) keeps, per review and record, the record version it last linked and
 -- the keys by which two records can be tied (trial ids, DOI, a registry entry's listed PMIDs, first author and
