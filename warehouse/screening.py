@@ -149,7 +149,8 @@ def refresh_queue_states(con: duckdb.DuckDBPyConnection, review_id: str) -> int:
     cfg = review_config(con, review_id)
     full_text_stage = cfg is None or "full_text" in cfg.screening.stages
     needed = cfg.screening.reviewers if cfg is not None else 1
-    rows = rows_as_dicts(con, query("screening_queue_state"), [review_id])
+    # rows nobody decided that wait at title/abstract stay there: only the others are read
+    rows = rows_as_dicts(con, query("screening_queue_state_open"), [review_id])
     updates = []
     for r in rows:
         ta, ft = r["title_abstract"], r["full_text_decision"]
@@ -171,9 +172,11 @@ def refresh_queue_states(con: duckdb.DuckDBPyConnection, review_id: str) -> int:
         else:
             stage, state = "title_abstract", "pending"
         if (stage, state) != (r["stage"], r["state"]):
-            updates.append((stage, state, review_id, r["record_id"]))
+            updates.append((r["record_id"], stage, state))
     if updates:
-        con.executemany("UPDATE screening_queue SET stage = ?, state = ? WHERE review_id = ? AND record_id = ?", updates)
+        with _registered(con, "_queue_states", pd.DataFrame(updates, columns=["record_id", "stage", "state"], dtype=object)):
+            con.execute("UPDATE screening_queue q SET stage = u.stage, state = u.state FROM _queue_states u "
+                        "WHERE q.review_id = ? AND q.record_id = u.record_id", [review_id])
     return len(updates)
 
 
