@@ -46,8 +46,8 @@ def load(path: Path | None, analysis_key: str) -> TermCounts:
                 return TermCounts.empty()
             terms = bytes(z["terms"]).decode("utf-8").split("\n") if int(meta["n_terms"]) else []
             keys = bytes(z["keys"]).decode("utf-8").split("\n") if int(meta["n_keys"]) else []
-            docs = TermCounts(terms, keys, z["indptr"].astype(np.int64), z["indices"].astype(np.int32),
-                              z["counts"].astype(np.int32))
+            docs = TermCounts(terms, keys, np.asarray(z["indptr"], dtype=np.int64),
+                              np.asarray(z["indices"], dtype=np.int32), np.asarray(z["counts"], dtype=np.int32))
         if len(docs.indptr) != len(keys) + 1 or len(terms) != int(meta["n_terms"]):
             return TermCounts.empty()
         return docs

@@ -94,8 +94,8 @@ class TermCounts:
         lengths = np.array([len(r) for r in rows_idx], dtype=np.int64)
         indptr = np.concatenate([base[0], base[0][-1] + np.cumsum(lengths)])
         return TermCounts(merged, [self.keys[i] for i in keep] + [k for k, _, _ in analysed], indptr,
-                          np.concatenate([base[1], *rows_idx]).astype(np.int32),
-                          np.concatenate([base[2], *rows_cnt]).astype(np.int32))
+                          np.concatenate([base[1], *rows_idx]).astype(np.int32, copy=False),
+                          np.concatenate([base[2], *rows_cnt]).astype(np.int32, copy=False))
 
     def _take_rows(self, rows: Sequence[int], indices: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         indices = self.indices if indices is None else indices
