@@ -29,6 +29,7 @@ from livingmeta.linking import (
     LinkDecision,
     Linking,
     LinkRecord,
+    _content_key,
     _sorted_tokens,
     author_surname,
     link_records,
@@ -114,10 +115,11 @@ def _follow(aliases: dict[str, str], study_id: str | None) -> str | None:
 # that subset with the whole review's study ids and decisions: the result for the subset is the one relinking
 # everything would give, and every other record keeps its link (proved against full relinking cycle by cycle
 # in tests/test_incremental_linking.py). The keys that find "can be tied to" are necessary conditions of the
-# rules (same first author for publication titles, a title similarity at least BLOCK_MARGIN below the threshold),
+# rules (same first author for publication titles, a title similarity at least BLOCK_MARGIN below the threshold or
+# the same content words),
 # so they never miss a tie the rules would make; a change in the rules' code or thresholds relinks everything.
 
-KEYS_VERSION = "1"
+KEYS_VERSION = "2"
 BLOCK_MARGIN = 5.0  # title similarity (0-100) below the thresholds that still counts as "could be tied"
 
 
@@ -156,6 +158,9 @@ def _link_keys(records: list[LinkRecord]) -> tuple[pd.DataFrame, pd.DataFrame]:
             for t in sorted({_sorted_tokens(t) for t in (r.title, *r.alt_titles) if len(normalise_title(t)) >= MIN_TITLE_CHARS}):
                 key(r.record_id, "rtitle", t)
         surname = author_surname(r.authors[0]).lower() if pub and comparable and r.authors else None
+        content = _content_key(r.title) if surname else ()
+        if len(content) >= 4:  # the rules also compare same-author titles with the same content words
+            key(r.record_id, "content", surname + "\x1f" + " ".join(content))
         inputs["record_id"].append(r.record_id)
         inputs["source"].append(r.source)
         inputs["surname"].append(surname or None)

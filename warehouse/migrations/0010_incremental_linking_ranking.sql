@@ -22,8 +22,8 @@ CREATE TABLE study_link_inputs (
 CREATE TABLE study_link_keys (
     review_id      VARCHAR NOT NULL,
     record_id      VARCHAR NOT NULL,
-    kind           VARCHAR NOT NULL,      -- reg (trial id) | doi | ref (PMID a registry entry lists, or a publication's own id) | rtitle
-    key            VARCHAR NOT NULL       -- the id, DOI, "pubmed:<PMID>", or a registry title reduced for comparison
+    kind           VARCHAR NOT NULL,      -- reg (trial id) | doi | ref (PMID a registry entry lists, or a publication's own id) | rtitle | content
+    key            VARCHAR NOT NULL       -- the id, DOI, "pubmed:<PMID>", a registry title reduced for comparison, or first author + content words
 );
 
 CREATE TABLE study_link_state (
