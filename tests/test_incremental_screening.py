@@ -200,7 +200,7 @@ def test_cycles_equal_ranking_from_scratch(tmp_path):
     # decisions imported from a file re-rank at once (a live re-rank reuses the analysed texts)
     csv = tmp_path / "decisions.csv"
     csv.write_text("record_id,reviewer,stage,decision,reason,decided_at\n" + "".join(
-        f"pubmed:{p},bo,title_abstract,{'include' if i % 2 else 'exclude'},,2024-02-01\n"
+        f"pubmed:{p},bo,title_abstract,{'include' if i % 2 else 'exclude'},,2024-01-02\n"
         for i, p in enumerate(sorted(texts)[10:16])))
     tw.both(lambda con, _: import_decisions(con, REVIEW, csv, now=tw.now))
     tw.compare()
