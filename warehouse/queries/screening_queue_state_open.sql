@@ -1,5 +1,7 @@
--- as screening_queue_state, leaving out the rows no decision can move: never decided by anyone, not back in the
--- queue (changed / new report) and still pending at title/abstract, which is where the rules put such a row.
+-- each queue row (duplicates aside) with its final decisions and how many people decided it at a stage since it
+-- (re-)entered the queue (two-reviewer reviews need two fresh decisions), leaving out the rows no decision can move:
+-- never decided by anyone, not back in the queue (changed / new report) and still pending at title/abstract, where the
+-- rules put such a row.
 -- Param: review_id.
 SELECT q.record_id, q.label, q.stage, q.state, s.title_abstract, s.full_text AS full_text_decision,
        (SELECT count(DISTINCT d.reviewer) FROM v_current_decisions d
