@@ -165,22 +165,28 @@ def update(
     outp = settings.output_dir(out)
     from warehouse import opened
 
-    try:  # a warehouse held by another process fails here in one line, not after a flow run's tracebacks
-        with opened(wh):
-            pass
-    except user_errors() as e:
-        fail(str(e))
     from tasks.observe import state_result
+    from warehouse.lock import update_lock
 
-    try:
-        # Prefect's own console lines ("Finished in state Failed(...)") would repeat what the one line below
-        # says; they still reach the Prefect API with the run's logs
-        with _prefect_console_quiet():
-            state = update_review(str(Path(review).resolve()), str(wh), str(outp), replay_dir=replay,
-                                  return_state=True)
-            summary = state_result(state)
-    except user_errors() as e:
-        fail(str(e))
+    with contextlib.ExitStack() as held:
+        # the update lock first (held until the cycle ends, so no second update can start in between), then a
+        # DuckDB open: a warehouse busy in another process fails here in one line, before anything is written
+        # and not after a flow run's tracebacks
+        try:
+            held.enter_context(update_lock(wh))
+            with opened(wh):
+                pass
+        except user_errors() as e:
+            fail(str(e))
+        try:
+            # Prefect's own console lines ("Finished in state Failed(...)") would repeat what the one line below
+            # says; they still reach the Prefect API with the run's logs
+            with _prefect_console_quiet():
+                state = update_review(str(Path(review).resolve()), str(wh), str(outp), replay_dir=replay,
+                                      return_state=True)
+                summary = state_result(state)
+        except user_errors() as e:
+            fail(str(e))
     if json_out:
         print_json(summary, indent=2)
     else:

@@ -131,3 +131,21 @@ def prefect_server_configured() -> bool:
     from prefect.settings import PREFECT_API_URL
 
     return bool(PREFECT_API_URL.value())
+
+
+def test_kill_at() -> tuple[str, int] | None:
+    """The crash tests' fault-injection point: $LIVINGMETA_TEST_KILL_AT=<point>[:<nth>] (nth counts from 1).
+
+    None when unset (the normal case). See tasks.runtime.kill_point and tests/test_crash_safety.py.
+    """
+    raw = (os.environ.get("LIVINGMETA_TEST_KILL_AT") or "").strip()
+    if not raw:
+        return None
+    point, _, nth = raw.partition(":")
+    try:
+        n = int(nth) if nth else 1
+    except ValueError:
+        raise ValueError(f"$LIVINGMETA_TEST_KILL_AT={raw!r}: write <point>[:<nth>], nth a whole number") from None
+    if not point or n < 1:
+        raise ValueError(f"$LIVINGMETA_TEST_KILL_AT={raw!r}: write <point>[:<nth>], nth 1 or more")
+    return point, n

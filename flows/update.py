@@ -24,6 +24,7 @@ from tasks.pubmed import search_pubmed
 from tasks.reviews import finish_update, register_review, start_update
 from tasks.screening import flag_candidates
 from tasks.versions import record_version
+from warehouse.lock import update_lock
 
 
 @flow(name="update-review")
@@ -41,7 +42,16 @@ def update_review(
     or an analysis failed, COMPLETED otherwise; the state's message says what happened and its data is the
     cycle's summary (callers: `update_review(..., return_state=True)` then `tasks.observe.state_result`).
     """
+    # one cycle per warehouse at a time, held for the whole cycle (CLI, `serve`, workers alike): warehouse/lock.py
+    with update_lock(warehouse):
+        return _update_cycle(review_dir, warehouse, out_dir, as_of, replay_dir, recorded_inputs)
+
+
+def _update_cycle(review_dir: str, warehouse: str, out_dir: str, as_of: dt.datetime | None,
+                  replay_dir: str | None, recorded_inputs: list[str] | None) -> State:
+    """The cycle's steps (the flow holds the warehouse's update lock around them)."""
     as_of = as_of or dt.datetime.now(dt.timezone.utc)
+    runtime.configure_kill_at(settings.test_kill_at())  # crash tests only; a no-op when unset
     # secrets stay out of parameters; shared rate limits (Prefect global concurrency limits) need a server
     settings.register_environment_secrets()  # before anything can store, log or print them (redaction)
     runtime.configure(ncbi=settings.ncbi_settings(), secret_lookup=settings.secret,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -21,8 +22,9 @@ from tasks.observe import redacts_exceptions
 
 from livingmeta.redaction import redact_text, register_secret, safe_message
 from tasks import runtime
-from warehouse.alerts import alerts_since, cycle_start, delivered_pairs, previous_cycle_start, record_delivery
-from warehouse.db import rows_as_dicts
+from warehouse.alerts import (alerts_since, cycle_start, delivery_window_start, mark_sending, open_deliveries,
+                              queue_deliveries, record_delivery, undelivered_alerts)
+from warehouse.db import rows_as_dicts, safe_text
 
 ATTEMPTS = 3
 BACKOFF_SECONDS = 0.25
@@ -51,10 +53,26 @@ def write_changelog_artifact(review_id: str, markdown: str, description: str) ->
     return artifact_key(review_id)
 
 
+def _file_entry(alert: Mapping) -> bytes:
+    return f"## [{alert['severity']}] {alert['title']} ({alert['created_at']})\n{alert['body']}\n\n".encode("utf-8")
+
+
 def _send_file(target: Path, alert: Mapping) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
-    with target.open("a", encoding="utf-8") as f:
-        f.write(f"## [{alert['severity']}] {alert['title']} ({alert['created_at']})\n{alert['body']}\n\n")
+    # one write(2) on an O_APPEND descriptor: a kill leaves the entry whole or absent, never half-written
+    data = _file_entry(alert)
+    fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        written = os.write(fd, data)
+        while written < len(data):  # a regular file takes it all at once; just in case
+            written += os.write(fd, data[written:])
+    finally:
+        os.close(fd)
+
+
+def _file_has(target: Path, alert: Mapping) -> bool:
+    """True when the file already holds this alert's entry (a delivery interrupted after writing it)."""
+    return target.exists() and _file_entry(alert) in target.read_bytes()
 
 
 def _send_block(name: str, alert: Mapping) -> None:
@@ -70,72 +88,110 @@ def _send_block(name: str, alert: Mapping) -> None:
 
 
 def _send_webhook(url: str, alert: Mapping) -> None:
-    payload = {k: (v.isoformat() if isinstance(v, dt.datetime) else v) for k, v in alert.items()}
+    payload = {k: (v.isoformat() if isinstance(v, dt.datetime) else v) for k, v in alert.items()
+               if not k.startswith("delivery_") and k != "channel"}
     r = httpx.post(url, json=payload, timeout=TIMEOUT_SECONDS)
     r.raise_for_status()
+
+
+def channel_name(ch: Mapping) -> str:
+    """The name a channel's deliveries are recorded under: "file:alerts.log", "block:slack/team", "webhook:ENV"."""
+    kind = ch["type"]
+    key = {"file": "path", "block": "block", "webhook": "url_env"}.get(kind)
+    if key is None:
+        raise ValueError(f"unknown alert channel type {kind!r}")
+    return f"{kind}:{ch[key]}"
 
 
 def channel_senders(channels: list[Mapping], base_dir: str,
                     environ: Mapping[str, str] | None = None) -> list[tuple[str, Callable[[Mapping], None] | None, str | None]]:
     """(channel name, send function or None, problem) per configured channel."""
+    return [(name, send, problem) for name, send, problem, _ in _channels(channels, base_dir, environ)]
+
+
+def _channels(channels: list[Mapping], base_dir: str, environ: Mapping[str, str] | None):
+    """(name, send, problem, already_has) per channel; `already_has(alert)` checks a file channel, else None."""
     env = runtime.secrets() if environ is None else environ
     out = []
     for ch in channels:
         kind = ch["type"]
+        name = channel_name(ch)
         if kind == "file":
             p = Path(ch["path"])
             target = p if p.is_absolute() else Path(base_dir) / p
-            out.append((f"file:{ch['path']}", lambda a, t=target: _send_file(t, a), None))
+            out.append((name, lambda a, t=target: _send_file(t, a), None, lambda a, t=target: _file_has(t, a)))
         elif kind == "block":
-            out.append((f"block:{ch['block']}", lambda a, n=ch["block"]: _send_block(n, a), None))
+            out.append((name, lambda a, n=ch["block"]: _send_block(n, a), None, None))
         elif kind == "webhook":
             url = env.get(ch["url_env"], "")
             register_secret(url)  # the webhook URL is its own credential
             problem = None if url else f"environment variable {ch['url_env']} is not set (it holds the webhook URL)"
-            out.append((f"webhook:{ch['url_env']}", (lambda a, u=url: _send_webhook(u, a)) if url else None, problem))
+            out.append((name, (lambda a, u=url: _send_webhook(u, a)) if url else None, problem, None))
     return out
+
+
+REDELIVERED = ("an earlier delivery was interrupted after the channel was called (process killed or crashed); sent "
+               "again, so the channel may have received this alert twice")
 
 
 def deliver_alerts(con: duckdb.DuckDBPyConnection, alert_ids: list[int], channels: list[Mapping], base_dir: str,
                    *, now: dt.datetime, environ: Mapping[str, str] | None = None, attempts: int = ATTEMPTS,
                    backoff: float = BACKOFF_SECONDS) -> list[dict]:
-    """Send each alert to each channel, retrying, and record every outcome in alert_deliveries.
+    """Send each alert to each channel, retrying, and record every outcome in alert_deliveries (an outbox).
 
-    An (alert, channel) pair already delivered is never sent again, so re-running a cycle (or delivering the
-    same alerts from two steps) cannot announce anything twice; a pair that failed before is tried again.
+    Every (alert, channel) pair gets a `pending` row if it has none yet. A pair already delivered is never sent
+    again, so re-running a cycle (or delivering the same alerts from two steps) cannot announce anything twice;
+    a pair that failed before is tried again. A delivery is committed as `sending` before its channel is called
+    and `delivered`/`failed` after. One found still `sending` was interrupted in between (the process died): a
+    file channel is checked (the entry is written once, exactly); a webhook or block cannot be asked, so it is
+    sent again (at least once) and the row says so in `last_error`.
 
     Returns:
-        one {alert_id, channel, status, attempts, error} per alert and channel sent now. Never raises for a channel.
+        one {alert_id, kind, channel, status, attempts, error} per delivery made now. Never raises for a channel.
     """
     if not alert_ids:
         return []
-    alerts = rows_as_dicts(con, "SELECT alert_id, review_id, created_at, kind, severity, version, title, body "
-                                "FROM alerts WHERE alert_id IN (SELECT unnest(?)) ORDER BY alert_id", [alert_ids])
-    done = delivered_pairs(con, [a["alert_id"] for a in alerts])
+    # keyed by the stored (redacted) name: that is what alert_deliveries rows carry
+    senders = {safe_text(name): (send, problem, has) for name, send, problem, has in _channels(channels, base_dir, environ)}
+    for aid in alert_ids:  # alerts raised without queuing (most steps raise alerts that way) get queued now
+        queue_deliveries(con, aid, list(senders))
     results = []
-    for name, send, problem in channel_senders(channels, base_dir, environ):
-        for alert in alerts:
-            if (alert["alert_id"], name) in done:
-                continue
-            # what leaves the process is redacted: an alert body may quote a server's error with a key in it
-            outgoing = {**alert, "title": redact_text(alert["title"]), "body": redact_text(alert["body"])}
-            tries, error = 0, problem
-            ok = False
-            if send is not None:
-                for i in range(attempts):
-                    tries += 1
-                    try:
-                        send(outgoing)
-                        ok, error = True, None
-                        break
-                    except Exception as e:  # a channel's failure is recorded, never raised
-                        error = safe_message(e)[:1000]  # httpx errors quote the URL, token and all
-                        if i + 1 < attempts:
-                            time.sleep(backoff * 2 ** i)
-            record_delivery(con, alert_id=alert["alert_id"], channel=name, attempts=tries, delivered=ok, error=error,
-                            now=now)
-            results.append({"alert_id": alert["alert_id"], "kind": alert["kind"], "channel": name,
-                            "status": "delivered" if ok else "failed", "attempts": tries, "error": error})
+    for d in open_deliveries(con, alert_ids):
+        name, status = d["channel"], d["delivery_status"]
+        if name not in senders:
+            if status == "failed":
+                continue  # a channel taken out of review.toml: its old failures are not retried
+            send, problem, has = None, "this channel is no longer in review.toml's [[alerts.channels]]", None
+        else:
+            send, problem, has = senders[name]
+        # what leaves the process is redacted: an alert body may quote a server's error with a key in it
+        alert = {k: v for k, v in d.items() if not k.startswith("delivery_") and k != "channel"}
+        outgoing = {**alert, "title": redact_text(alert["title"]), "body": redact_text(alert["body"])}
+        interrupted = status == "sending"
+        # a retry after a failure starts counting again (a re-send replaces the row); an interrupted one goes on
+        tries, error, ok = (d["delivery_attempts"] if interrupted else 0), problem, False
+        if interrupted and has is not None and has(outgoing):
+            # the killed process had written it: counted and recorded now, never written twice
+            tries, ok, error = tries + 1, True, None
+        elif send is not None:
+            if interrupted and has is None:
+                tries += 1  # the attempt in flight when the process died may have reached the channel
+            mark_sending(con, d["alert_id"], name)  # committed before the call, never after
+            for i in range(attempts):
+                tries += 1
+                try:
+                    send(outgoing)
+                    ok, error = True, (REDELIVERED if interrupted and has is None else None)
+                    break
+                except Exception as e:  # a channel's failure is recorded, never raised
+                    error = safe_message(e)[:1000]  # httpx errors quote the URL, token and all
+                    if i + 1 < attempts:
+                        time.sleep(backoff * 2 ** i)
+            runtime.kill_point("alert-sent")  # crash tests: the channel has it, the outcome is not recorded yet
+        record_delivery(con, alert_id=d["alert_id"], channel=name, attempts=tries, delivered=ok, error=error,
+                        now=now)
+        results.append({"alert_id": d["alert_id"], "kind": d["kind"], "channel": name,
+                        "status": "delivered" if ok else "failed", "attempts": tries, "error": error})
     return results
 
 
@@ -148,12 +204,15 @@ def deliver_cycle_alerts(con: duckdb.DuckDBPyConnection, review_id: str, update_
     Alerts are raised all over the loop (linking: merges, registry results; screening: new candidates;
     versioning: versions, registry events, failed searches; people's commands between cycles), so delivery
     does not take a list of "new" ids from one step: it takes every alert raised since the previous cycle
-    started. That covers this cycle's alerts, alerts people's commands raised since, and a second try for
-    the previous cycle's failed deliveries, without flooding a newly added channel with the review's history.
+    that reached its delivery started (`delivery_window_start`: cycles killed in between are skipped over, so
+    their alerts are in the window too). That covers this cycle's alerts, alerts people's commands raised
+    since, and a second try for the previous cycle's failed deliveries, without flooding a newly added channel
+    with the review's history. On top of that, every delivery still open in the outbox (`pending`, or
+    `sending` when a process died mid-send) is completed, however old.
     """
-    since = previous_cycle_start(con, review_id, update_id)
-    return deliver_alerts(con, alerts_since(con, review_id, since), channels, base_dir, now=now, environ=environ,
-                          attempts=attempts, backoff=backoff)
+    since = delivery_window_start(con, review_id, update_id)
+    ids = sorted(set(alerts_since(con, review_id, since)) | set(undelivered_alerts(con, review_id)))
+    return deliver_alerts(con, ids, channels, base_dir, now=now, environ=environ, attempts=attempts, backoff=backoff)
 
 
 def delivery_counts(deliveries: list[dict]) -> dict:

@@ -13,7 +13,7 @@ from tasks.observe import redacts_exceptions
 from livingmeta.analysis import build_study_rows, input_hash, run_analysis
 from livingmeta.config import load_review
 from livingmeta.stats import ENGINE_VERSION, StatsInputError
-from tasks import observe
+from tasks import observe, runtime
 from warehouse import opened
 from warehouse.analysis import analysis_inputs, last_reusable_run, store_run
 
@@ -54,6 +54,7 @@ def analyze_review(review_dir: str, review_id: str, warehouse: str, update_id: i
                     result["notes"] = notes + result.get("notes", [])
                     store_run(con, status="computed", result=result, **common)
                     out["computed"].append(a.id)
+            runtime.kill_point("analysis-stored")  # crash tests: this analysis committed, the next not yet
             timings[a.id] = round(time.perf_counter() - t0, 4)
     out["seconds"] = timings
     return out

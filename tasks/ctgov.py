@@ -273,6 +273,7 @@ def search_ctgov(review_dir: str, warehouse: str, update_id: int | None, as_of: 
                     problems += len(suggest_extraction_rows(json.loads(f.payload))[1])
                 except (ValueError, TypeError, AttributeError, KeyError):
                     problems += 1  # odd results are counted here and named when suggestions are made (linking)
+        runtime.kill_point("ctgov-fetched")  # crash tests: fetched, nothing stored yet
         with opened(warehouse) as con:
             counts = finish_search_run(con, run_id=run_id, review_id=cfg.id, source="ctgov", fetched=fetched,
                                        watermark=as_of, now=utcnow(), n_found=total, n_requests=n_requests,
@@ -285,6 +286,7 @@ def search_ctgov(review_dir: str, warehouse: str, update_id: int | None, as_of: 
             fail_search_run(con, run_id, message, utcnow(), n_requests)
         return {"source": "ctgov", "status": "failed", "run_id": run_id, "mode": mode, "requests": n_requests,
                 "error": message}
+    runtime.kill_point("ctgov-stored")  # crash tests: committed, not linked yet
     return {"source": "ctgov", "status": "succeeded", "run_id": run_id, "mode": mode,
             "window_start": since.isoformat(), "requests": n_requests, **counts.as_dict(),
             "events": events, "results_problems": problems,

@@ -10,7 +10,7 @@ from prefect import task
 from tasks.observe import redacts_exceptions
 
 from livingmeta.config import load_review
-from tasks import observe
+from tasks import observe, runtime
 from warehouse import opened
 
 
@@ -44,6 +44,7 @@ def apply_recorded_inputs(review_dir: str, review_id: str, warehouse: str, files
                 from warehouse.extraction import import_extraction
 
                 result = import_extraction(con, review_id, path, {o.id: o.kind for o in cfg.outcomes}, origin="demo")
+        runtime.kill_point("input-applied")  # crash tests: one file imported, the next not yet
         applied.append({"file": path.name, "kind": kind, **(result if isinstance(result, dict) else {})})
         observe.log("applied recorded %s file %s", kind, path.name)
     return {"applied": applied}

@@ -11,13 +11,14 @@ from prefect import task
 from tasks.observe import redacts_exceptions
 
 from livingmeta.report import build_report, render_html, render_index, render_json, render_markdown
-from tasks import observe
+from tasks import observe, runtime
 from warehouse import opened
-from warehouse.publish import publish_snapshot, report_document, review_versions
+from warehouse.publish import publish_snapshot, report_document, review_versions, versions_of_unfinished_updates
 
 
 def _write_atomic(path: Path, data: bytes | str) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    # the writer's PID in the name: a temporary file left by a killed writer is recognised and removed later
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
     if isinstance(data, str):
         tmp.write_text(data, encoding="utf-8")
     else:
@@ -25,22 +26,46 @@ def _write_atomic(path: Path, data: bytes | str) -> None:
     os.replace(tmp, path)
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temp_files(folder: Path) -> list[Path]:
+    """Remove `.<name>.<pid>-<hex>.tmp` files of writers that are gone (killed mid-write); returns them."""
+    gone = []
+    for p in folder.glob(".*.tmp") if folder.is_dir() else []:
+        pid = p.name.rsplit(".", 2)[-2].split("-")[0]
+        if pid.isdigit() and not _pid_alive(int(pid)):
+            p.unlink(missing_ok=True)
+            gone.append(p)
+    return gone
+
+
 def write_report(doc: dict, review_dir: Path) -> Path:
     """Write report.{html,md,json} and the PNG figures of one version under <review_dir>/v<N>/."""
     report = build_report(doc)
     folder = review_dir / f"v{report.version}"
     folder.mkdir(parents=True, exist_ok=True)
-    for p in report.plots:
-        _write_atomic(folder / p.filename, p.png)
-    _write_atomic(folder / "report.md", render_markdown(report))
-    _write_atomic(folder / "report.json", render_json(report))
-    _write_atomic(folder / "report.html", render_html(report))  # last: its presence means the set is complete
+    remove_stale_temp_files(folder)
+    files = [(p.filename, p.png) for p in report.plots]
+    files += [("report.md", render_markdown(report)), ("report.json", render_json(report)),
+              ("report.html", render_html(report))]  # html last: its presence means the set is complete
+    for name, data in files:
+        _write_atomic(folder / name, data)
+        runtime.kill_point("report-file-written")  # crash tests: part of the set written
     return folder / "report.html"
 
 
 def write_index(review: dict, versions: list[dict], review_dir: Path) -> Path:
     """Write <review_dir>/index.html listing every version, newest first."""
     review_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temp_files(review_dir)
     rows = [{**v, "href": f"v{v['version']}/report.html" if (review_dir / f"v{v['version']}" / "report.html").exists()
              else None} for v in reversed(versions)]
     path = review_dir / "index.html"
@@ -53,17 +78,26 @@ def write_index(review: dict, versions: list[dict], review_dir: Path) -> Path:
 def publish(review_dir: str, review_id: str, warehouse: str, out_dir: str) -> dict:
     """Write the report for the latest version and publish a read-only warehouse snapshot."""
     out = Path(out_dir)
+    folder = out / review_id
     with opened(warehouse) as con:
         versions = review_versions(con, review_id)
         doc = report_document(con, review_id) if versions else None
+        # an earlier version whose cycle never finished (killed after committing the version, before its report)
+        # and whose report is incomplete: written now, so no version stays unpublished
+        unfinished = versions_of_unfinished_updates(con, review_id)
+        missing = [report_document(con, review_id, v["version"]) for v in versions[:-1] if v["version"] in unfinished
+                   and not (folder / f"v{v['version']}" / "report.html").exists()]
         (title,) = con.execute("SELECT title FROM reviews WHERE review_id = ?", [review_id]).fetchone()
         # the copy runs inside this (writer) process: readers never need the live file
-        snap = publish_snapshot(con, out)
-    folder = out / review_id
+        snap = publish_snapshot(con, out, checkpoint=runtime.kill_point)
+    runtime.kill_point("snapshot-published")  # crash tests: snapshot done, reports not written yet
+    for old in missing:
+        write_report(old, folder)
     report = write_report(doc, folder) if doc else None
     index = write_index({"id": review_id, "title": title}, versions, folder)
     observe.log("published the report of version %s to %s and the snapshot to %s", versions[-1]["version"] if versions
                 else "none", report or index, snap["snapshot"])
+    runtime.kill_point("published")  # crash tests: everything written, the update not closed yet
     return {"report": str(report) if report else None, "index": str(index), "snapshot": snap["snapshot"],
             "parquet": snap["parquet"], "version": versions[-1]["version"] if versions else None}
 

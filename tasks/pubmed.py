@@ -52,6 +52,7 @@ from livingmeta.sources.pubmed import (
     parse_esearch,
     split_window,
 )
+from tasks import runtime
 from tasks.entrez import EntrezClient, EntrezError, EntrezSettings
 from tasks.observe import redacts_exceptions, reports_source_state
 from tasks.reviews import utcnow
@@ -329,6 +330,7 @@ def run_pubmed_search(review_dir: str, warehouse: str, update_id: int | None, as
     except Exception as e:  # noqa: BLE001 - any failure fails this source's run (redacted), never the flow
         return _failed(warehouse, run_id, summary, _message(e), client, now)
     n_requests = client.n_requests if client is not None else 0
+    runtime.kill_point("pubmed-fetched")  # crash tests: fetched, nothing stored yet
     try:
         with opened(warehouse) as con:
             fetched, unknown = _with_deletions(con, items)
@@ -340,6 +342,7 @@ def run_pubmed_search(review_dir: str, warehouse: str, update_id: int | None, as
     except Exception as e:  # the transaction rolled back; say so instead of stopping the other sources
         return _failed(warehouse, run_id, summary, f"storing the records failed, nothing was stored: {_message(e)}",
                        client, now)
+    runtime.kill_point("pubmed-stored")  # crash tests: committed, ClinicalTrials.gov not searched yet
     summary.update(status="succeeded", **counts.as_dict(), requests=n_requests,
                    retries=client.n_retries if client is not None else 0, deleted_unknown=unknown)
     return summary

@@ -115,3 +115,37 @@ class _Secrets:
 def secrets() -> _Secrets:
     """Named secrets as configured by the flow (None/default when absent)."""
     return _Secrets()
+
+
+# ---------------------------------------------------------------------------------------- crash testing
+# A fault-injection hook for the crash-safety tests (tests/test_crash_safety.py): the flow hands in
+# `flows.settings.test_kill_at()` ($LIVINGMETA_TEST_KILL_AT=<point>[:<nth>]); `kill_point(name)` then SIGKILLs
+# this very process the nth time the named point is reached, as a power cut or `kill -9` would. Unset (always,
+# outside those tests) it does nothing but count.
+_kill_at: tuple[str, int] | None = None
+_kill_hits: dict[str, int] = {}
+
+
+def configure_kill_at(spec: tuple[str, int] | None) -> None:
+    """Arm (or with None disarm) the kill hook: (point name, nth hit, counted from 1)."""
+    global _kill_at
+    with _lock:
+        _kill_at = spec
+        _kill_hits.clear()
+
+
+def kill_point(name: str) -> None:
+    """A named point between or inside steps where a crash test may kill the process (no-op unless armed)."""
+    with _lock:
+        if _kill_at is None or _kill_at[0] != name:
+            return
+        _kill_hits[name] = n = _kill_hits.get(name, 0) + 1
+        if n != _kill_at[1]:
+            return
+    import os
+    import signal
+    import sys
+
+    sys.stderr.write(f"livingmeta test hook: SIGKILL at {name}:{n} (LIVINGMETA_TEST_KILL_AT)\n")
+    sys.stderr.flush()
+    os.kill(os.getpid(), signal.SIGKILL)

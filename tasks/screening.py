@@ -7,7 +7,7 @@ from prefect import task
 from tasks.observe import redacts_exceptions
 
 from livingmeta.config import load_review
-from tasks import observe
+from tasks import observe, runtime
 from tasks.reviews import utcnow
 from warehouse import opened
 from warehouse.screening import flag_candidates as _flag_candidates
@@ -24,4 +24,5 @@ def flag_candidates(review_dir: str, review_id: str, warehouse: str) -> dict:
                 "%s restored); %s wait for screening%s", queue.get("new", 0), queue.get("duplicates", 0),
                 queue.get("changed", 0), queue.get("restored", 0), queue.get("pending", 0),
                 f" (ranked by {queue['ranker']})" if queue.get("ranker") else "")
+    runtime.kill_point("screening-flagged")  # crash tests: queue committed, nothing analysed yet
     return queue

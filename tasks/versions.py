@@ -15,13 +15,14 @@ from tasks.observe import redacts_exceptions
 from livingmeta.alerting import registry_event_message, search_failed_message, version_message
 from livingmeta.config import load_review
 from livingmeta.diff import classify, version_trigger
-from tasks import observe
-from tasks.alerts import announce_cycle_alerts, deliver_cycle_alerts, delivery_counts, write_changelog_artifact
-from warehouse import opened
-from warehouse.alerts import add_alert, undelivered_search_alerts
+from tasks import observe, runtime
+from tasks.alerts import (announce_cycle_alerts, channel_name, deliver_cycle_alerts, delivery_counts,
+                          write_changelog_artifact)
+from warehouse import opened, transaction
+from warehouse.alerts import add_alert, queue_deliveries, raise_alert, undelivered_search_alerts
 from warehouse.screening import freeze_prisma
 from warehouse.analysis import (failed_searches, latest_version, retracted_studies, run_summary, runs_for_update,
-                                store_version, update_events)
+                                insert_version, update_events)
 
 
 def record_review_version(review_dir: str, review_id: str, warehouse: str, update_id: int, as_of: dt.datetime | None,
@@ -37,6 +38,8 @@ def record_review_version(review_dir: str, review_id: str, warehouse: str, updat
     configured = {a.id for a in cfg.analyses}
     new_ids: list[int] = []
     result: dict = {"version": None}
+    channels = [c.model_dump() for c in cfg.alerts.channels]
+    channel_names = [channel_name(c) for c in channels]
     with opened(warehouse) as con:
         current = {aid: r for aid, r in runs_for_update(con, review_id, update_id).items() if aid in configured}
         prev_version, prev_runs = latest_version(con, review_id)
@@ -55,13 +58,18 @@ def record_review_version(review_dir: str, review_id: str, warehouse: str, updat
             severity, title, body = version_message(cfg.title, version, changed, trigger, rules)
             runs = {aid: r["effective_run_id"] for aid, r in current.items()}
             rows = [{"analysis_id": aid, "from_version": prev_version, **d} for aid, d in changed.items()]
-            store_version(con, review_id=review_id, version=version, now=now, as_of=as_of, update_id=update_id,
-                          trigger=trigger, summary=body, runs=runs, diffs=rows)
-            freeze_prisma(con, review_id, version, now)  # a later merge or split never rewrites this version's counts
-            aid_ = add_alert(con, review_id=review_id, kind="estimate_change", severity=severity, title=title,
-                             body=body, now=now, version=version, dedupe_key=f"version:{version}")
-            if aid_:
-                new_ids.append(aid_)
+            # the version, its frozen PRISMA counts, its alert and the alert's queued deliveries: one transaction,
+            # so a crash leaves either none of them (the rerun makes the version) or all (the rerun delivers)
+            with transaction(con):
+                insert_version(con, review_id=review_id, version=version, now=now, as_of=as_of, update_id=update_id,
+                               trigger=trigger, summary=body, runs=runs, diffs=rows)
+                freeze_prisma(con, review_id, version, now)  # a later merge or split never rewrites these counts
+                aid_ = add_alert(con, review_id=review_id, kind="estimate_change", severity=severity, title=title,
+                                 body=body, now=now, version=version, dedupe_key=f"version:{version}")
+                if aid_:
+                    queue_deliveries(con, aid_, channel_names)
+                    new_ids.append(aid_)
+            runtime.kill_point("version-stored")  # crash tests: version committed, not published yet
             write_changelog_artifact(review_id, body, f"{cfg.title}: what changed in version {version}")
             result = {"version": version, "from_version": prev_version, "trigger": trigger,
                       "changes": {aid: d["changes"] for aid, d in changed.items()}}
@@ -74,13 +82,14 @@ def record_review_version(review_dir: str, review_id: str, warehouse: str, updat
             events = [("registry_event", registry_event_message(ev), f"registry_event:{ev['event_id']}")
                       for ev in update_events(con, review_id, update_id)] + events
         for kind, (sev, title, body), key in events:
-            a = add_alert(con, review_id=review_id, kind=kind, severity=sev, title=title, body=body, now=now,
-                          dedupe_key=key)
+            a = raise_alert(con, channels=channel_names, review_id=review_id, kind=kind, severity=sev, title=title,
+                            body=body, now=now, dedupe_key=key)
             if a:
                 new_ids.append(a)
         new_ids += undelivered_search_alerts(con, review_id, update_id)  # skipped / unrequested records
-        channels = [c.model_dump() for c in cfg.alerts.channels]
-        # every alert not yet delivered, whichever step raised it (screening, linking, here, people's commands)
+        runtime.kill_point("alerts-raised")  # crash tests: alerts and their deliveries queued, none sent
+        # every alert not yet delivered, whichever step raised it (screening, linking, here, people's commands),
+        # and whatever an interrupted cycle queued but did not deliver (or delivered without recording it)
         deliveries = deliver_cycle_alerts(con, review_id, update_id, channels, alerts_dir or review_dir, now=now,
                                           environ=environ)
         if changed:

@@ -45,11 +45,14 @@ def record_delivery(con: duckdb.DuckDBPyConnection, *, alert_id: int, channel: s
 
 
 def undelivered_search_alerts(con: duckdb.DuckDBPyConnection, review_id: str, update_id: int) -> list[int]:
-    """Alerts raised by the search runs of one update (skipped or unrequested records) not yet delivered."""
+    """Alerts raised by the search runs of one update (skipped or unrequested records) not yet delivered, and by
+    those of updates since the last succeeded one (killed after their search committed, before delivering)."""
     return [int(a) for (a,) in con.execute(
         "SELECT a.alert_id FROM alerts a JOIN search_runs r ON r.run_id = a.run_id WHERE a.review_id = ? "
-        "AND r.update_id = ? AND NOT EXISTS (SELECT 1 FROM alert_deliveries d WHERE d.alert_id = a.alert_id) "
-        "ORDER BY a.alert_id", [review_id, update_id]).fetchall()]
+        "AND (r.update_id = ? OR r.update_id > (SELECT coalesce(max(update_id), 0) FROM update_runs "
+        "WHERE review_id = ? AND status = 'succeeded' AND update_id < ?) AND r.update_id < ?) "
+        "AND NOT EXISTS (SELECT 1 FROM alert_deliveries d WHERE d.alert_id = a.alert_id) "
+        "ORDER BY a.alert_id", [review_id, update_id, review_id, update_id, update_id]).fetchall()]
 
 
 def cycle_start(con: duckdb.DuckDBPyConnection, review_id: str, update_id: int | None) -> dt.datetime | None:
@@ -84,3 +87,65 @@ def delivered_pairs(con: duckdb.DuckDBPyConnection, alert_ids: list[int]) -> set
     return {(int(a), c) for a, c in con.execute(
         "SELECT alert_id, channel FROM alert_deliveries WHERE status = 'delivered' AND alert_id IN (SELECT unnest(?))",
         [alert_ids]).fetchall()}
+
+
+def delivery_window_start(con: duckdb.DuckDBPyConnection, review_id: str, update_id: int | None) -> dt.datetime | None:
+    """When the latest cycle before `update_id` that reached its delivery step started (None: all alerts).
+
+    Normally the previous cycle (`previous_cycle_start`); a cycle killed part-way (`interrupted`, or still
+    `running`) delivered nothing, so the window reaches back over it to the one before."""
+    if update_id is None:
+        return None
+    (started,) = con.execute("SELECT max(started_at) FROM update_runs WHERE review_id = ? AND update_id < ? "
+                             "AND status IN ('succeeded', 'failed')", [review_id, update_id]).fetchone()
+    return started
+
+
+# --------------------------------------------------------------------------------- delivery (an outbox)
+# An alert that goes to the review's channels gets one `pending` alert_deliveries row per channel IN THE SAME
+# TRANSACTION that raises it, so a cycle killed after raising an alert still delivers it on the next run.
+# Each delivery is marked `sending` (committed) before the channel is called and `delivered`/`failed` after:
+# a row still `sending` means a process died between the two, and the channel may or may not have it.
+
+def queue_deliveries(con: duckdb.DuckDBPyConnection, alert_id: int, channels: list[str]) -> None:
+    """Queue one alert for each channel name (`pending`); call it inside the transaction that raised the alert."""
+    for ch in channels:
+        con.execute("INSERT INTO alert_deliveries VALUES (?, ?, 0, 'pending', NULL, NULL) ON CONFLICT DO NOTHING",
+                    [alert_id, safe_text(ch)])  # the name record_delivery stores
+
+
+def raise_alert(con: duckdb.DuckDBPyConnection, *, channels: list[str], **alert) -> int | None:
+    """`add_alert` and `queue_deliveries` in one transaction; None when the alert existed (nothing queued)."""
+    from warehouse.db import transaction
+
+    with transaction(con):
+        aid = add_alert(con, **alert)
+        if aid is not None:
+            queue_deliveries(con, aid, channels)
+    return aid
+
+
+def undelivered_alerts(con: duckdb.DuckDBPyConnection, review_id: str) -> list[int]:
+    """Alerts of a review with a delivery still `pending` or `sending` (left by an interrupted cycle)."""
+    return [int(a) for (a,) in con.execute(
+        "SELECT DISTINCT d.alert_id FROM alert_deliveries d JOIN alerts a USING (alert_id) WHERE a.review_id = ? "
+        "AND d.status IN ('pending', 'sending') ORDER BY 1", [review_id]).fetchall()]
+
+
+def open_deliveries(con: duckdb.DuckDBPyConnection, alert_ids: list[int]) -> list[dict]:
+    """The deliveries of these alerts not yet delivered (`pending`, `sending` or `failed`: tried again), with the
+    alert's fields, in alert and channel order."""
+    cur = con.execute(
+        "SELECT a.alert_id, a.review_id, a.created_at, a.kind, a.severity, a.version, a.title, a.body, d.channel, "
+        "d.status AS delivery_status, d.attempts AS delivery_attempts FROM alert_deliveries d JOIN alerts a "
+        "USING (alert_id) WHERE d.alert_id IN (SELECT unnest(?)) AND d.status IN ('pending', 'sending', 'failed') "
+        "ORDER BY a.alert_id, d.channel", [alert_ids])
+    cols = [c[0] for c in cur.description]
+    return [dict(zip(cols, r)) for r in cur.fetchall()]
+
+
+def mark_sending(con: duckdb.DuckDBPyConnection, alert_id: int, channel: str) -> None:
+    """Commit that a channel is about to be called for this alert (before the call, never after)."""
+    # attempts restart: a retry after a failure replaces the row; tries of an interrupted send count from here
+    con.execute("UPDATE alert_deliveries SET status = 'sending', attempts = 0 WHERE alert_id = ? AND channel = ?",
+                [alert_id, channel])

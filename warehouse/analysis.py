@@ -119,15 +119,23 @@ def store_version(con: duckdb.DuckDBPyConnection, *, review_id: str, version: in
                   runs: dict[str, int], diffs: list[dict]) -> None:
     """Write a review version, the runs it publishes and its diffs in one transaction."""
     with transaction(con):
-        con.execute("INSERT INTO review_versions VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [review_id, version, now, as_of, update_id, json.dumps(trigger), summary])
-        for aid, rid in sorted(runs.items()):
-            con.execute("INSERT INTO review_version_runs VALUES (?, ?, ?, ?)", [review_id, version, aid, rid])
-        for d in diffs:
-            con.execute(
-                "INSERT INTO estimate_diffs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [review_id, d["from_version"], version, d["analysis_id"], json.dumps(d["old"]), json.dumps(d["new"]),
-                 json.dumps(d["changes"]), json.dumps(d["studies_added"]), json.dumps(d["studies_removed"])])
+        insert_version(con, review_id=review_id, version=version, now=now, as_of=as_of, update_id=update_id,
+                       trigger=trigger, summary=summary, runs=runs, diffs=diffs)
+
+
+def insert_version(con: duckdb.DuckDBPyConnection, *, review_id: str, version: int, now: dt.datetime,
+                   as_of: dt.datetime | None, update_id: int | None, trigger: dict, summary: str,
+                   runs: dict[str, int], diffs: list[dict]) -> None:
+    """`store_version`'s rows inside the caller's transaction (which also writes the version's alert)."""
+    con.execute("INSERT INTO review_versions VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [review_id, version, now, as_of, update_id, json.dumps(trigger), summary])
+    for aid, rid in sorted(runs.items()):
+        con.execute("INSERT INTO review_version_runs VALUES (?, ?, ?, ?)", [review_id, version, aid, rid])
+    for d in diffs:
+        con.execute(
+            "INSERT INTO estimate_diffs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [review_id, d["from_version"], version, d["analysis_id"], json.dumps(d["old"]), json.dumps(d["new"]),
+             json.dumps(d["changes"]), json.dumps(d["studies_added"]), json.dumps(d["studies_removed"])])
 
 
 def version_estimates(con: duckdb.DuckDBPyConnection, review_id: str, version: int | None = None) -> list[dict]:
@@ -164,13 +172,18 @@ def runs_of_version(con: duckdb.DuckDBPyConnection, review_id: str, version: int
 
 
 def update_events(con: duckdb.DuckDBPyConnection, review_id: str, update_id: int) -> list[dict[str, Any]]:
-    """Registry events recorded by this update's search runs for records of this review."""
+    """Registry events recorded for records of this review by this update's search runs, and by those of any
+    update since the last succeeded one (an update killed after its search committed: its events were stored but
+    never alerted, and this update finds those records unchanged). Alerts dedupe on the event id."""
     return rows_as_dicts(con, """
         SELECT e.event_id, e.record_id, e.kind, e.old_value, e.new_value, e.occurred_at, r.title
         FROM registry_events e JOIN search_runs s ON s.run_id = e.run_id
         JOIN review_records rr ON rr.review_id = s.review_id AND rr.record_id = e.record_id
         LEFT JOIN records r ON r.record_id = e.record_id
-        WHERE s.review_id = ? AND s.update_id = ? ORDER BY e.event_id""", [review_id, update_id])
+        WHERE s.review_id = ? AND (s.update_id = ? OR s.update_id > (
+            SELECT coalesce(max(update_id), 0) FROM update_runs WHERE review_id = ? AND status = 'succeeded'
+            AND update_id < ?) AND s.update_id < ?)
+        ORDER BY e.event_id""", [review_id, update_id, review_id, update_id, update_id])
 
 
 def failed_searches(con: duckdb.DuckDBPyConnection, review_id: str, update_id: int) -> list[dict]:

@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,13 @@ def review_versions(con: duckdb.DuckDBPyConnection, review_id: str) -> list[dict
         r["trigger"] = _json(r["trigger"])
         r["created_at"], r["as_of"] = _iso(r["created_at"]), _iso(r["as_of"])
     return rows
+
+
+def versions_of_unfinished_updates(con: duckdb.DuckDBPyConnection, review_id: str) -> set[int]:
+    """Versions made by an update that did not succeed (killed or failed after committing the version)."""
+    return {int(v) for (v,) in con.execute(
+        "SELECT v.version FROM review_versions v JOIN update_runs u USING (update_id) WHERE v.review_id = ? "
+        "AND u.status <> 'succeeded'", [review_id]).fetchall()}
 
 
 def _review(con: duckdb.DuckDBPyConnection, review_id: str) -> tuple[dict, dict]:
@@ -252,8 +260,25 @@ def _swap_parquet(snap_dir: Path, new_dir: Path) -> Path:
     return link
 
 
+def _remove_leftovers(snap_dir: Path) -> None:
+    """Remove what a publisher killed mid-way left: temporary copies, links and manifests, and Parquet exports
+    newer than the one `parquet` points at (the link always moves to the newest complete export, so a newer
+    folder was never published and no reader can be using it). Only the writer of the warehouse publishes, one
+    at a time, so nothing here belongs to a live publisher."""
+    for pattern in (".warehouse-*.duckdb", ".warehouse-*.duckdb.wal", f".{PARQUET_LINK}-*.link", ".manifest-*.json"):
+        for p in snap_dir.glob(pattern):
+            p.unlink(missing_ok=True)
+    link = snap_dir / PARQUET_LINK
+    if not link.is_symlink() or not link.resolve().is_dir():
+        return
+    current = link.resolve().stat().st_mtime_ns
+    for p in snap_dir.glob("parquet-*"):
+        if p.is_dir() and not p.is_symlink() and p.resolve() != link.resolve() and p.stat().st_mtime_ns > current:
+            shutil.rmtree(p, ignore_errors=True)
+
+
 def publish_snapshot(con_or_path: duckdb.DuckDBPyConnection | str | Path, out_dir: str | Path,
-                     now: dt.datetime | None = None) -> dict:
+                     now: dt.datetime | None = None, checkpoint: Callable[[str], None] | None = None) -> dict:
     """Publish a read-only copy of the warehouse and a Parquet export of its dashboard views.
 
     Runs in the writer: pass the open writable connection (or the warehouse path, opened here). The copy is
@@ -266,6 +291,7 @@ def publish_snapshot(con_or_path: duckdb.DuckDBPyConnection | str | Path, out_di
         con_or_path: the writer connection, or the warehouse file.
         out_dir: the output folder; the snapshot goes to `<out_dir>/snapshot/`.
         now: the publication time written to the manifest (default: the current UTC time).
+        checkpoint: called with a step name between the steps (crash tests kill the process there).
     Returns:
         {"snapshot": path, "parquet": dir, "views": [...], "manifest": path}
     Raises:
@@ -273,11 +299,12 @@ def publish_snapshot(con_or_path: duckdb.DuckDBPyConnection | str | Path, out_di
     """
     if isinstance(con_or_path, (str, Path)):
         with opened(con_or_path) as con:
-            return publish_snapshot(con, out_dir, now)
+            return publish_snapshot(con, out_dir, now, checkpoint)
     con = con_or_path
     now = now or dt.datetime.now(dt.timezone.utc)
     snap_dir = Path(out_dir) / SNAPSHOT_DIR
     snap_dir.mkdir(parents=True, exist_ok=True)
+    _remove_leftovers(snap_dir)
     token = f"{now.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
     tmp = snap_dir / f".warehouse-{token}.duckdb"
     parquet_dir = snap_dir / f"parquet-{token}"
@@ -302,6 +329,8 @@ def publish_snapshot(con_or_path: duckdb.DuckDBPyConnection | str | Path, out_di
         (parquet_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         _fsync(tmp)
         os.replace(tmp, snap_dir / SNAPSHOT_FILE)
+        if checkpoint:
+            checkpoint("snapshot-replaced")  # the new database file is in place, its Parquet export not yet
         link = _swap_parquet(snap_dir, parquet_dir)
         tmp_manifest = snap_dir / f".manifest-{token}.json"
         tmp_manifest.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
