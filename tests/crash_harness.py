@@ -148,6 +148,8 @@ EXCLUDE: dict[str, dict[str, str]] = {
     "reviews": {"created_at": "when", "updated_at": "when"},
     "screening_decisions": {"decided_at": "import time for recorded inputs", "recorded_at": "when stored"},
     "screening_queue": {"entered_at": "when queued"},
+    # what the queue was last ranked from (a fingerprint of its inputs): the same after a rerun
+    "screening_rank_state": {"ranked_at": "when"},
     "screening_undos": {"undone_at": "when"},
     "search_definitions": {"first_used_at": "when"},
     # search_runs and update_runs are the run log itself: see RUN_LOGS
@@ -159,6 +161,10 @@ EXCLUDE: dict[str, dict[str, str]] = {
                           "updated_at": "when"},
     "studies": {"created_at": "when"},
     "study_aliases": {"created_at": "when"},
+    # incremental linking's inputs and keys: a killed linking run rolls back, the rerun's equal a full relink
+    "study_link_inputs": {},
+    "study_link_keys": {},
+    "study_link_state": {"linked_at": "when"},
     "study_link_conflicts": {"found_at": "when"},
     "study_link_decisions": {"decided_at": "when"},
     "study_link_evidence": {},

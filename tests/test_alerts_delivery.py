@@ -102,3 +102,40 @@ def test_alerts_raised_between_cycles_and_failed_deliveries_go_out_with_the_next
                                                    (merged, "webhook:LM_TEST_WEBHOOK", "delivered")]
     assert {r[2] for r in rows} == {"delivered"}
     assert (review / "alerts.log").read_text().count("## [") == 2
+
+
+def test_alerts_of_cycles_killed_before_delivering_go_out_with_the_next_cycle_that_delivers(tmp_path, warehouse_path):
+    """Two cycles in a row die before their delivery step: what they raised (without queuing it, as linking and
+    screening raise alerts) is still delivered by the next cycle, and a finished cycle's old alerts are not."""
+    from tasks.alerts import deliver_cycle_alerts
+    from warehouse.reviews import finish_update
+
+    review = write_review(tmp_path / "review")
+    rid = register(review, warehouse_path)
+    t1 = dt.datetime(2024, 3, 1, tzinfo=dt.timezone.utc)
+    day = dt.timedelta(days=1)
+    channels = [{"type": "file", "path": "alerts.log"}]
+
+    def alert(key, when):
+        with opened(warehouse_path) as con:
+            return add_alert(con, review_id=rid, kind="study_merged", severity="warning", title=f"merged {key}",
+                             body=key, now=when, dedupe_key=f"merge:{key}")
+
+    old = alert("before-any-cycle", t1 - day)  # delivered by nobody before channels existed: outside every window
+    first = new_update(warehouse_path, rid, t1)
+    with opened(warehouse_path) as con:
+        finish_update(con, first, "succeeded", {}, t1)
+    killed_a = new_update(warehouse_path, rid, t1 + day)
+    a = alert("killed-a", t1 + day)
+    killed_b = new_update(warehouse_path, rid, t1 + 2 * day)  # marks killed_a interrupted
+    b = alert("killed-b", t1 + 2 * day)
+    last = new_update(warehouse_path, rid, t1 + 3 * day)  # marks killed_b interrupted
+    with opened(warehouse_path) as con:
+        statuses = dict(con.execute("SELECT update_id, status FROM update_runs").fetchall())
+        out = deliver_cycle_alerts(con, rid, last, channels, str(review), now=t1 + 3 * day)
+    assert statuses[killed_a] == statuses[killed_b] == "interrupted"
+    assert sorted(d["alert_id"] for d in out if d["status"] == "delivered") == [a, b]
+    assert old not in {d["alert_id"] for d in out}
+    text = (review / "alerts.log").read_text()
+    assert text.count("merged killed-a") == 1 and text.count("merged killed-b") == 1
+    assert "before-any-cycle" not in text
