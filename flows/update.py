@@ -44,48 +44,44 @@ def update_review(
     """
     # one cycle per warehouse at a time, held for the whole cycle (CLI, `serve`, workers alike): warehouse/lock.py
     with update_lock(warehouse):
-        return _update_cycle(review_dir, warehouse, out_dir, as_of, replay_dir, recorded_inputs)
-
-
-def _update_cycle(review_dir: str, warehouse: str, out_dir: str, as_of: dt.datetime | None,
-                  replay_dir: str | None, recorded_inputs: list[str] | None) -> State:
-    """The cycle's steps (the flow holds the warehouse's update lock around them)."""
-    as_of = as_of or dt.datetime.now(dt.timezone.utc)
-    runtime.configure_kill_at(settings.test_kill_at())  # crash tests only; a no-op when unset
-    # secrets stay out of parameters; shared rate limits (Prefect global concurrency limits) need a server
-    settings.register_environment_secrets()  # before anything can store, log or print them (redaction)
-    runtime.configure(ncbi=settings.ncbi_settings(), secret_lookup=settings.secret,
-                      shared_rate_limits=settings.prefect_server_configured())
-    review_id = register_review(review_dir, warehouse)
-    update_id = start_update(review_id, warehouse, as_of, str(flow_run.get_id() or ""))
-    replay = {s: (str(Path(replay_dir) / s) if replay_dir else None) for s in ("pubmed", "ctgov")}
-    try:
-        # a failed search is a FAILED task run carrying its summary; the cycle goes on with the other source
-        searches = [
-            state_result(search_pubmed(review_dir, warehouse, update_id, as_of, replay["pubmed"], return_state=True)),
-            state_result(search_ctgov(review_dir, warehouse, update_id, as_of, replay["ctgov"],
-                                      client=settings.ctgov_settings(), return_state=True)),
-        ]
-        studies = link_studies(review_id, warehouse)
-        queue = flag_candidates(review_dir, review_id, warehouse)
-        inputs = apply_recorded_inputs(review_dir, review_id, warehouse, recorded_inputs or [])
-        analyses = analyze(review_dir, review_id, warehouse, update_id)
-        version = record_version(review_dir, review_id, warehouse, update_id, as_of, out_dir)
-        outputs = publish(review_dir, review_id, warehouse, out_dir)
-    except Exception as e:
-        # every task redacts what it raises (tasks.observe.redacts_exceptions); the flow's own code may raise too,
-        # and Prefect makes the FAILED message from this exception's text
-        redact_exception(e)
-        finish_update(update_id, warehouse, "failed", {}, f"{type(e).__name__}: {e}")
-        # alerts that steps before the failure raised still go out
-        deliver_pending_alerts(review_dir, review_id, warehouse, update_id, out_dir, return_state=True)
-        raise
-    summary = {"review_id": review_id, "update_id": update_id, "as_of": as_of.isoformat(), "searches": searches,
-               "studies": studies, "queue": queue, "inputs": inputs, "analyses": analyses, "version": version,
-               "outputs": outputs}
-    # the artifacts describe what is already committed: a Prefect hiccup there must not fail the cycle
-    artifacts = publish_run_artifacts(review_id, warehouse, outputs, return_state=True)
-    summary["artifacts"] = artifacts.result() if artifacts.is_completed() else {}
-    failed, message = cycle_message(summary)
-    finish_update(update_id, warehouse, "failed" if failed else "succeeded", summary, message if failed else None)
-    return cycle_state(summary)
+        as_of = as_of or dt.datetime.now(dt.timezone.utc)
+        runtime.configure_kill_at(settings.test_kill_at())  # crash tests only; a no-op when unset
+        # secrets stay out of parameters; shared rate limits (Prefect global concurrency limits) need a server
+        settings.register_environment_secrets()  # before anything can store, log or print them (redaction)
+        runtime.configure(ncbi=settings.ncbi_settings(), secret_lookup=settings.secret,
+                          shared_rate_limits=settings.prefect_server_configured())
+        review_id = register_review(review_dir, warehouse)
+        update_id = start_update(review_id, warehouse, as_of, str(flow_run.get_id() or ""))
+        replay = {s: (str(Path(replay_dir) / s) if replay_dir else None) for s in ("pubmed", "ctgov")}
+        try:
+            # a failed search is a FAILED task run carrying its summary; the cycle goes on with the other source
+            searches = [
+                state_result(search_pubmed(review_dir, warehouse, update_id, as_of, replay["pubmed"],
+                                           return_state=True)),
+                state_result(search_ctgov(review_dir, warehouse, update_id, as_of, replay["ctgov"],
+                                          client=settings.ctgov_settings(), return_state=True)),
+            ]
+            studies = link_studies(review_id, warehouse)
+            queue = flag_candidates(review_dir, review_id, warehouse)
+            inputs = apply_recorded_inputs(review_dir, review_id, warehouse, recorded_inputs or [])
+            analyses = analyze(review_dir, review_id, warehouse, update_id)
+            version = record_version(review_dir, review_id, warehouse, update_id, as_of, out_dir)
+            outputs = publish(review_dir, review_id, warehouse, out_dir)
+        except Exception as e:
+            # every task redacts what it raises (tasks.observe.redacts_exceptions); the flow's own code may raise
+            # too, and Prefect makes the FAILED message from this exception's text
+            redact_exception(e)
+            finish_update(update_id, warehouse, "failed", {}, f"{type(e).__name__}: {e}")
+            # alerts that steps before the failure raised still go out
+            deliver_pending_alerts(review_dir, review_id, warehouse, update_id, out_dir, return_state=True)
+            raise
+        summary = {"review_id": review_id, "update_id": update_id, "as_of": as_of.isoformat(),
+                   "searches": searches, "studies": studies, "queue": queue, "inputs": inputs, "analyses": analyses,
+                   "version": version, "outputs": outputs}
+        # the artifacts describe what is already committed: a Prefect hiccup there must not fail the cycle
+        artifacts = publish_run_artifacts(review_id, warehouse, outputs, return_state=True)
+        summary["artifacts"] = artifacts.result() if artifacts.is_completed() else {}
+        failed, message = cycle_message(summary)
+        finish_update(update_id, warehouse, "failed" if failed else "succeeded", summary,
+                      message if failed else None)
+        return cycle_state(summary)
