@@ -117,9 +117,19 @@ def build_study_rows(extraction: Iterable[Mapping], *, kind: str, arm: str = "tr
     return rows, notes
 
 
+DISPLAY_ONLY_TSA_KEYS = ("effect_source",)  # reported beside the numbers, never changes them
+
+
 def input_hash(rows: list[dict], settings: Mapping[str, Any], engine_version: str = ENGINE_VERSION) -> str:
-    """Hash of everything a run's numbers depend on: study rows, analysis settings, engine version."""
-    return hash_json({"rows": rows, "settings": dict(settings), "engine": engine_version})
+    """Hash of everything a run's numbers depend on: study rows, analysis settings, engine version.
+
+    Settings that only describe the numbers (the TSA's `effect_source`) are left out, so writing them down does
+    not recompute and republish unchanged analyses.
+    """
+    settings = dict(settings)
+    if isinstance(settings.get("tsa"), Mapping):
+        settings["tsa"] = {k: v for k, v in settings["tsa"].items() if k not in DISPLAY_ONLY_TSA_KEYS}
+    return hash_json({"rows": rows, "settings": settings, "engine": engine_version})
 
 
 def _strip(result) -> dict:
@@ -205,8 +215,8 @@ def run_analysis(rows: list[dict], settings: Mapping[str, Any], kind: str) -> di
     Returns:
         the `analysis_runs.result` document: {"meta": MetaResult.to_dict(), "leave_one_out": [{"omitted",
         ...}], "cumulative": [{"added", "year", ...}] (by year, then study id), "subgroups": {...} or None,
-        "tsa": TSA dict or None, "notes": [...]}. A TSA that cannot be computed is None with a note; the
-        pooled numbers are never withheld because of it.
+        "tsa": TSA dict or None, "notes": [...], "inputs": the study rows pooled (the report's arm columns)}.
+        A TSA that cannot be computed is None with a note; the pooled numbers are never withheld because of it.
     Raises:
         StatsInputError: the engine refused the rows or settings (message names study and column).
     """
@@ -250,5 +260,6 @@ def run_analysis(rows: list[dict], settings: Mapping[str, Any], kind: str) -> di
     except (TsaInputError, StatsInputError) as e:
         tsa = None
         notes.append(f"TSA not computed: {e}")
+    inputs = [{k: v for k, v in r.items() if k not in ("subgroup",)} for r in rows]
     return {"meta": meta.to_dict(), "leave_one_out": loo, "cumulative": cum_out, "subgroups": subgroups,
-            "tsa": tsa, "notes": notes}
+            "tsa": tsa, "notes": notes, "inputs": inputs}

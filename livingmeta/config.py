@@ -97,11 +97,64 @@ class Screening(_Model):
     model: ScreeningModel = Field(default_factory=ScreeningModel)
 
 
+GRADE_LEVELS = ("high", "moderate", "low", "very low")
+_DOWNGRADE = {"not serious": 0, "serious": 1, "very serious": 2}
+_PUBLICATION_BIAS = {"undetected": 0, "strongly suspected": 1, "very strongly suspected": 2}
+GRADE_DOMAINS = ("risk_of_bias", "inconsistency", "indirectness", "imprecision", "publication_bias")
+
+
+class Certainty(_Model):
+    """The team's GRADE judgments for one outcome (Schünemann HJ et al., GRADE handbook 2013; Cochrane Handbook
+    ch. 14): the five domains, upgrades, the resulting level and footnotes explaining each downgrade."""
+
+    study_design: Literal["randomised", "observational"] = "randomised"  # randomised starts high, observational low
+    risk_of_bias: Literal["not serious", "serious", "very serious"] = "not serious"
+    inconsistency: Literal["not serious", "serious", "very serious"] = "not serious"
+    indirectness: Literal["not serious", "serious", "very serious"] = "not serious"
+    imprecision: Literal["not serious", "serious", "very serious"] = "not serious"
+    publication_bias: Literal["undetected", "strongly suspected", "very strongly suspected"] = "undetected"
+    upgrade: int = Field(default=0, ge=0, le=2)  # large effect, dose-response, opposing plausible confounding
+    level: Literal["high", "moderate", "low", "very low"]
+    footnotes: dict[str, str] = Field(default_factory=dict)  # domain -> why it was (or was not) downgraded
+
+    def computed_level(self) -> str:
+        """The level the domain judgments give: start (high/low), minus downgrades, plus upgrades."""
+        start = 0 if self.study_design == "randomised" else 2
+        down = sum(_DOWNGRADE[getattr(self, d)] for d in GRADE_DOMAINS[:4]) + _PUBLICATION_BIAS[self.publication_bias]
+        return GRADE_LEVELS[max(0, min(3, start + down - self.upgrade))]
+
+    @model_validator(mode="after")
+    def _level_follows(self) -> "Certainty":
+        unknown = sorted(set(self.footnotes) - set(GRADE_DOMAINS) - {"upgrade", "level"})
+        if unknown:
+            raise ValueError(f"footnotes: unknown domain {', '.join(map(repr, unknown))}; footnotes are keyed by "
+                             f"{', '.join(GRADE_DOMAINS)}, upgrade or level")
+        downgraded = [d for d in GRADE_DOMAINS if getattr(self, d) not in ("not serious", "undetected")]
+        missing = [d for d in downgraded + (["upgrade"] if self.upgrade else []) if not self.footnotes.get(d, "").strip()]
+        if missing:
+            wanted = ", ".join(d + ' = "..."' for d in missing)
+            raise ValueError(f"footnotes: explain each downgrade or upgrade (GRADE asks for it): add {wanted} "
+                             "under [outcomes.certainty.footnotes]")
+        if self.level != self.computed_level():
+            raise ValueError(f"level {self.level!r} does not follow from the judgments ({self.study_design} design, "
+                             f"{len(downgraded)} domain(s) downgraded, upgrade {self.upgrade}): they give "
+                             f"{self.computed_level()!r}; fix level or the domain judgments")
+        return self
+
+
 class Outcome(_Model):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
     label: str
     kind: Literal["binary", "proportion", "continuous", "generic"]
     description: str = ""
+    # how forest plots and the summary of findings name the arms and read the direction of an effect
+    treatment_label: str = Field(default="treatment", min_length=1, max_length=40)
+    control_label: str = Field(default="control", min_length=1, max_length=40)
+    higher_is_better: bool = False  # True when the event/score is desirable (responders, quality of life)
+    # summary of findings: control risk per participant the corresponding risks are computed for; None: the
+    # pooled control arms of the included studies (binary outcomes)
+    assumed_control_risk: float | None = Field(default=None, gt=0, lt=1)
+    certainty: Certainty | None = None
 
 
 class TsaSettings(_Model):
@@ -114,6 +167,7 @@ class TsaSettings(_Model):
     control_event_rate: float | None = Field(default=None, gt=0, lt=1)
     sd: float | None = Field(default=None, gt=0)
     heterogeneity_correction: Literal["diversity", "none"] = "diversity"
+    effect_source: str = ""  # where the anticipated effect comes from (a trial, the minimal important difference)
 
 
 class Analysis(_Model):
@@ -414,6 +468,17 @@ seed = 0
 id = "responders"
 label = "Responders (>=50% improvement)"
 kind = "binary"                       # binary | proportion | continuous | generic
+treatment_label = "drug X"            # forest plots: arm columns and "Favours drug X / Favours placebo"
+control_label = "placebo"
+higher_is_better = true               # responding is good: a ratio above 1 favours drug X
+# assumed_control_risk = 0.25         # summary of findings: risk without drug X (default: pooled control arms)
+
+# [outcomes.certainty]                # GRADE judgments shown in the summary of findings (level must follow)
+# risk_of_bias = "serious"            # not serious | serious | very serious (also inconsistency,
+# imprecision = "not serious"         #   indirectness, imprecision); publication_bias: undetected |
+# level = "moderate"                  #   strongly suspected | very strongly suspected
+# [outcomes.certainty.footnotes]      # one per downgraded domain
+# risk_of_bias = "two of five trials did not conceal allocation"
 
 [[analyses]]
 id = "responders-or"
@@ -422,6 +487,12 @@ measure = "OR"                        # OR RR RD PETO | PR PLO PAS PFT | MD SMD 
 method = "MH"                         # FE MH PETO DL REML ML PM SJ HE EB
 test = "z"                            # z | knha (Knapp-Hartung)
 role = "primary"
+
+[analyses.tsa]                        # trial sequential analysis (binary: control_event_rate; continuous: sd)
+control_event_rate = 0.25
+anticipated_effect = 0.3              # relative change (binary) or mean difference (continuous)
+effect_direction = "increase"         # reduction | increase
+effect_source = "minimal important difference agreed by the team"
 
 [alerts.rules]
 relative_change = 0.10                # alert when an estimate moves by more than 10%

@@ -155,6 +155,7 @@ def report_document(con: duckdb.DuckDBPyConnection, review_id: str, version: int
                            [review_id, version]):
         history.setdefault(h.pop("analysis_id"), []).append({k: _iso(v) for k, v in h.items()})
     configured = {a["id"]: a for a in config.get("analyses") or []}
+    kinds = {o.get("id"): o.get("kind") for o in config.get("outcomes") or []}
     order = list(configured) + sorted(a for a in runs if a not in configured)
     analyses = []
     for aid in order:
@@ -167,6 +168,7 @@ def report_document(con: duckdb.DuckDBPyConnection, review_id: str, version: int
             "status": run["status"] if run else "not_in_version", "error": (run or {}).get("error"),
             "result": _json(run["result"]) if run and run["result"] is not None else None,
             "history": history.get(aid, []),
+            "kind": kinds.get(cfg.get("outcome")), "settings": cfg or None,
         })
     changes = rows_as_dicts(con, "SELECT analysis_id, from_version, to_version, changes, studies_added, studies_removed "
                                  "FROM estimate_diffs WHERE review_id = ? AND to_version = ? ORDER BY analysis_id",
@@ -206,6 +208,7 @@ def report_document(con: duckdb.DuckDBPyConnection, review_id: str, version: int
         "previous_version": prev,
         "changes": changes,
         "analyses": analyses,
+        "outcomes": list(config.get("outcomes") or []),
         "prisma": _prisma(con, review_id, version, prev["version"] if prev else None, latest, len(studies), notes),
         "searches": searches,
         "search_definitions": definitions,

@@ -49,6 +49,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
+from livingmeta.report.formatting import (_finite, display_numbers, fmt_count, fmt_effect, fmt_interval,  # noqa: F401
+                                          fmt_p, fmt_p_text, fmt_percent, fmt_tau2, fmt_value, join_prose,
+                                          tsa_assumption_lines)
 from livingmeta.report.scales import is_ratio, measure_name
 
 REPORT_SCHEMA = 1
@@ -66,7 +69,7 @@ class ReportInputError(ValueError):
 
 @dataclass
 class Plot:
-    """One figure of the report, as inline SVG and as PNG bytes."""
+    """One figure of the report, as inline SVG (real text, titled) and as PNG bytes."""
 
     kind: str            # forest | cumulative | versions | tsa | funnel | prisma
     title: str
@@ -87,6 +90,12 @@ class Report:
     searches: list[dict[str, Any]]
     studies: list[dict[str, Any]]
     plots: list[Plot] = field(default_factory=list)
+    labels: dict[str, str] = field(default_factory=dict)   # study id -> the one label people read
+    sof: list[dict[str, Any]] = field(default_factory=list)  # summary of findings (GRADE), one row per outcome
+    sof_changes: list[dict[str, Any]] = field(default_factory=list)
+    sof_footnotes: list[dict[str, str]] = field(default_factory=list)
+    tsa: dict[str, dict[str, Any]] = field(default_factory=dict)  # analysis id -> assumptions and looks
+    forest_notes: dict[str, list[str]] = field(default_factory=dict)  # analysis id -> lines under its forest plot
 
     @property
     def title(self) -> str:
@@ -96,70 +105,13 @@ class Report:
     def version(self) -> int:
         return self.doc["version"]["version"]
 
+    def study_label(self, study_id: Any) -> str:
+        """The label of a study as every part of the report writes it."""
+        return study_label(self.labels, study_id)
+
     def plots_for(self, analysis_id: str | None) -> list[Plot]:
         """The plots of one analysis (None: review-level plots such as PRISMA)."""
         return [p for p in self.plots if p.analysis_id == analysis_id]
-
-
-def _finite(x: Any) -> float | None:
-    if x is None or isinstance(x, bool):
-        return None
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
-
-
-def fmt_value(x: Any) -> str:
-    """An estimate or bound for people: 3 significant digits (0.0369, 0.677, 2.91, 33.5, 255); "–" when unknown.
-
-    Significant digits rather than fixed decimals keep small proportions and large ratios equally precise;
-    values of 1000 or more are shown whole rather than in scientific notation.
-    """
-    v = _finite(x)
-    if v is None:
-        return "–"
-    if v == 0:
-        return "0"
-    if abs(v) >= 1000:
-        return f"{v:,.0f}"
-    if abs(v) < 0.001:
-        return f"{v:.2e}"
-    v = float(f"{v:.3g}")  # round first: 0.9996 must become 1.00, not 1.000
-    decimals = max(0, 2 - math.floor(math.log10(abs(v))))
-    return f"{v:.{decimals}f}"
-
-
-def fmt_interval(lo: Any, hi: Any) -> str:
-    """"lo to hi" (the Cochrane style avoids the ambiguity of a hyphen next to a minus sign)."""
-    if _finite(lo) is None and _finite(hi) is None:
-        return "–"
-    return f"{fmt_value(lo)} to {fmt_value(hi)}"
-
-
-def fmt_p(p: Any) -> str:
-    """A p-value: "<0.001" below one in a thousand, else 3 decimals."""
-    v = _finite(p)
-    if v is None:
-        return "–"
-    return "<0.001" if v < 0.001 else f"{v:.3f}"
-
-
-def fmt_count(n: Any) -> str:
-    """A count (participants may be fractional after continuity corrections: shown rounded)."""
-    v = _finite(n)
-    return "–" if v is None else f"{round(v):,}"
-
-
-def fmt_percent(x: Any) -> str:
-    v = _finite(x)
-    return "–" if v is None else f"{v:.1f}%"
-
-
-def fmt_tau2(x: Any) -> str:
-    """tau² with 3 significant digits (it spans orders of magnitude across measures)."""
-    return fmt_value(x)
 
 
 def _require(d: Any, key: str, where: str, kind: type | tuple[type, ...] | None = None) -> Any:
@@ -168,14 +120,6 @@ def _require(d: Any, key: str, where: str, kind: type | tuple[type, ...] | None 
     if kind is not None and not isinstance(d[key], kind):
         raise ReportInputError(f"report document: {where}.{key} must be {kind}, got {type(d[key]).__name__}")
     return d[key]
-
-
-def display_numbers(meta: dict[str, Any]) -> dict[str, Any]:
-    """The people-facing numbers of a MetaResult dict: back-transformed where the engine did so."""
-    def pick(k):
-        bt = meta.get(f"{k}_bt")
-        return bt if _finite(bt) is not None else meta.get(k)
-    return {k: pick(k) for k in ("estimate", "ci_lower", "ci_upper", "pi_lower", "pi_upper")}
 
 
 TSA_STATUS_TEXT = {
@@ -299,7 +243,7 @@ def record_links(rec: dict[str, Any]) -> list[dict[str, str]]:
     return links
 
 
-def _study_rows(studies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _study_rows(studies: list[dict[str, Any]], labels: dict[str, str] | None = None) -> list[dict[str, Any]]:
     rows = []
     for i, s in enumerate(studies or []):
         sid = _require(s, "study_id", f"studies[{i}]", str)
@@ -309,7 +253,8 @@ def _study_rows(studies: list[dict[str, Any]]) -> list[dict[str, Any]]:
             first = authors[0] if authors else ""
             recs.append({**r, "first_author": first + (" et al." if len(authors) > 1 else ""),
                          "links": record_links(r)})
-        rows.append({"study_id": sid, "label": s.get("label") or sid, "retracted": bool(s.get("retracted")),
+        rows.append({"study_id": sid, "label": (labels or {}).get(sid) or s.get("label") or sid,
+                     "retracted": bool(s.get("retracted")),
                      "records": recs})
     return rows
 
@@ -352,7 +297,7 @@ def check_document(doc: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(doc.get("analyses") or [], list):
         raise ReportInputError("report document: analyses must be a list")
     out = _plain_values(doc)
-    for key in ("changes", "analyses", "searches", "search_definitions", "studies", "notes"):
+    for key in ("changes", "analyses", "searches", "search_definitions", "studies", "notes", "outcomes"):
         out[key] = list(doc.get(key) or [])
     out.setdefault("previous_version", None)
     out.setdefault("prisma", None)
@@ -360,25 +305,227 @@ def check_document(doc: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def build_report(doc: dict[str, Any], *, plots: bool = True) -> Report:
-    """Build a report (display rows and figures) from a report document.
+# --- one name per study ---------------------------------------------------------------------------------------
 
-    Args:
-        doc: the report document (schema in this module's docstring).
-        plots: draw the figures (forest, cumulative, TSA, funnel when k >= 10, PRISMA); False skips them
-            (for quick checks of the tables).
-    Returns:
-        a Report, rendered by `render_html`, `render_markdown` and `render_json`.
-    Raises:
-        ReportInputError: the document lacks a required field.
+def study_label_map(studies: list[dict[str, Any]]) -> dict[str, str]:
+    """Study id -> the label every part of the report uses (plots, tables, text, what changed).
+
+    The label is the study's own ("Jann 2020", from linking: first author and year, a registry acronym where
+    the study has one); two studies with the same label get their registry id (or study id) added, so a
+    label always names one study.
     """
-    doc = check_document(doc)
-    summary = [_summary_row(a, i) for i, a in enumerate(doc["analyses"])]
-    report = Report(doc=doc, summary=summary, changes=_change_rows(doc, summary),
-                    prisma=_prisma_rows(doc["prisma"]), searches=_search_rows(doc["searches"]),
-                    studies=_study_rows(doc["studies"]))
-    if plots:
-        from livingmeta.report.plots import report_plots
+    base: dict[str, str] = {}
+    regs: dict[str, str] = {}
+    for s in studies or []:
+        sid = str(s.get("study_id"))
+        base[sid] = " ".join(str(s.get("label") or sid).split())
+        ids = [x for r in s.get("records") or [] for x in ([r.get("source_id")] if r.get("source") == "ctgov" else [])
+               + list(r.get("registry_ids") or [])]
+        regs[sid] = next((str(x) for x in ids if x), "")
+    count: dict[str, int] = {}
+    for lab in base.values():
+        count[lab] = count.get(lab, 0) + 1
+    out = {}
+    for sid, lab in base.items():
+        if count[lab] == 1:
+            out[sid] = lab
+        elif regs[sid] and regs[sid] not in lab:
+            out[sid] = f"{lab} ({regs[sid]})"
+        else:
+            out[sid] = f"{lab} [{sid}]"
+    return out
 
-        report.plots = report_plots(report)
-    return report
+
+def study_label(labels: dict[str, str], study_id: Any) -> str:
+    """The one label of a study (its id when the report has no label for it)."""
+    sid = str(study_id)
+    return labels.get(sid, sid)
+
+
+# --- arm data of the forest plots -----------------------------------------------------------------------------
+
+def study_arms(result: dict[str, Any] | None, kind: str) -> dict[str, dict[str, dict[str, Any]]]:
+    """{study id: {"treatment": {...}, "control": {...}}} from the analysis' stored input rows (`inputs`).
+
+    Binary arms carry events and total; continuous arms mean, sd and n. Empty when the run stored no inputs
+    (runs made before the report showed arm data).
+    """
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for r in (result or {}).get("inputs") or []:
+        sid = str(r.get("study"))
+        if kind == "binary":
+            out[sid] = {"treatment": {"events": r.get("treat_events"), "total": r.get("treat_total")},
+                        "control": {"events": r.get("control_events"), "total": r.get("control_total")}}
+        elif kind == "continuous":
+            out[sid] = {a: {"mean": r.get(f"{p}_mean"), "sd": r.get(f"{p}_sd"), "n": r.get(f"{p}_n")}
+                        for a, p in (("treatment", "treat"), ("control", "control"))}
+        elif kind == "proportion":
+            out[sid] = {"treatment": {"events": r.get("events"), "total": r.get("total")}}
+    return out
+
+
+# --- summary of findings (GRADE) ------------------------------------------------------------------------------
+
+GRADE_SYMBOLS = {"high": "⊕⊕⊕⊕", "moderate": "⊕⊕⊕◯", "low": "⊕⊕◯◯", "very low": "⊕◯◯◯"}
+GRADE_DOMAIN_NAMES = {"risk_of_bias": "Risk of bias", "inconsistency": "Inconsistency",
+                      "indirectness": "Indirectness", "imprecision": "Imprecision",
+                      "publication_bias": "Publication bias", "upgrade": "Upgraded", "level": "Certainty"}
+
+
+def corresponding_risk(control_risk: float, measure: str, value: float | None) -> float | None:
+    """The risk with the intervention for an assumed control risk (Cochrane Handbook 14.1.5.1, 15.4.4).
+
+    RR: ACR x RR; OR (and Peto OR): ACR x OR / (1 - ACR + ACR x OR); RD: ACR + RD. The maps are monotone,
+    so applying them to the CI bounds gives the interval of the corresponding risk.
+    """
+    v = _finite(value)
+    if v is None:
+        return None
+    acr = float(control_risk)
+    if measure == "RR":
+        r = acr * v
+    elif measure in ("OR", "PETO"):
+        r = acr * v / (1 - acr + acr * v)
+    elif measure == "RD":
+        r = acr + v
+    else:
+        return None
+    return min(1.0, max(0.0, r))
+
+
+def _per_1000(x: float | None) -> str:
+    return "–" if x is None else f"{round(1000 * x):,}"
+
+
+def _difference_per_1000(cr: float | None, acr: float) -> str:
+    if cr is None:
+        return "–"
+    d = round(1000 * cr) - round(1000 * acr)
+    return f"{abs(d):,} {'more' if d > 0 else 'fewer'}" if d else "0 more"
+
+
+def pooled_control_risk(result: dict[str, Any] | None) -> tuple[float | None, int]:
+    """(events / participants over the control arms of the included studies, number of studies)."""
+    rows = [r for r in (result or {}).get("inputs") or []
+            if _finite(r.get("control_events")) is not None and _finite(r.get("control_total"))]
+    ev, tot = sum(float(r["control_events"]) for r in rows), sum(float(r["control_total"]) for r in rows)
+    return (ev / tot if tot > 0 else None), len(rows)
+
+
+def _sof_numbers(measure: str, est: Any, lo: Any, hi: Any, acr: float | None) -> dict[str, Any]:
+    cr = [corresponding_risk(acr, measure, v) if acr is not None else None for v in (est, lo, hi)]
+    return {
+        "relative": fmt_effect(est, lo, hi, "no data in this version"),
+        "assumed": _per_1000(acr) + " per 1,000" if acr is not None and cr[0] is not None else "–",
+        "corresponding": (f"{_per_1000(cr[0])} per 1,000 ({_per_1000(cr[1])} to {_per_1000(cr[2])})"
+                          if cr[0] is not None else "–"),
+        "difference": (f"{_difference_per_1000(cr[0], acr)} per 1,000 (from {_difference_per_1000(cr[1], acr)} to "
+                       f"{_difference_per_1000(cr[2], acr)})" if cr[0] is not None and acr is not None else "–"),
+        "risks": cr,
+    }
+
+
+def _sof_analysis(analyses: list[dict[str, Any]], outcome: str) -> dict[str, Any] | None:
+    mine = [a for a in analyses if a.get("outcome") == outcome]
+    return next((a for a in mine if a.get("role") == "primary"), mine[0] if mine else None)
+
+
+def sof_rows(doc: dict[str, Any], summary: list[dict[str, Any]]) -> tuple[list[dict], list[dict], list[dict]]:
+    """The GRADE summary of findings of this version, what changed in it since the previous version, and its
+    footnotes.
+
+    One row per outcome, from its primary analysis (else its first): the relative effect with its CI; for
+    binary outcomes with a ratio or RD the assumed control risk (review.toml's `assumed_control_risk`, else the
+    pooled control arms, and the row says which) and the corresponding risk per 1,000 with its CI; participants
+    (studies); certainty from the outcome's `[outcomes.certainty]` judgments, with footnotes for each domain.
+    The previous version's row is computed from its stored estimate with the same control risk.
+
+    Returns:
+        (rows, changes [{"outcome", "label", "changes": [str]}], footnotes [{"mark", "text"}]).
+    """
+    outcomes = doc.get("outcomes") or []
+    by_aid = {s["analysis_id"]: s for s in summary}
+    prev_v = (doc.get("previous_version") or {}).get("version")
+    rows, changes, notes = [], [], []
+    for o in outcomes:
+        a = _sof_analysis(doc["analyses"], o.get("id"))
+        if a is None:
+            continue
+        s = by_aid.get(a["analysis_id"]) or {}
+        measure = a.get("measure") or ""
+        binary = o.get("kind") == "binary" and measure in ("RR", "OR", "PETO", "RD")
+        acr, source = None, ""
+        if binary:
+            if _finite(o.get("assumed_control_risk")) is not None:
+                acr, source = float(o["assumed_control_risk"]), "review.toml (assumed_control_risk)"
+            else:
+                acr, k_ctrl = pooled_control_risk(a.get("result"))
+                source = f"pooled control arms of {k_ctrl} {'study' if k_ctrl == 1 else 'studies'}" if acr else ""
+        nums = _sof_numbers(measure, s.get("estimate"), s.get("ci_lower"), s.get("ci_upper"), acr) \
+            if s.get("has_result") else _sof_numbers(measure, None, None, None, None)
+        if not s.get("has_result"):
+            nums["relative"] = "not estimable (" + (str(s.get("status") or "no data").replace("_", " ")) + ")"
+        cert = o.get("certainty") or None
+        marks = []
+        if cert:
+            for dom in ("risk_of_bias", "inconsistency", "indirectness", "imprecision", "publication_bias", "upgrade",
+                        "level"):
+                text = str((cert.get("footnotes") or {}).get(dom) or "").strip()
+                if text:
+                    mark = chr(ord("a") + len(notes))
+                    judged = cert.get(dom)
+                    prefix = GRADE_DOMAIN_NAMES[dom] + (f" ({judged})" if isinstance(judged, str) and dom != "level" else "")
+                    notes.append({"mark": mark, "text": f"{prefix}: {text}"})
+                    marks.append(mark)
+        level = (cert or {}).get("level")
+        row = {
+            "outcome": o.get("id"), "label": o.get("label") or o.get("id"), "analysis_id": a["analysis_id"],
+            "measure": measure, "measure_name": measure_name(measure), "control_risk": acr,
+            "control_risk_source": source, "risks": nums.pop("risks"),
+            "participants": s.get("participants"), "k": s.get("k"),
+            "fmt": {**nums, "participants": (f"{fmt_count(s.get('participants'))} ({fmt_count(s.get('k'))} "
+                                             f"{'study' if s.get('k') == 1 else 'studies'})") if s.get("has_result") else "–",
+                    "certainty": (f"{GRADE_SYMBOLS[level]} {level.capitalize()}" if level in GRADE_SYMBOLS
+                                  else "not assessed (add [outcomes.certainty] to review.toml)")},
+            "certainty": level, "footnote_marks": marks,
+        }
+        rows.append(row)
+        if prev_v is None:
+            continue
+        old = next((h for h in a.get("history") or [] if h.get("version") == prev_v), None)
+        if old is None:
+            changes.append({"outcome": row["outcome"], "label": row["label"],
+                            "changes": [f"new in this version: {row['fmt']['relative']}"]})
+            continue
+        before = _sof_numbers(measure, old.get("estimate"), old.get("ci_lower"), old.get("ci_upper"), acr)
+        before_part = f"{fmt_count(old.get('participants'))} ({fmt_count(old.get('k'))} studies)"
+        diffs = []
+        for key, name in (("relative", measure_name(measure)), ("corresponding", "risk with the intervention")):
+            if before[key] != row["fmt"][key] and row["fmt"][key] != "–":
+                diffs.append(f"{name}: {before[key]} → {row['fmt'][key]}")
+        if before_part != row["fmt"]["participants"] and s.get("has_result"):
+            diffs.append(f"participants (studies): {before_part} → {row['fmt']['participants']}")
+        changes.append({"outcome": row["outcome"], "label": row["label"], "changes": diffs or ["no change"]})
+    return rows, changes, notes
+
+
+# --- trial sequential analysis in words -----------------------------------------------------------------------
+
+def tsa_section(a: dict[str, Any], labels: dict[str, str]) -> dict[str, Any] | None:
+    """The TSA of one analysis for the report text: its assumptions, status and looks.
+
+    Returns {"assumptions": [str], "status": str, "looks": [{"label", "information", "fraction", "z",
+    "boundary", "futility"}]} (formatted), or None when the analysis has no TSA.
+    """
+    tsa = ((a.get("result") or {}).get("tsa")) or None
+    if not tsa:
+        return None
+    settings = (a.get("settings") or {}).get("tsa") or {}
+    looks = [{"label": study_label(labels, p.get("label")), "information": fmt_count(p.get("information")),
+              "fraction": fmt_percent(100 * float(p["fraction"])) if _finite(p.get("fraction")) is not None else "–",
+              "z": "–" if _finite(p.get("z")) is None else f"{float(p['z']):.2f}",
+              "boundary": "–" if _finite(p.get("upper")) is None else f"±{float(p['upper']):.2f}",
+              "futility": "not yet (nothing spent)" if _finite(p.get("futility")) is None else f"{float(p['futility']):.2f}"}
+             for p in tsa.get("points") or []]
+    return {"assumptions": tsa_assumption_lines(tsa, settings, a.get("kind") or ""),
+            "status": TSA_STATUS_TEXT.get(tsa.get("status"), tsa.get("status") or ""), "looks": looks}

@@ -1,8 +1,11 @@
 """The report's figures, drawn with matplotlib's object API on the Agg canvas (no pyplot, no GUI state).
 
-Every figure is returned as inline SVG (text drawn as paths, ids made unique per figure, comments and the XML
-prolog removed) and as PNG bytes. Text that comes from a source (study labels, titles, exclusion reasons) is
-drawn with mathtext off, so a `$` in a label is a dollar sign, not a formula.
+Every figure is returned as inline SVG (text as real <text> elements, so it can be searched, selected and read
+by a screen reader; the figure's title as <title> and aria-label; ids made unique per figure, comments and the
+XML prolog removed) and as PNG bytes. Text that comes from a source (study labels, titles, exclusion reasons)
+is drawn with mathtext off, so a `$` in a label is a dollar sign, not a formula.
+
+This module draws figures only; `livingmeta.report.build` decides which figures a report has.
 
 References: forest plots after Lewis S, Clarke M. BMJ 2001;322:1479 (box area proportional to weight,
 diamond for the pooled estimate, prediction interval after Riley RD et al. BMJ 2011;342:d549); funnel plots
@@ -13,6 +16,7 @@ BMJ 2021;372:n71).
 
 from __future__ import annotations
 
+import html
 import io
 import math
 import re
@@ -28,13 +32,15 @@ from matplotlib.patches import FancyBboxPatch, Polygon  # noqa: E402
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator  # noqa: E402
 from matplotlib.transforms import blended_transform_factory  # noqa: E402
 
-from livingmeta.report.document import Plot, Report, display_numbers, fmt_count, fmt_interval, fmt_value  # noqa: E402
+from livingmeta.report.formatting import (display_numbers, fmt_count, fmt_interval, fmt_p_text,  # noqa: E402
+                                          fmt_tau2, fmt_value, tsa_assumption_lines)
 from livingmeta.report.scales import (PROPORTION_MEASURES, TRANSFORM_NAMES, measure_name, null_value,  # noqa: E402
                                      study_display, study_transform)
+from livingmeta.stats.tsa import boundary_curve  # noqa: E402
 
 FUNNEL_MIN_K = 10
 TSA_Y_CAP = 8.0  # |Z| shown on a TSA chart before a boundary is marked "off scale" at the edge
-_RC = {"svg.fonttype": "path", "svg.hashsalt": "livingmeta", "font.size": 9, "axes.spines.top": False,
+_RC = {"svg.fonttype": "none", "path.simplify": False, "svg.hashsalt": "livingmeta", "font.size": 9, "axes.spines.top": False,
        "axes.spines.right": False}
 _COLOR = "#1f4e79"
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -48,33 +54,39 @@ def _finite(x: Any) -> float | None:
     return v if math.isfinite(v) else None
 
 
-def _inline_svg(raw: str, prefix: str) -> str:
-    """Make matplotlib's SVG safe to inline several times in one HTML page."""
+_ACTIVE = re.compile(r"<script|<foreignObject|<[^>]*\son\w+\s*=|<[^>]*(href|src)\s*=\s*[\"']\s*javascript:", re.I)
+
+
+def _inline_svg(raw: str, prefix: str, title: str = "") -> str:
+    """Make matplotlib's SVG safe to inline several times in one HTML page, titled for screen readers."""
     s = re.sub(r"<\?xml[^>]*\?>", "", raw)
     s = re.sub(r"<!DOCTYPE[^>]*>", "", s)
     s = re.sub(r"<!--.*?-->", "", s, flags=re.S)
+    s = re.sub(r"<metadata>.*?</metadata>", "", s, flags=re.S)
     s = s.replace(' id="', f' id="{prefix}-').replace('href="#', f'href="#{prefix}-').replace("url(#", f"url(#{prefix}-")
+    label = html.escape(title, quote=True)
 
     def root(m: re.Match) -> str:
         tag = m.group(0)
         width = re.search(r'width="([\d.]+)pt"', tag)
         tag = re.sub(r'\s(width|height)="[^"]*"', "", tag)
         style = f' style="width:100%;max-width:{width.group(1)}pt;height:auto"' if width else ""
-        return tag[:-1] + f'{style} role="img">'
+        aria = f' aria-label="{label}"' if title else ""
+        return tag[:-1] + f'{style} role="img"{aria}>' + (f'<title id="{prefix}-title">{label}</title>' if title else "")
 
     s = re.sub(r"<svg\b[^>]*>", root, s, count=1)
-    if re.search(r"<script|on\w+\s*=|javascript:", s, re.I):  # cannot happen with text as paths; refuse if it does
+    if _ACTIVE.search(s):  # matplotlib escapes text, so markup can only be its own; refuse if it is not
         raise ValueError(f"figure {prefix}: SVG output contains active content; not embedding it")
     return s.strip()
 
 
-def figure_files(fig: Figure, prefix: str) -> tuple[str, bytes]:
-    """Render a figure to (inline SVG text, PNG bytes)."""
+def figure_files(fig: Figure, prefix: str, title: str = "") -> tuple[str, bytes]:
+    """Render a figure to (inline SVG text with real text elements, PNG bytes)."""
     with rc_context(_RC):
         svg_buf, png_buf = io.StringIO(), io.BytesIO()
         fig.savefig(svg_buf, format="svg", metadata={"Date": None}, bbox_inches="tight")
         fig.savefig(png_buf, format="png", dpi=150, metadata={"Software": None}, bbox_inches="tight")
-    return _inline_svg(svg_buf.getvalue(), prefix), png_buf.getvalue()
+    return _inline_svg(svg_buf.getvalue(), prefix, title), png_buf.getvalue()
 
 
 def _xlimits(values: list[float], log: bool, null: float | None) -> tuple[float, float]:
@@ -151,78 +163,258 @@ def _proportion_limits(xs: list[float]) -> tuple[float, float]:
     return min([0.0] + vals) - 0.02, max([1.0] + vals) + 0.02
 
 
-def forest_plot(studies: list[dict], meta: dict, measure: str, ratio: bool, title: str) -> Figure:
-    """Forest plot: per-study effect and CI (box area ~ weight), pooled diamond, prediction interval.
+CLIP_DECADES = 1.0  # a ratio axis reaches this many decades beyond the point estimates, pooled CI and PI
+_COMMON_EFFECT = {"FE", "EE", "CE", "MH", "PETO"}
 
+
+def is_common_effect(meta: dict) -> bool:
+    """True for a common-effect (fixed-effect) model: no tau², no prediction interval."""
+    return str(meta.get("method", "")).upper() in _COMMON_EFFECT
+
+
+def _clip_limits(core: list[float], log: bool, null: float | None) -> tuple[float, float]:
+    """Axis limits from the point estimates, the pooled CI/PI and the null; wider study CIs are clipped
+    (drawn to the edge with an arrow) instead of stretching the axis to 1000."""
+    vals = [v for v in core if v is not None and (v > 0 if log else True)]
+    if null is not None:
+        vals.append(null)
+    if not vals:
+        return (0.1, 10) if log else (-1, 1)
+    lo, hi = min(vals), max(vals)
+    if log:
+        llo, lhi = math.log10(max(lo, 1e-4)), math.log10(min(hi, 1e4))
+        span = max(lhi - llo, 0.3)
+        pad = min(CLIP_DECADES, max(0.15, span * 0.5))
+        return 10 ** (llo - pad), 10 ** (lhi + pad)
+    span = (hi - lo) or max(abs(hi), 1.0)
+    return lo - span * 0.5, hi + span * 0.5
+
+
+def _arm_text(arm: dict | None, kind: str) -> str:
+    if not arm:
+        return "–"
+    if kind == "continuous":
+        return f"{fmt_value(arm.get('mean'))} ({fmt_value(arm.get('sd'))}), {fmt_count(arm.get('n'))}"
+    return f"{fmt_count(arm.get('events'))}/{fmt_count(arm.get('total'))}"
+
+
+def heterogeneity_text(meta: dict) -> str:
+    """RevMan's heterogeneity line: "Heterogeneity: Tau² = 0.04; Chi² = 9.1, df = 4 (p = 0.06); I² = 56%".
+
+    tau² only for random-effects models (a common-effect model assumes it is 0, so printing "tau² = 0" beside
+    a large I² would contradict itself); empty with fewer than two studies.
+    """
+    q, df, qp, i2 = (meta.get(k) for k in ("q", "q_df", "q_p", "i2"))
+    if _finite(q) is None or df is None:
+        return ""
+    parts = []
+    if not is_common_effect(meta) and _finite(meta.get("tau2")) is not None:
+        parts.append(f"Tau² = {fmt_tau2(meta.get('tau2'))}")
+    parts.append(f"Chi² = {float(q):.2f}, df = {int(df)} ({fmt_p_text(qp)})")
+    if _finite(i2) is not None:
+        parts.append(f"I² = {float(i2):.0f}%")
+    return "Heterogeneity: " + "; ".join(parts)
+
+
+def overall_test_text(meta: dict) -> str:
+    """"Test for overall effect: Z = 2.31 (p = 0.021)" (t with its df for Knapp-Hartung)."""
+    stat = _finite(meta.get("statistic"))
+    if stat is None:
+        return ""
+    if str(meta.get("test") or "z").lower() == "knha":
+        k = int(meta.get("k") or 0)
+        return f"Test for overall effect: t = {stat:.2f}, df = {max(k - 1, 1)} ({fmt_p_text(meta.get('p_value'))})"
+    return f"Test for overall effect: Z = {stat:.2f} ({fmt_p_text(meta.get('p_value'))})"
+
+
+def not_estimable_reason(arms: dict | None, kind: str) -> str:
+    """Why a study has no effect, read from its arms (RevMan's "Not estimable")."""
+    if kind == "binary" and arms and arms.get("treatment") and arms.get("control"):
+        t, c = arms["treatment"], arms["control"]
+        try:
+            te, tn, ce, cn = (float(x) for x in (t["events"], t["total"], c["events"], c["total"]))
+        except (KeyError, TypeError, ValueError):
+            return "counts missing"
+        if te == 0 and ce == 0:
+            return "no events in either arm"
+        if te == tn and ce == cn:
+            return "all participants had the event"
+    if kind == "continuous" and arms:
+        if any(_finite((a or {}).get("sd")) in (None, 0.0) for a in arms.values()):
+            return "SD missing or zero"
+    return "effect not estimable from the data"
+
+
+def forest_plot(studies: list[dict], meta: dict, measure: str, ratio: bool, title: str, *,
+                arms: dict[str, dict] | None = None, labels: dict[str, str] | None = None, kind: str = "",
+                treatment: str = "treatment", control: str = "control", higher_is_better: bool = False) -> Figure:
+    """Forest plot in the Cochrane/RevMan layout.
+
+    Per study: its label, the arm data (events/total per arm, or mean (SD), n for continuous outcomes), the
+    effect with its CI as a box (area ~ weight) and line, effect (95% CI) and weight in text; a study without
+    an effect is listed as "not estimable" with the reason. Under the pooled diamond: the heterogeneity line
+    (tau² for random-effects models only), the test for the overall effect and, for random-effects models,
+    the prediction interval. "Favours <treatment> / Favours <control>" under the axis, on the side the
+    outcome's direction (higher_is_better) gives. Study CIs beyond the axis are clipped with an arrow.
     Values are back-transformed wherever the measure has a back-transform (ratios on a log axis, proportions
     on a 0-1 axis, PFT per study with the study's own n), so the plot shows the numbers of the summary table.
 
     Args:
         studies: MetaResult `studies` rows ({study, yi, vi, weight, ci_lower, ci_upper} on the analysis scale,
             with n, yi_bt, ci_lower_bt, ci_upper_bt from engine 1.1.0).
-        meta: the MetaResult dict (estimate, ci, pi and their `_bt` back-transforms).
+        meta: the MetaResult dict (estimate, ci, pi and their `_bt` back-transforms, q, q_df, q_p, i2, tau2,
+            statistic, p_value, test, method).
         measure, ratio: the effect measure and whether it is a ratio (log axis, null at 1).
         title: the analysis label.
+        arms: {study id: {"treatment": {events, total | mean, sd, n}, "control": {...}}} (None: no arm columns).
+        labels: study id -> the label people read (`livingmeta.report.document.study_label_map`).
+        kind: the outcome kind (binary | continuous | proportion | generic).
+        treatment, control: the arms' names for the column heads and the favours labels.
+        higher_is_better: the outcome's direction (True: more of it is good, e.g. responders).
     Returns:
         a matplotlib Figure.
     """
     values, pooled, on_display = forest_values(studies, meta, measure, ratio)
+    labels = labels or {}
+    two_arm = bool(arms) and kind in ("binary", "continuous")
+    common = is_common_effect(meta)
+    het, overall = heterogeneity_text(meta), overall_test_text(meta)
+    pl, pu = _finite(pooled.get("pi_lower")), _finite(pooled.get("pi_upper"))
+    show_pi = not common and pl is not None and pu is not None
     n = len(studies)
-    rows = n + 3  # header, studies, gap, pooled, prediction interval
-    fig, ax = _row_axes(rows, title)
-    null = null_value(measure, ratio)
-    xs = []
-    left = blended_transform_factory(ax.transAxes, ax.transData)
-    ytop = rows - 1
-    ax.text(-0.02, ytop, "Study", transform=left, ha="right", va="center", fontweight="bold")
-    ax.text(1.03, ytop, "Effect (95% CI)", transform=left, ha="left", va="center", fontweight="bold")
-    ax.text(1.55, ytop, "Weight", transform=left, ha="right", va="center", fontweight="bold")
+    footer = [t for t in (het, overall) if t]
+    rows = n + 3 + (1 if show_pi else 0) + len(footer)
+    height = 1.6 + 0.27 * rows
+    fig = Figure(figsize=(10, height))
+    x0, x1 = (0.44, 0.70) if two_arm else (0.30, 0.66)
+    ax = fig.add_axes((x0, 1.0 / height, x1 - x0, 1 - 1.55 / height))
+    fig.text(0.01, 1 - 0.12 / height, title, ha="left", va="top", fontsize=10, fontweight="bold", parse_math=False)
+    ax.set_ylim(-0.6 - len(footer) - (1 if show_pi else 0), n + 1.4)
+    ax.set_yticks([])
+    for side in ("left", "top", "right"):
+        ax.spines[side].set_visible(False)
+    col = blended_transform_factory(fig.transFigure, ax.transData)
+    c_study, c_t, c_c = 0.01, 0.31, 0.42
+    c_eff, c_w = x1 + 0.015, 0.995
+    y_head = n + 0.6
+    bold = {"fontweight": "bold"}
+
+    def txt(x, y, s, ha="left", **kw):
+        ax.text(x, y, s, transform=col, ha=ha, va="center", parse_math=False, clip_on=False, **kw)
+
+    txt(c_study, y_head, "Study", **bold)
+    if two_arm:
+        sub = "Mean (SD), N" if kind == "continuous" else "Events/Total"
+        txt(c_t, y_head + 0.45, str(treatment)[:22], ha="right", **bold)
+        txt(c_t, y_head, sub, ha="right", fontsize=8)
+        txt(c_c, y_head + 0.45, str(control)[:22], ha="right", **bold)
+        txt(c_c, y_head, sub, ha="right", fontsize=8)
+    txt(c_eff, y_head, f"{measure_name(measure)} (95% CI)", **bold)
+    txt(c_w, y_head, "Weight", ha="right", **bold)
     weights = [(_finite(s.get("weight")) or 0.0) for s in studies]
     wmax = max(weights) if weights and max(weights) > 0 else 1.0
+    core: list[float] = []
+    pieces = []
+    zero_weight = []
     for i, s in enumerate(studies):
-        y = ytop - 1 - i
-        label = str(s.get("study"))
-        ax.text(-0.02, y, label, transform=left, ha="right", va="center", parse_math=False)
+        y = n - 1 - i
+        sid = str(s.get("study"))
+        label = labels.get(sid) or sid
+        txt(c_study, y, label if len(label) <= 34 else label[:33] + "…")
+        arm = (arms or {}).get(sid) or {}
+        if two_arm:
+            txt(c_t, y, _arm_text(arm.get("treatment"), kind), ha="right")
+            txt(c_c, y, _arm_text(arm.get("control"), kind), ha="right")
         if values[i] is None or values[i][0] is None:
-            ax.text(1.03, y, "not estimable", transform=left, ha="left", va="center", color="#666")
+            txt(c_eff, y, f"not estimable ({not_estimable_reason(arm, kind)})", color="#555", fontsize=8)
+            txt(c_w, y, "0%", ha="right")
+            if weights[i] == 0:
+                zero_weight.append(label)
             continue
-        e, l, h = values[i]
-        xs += [v for v in (e, l, h) if v is not None]
-        if l is not None and h is not None:
-            ax.plot([l, h], [y, y], color="black", lw=0.9)
-        ax.scatter([e], [y], marker="s", s=12 + 160 * weights[i] / wmax, color=_COLOR, zorder=3)
-        ax.text(1.03, y, f"{fmt_value(e)} ({fmt_interval(l, h)})", transform=left, ha="left", va="center")
-        ax.text(1.55, y, f"{weights[i]:.1f}%", transform=left, ha="right", va="center")
-    est, lo, hi = (_finite(pooled.get(k)) for k in ("estimate", "ci_lower", "ci_upper"))
-    y_pool, y_pi = 1.0, 0.0
-    model = "Random-effects model" if str(meta.get("method", "")).upper() not in {"FE", "EE", "CE", "MH", "PETO"} \
-        else "Common-effect model"
-    ax.text(-0.02, y_pool, f"{model} (k = {fmt_count(meta.get('k'))})", transform=left, ha="right", va="center",
-            fontweight="bold")
-    if est is not None and lo is not None and hi is not None:
-        ax.add_patch(Polygon([(lo, y_pool), (est, y_pool + 0.35), (hi, y_pool), (est, y_pool - 0.35)],
-                             closed=True, color=_COLOR, zorder=3))
-        xs += [est, lo, hi]
-        ax.text(1.03, y_pool, f"{fmt_value(est)} ({fmt_interval(lo, hi)})", transform=left, ha="left", va="center",
-                fontweight="bold")
-        ax.text(1.55, y_pool, "100%", transform=left, ha="right", va="center", fontweight="bold")
-    pl, pu = _finite(pooled.get("pi_lower")), _finite(pooled.get("pi_upper"))
-    if pl is not None and pu is not None:
-        ax.plot([pl, pu], [y_pi, y_pi], color="#b03a2e", lw=1.6)
-        ax.plot([pl, pl], [y_pi - 0.15, y_pi + 0.15], color="#b03a2e", lw=1.6)
-        ax.plot([pu, pu], [y_pi - 0.15, y_pi + 0.15], color="#b03a2e", lw=1.6)
-        xs += [pl, pu]
-        ax.text(-0.02, y_pi, "Prediction interval", transform=left, ha="right", va="center", color="#b03a2e")
-        ax.text(1.03, y_pi, fmt_interval(pl, pu), transform=left, ha="left", va="center", color="#b03a2e")
+        e, lo, hi = values[i]
+        core.append(e)
+        pieces.append((y, e, lo, hi, weights[i]))
+        txt(c_eff, y, f"{fmt_value(e)} ({fmt_interval(lo, hi)})")
+        txt(c_w, y, f"{weights[i]:.1f}%", ha="right")
+    est, plo, phi = (_finite(pooled.get(k)) for k in ("estimate", "ci_lower", "ci_upper"))
+    core += [v for v in (est, plo, phi) if v is not None]
+    if show_pi:
+        core += [pl, pu]
+    null = null_value(measure, ratio)
+    proportion = on_display and measure in PROPORTION_MEASURES
     if ratio:
         ax.set_xscale("log")
-    proportion = on_display and measure in PROPORTION_MEASURES
-    ax.set_xlim(*(_proportion_limits(xs) if proportion else _xlimits(xs, ratio, null)))
+    if proportion:
+        lim = _proportion_limits(core + [v for _, _, lo, hi, _ in pieces for v in (lo, hi)])
+    else:
+        lim = _clip_limits(core, ratio, null)
+    ax.set_xlim(*lim)
+    lo_lim, hi_lim = lim
+    for y, e, lo, hi, w in pieces:
+        if lo is not None and hi is not None:
+            a, b = max(lo, lo_lim), min(hi, hi_lim)
+            ax.plot([a, b], [y, y], color="black", lw=0.9)
+            if lo < lo_lim:
+                ax.plot([lo_lim], [y], marker="<", color="black", ms=5, clip_on=False)
+            if hi > hi_lim:
+                ax.plot([hi_lim], [y], marker=">", color="black", ms=5, clip_on=False)
+        if lo_lim <= e <= hi_lim:
+            ax.scatter([e], [y], marker="s", s=12 + 160 * w / wmax, color=_COLOR, zorder=3)
+    y_pool = -1.0
+    model = "Common-effect model" if common else "Random-effects model"
+    if str(meta.get("method", "")).upper() == "MH":
+        model += " (Mantel–Haenszel)"
+    elif str(meta.get("method", "")).upper() == "PETO":
+        model += " (Peto)"
+    elif not common:
+        model += f" ({meta.get('method')})"
+    txt(c_study, y_pool, f"Total ({fmt_count(meta.get('k'))} studies)", **bold)
+    if two_arm and kind == "binary" and arms:
+        tot = {a: [sum(float((arms.get(str(s.get('study'))) or {}).get(a, {}).get(k) or 0) for s in studies)
+                   for k in ("events", "total")] for a in ("treatment", "control")}
+        txt(c_t, y_pool, f"{fmt_count(tot['treatment'][0])}/{fmt_count(tot['treatment'][1])}", ha="right", **bold)
+        txt(c_c, y_pool, f"{fmt_count(tot['control'][0])}/{fmt_count(tot['control'][1])}", ha="right", **bold)
+    if est is not None and plo is not None and phi is not None:
+        ax.add_patch(Polygon([(max(plo, lo_lim), y_pool), (est, y_pool + 0.35), (min(phi, hi_lim), y_pool),
+                              (est, y_pool - 0.35)], closed=True, color=_COLOR, zorder=3))
+        txt(c_eff, y_pool, f"{fmt_value(est)} ({fmt_interval(plo, phi)})", **bold)
+        txt(c_w, y_pool, "100%", ha="right", **bold)
+    else:
+        txt(c_eff, y_pool, "not estimable (no study has an effect)", color="#555")
+    txt(c_study, y_pool - 0.45, model, fontsize=8, color="#333")
+    y = y_pool - 1
+    if show_pi:
+        ax.plot([max(pl, lo_lim), min(pu, hi_lim)], [y, y], color="#b03a2e", lw=1.6)
+        for v in (pl, pu):
+            if lo_lim <= v <= hi_lim:
+                ax.plot([v, v], [y - 0.15, y + 0.15], color="#b03a2e", lw=1.6)
+        txt(c_study, y, "95% prediction interval", color="#b03a2e")
+        txt(c_eff, y, fmt_interval(pl, pu), color="#b03a2e")
+        y -= 1
+    for line in footer:
+        txt(c_study, y, line, fontsize=8)
+        y -= 1
     if ratio:
         _log_axis(ax)
     if null is not None:
         ax.axvline(null, color="#555", lw=0.8, ls="--", zorder=1)
-    ax.set_xlabel(_axis_label(measure, ratio, on_display), parse_math=False)
+    ax.set_xlabel(_axis_label(measure, ratio, on_display), parse_math=False, fontsize=8)
+    if null is not None and kind in ("binary", "continuous", "generic", ""):
+        left, right = (control, treatment) if higher_is_better else (treatment, control)
+        for side, name, dx, ha in (("left", left, -4, "right"), ("right", right, 4, "left")):
+            ax.annotate(f"Favours {name}", xy=(null, 0), xycoords=("data", "axes fraction"), xytext=(dx, -30),
+                        textcoords="offset points", ha=ha, va="top", fontsize=8, annotation_clip=False,
+                        parse_math=False, gid=f"favours-{side}")
+    notes = []
+    if zero_weight and str(meta.get("method", "")).upper() == "MH":
+        notes.append("Mantel–Haenszel weights are zero for " + ", ".join(zero_weight)
+                     + ": no events in either arm, so the study adds no information to the pooled odds/risk ratio.")
+    clipped = any((lo is not None and lo < lo_lim) or (hi is not None and hi > hi_lim) for _, _, lo, hi, _ in pieces)
+    if clipped:
+        notes.append("Arrows: the confidence interval continues beyond the axis.")
+    for j, note in enumerate(notes):
+        fig.text(0.01, 0.12 / height + 0.2 * (len(notes) - 1 - j) / height, note, ha="left", va="bottom",
+                 fontsize=7.5, parse_math=False, color="#333")
     return fig
 
 
@@ -275,17 +467,34 @@ def cumulative_plot(rows: list[dict], ratio: bool, measure: str, title: str) -> 
     return fig
 
 
-def tsa_plot(tsa: dict, title: str) -> Figure:
-    """Trial sequential analysis chart: cumulative Z against accrued information, monitoring and futility
-    boundaries, the conventional ±1.96 lines and the required information size (RIS)."""
-    fig = Figure(figsize=(8, 4.6))
-    ax = fig.add_subplot(1, 1, 1)
+def tsa_curve(tsa: dict) -> list[dict]:
+    """The boundary curve a TSA chart draws: on a dense grid and at every look (`boundary_curve`), in
+    participants. Futility is oriented like z (the TSA's direction)."""
+    ris = _finite(tsa.get("ris"))
+    if not ris:
+        return []
+    fracs = [float(p["information"]) / ris for p in tsa.get("points") or [] if _finite(p.get("information"))]
+    beta = _finite(tsa.get("beta"))
+    curve = boundary_curve(fracs, float(tsa.get("alpha") or 0.05), 0.20 if beta is None else beta)
+    sign = -1 if (tsa.get("direction") or 1) < 0 else 1
+    return [{**c, "information": c["fraction"] * ris,
+             "futility": None if c["futility"] is None else sign * c["futility"]} for c in curve]
+
+
+def tsa_plot(tsa: dict, title: str, *, settings: dict | None = None, kind: str = "",
+             labels: dict[str, str] | None = None) -> Figure:
+    """Trial sequential analysis chart: cumulative Z against accrued information; the monitoring boundaries
+    and, when computed, the futility boundaries drawn as curves evaluated on a dense grid (`tsa_curve`); the
+    conventional ±1.96 lines; the required information size (RIS); each look marked with the study that
+    triggered it; the assumptions in a box under the chart. The legend lists only what is drawn."""
+    labels = labels or {}
+    fig = Figure(figsize=(8, 5.8))
+    ax = fig.add_axes((0.09, 0.36, 0.64, 0.56))
     ax.spines["top"].set_visible(False)
     ax.spines["right"].set_visible(False)
-    ax.set_title(title, loc="left", fontsize=10, fontweight="bold", parse_math=False)
+    fig.text(0.01, 0.985, title, ha="left", va="top", fontsize=10, fontweight="bold", parse_math=False)
     ris = _finite(tsa.get("ris"))
     pts = [p for p in tsa.get("points") or [] if _finite(p.get("information")) is not None and _finite(p.get("z")) is not None]
-    curve = [c for c in tsa.get("curve") or [] if _finite(c.get("fraction")) is not None]
     infos = [float(p["information"]) for p in pts]
     xmax = max([ris or 0.0] + infos) * 1.08 or 1.0
     zs = [float(p["z"]) for p in pts]
@@ -294,42 +503,46 @@ def tsa_plot(tsa: dict, title: str) -> Figure:
     # (15 or 30 at a few percent of the RIS) would squash everything else, so above the cap it is marked at
     # the top edge with its value instead.
     ylim = max(6.0, max((abs(z) for z in zs), default=0) + 1.0, min((current or 0) + 0.8, TSA_Y_CAP))
-    if ris and curve:
-        cx = [float(c["fraction"]) * ris for c in curve]
-        up = [_finite(c.get("upper")) for c in curve]
-        keep = [(x, u) for x, u in zip(cx, up) if u is not None]
-        if keep:
-            ax.plot([x for x, _ in keep], [u for _, u in keep], color="#b03a2e", lw=1.5,
-                    label="monitoring boundary")
-            ax.plot([x for x, _ in keep], [-u for _, u in keep], color="#b03a2e", lw=1.5)
-            off = [(x, u) for x, u in keep if u > ylim]
-            if off:
-                for sign in (1, -1):
-                    ax.scatter([x for x, _ in off], [sign * ylim] * len(off), marker="^" if sign > 0 else "v",
-                               s=28, color="#b03a2e", clip_on=False, zorder=4)
-    if pts and current is not None and current > ylim:
-        ax.annotate(f"boundary at {pts[-1].get('label') or 'this look'}: ±{current:.1f} (off scale)",
-                    (infos[-1], ylim), xytext=(6, -12), textcoords="offset points", fontsize=8, color="#b03a2e",
-                    va="top", annotation_clip=False, parse_math=False)
-        fut = [(x, _finite(c.get("futility"))) for x, c in zip(cx, curve) if _finite(c.get("futility")) is not None]
+    curve = tsa_curve(tsa)
+    if curve:
+        cx = [c["information"] for c in curve]
+        up = [min(c["upper"], ylim * 1.5) for c in curve]
+        ax.plot(cx, up, color="#b03a2e", lw=1.5, label="monitoring boundary", gid="tsa-boundary")
+        ax.plot(cx, [-u for u in up], color="#b03a2e", lw=1.5, gid="tsa-boundary-lower")
+        ax.plot([xmax / 1.08 if ris is None else ris, xmax], [up[-1], up[-1]], color="#b03a2e", lw=1.5)
+        ax.plot([xmax / 1.08 if ris is None else ris, xmax], [-up[-1], -up[-1]], color="#b03a2e", lw=1.5)
+        fut = [(c["information"], c["futility"]) for c in curve if c.get("futility") is not None]
         if fut:
             ax.plot([x for x, _ in fut], [f for _, f in fut], color="#7d6608", lw=1.2, ls="-.",
-                    label="futility boundary")
-            ax.plot([x for x, _ in fut], [-f for _, f in fut], color="#7d6608", lw=1.2, ls="-.")
+                    label="futility boundary", gid="tsa-futility")
+    if pts and current is not None and current > ylim:
+        ax.annotate(f"boundary at {labels.get(str(pts[-1].get('label')), pts[-1].get('label')) or 'this look'}: "
+                    f"±{current:.1f} (off scale)", (infos[-1], ylim), xytext=(6, -12), textcoords="offset points",
+                    fontsize=8, color="#b03a2e", va="top", annotation_clip=False, parse_math=False)
     ax.axhline(1.96, color="#555", lw=0.8, ls="--", label="conventional ±1.96")
     ax.axhline(-1.96, color="#555", lw=0.8, ls="--")
     ax.axhline(0, color="#999", lw=0.6)
     if ris:
         ax.axvline(ris, color="#1e8449", lw=1.2, ls=":", label=f"RIS = {fmt_count(ris)}")
     if pts:
-        ax.plot(infos, zs, color=_COLOR, marker="o", ms=4, lw=1.4, label="cumulative Z")
-        ax.annotate(str(pts[-1].get("label") or ""), (infos[-1], zs[-1]), xytext=(5, 5), textcoords="offset points",
-                    fontsize=8, annotation_clip=False)
+        ax.plot(infos, zs, color=_COLOR, marker="o", ms=4, lw=1.4, label="cumulative Z", gid="tsa-z")
+        many = len(pts) > 12
+        for i, (p, x, z) in enumerate(zip(pts, infos, zs)):
+            if many and i not in (0, len(pts) - 1) and i % max(1, len(pts) // 8):
+                continue
+            name = labels.get(str(p.get("label")), str(p.get("label") or ""))
+            ax.annotate(name, (x, z), xytext=(3, 6 if i % 2 == 0 else -10), textcoords="offset points",
+                        fontsize=7, annotation_clip=False, parse_math=False, rotation=30 if many else 0)
     ax.set_xlim(0, xmax)
     ax.set_ylim(-ylim, ylim)
     ax.set_xlabel("Information (participants)")
     ax.set_ylabel("Cumulative Z")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    lines = tsa_assumption_lines(tsa, settings, kind) if settings is not None or tsa.get("ris_unadjusted") else []
+    if lines:
+        fig.text(0.01, 0.24, "Assumptions", ha="left", va="top", fontsize=8.5, fontweight="bold")
+        fig.text(0.01, 0.205, "\n".join(lines), ha="left", va="top", fontsize=8, parse_math=False,
+                 linespacing=1.5, gid="tsa-assumptions")
     return fig
 
 
@@ -353,99 +566,105 @@ def funnel_plot(studies: list[dict], meta: dict, measure: str, ratio: bool, titl
     return fig
 
 
-def _box(ax, x, y, w, h, lines: list[str], bold_first: bool = True, color: str = "#eaf1f8") -> None:
+def _box(ax, x, y, w, h, lines: list[str], bold_first: bool = True, color: str = "#eaf1f8", gid: str = "") -> None:
     ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.02,rounding_size=0.08", fc=color, ec="#1f4e79",
                                 lw=0.9))
-    text = "\n".join(lines)
-    ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=8, parse_math=False, wrap=True)
+    top = y + h - 0.18
+    for i, line in enumerate(lines):
+        ax.text(x + 0.12, top - i * 0.34, line, ha="left", va="top", fontsize=9,
+                fontweight="bold" if (bold_first and i == 0) else "normal", parse_math=False,
+                gid=f"{gid}-{i}" if gid else None)
 
 
-def _count_line(key: str, cur: dict, prev: dict | None) -> str:
-    new = cur.get(key)
-    if prev is None or prev.get(key) is None:
-        return f"n = {fmt_count(new)}"
-    old = prev.get(key)
-    delta = (new or 0) - (old or 0)
-    return f"n = {fmt_count(new)} (previous {fmt_count(old)}, {delta:+,.0f})"
+def _num(d: dict | None, key: str) -> float | None:
+    return _finite((d or {}).get(key))
+
+
+def prisma_update_counts(current: dict, previous: dict | None) -> dict[str, Any]:
+    """The PRISMA 2020 flow for an updated review (Page MJ et al. BMJ 2021;372:n71, figure 1, updated
+    reviews): studies of the previous version, what this version's searches added, and the total.
+
+    Counts in the warehouse are cumulative over the review's life; this version's new records, exclusions
+    and studies are the differences from the previous version (for the first version, everything is new).
+    Returns {"previous_studies", "previous_reports", "pubmed", "ctgov", "identified", "duplicates", "screened",
+    "excluded_screening", "sought", "not_retrieved", "assessed", "excluded_full_text", "reasons": {reason: n},
+    "new_studies", "new_reports", "total_studies", "total_reports", "first_version"}.
+    """
+    prev = previous or {}
+
+    def new(key: str) -> float | None:
+        cur = _num(current, key)
+        if cur is None:
+            return None
+        return cur - (_num(prev, key) or 0.0)
+
+    sought = new("full_text_sought")
+    assessed = new("full_text_assessed")
+    not_retrieved = None
+    if sought is not None and assessed is not None:
+        not_retrieved = max(0.0, sought - assessed)
+    reasons_now = dict(current.get("excluded_reasons") or {})
+    reasons_before = dict(prev.get("excluded_reasons") or {})
+    reasons = {r: n - reasons_before.get(r, 0) for r, n in reasons_now.items() if n - reasons_before.get(r, 0) > 0}
+    return {
+        "first_version": previous is None,
+        "previous_studies": _num(prev, "studies_included") or 0.0, "previous_reports": _num(prev, "included") or 0.0,
+        "pubmed": new("identified_pubmed"), "ctgov": new("identified_ctgov"), "identified": new("identified_total"),
+        "duplicates": new("duplicates_removed"), "screened": new("screened"),
+        "excluded_screening": new("excluded_title_abstract"), "sought": sought, "not_retrieved": not_retrieved,
+        "assessed": assessed, "excluded_full_text": new("excluded_full_text"), "reasons": reasons,
+        "new_studies": new("studies_included"), "new_reports": new("included"),
+        "total_studies": _num(current, "studies_included"), "total_reports": _num(current, "included"),
+    }
 
 
 def prisma_diagram(current: dict, previous: dict | None, title: str) -> Figure:
-    """PRISMA 2020 flow diagram for a living review: each box shows the current count and the previous
-    version's count with the change."""
-    fig = Figure(figsize=(9, 7.2))
-    ax = fig.add_axes((0, 0, 1, 0.94))
-    fig.suptitle(title, x=0.02, ha="left", fontsize=10, fontweight="bold")
-    ax.set_xlim(0, 10)
-    ax.set_ylim(0, 10)
+    """PRISMA 2020 flow diagram for updated reviews (databases and registers): the previous version's studies
+    on the left, this version's identification, screening and inclusion, and the total; text at 9 pt, so the
+    diagram reads at 100% zoom."""
+    c = prisma_update_counts(current, previous)
+    n = fmt_count
+    fig = Figure(figsize=(10, 9.2))
+    ax = fig.add_axes((0, 0, 1, 0.955))
+    fig.text(0.01, 0.99, title, ha="left", va="top", fontsize=10.5, fontweight="bold", parse_math=False)
+    ax.set_xlim(0, 12)
+    ax.set_ylim(0, 12)
     ax.axis("off")
-    c, p = current, previous
-
-    def line(k):
-        return _count_line(k, c, p)
-
-    _box(ax, 0.3, 8.0, 5.2, 1.7, ["Records identified", f"PubMed: {line('identified_pubmed')}",
-                                  f"ClinicalTrials.gov: {line('identified_ctgov')}", f"Total: {line('identified_total')}"])
-    _box(ax, 6.2, 8.2, 3.5, 1.3, ["Duplicate records removed", "(linked to the same study)",
-                                  line("duplicates_removed")], color="#f8f1ea")
-    _box(ax, 0.3, 5.9, 5.2, 1.2, ["Records screened (title/abstract)", line("screened")])
-    _box(ax, 6.2, 5.9, 3.5, 1.2, ["Records excluded", line("excluded_title_abstract")], color="#f8f1ea")
-    _box(ax, 0.3, 3.8, 5.2, 1.2, ["Reports assessed for eligibility", line("full_text_assessed")])
-    reasons = c.get("excluded_reasons") or {}
-    reason_lines = [f"{str(r)[:40]}: {fmt_count(n)}" for r, n in sorted(reasons.items(), key=lambda kv: -kv[1])[:5]]
-    _box(ax, 6.2, 3.3, 3.5, 2.0, ["Reports excluded", line("excluded_full_text"), *reason_lines], color="#f8f1ea")
-    _box(ax, 0.3, 1.2, 5.2, 1.6, ["Studies included in the review", line("studies_included"),
-                                  f"Reports of included studies: {line('included')}"], color="#e9f7ef")
+    prev_label = "first version: none" if c["first_version"] else "previous version"
+    _box(ax, 0.15, 9.3, 2.9, 2.2, ["Previous version", f"Studies included", f"({prev_label}):",
+                                   f"n = {n(c['previous_studies'])}", f"Reports: n = {n(c['previous_reports'])}"],
+         color="#f2f2f2", gid="prisma-previous")
+    _box(ax, 3.4, 9.3, 4.4, 2.2, ["New records identified", f"PubMed: n = {n(c['pubmed'])}",
+                                  f"ClinicalTrials.gov: n = {n(c['ctgov'])}", f"Total: n = {n(c['identified'])}"],
+         gid="prisma-identified")
+    _box(ax, 8.2, 9.6, 3.65, 1.6, ["Removed before screening", "Duplicate records", "(linked to one study):",
+                                   f"n = {n(c['duplicates'])}"], color="#f8f1ea")
+    _box(ax, 3.4, 7.5, 4.4, 1.2, ["Records screened", f"n = {n(c['screened'])}"])
+    _box(ax, 8.2, 7.5, 3.65, 1.2, ["Records excluded", f"n = {n(c['excluded_screening'])}"], color="#f8f1ea")
+    _box(ax, 3.4, 5.7, 4.4, 1.2, ["Reports sought for retrieval", f"n = {n(c['sought'])}"])
+    _box(ax, 8.2, 5.7, 3.65, 1.2, ["Reports not retrieved", f"n = {n(c['not_retrieved'])}"], color="#f8f1ea")
+    _box(ax, 3.4, 3.9, 4.4, 1.2, ["Reports assessed for eligibility", f"n = {n(c['assessed'])}"])
+    reasons = sorted(c["reasons"].items(), key=lambda kv: (-kv[1], kv[0]))
+    shown = reasons[:6]
+    reason_lines = [(str(r) if len(str(r)) <= 30 else str(r)[:29] + "…") + f": {n(k)}" for r, k in shown]
+    if len(reasons) > len(shown):
+        reason_lines.append(f"other reasons: {n(sum(k for _, k in reasons[len(shown):]))}")
+    h = max(1.2, 0.45 + 0.34 * (1 + len(reason_lines)) + 0.2)
+    _box(ax, 8.2, 5.1 - h, 3.65, h, [f"Reports excluded: n = {n(c['excluded_full_text'])}", *reason_lines],
+         color="#f8f1ea", gid="prisma-excluded")
+    _box(ax, 3.4, 1.75, 4.4, 1.35, ["New studies included", f"n = {n(c['new_studies'])}",
+                                    f"Reports of new studies: n = {n(c['new_reports'])}"], color="#e9f7ef")
+    _box(ax, 0.15, 0.1, 7.65, 1.25, ["Total studies included in the review", f"n = {n(c['total_studies'])}; "
+                                     f"reports of total included studies: n = {n(c['total_reports'])}"],
+         color="#e9f7ef", gid="prisma-total")
     arrow = dict(arrowstyle="-|>", color="#1f4e79", lw=1)
-    for y0, y1 in ((8.0, 7.1), (5.9, 5.0), (3.8, 2.8)):
-        ax.annotate("", xy=(2.9, y1), xytext=(2.9, y0), arrowprops=arrow)
-    for y in (8.85, 6.5, 4.4):
-        ax.annotate("", xy=(6.2, y), xytext=(5.5, y), arrowprops=arrow)
-    for y, name in ((8.85, "Identification"), (5.0, "Screening"), (2.0, "Included")):
-        ax.text(0.05, y, name, rotation=90, ha="center", va="center", fontsize=8, color="#555")
+    for y0, y1 in ((9.3, 8.7), (7.5, 6.9), (5.7, 5.1), (3.9, 3.1), (1.75, 1.35)):
+        ax.annotate("", xy=(5.6, y1), xytext=(5.6, y0), arrowprops=arrow)
+    for y in (10.4, 8.1, 6.3, 4.5):
+        ax.annotate("", xy=(8.2, y), xytext=(7.8, y), arrowprops=arrow)
+    ax.annotate("", xy=(1.6, 1.35), xytext=(1.6, 9.3), arrowprops=arrow)
     return fig
 
 
 def _file_name(*parts: str) -> str:
     return _SAFE_NAME.sub("-", "-".join(p for p in parts if p)).strip("-") + ".png"
-
-
-def report_plots(report: Report) -> list[Plot]:
-    """Draw every figure the report shows, in the order the report shows them."""
-    plots: list[Plot] = []
-
-    def add(fig: Figure, kind: str, title: str, aid: str | None) -> None:
-        prefix = f"fig{len(plots) + 1}"
-        svg, png = figure_files(fig, prefix)
-        plots.append(Plot(kind=kind, title=title, analysis_id=aid, filename=_file_name(aid or "review", kind),
-                          svg=svg, png=png))
-
-    for row, a in zip(report.summary, report.doc["analyses"]):
-        result = a.get("result") or {}
-        meta = result.get("meta")
-        aid, label, measure, ratio = row["analysis_id"], row["label"], row["measure"], row["ratio"]
-        if meta:
-            studies = list(meta.get("studies") or [])
-            add(forest_plot(studies, meta, measure, ratio, label), "forest", f"Forest plot: {label}", aid)
-            cum = [{"label": (f"+ {c.get('added')} ({c.get('year')})" if c.get("year") is not None
-                              else f"+ {c.get('added')}"), **display_numbers(c), "k": c.get("k")}
-                   for c in result.get("cumulative") or []]
-            if cum:
-                add(cumulative_plot(cum, ratio, measure, f"Cumulative meta-analysis by study: {label}"),
-                    "cumulative", f"Cumulative forest plot (studies added in order of year): {label}", aid)
-            hist = a.get("history") or []
-            if len(hist) >= 2:
-                rows = [{"label": f"version {h.get('version')}" + (f" ({str(h.get('as_of'))[:10]})" if h.get("as_of") else ""),
-                         **{k: h.get(k) for k in ("estimate", "ci_lower", "ci_upper", "k")}} for h in hist]
-                add(cumulative_plot(rows, ratio, measure, f"Pooled estimate across review versions: {label}"),
-                    "versions", f"Cumulative forest plot across review versions: {label}", aid)
-            if result.get("tsa"):
-                add(tsa_plot(result["tsa"], f"Trial sequential analysis: {label}"), "tsa",
-                    f"Trial sequential analysis: {label}", aid)
-            if sum(1 for s in studies if _finite(s.get("yi")) is not None) >= FUNNEL_MIN_K:
-                add(funnel_plot(studies, meta, measure, ratio, f"Funnel plot: {label}"), "funnel",
-                    f"Funnel plot: {label}", aid)
-    prisma = report.doc.get("prisma") or {}
-    if prisma.get("current"):
-        add(prisma_diagram(prisma["current"], prisma.get("previous"), "PRISMA 2020 flow diagram"), "prisma",
-            "PRISMA 2020 flow diagram", None)
-    return plots

@@ -14,7 +14,11 @@ th{background:#eef3f8}td.num{text-align:right;font-variant-numeric:tabular-nums;
 .changes li{margin:.2rem 0}figure{margin:1rem 0}figcaption{font-size:.85rem;color:#444}
 code,.query{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.82rem;word-break:break-word}
 .tag{display:inline-block;background:#eef3f8;border-radius:3px;padding:0 .3rem;margin:0 .15rem .15rem 0;font-size:.8rem}
-nav a{margin-right:.8rem}
+nav a{margin-right:.8rem;display:inline-block}
+.scroll{overflow-x:auto;-webkit-overflow-scrolling:touch;margin:.5rem 0 1rem}.scroll table{margin:0}
+figure.plot{overflow-x:auto}figure.plot svg{min-width:560px}figure.plot-prisma svg{min-width:600px}
+.assumptions li,.footnotes li{margin:.1rem 0}.grade{white-space:nowrap}sup{font-size:.7em}
+@media (max-width:600px){main{padding:.8rem}h1{font-size:1.3rem}table{font-size:.8rem}th,td{padding:.25rem .3rem}}
 """
 
 HTML = """<!DOCTYPE html>
@@ -47,19 +51,35 @@ HTML = """<!DOCTYPE html>
 {% if trig %}<ul class="changes">
 {% for key, items in trig.items() %}{% if items %}<li>{{ key | replace("_", " ") }}: {% for it in items %}<span class="tag">{{ it }}</span>{% endfor %}</li>{% endif %}{% endfor %}
 </ul>{% endif %}
-<table id="changes-table">
+<div class="scroll"><table id="changes-table">
 <thead><tr><th>Analysis</th><th>Previous version</th><th>This version</th><th>Changes</th><th>Studies added</th><th>Studies removed</th></tr></thead>
 <tbody>
 {% for c in r.changes %}<tr data-analysis="{{ c.analysis_id }}"><td>{{ c.label }}</td><td class="num">{{ c.fmt_old }}</td><td class="num">{{ c.fmt_new }}</td>
 <td>{% for ch in c.changes %}<span class="tag">{{ ch | replace("_", " ") }}</span>{% else %}–{% endfor %}</td>
 <td>{{ c.studies_added | join(", ") or "–" }}</td><td>{{ c.studies_removed | join(", ") or "–" }}</td></tr>
 {% endfor %}
-</tbody></table>
+</tbody></table></div>
 </section>
 
 <section id="findings">
 <h2>Summary of findings</h2>
-<table id="sof-table">
+{% if r.sof %}<p class="meta">GRADE summary of findings for version {{ r.version }}: per outcome, from its primary analysis. Risks per 1,000 apply the relative effect to the assumed risk without the intervention.</p>
+<div class="scroll"><table id="grade-sof">
+<thead><tr><th>Outcome</th><th>Relative effect (95% CI)</th><th>Assumed risk without intervention</th><th>Corresponding risk with intervention (95% CI)</th><th>Difference (95% CI)</th><th>Participants (studies)</th><th>Certainty of the evidence (GRADE)</th></tr></thead>
+<tbody>
+{% for o in r.sof %}<tr data-outcome="{{ o.outcome }}"><td>{{ o.label }}<br><span class="meta">{{ o.measure_name }}</span></td>
+<td class="num rel">{{ o.fmt.relative }}</td>
+<td class="acr">{{ o.fmt.assumed }}{% if o.control_risk_source %}<br><span class="meta">from {{ o.control_risk_source }}</span>{% endif %}</td>
+<td class="num corr">{{ o.fmt.corresponding }}</td><td class="num diff">{{ o.fmt.difference }}</td>
+<td class="num part">{{ o.fmt.participants }}</td>
+<td class="grade">{{ o.fmt.certainty }}{% if o.footnote_marks %}<sup>{{ o.footnote_marks | join(",") }}</sup>{% endif %}</td></tr>
+{% endfor %}</tbody></table></div>
+{% if r.sof_footnotes %}<ol class="footnotes" id="sof-footnotes" type="a">{% for f in r.sof_footnotes %}<li>{{ f.text }}</li>{% endfor %}</ol>{% endif %}
+{% if r.sof_changes %}<h3 id="sof-changes-head">Summary of findings: what changed since version {{ doc.previous_version.version }}</h3>
+<ul id="sof-changes">{% for c in r.sof_changes %}<li><strong>{{ c.label }}</strong>: {{ c.changes | join("; ") }}</li>{% endfor %}</ul>{% endif %}
+{% endif %}
+<h3>Results of every analysis</h3>
+<div class="scroll"><table id="sof-table">
 <thead><tr><th>Analysis</th><th>Measure</th><th>Estimate</th><th>95% CI</th><th>95% prediction interval</th><th>k</th>
 <th>Participants</th><th>p</th><th>τ²</th><th>I²</th><th>Q test p</th><th>TSA</th></tr></thead>
 <tbody>
@@ -71,7 +91,7 @@ HTML = """<!DOCTYPE html>
 <td class="num">{{ s.fmt.tau2 }}</td><td class="num">{{ s.fmt.i2 }}</td><td class="num">{{ s.fmt.q_p }}</td><td>{{ s.fmt.tsa }}</td>
 {% else %}<td colspan="10" class="warn">no estimate{% if s.status %} ({{ s.status | replace("_", " ") }}){% endif %}{% if s.error %}: {{ s.error }}{% endif %}</td>{% endif %}
 </tr>{% endfor %}
-</tbody></table>
+</tbody></table></div>
 {% for s in r.summary %}{% for w in s.warnings %}<p class="warn">{{ s.label }}: {{ w }}</p>{% endfor %}{% endfor %}
 </section>
 
@@ -82,18 +102,27 @@ HTML = """<!DOCTYPE html>
 {% for p in r.plots_for(s.analysis_id) %}
 <figure class="plot plot-{{ p.kind }}" data-kind="{{ p.kind }}">{{ p.svg | safe }}
 <figcaption>{{ p.title }} · <a href="{{ p.filename }}">PNG</a></figcaption></figure>
+{% if p.kind == "forest" and r.forest_notes.get(s.analysis_id) %}<p class="forest-notes" data-analysis="{{ s.analysis_id }}">{{ r.forest_notes[s.analysis_id] | join(". ") }}.</p>{% endif %}
+{% if p.kind == "tsa" and r.tsa.get(s.analysis_id) %}{% set t = r.tsa[s.analysis_id] %}
+<div class="tsa-text" data-analysis="{{ s.analysis_id }}"><p><strong>Trial sequential analysis:</strong> {{ t.status }}. Assumptions:</p>
+<ul class="assumptions">{% for line in t.assumptions %}<li>{{ line }}</li>{% endfor %}</ul>
+<p class="meta">The boundary curve is evaluated at every look and on a grid of 60 information fractions (Lan–DeMets O'Brien–Fleming spending); the boundary values used for each look's decision are:</p>
+<div class="scroll"><table class="tsa-looks"><thead><tr><th>Look (study added)</th><th>Information</th><th>Fraction of RIS</th><th>Cumulative Z</th><th>Monitoring boundary</th><th>Futility boundary</th></tr></thead><tbody>
+{% for l in t.looks %}<tr><td>{{ l.label }}</td><td class="num">{{ l.information }}</td><td class="num">{{ l.fraction }}</td><td class="num">{{ l.z }}</td><td class="num">{{ l.boundary }}</td><td class="num">{{ l.futility }}</td></tr>{% endfor %}
+</tbody></table></div></div>{% endif %}
 {% else %}<p class="meta">No plots: this analysis has no estimate in this version.</p>{% endfor %}
 {% endfor %}
 </section>
 
 <section id="prisma">
 <h2>PRISMA 2020 flow</h2>
+<p class="meta">PRISMA 2020 flow diagram for updated reviews: studies of the previous version, what this version's searches added, and the total. New counts are this version's count minus the previous version's.</p>
 {% for p in r.plots_for(None) %}{% if p.kind == "prisma" %}
 <figure class="plot plot-prisma" data-kind="prisma">{{ p.svg | safe }}<figcaption>{{ p.title }} · <a href="{{ p.filename }}">PNG</a></figcaption></figure>
 {% endif %}{% endfor %}
-{% if r.prisma %}<table id="prisma-table"><thead><tr><th>Step</th><th>Previous version</th><th>This version</th><th>Change</th></tr></thead><tbody>
+{% if r.prisma %}<div class="scroll"><table id="prisma-table"><thead><tr><th>Step</th><th>Previous version</th><th>This version</th><th>Change</th></tr></thead><tbody>
 {% for p in r.prisma %}<tr data-key="{{ p.key }}"><td>{{ p.label }}</td><td class="num">{{ p.fmt_previous }}</td><td class="num">{{ p.fmt_current }}</td><td class="num">{{ p.fmt_delta }}</td></tr>{% endfor %}
-</tbody></table>{% else %}<p class="meta">No screening counts recorded yet.</p>{% endif %}
+</tbody></table></div>{% else %}<p class="meta">No screening counts recorded yet.</p>{% endif %}
 {% set reasons = ((doc.prisma or {}).current or {}).excluded_reasons %}
 {% if reasons %}<p>Reasons for exclusion at full text:</p><ul id="exclusion-reasons">{% for reason, n in reasons.items() %}<li>{{ reason }}: {{ n }}</li>{% endfor %}</ul>{% endif %}
 {% if doc.prisma and doc.prisma.source %}<p class="meta">Counts from {{ doc.prisma.source }}.</p>{% endif %}
@@ -102,27 +131,27 @@ HTML = """<!DOCTYPE html>
 <section id="searches">
 <h2>Search log</h2>
 <p class="meta">Every search run up to this version, newest first (PRISMA-S items 1, 8, 13: sources, full queries, dates and counts).</p>
-{% if doc.search_definitions %}<table id="search-definitions"><thead><tr><th>Source</th><th>Query as sent</th><th>Earliest date</th><th>First used</th></tr></thead><tbody>
+{% if doc.search_definitions %}<div class="scroll"><table id="search-definitions"><thead><tr><th>Source</th><th>Query as sent</th><th>Earliest date</th><th>First used</th></tr></thead><tbody>
 {% for d in doc.search_definitions %}<tr><td>{{ d.source }}</td><td class="query">{{ d.query }}</td><td>{{ (d.earliest_date or "–")[:10] }}</td><td>{{ (d.first_used_at or "–")[:10] }}</td></tr>{% endfor %}
-</tbody></table>{% endif %}
-<table id="search-runs"><thead><tr><th>Run</th><th>Source</th><th>Mode</th><th>Window searched</th><th>Status</th><th>Found</th><th>New</th><th>Changed</th><th>Unchanged</th><th>Deleted</th></tr></thead><tbody>
+</tbody></table></div>{% endif %}
+<div class="scroll"><table id="search-runs"><thead><tr><th>Run</th><th>Source</th><th>Mode</th><th>Window searched</th><th>Status</th><th>Found</th><th>New</th><th>Changed</th><th>Unchanged</th><th>Deleted</th></tr></thead><tbody>
 {% for s in r.searches %}<tr><td>{{ s.fmt_run }}</td><td>{{ s.source }}</td><td>{{ s.mode }}</td><td>{{ s.fmt_window }}</td>
 <td>{{ s.status }}{% if s.error %} <span class="bad">{{ s.error }}</span>{% endif %}</td>
 <td class="num">{{ s.n_found }}</td><td class="num">{{ s.n_new }}</td><td class="num">{{ s.n_changed }}</td><td class="num">{{ s.n_unchanged }}</td><td class="num">{{ s.n_deleted }}</td></tr>
 {% else %}<tr><td colspan="10">No search runs recorded.</td></tr>{% endfor %}
-</tbody></table>
+</tbody></table></div>
 </section>
 
 <section id="studies">
 <h2>Included studies ({{ r.studies | length }})</h2>
-<table id="studies-table"><thead><tr><th>Study</th><th>Records</th></tr></thead><tbody>
+<div class="scroll"><table id="studies-table"><thead><tr><th>Study</th><th>Records</th></tr></thead><tbody>
 {% for st in r.studies %}<tr data-study="{{ st.study_id }}"><td><strong>{{ st.label }}</strong>{% if st.retracted %} <span class="bad">retracted</span>{% endif %}</td><td>
 {% for rec in st.records %}<div class="record">{% if rec.first_author %}{{ rec.first_author }}. {% endif %}<span class="record-title">{{ rec.title or rec.record_id }}</span>
 {% if rec.journal %}<em>{{ rec.journal }}</em>{% endif %}{% if rec.year %} {{ rec.year }}{% endif %}.
 {% for l in rec.links %}{% if l.url %}<a href="{{ l.url }}" rel="noopener noreferrer">{{ l.label }}</a>{% else %}<span class="tag">{{ l.label }}</span>{% endif %} {% endfor %}
 {% if rec.retracted %}<span class="bad">retracted</span>{% endif %}</div>{% endfor %}
 </td></tr>{% else %}<tr><td colspan="2">No studies included yet.</td></tr>{% endfor %}
-</tbody></table>
+</tbody></table></div>
 </section>
 
 {% if doc.notes %}<section id="notes"><h2>Notes</h2><ul>{% for n in doc.notes %}<li>{{ n }}</li>{% endfor %}</ul></section>{% endif %}
