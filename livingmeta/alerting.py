@@ -36,11 +36,21 @@ def _fmt(x: Any) -> str:
 
 
 def _line(n: Mapping[str, Any] | None) -> str:
+    """One estimate in prose: "OR 2.91 (95% CI 1.16 to 7.31), k=2, n=83, I²=76.3%, p = 0.023"; an estimate that
+    could not be computed says so ("OR not estimable, k=1, n=23") instead of "– (95% CI – to –)"."""
     if not n:
         return "no estimate"
-    return (f"{n.get('measure') or ''} {_fmt(n.get('estimate'))} (95% CI {_fmt(n.get('ci_lower'))} to "
-            f"{_fmt(n.get('ci_upper'))}), k={_fmt(n.get('k'))}, n={_fmt(n.get('participants'))}, "
-            f"I²={_fmt(n.get('i2'))}%, p={fmt_p(n.get('p_value'))}").strip()
+    measure = n.get("measure") or ""
+    if n.get("estimate") is None:
+        return f"{measure} not estimable, k={_fmt(n.get('k'))}, n={_fmt(n.get('participants'))}".strip()
+    p = n.get("p_value")
+    parts = [f"{measure} {_fmt(n.get('estimate'))} (95% CI {_fmt(n.get('ci_lower'))} to {_fmt(n.get('ci_upper'))})".strip(),
+             f"k={_fmt(n.get('k'))}", f"n={_fmt(n.get('participants'))}"]
+    if n.get("i2") is not None:
+        parts.append(f"I²={_fmt(n.get('i2'))}%")
+    if p is not None:
+        parts.append("p < 0.001" if p < 0.001 else f"p = {p:.3f}")
+    return ", ".join(parts)
 
 
 def version_severity(diffs: Mapping[str, Mapping[str, Any]], rules: Mapping[str, Any]) -> str:

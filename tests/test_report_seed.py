@@ -72,13 +72,28 @@ def result_json(rows: list[dict]) -> dict:
              for t in range(1, 21)]
     tsa = {"ris": ris, "d2": 0.2, "alpha": 0.05, "beta": 0.2, "points": points, "curve": curve,
            "status": "inconclusive"}
-    return {"meta": meta, "leave_one_out": loo, "cumulative": cum, "subgroups": None, "tsa": tsa, "_flat": nostudies}
+    inputs = [{k: r[k] for k in ("study", "treat_events", "treat_total", "control_events", "control_total", "year")}
+              for r in rows]
+    return {"meta": meta, "leave_one_out": loo, "cumulative": cum, "subgroups": None, "tsa": tsa, "inputs": inputs,
+            "_flat": nostudies}
 
 
 CONFIG = {"id": "rev", "title": REVIEW_TITLE, "question": {"population": "adults"},
           "screening": {"reviewers": 1, "stages": ["title_abstract", "full_text"]},
+          "outcomes": [{"id": "responders", "label": "Responders", "kind": "binary", "treatment_label": "IVIG",
+                        "control_label": "placebo", "higher_is_better": True, "assumed_control_risk": None,
+                        "certainty": {"study_design": "randomised", "risk_of_bias": "serious",
+                                      "inconsistency": "not serious", "indirectness": "not serious",
+                                      "imprecision": "not serious", "publication_bias": "undetected", "upgrade": 0,
+                                      "level": "moderate",
+                                      "footnotes": {"risk_of_bias": "allocation concealment unclear in 4 trials"}}},
+                       {"id": "pain", "label": "Pain", "kind": "continuous", "treatment_label": "IVIG",
+                        "control_label": "placebo", "higher_is_better": False}],
           "analyses": [{"id": "resp-or", "label": "Responders: odds ratio", "outcome": "responders", "measure": "OR",
-                        "method": "FE", "role": "primary"},
+                        "method": "FE", "role": "primary",
+                        "tsa": {"alpha": 0.05, "beta": 0.2, "control_event_rate": 0.3, "anticipated_effect": 0.3,
+                                "effect_direction": "increase", "heterogeneity_correction": "diversity",
+                                "effect_source": "minimal important difference"}},
                        {"id": "pain-md", "label": "Pain: mean difference", "outcome": "pain", "measure": "MD",
                         "method": "REML", "role": "secondary"}]}
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from livingmeta.report.document import (Plot, Report, _change_rows, _prisma_rows, _search_rows, _study_rows,
+from livingmeta.report.document import (Plot, Report, _change_rows, join_prose, _prisma_rows, _search_rows, _study_rows,
                                         _summary_row, check_document, display_numbers, sof_rows, study_arms,
                                         study_label_map, tsa_section)
 from livingmeta.report.plots import (FUNNEL_MIN_K, cumulative_plot, figure_files, forest_plot, funnel_plot,
@@ -114,7 +114,7 @@ def build_report(doc: dict[str, Any], *, plots: bool = True) -> Report:
     for a in doc["analyses"]:
         meta = (a.get("result") or {}).get("meta")
         if meta:
-            report.forest_notes[a["analysis_id"]] = forest_notes(meta)
+            report.forest_notes[a["analysis_id"]] = join_prose(forest_notes(meta))
         t = tsa_section(a, labels)
         if t:
             report.tsa[a["analysis_id"]] = t

@@ -95,7 +95,7 @@ class Report:
     sof_changes: list[dict[str, Any]] = field(default_factory=list)
     sof_footnotes: list[dict[str, str]] = field(default_factory=list)
     tsa: dict[str, dict[str, Any]] = field(default_factory=dict)  # analysis id -> assumptions and looks
-    forest_notes: dict[str, list[str]] = field(default_factory=dict)  # analysis id -> lines under its forest plot
+    forest_notes: dict[str, str] = field(default_factory=dict)  # analysis id -> the text under its forest plot
 
     @property
     def title(self) -> str:
@@ -180,9 +180,10 @@ def _change_rows(doc: dict[str, Any], summary: list[dict[str, Any]]) -> list[dic
             "changes": [str(c) for c in diff.get("changes") or []],
             "studies_added": [str(x) for x in diff.get("studies_added") or []],
             "studies_removed": [str(x) for x in diff.get("studies_removed") or []],
-            "fmt_old": (f"{fmt_value(old.get('estimate'))} ({fmt_interval(old.get('ci_lower'), old.get('ci_upper'))}), "
+            "fmt_old": (f"{fmt_effect(old.get('estimate'), old.get('ci_lower'), old.get('ci_upper'))}, "
                         f"k = {fmt_count(old.get('k'))}") if old else "–",
-            "fmt_new": (f"{s['fmt']['estimate']} ({s['fmt']['ci']}), k = {s['fmt']['k']}") if s["has_result"] else "no estimate",
+            "fmt_new": (f"{fmt_effect(s['estimate'], s['ci_lower'], s['ci_upper'])}, k = {s['fmt']['k']}")
+            if s["has_result"] else "no estimate",
         })
     return rows
 
@@ -415,7 +416,7 @@ def pooled_control_risk(result: dict[str, Any] | None) -> tuple[float | None, in
 def _sof_numbers(measure: str, est: Any, lo: Any, hi: Any, acr: float | None) -> dict[str, Any]:
     cr = [corresponding_risk(acr, measure, v) if acr is not None else None for v in (est, lo, hi)]
     return {
-        "relative": fmt_effect(est, lo, hi, "no data in this version"),
+        "relative": fmt_effect(est, lo, hi),
         "assumed": _per_1000(acr) + " per 1,000" if acr is not None and cr[0] is not None else "–",
         "corresponding": (f"{_per_1000(cr[0])} per 1,000 ({_per_1000(cr[1])} to {_per_1000(cr[2])})"
                           if cr[0] is not None else "–"),
@@ -486,7 +487,7 @@ def sof_rows(doc: dict[str, Any], summary: list[dict[str, Any]]) -> tuple[list[d
             "fmt": {**nums, "participants": (f"{fmt_count(s.get('participants'))} ({fmt_count(s.get('k'))} "
                                              f"{'study' if s.get('k') == 1 else 'studies'})") if s.get("has_result") else "–",
                     "certainty": (f"{GRADE_SYMBOLS[level]} {level.capitalize()}" if level in GRADE_SYMBOLS
-                                  else "not assessed (add [outcomes.certainty] to review.toml)")},
+                                  else "not assessed")},
             "certainty": level, "footnote_marks": marks,
         }
         rows.append(row)
@@ -498,11 +499,13 @@ def sof_rows(doc: dict[str, Any], summary: list[dict[str, Any]]) -> tuple[list[d
                             "changes": [f"new in this version: {row['fmt']['relative']}"]})
             continue
         before = _sof_numbers(measure, old.get("estimate"), old.get("ci_lower"), old.get("ci_upper"), acr)
-        before_part = f"{fmt_count(old.get('participants'))} ({fmt_count(old.get('k'))} studies)"
+        before_part = (f"{fmt_count(old.get('participants'))} ({fmt_count(old.get('k'))} "
+                       f"{'study' if old.get('k') == 1 else 'studies'})")
         diffs = []
         for key, name in (("relative", measure_name(measure)), ("corresponding", "risk with the intervention")):
             if before[key] != row["fmt"][key] and row["fmt"][key] != "–":
-                diffs.append(f"{name}: {before[key]} → {row['fmt'][key]}")
+                was = "not estimable" if before[key] == "–" else before[key]
+                diffs.append(f"{name}: {was} → {row['fmt'][key]}")
         if before_part != row["fmt"]["participants"] and s.get("has_result"):
             diffs.append(f"participants (studies): {before_part} → {row['fmt']['participants']}")
         changes.append({"outcome": row["outcome"], "label": row["label"], "changes": diffs or ["no change"]})

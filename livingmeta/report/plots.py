@@ -282,7 +282,10 @@ def forest_plot(studies: list[dict], meta: dict, measure: str, ratio: bool, titl
     pl, pu = _finite(pooled.get("pi_lower")), _finite(pooled.get("pi_upper"))
     show_pi = not common and pl is not None and pu is not None
     n = len(studies)
-    footer = [t for t in (het, overall) if t]
+    model = "Common-effect model" if common else "Random-effects model"
+    method = str(meta.get("method", "")).upper()
+    model += {"MH": " (Mantel–Haenszel)", "PETO": " (Peto)"}.get(method, "" if common else f" ({method})")
+    footer = [model] + [t for t in (het, overall) if t]
     rows = n + 3 + (1 if show_pi else 0) + len(footer)
     height = 1.6 + 0.27 * rows
     fig = Figure(figsize=(10, height))
@@ -334,6 +337,8 @@ def forest_plot(studies: list[dict], meta: dict, measure: str, ratio: bool, titl
         e, lo, hi = values[i]
         core.append(e)
         pieces.append((y, e, lo, hi, weights[i]))
+        if weights[i] == 0:
+            zero_weight.append(label)
         txt(c_eff, y, f"{fmt_value(e)} ({fmt_interval(lo, hi)})")
         txt(c_w, y, f"{weights[i]:.1f}%", ha="right")
     est, plo, phi = (_finite(pooled.get(k)) for k in ("estimate", "ci_lower", "ci_upper"))
@@ -361,13 +366,6 @@ def forest_plot(studies: list[dict], meta: dict, measure: str, ratio: bool, titl
         if lo_lim <= e <= hi_lim:
             ax.scatter([e], [y], marker="s", s=12 + 160 * w / wmax, color=_COLOR, zorder=3)
     y_pool = -1.0
-    model = "Common-effect model" if common else "Random-effects model"
-    if str(meta.get("method", "")).upper() == "MH":
-        model += " (Mantel–Haenszel)"
-    elif str(meta.get("method", "")).upper() == "PETO":
-        model += " (Peto)"
-    elif not common:
-        model += f" ({meta.get('method')})"
     txt(c_study, y_pool, f"Total ({fmt_count(meta.get('k'))} studies)", **bold)
     if two_arm and kind == "binary" and arms:
         tot = {a: [sum(float((arms.get(str(s.get('study'))) or {}).get(a, {}).get(k) or 0) for s in studies)
@@ -381,7 +379,6 @@ def forest_plot(studies: list[dict], meta: dict, measure: str, ratio: bool, titl
         txt(c_w, y_pool, "100%", ha="right", **bold)
     else:
         txt(c_eff, y_pool, "not estimable (no study has an effect)", color="#555")
-    txt(c_study, y_pool - 0.45, model, fontsize=8, color="#333")
     y = y_pool - 1
     if show_pi:
         ax.plot([max(pl, lo_lim), min(pu, hi_lim)], [y, y], color="#b03a2e", lw=1.6)
@@ -407,8 +404,9 @@ def forest_plot(studies: list[dict], meta: dict, measure: str, ratio: bool, titl
                         parse_math=False, gid=f"favours-{side}")
     notes = []
     if zero_weight and str(meta.get("method", "")).upper() == "MH":
-        notes.append("Mantel–Haenszel weights are zero for " + ", ".join(zero_weight)
-                     + ": no events in either arm, so the study adds no information to the pooled odds/risk ratio.")
+        notes.append("Mantel–Haenszel weight 0% for " + ", ".join(zero_weight) + ": a zero cell (no events, or "
+                     "no non-events, in an arm) gives the study no weight in the pooled estimate; its own effect "
+                     "is shown with a 0.5 continuity correction.")
     clipped = any((lo is not None and lo < lo_lim) or (hi is not None and hi > hi_lim) for _, _, lo, hi, _ in pieces)
     if clipped:
         notes.append("Arrows: the confidence interval continues beyond the axis.")
@@ -446,6 +444,8 @@ def cumulative_plot(rows: list[dict], ratio: bool, measure: str, title: str) -> 
         ax.text(-0.02, y, str(r.get("label")), transform=left, ha="right", va="center", parse_math=False)
         e, lo, hi = (_finite(r.get(k)) for k in ("estimate", "ci_lower", "ci_upper"))
         if e is None:
+            ax.text(1.03, y, f"not estimable, k = {fmt_count(r.get('k'))}", transform=left, ha="left", va="center",
+                    color="#555")
             continue
         if lo is not None and hi is not None:
             ax.plot([lo, hi], [y, y], color="black", lw=0.9)
@@ -474,8 +474,7 @@ def tsa_curve(tsa: dict) -> list[dict]:
     if not ris:
         return []
     fracs = [float(p["information"]) / ris for p in tsa.get("points") or [] if _finite(p.get("information"))]
-    beta = _finite(tsa.get("beta"))
-    curve = boundary_curve(fracs, float(tsa.get("alpha") or 0.05), 0.20 if beta is None else beta)
+    curve = boundary_curve(fracs, float(tsa.get("alpha") or 0.05), _finite(tsa.get("beta")))  # no beta: no futility
     sign = -1 if (tsa.get("direction") or 1) < 0 else 1
     return [{**c, "information": c["fraction"] * ris,
              "futility": None if c["futility"] is None else sign * c["futility"]} for c in curve]
@@ -533,6 +532,12 @@ def tsa_plot(tsa: dict, title: str, *, settings: dict | None = None, kind: str =
             name = labels.get(str(p.get("label")), str(p.get("label") or ""))
             ax.annotate(name, (x, z), xytext=(3, 6 if i % 2 == 0 else -10), textcoords="offset points",
                         fontsize=7, annotation_clip=False, parse_math=False, rotation=30 if many else 0)
+    no_z = [p for p in tsa.get("points") or [] if _finite(p.get("information")) is not None and _finite(p.get("z")) is None]
+    for p in no_z:
+        x = float(p["information"])
+        ax.plot([x], [0], marker="x", color=_COLOR, ms=6, zorder=4)
+        ax.annotate(f"{labels.get(str(p.get('label')), str(p.get('label') or ''))} (Z not estimable)", (x, 0),
+                    xytext=(3, -12), textcoords="offset points", fontsize=7, annotation_clip=False, parse_math=False)
     ax.set_xlim(0, xmax)
     ax.set_ylim(-ylim, ylim)
     ax.set_xlabel("Information (participants)")

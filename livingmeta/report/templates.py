@@ -74,6 +74,7 @@ HTML = """<!DOCTYPE html>
 <td class="num part">{{ o.fmt.participants }}</td>
 <td class="grade">{{ o.fmt.certainty }}{% if o.footnote_marks %}<sup>{{ o.footnote_marks | join(",") }}</sup>{% endif %}</td></tr>
 {% endfor %}</tbody></table></div>
+{% if r.sof | selectattr("certainty", "none") | list %}<p class="meta">Certainty "not assessed": the team records its GRADE judgments for an outcome under <code>[outcomes.certainty]</code> in review.toml.</p>{% endif %}
 {% if r.sof_footnotes %}<ol class="footnotes" id="sof-footnotes" type="a">{% for f in r.sof_footnotes %}<li>{{ f.text }}</li>{% endfor %}</ol>{% endif %}
 {% if r.sof_changes %}<h3 id="sof-changes-head">Summary of findings: what changed since version {{ doc.previous_version.version }}</h3>
 <ul id="sof-changes">{% for c in r.sof_changes %}<li><strong>{{ c.label }}</strong>: {{ c.changes | join("; ") }}</li>{% endfor %}</ul>{% endif %}
@@ -102,7 +103,7 @@ HTML = """<!DOCTYPE html>
 {% for p in r.plots_for(s.analysis_id) %}
 <figure class="plot plot-{{ p.kind }}" data-kind="{{ p.kind }}">{{ p.svg | safe }}
 <figcaption>{{ p.title }} · <a href="{{ p.filename }}">PNG</a></figcaption></figure>
-{% if p.kind == "forest" and r.forest_notes.get(s.analysis_id) %}<p class="forest-notes" data-analysis="{{ s.analysis_id }}">{{ r.forest_notes[s.analysis_id] | join(". ") }}.</p>{% endif %}
+{% if p.kind == "forest" and r.forest_notes.get(s.analysis_id) %}<p class="forest-notes" data-analysis="{{ s.analysis_id }}">{{ r.forest_notes[s.analysis_id] }}</p>{% endif %}
 {% if p.kind == "tsa" and r.tsa.get(s.analysis_id) %}{% set t = r.tsa[s.analysis_id] %}
 <div class="tsa-text" data-analysis="{{ s.analysis_id }}"><p><strong>Trial sequential analysis:</strong> {{ t.status }}. Assumptions:</p>
 <ul class="assumptions">{% for line in t.assumptions %}<li>{{ line }}</li>{% endfor %}</ul>
