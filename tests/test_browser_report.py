@@ -123,3 +123,77 @@ def test_report_renders_in_chromium_without_errors(browser, tmp_path):
     assert not [e for e in events if e.get("method") == "Page.javascriptDialogOpening"]  # no alert(1) ran
     requested = [e["params"]["request"]["url"] for e in events if e.get("method") == "Network.requestWillBeSent"]
     assert requested and all(u.startswith("file://") for u in requested), requested  # nothing left the machine
+
+
+def _open(browser, url: str, width: int):
+    target = browser.call("Target.createTarget", url="about:blank")["targetId"]
+    browser.session = browser.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+    for domain in ("Page", "Runtime", "Log"):
+        browser.call(f"{domain}.enable")
+    browser.call("Emulation.setDeviceMetricsOverride", width=width, height=900, deviceScaleFactor=1,
+                 mobile=width < 600)
+    browser.call("Page.navigate", url=url)
+    browser.wait_for("Page.loadEventFired", timeout=60)
+
+    def evaluate(expr: str):
+        return browser.call("Runtime.evaluate", expression=expr, returnByValue=True)["result"].get("value")
+    return evaluate
+
+
+def _page_errors(events):
+    return [e for e in events if e.get("method") == "Runtime.exceptionThrown"
+            or (e.get("method") == "Runtime.consoleAPICalled" and e["params"]["type"] in ("error", "assert"))
+            or (e.get("method") == "Log.entryAdded" and e["params"]["entry"]["level"] == "error")]
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_methodologists_report_elements_at_desktop_and_phone_width(browser, tmp_path, width):
+    """Issue 16: arm columns, favours labels, heterogeneity line, SoF rows, a TSA curve of >= 50 points and its
+    assumptions are in the page as text a reader (and a screen reader) gets, at 1280 and 390 px wide."""
+    from tasks.publish import publish
+
+    wh, out = tmp_path / "warehouse.duckdb", tmp_path / "out"
+    seeded = seed_review(wh)
+    html = Path(publish.fn("unused", "rev", str(wh), str(out))["report"])
+    evaluate = _open(browser, html.as_uri(), width)
+
+    forest = evaluate("""(() => { const s = document.querySelector('figure.plot-forest svg');
+        const t = [...s.querySelectorAll('text')].map(x => x.textContent);
+        const r = s.getBoundingClientRect();
+        return {texts: t, title: s.getAttribute('aria-label'), w: r.width,
+                svgTitle: (s.querySelector('title') || {}).textContent}; })()""")
+    texts = forest["texts"]
+    first = seeded["rows"][0]
+    assert {"IVIG", "placebo", "Events/Total"} <= set(texts)
+    assert f"{first['treat_events']}/{first['treat_total']}" in texts
+    assert f"{first['control_events']}/{first['control_total']}" in texts
+    assert "Favours placebo" in texts and "Favours IVIG" in texts
+    het = [t for t in texts if t.startswith("Heterogeneity: ")]
+    assert het and "Tau²" not in het[0] and "I² = " in het[0]  # common-effect model: no tau²
+    assert any(t.startswith("Test for overall effect: Z = ") for t in texts)
+    assert forest["title"] == "Forest plot: Responders: odds ratio" == forest["svgTitle"]
+
+    sof = evaluate("""[...document.querySelectorAll('#grade-sof tbody tr')].map(r =>
+        [...r.querySelectorAll('td')].map(c => c.textContent.trim()))""")
+    assert len(sof) == 2 and sof[0][0].startswith("Responders") and sof[1][0].startswith("Pain")
+    assert sof[1][1] == "not estimable (not analysed in this version)"
+    assert "per 1,000" in sof[0][3] and sof[0][5] == f"{seeded['results'][2]['meta']['participants']:,} (12 studies)"
+    assert sof[0][6].startswith("⊕⊕⊕◯ Moderate")
+
+    tsa = evaluate("""(() => { const g = document.querySelector('figure.plot-tsa svg g[id$="tsa-boundary"] path');
+        const d = g ? g.getAttribute('d') : '';
+        const a = [...document.querySelectorAll('figure.plot-tsa svg text')].map(x => x.textContent).join(' | ');
+        const list = [...document.querySelectorAll('.tsa-text li')].map(x => x.textContent);
+        return {points: (d.match(/[ML]\\s*-?[\\d.]+/g) || []).length, svg: a, list: list}; })()""")
+    assert tsa["points"] >= 50, tsa["points"]
+    for part in ("α = 0.05", "Control event proportion 0.300", "minimal important difference", "D² = 20%", "RIS"):
+        assert part in tsa["svg"] and any(part in li for li in tsa["list"]), part
+
+    layout = evaluate("""(() => ({doc: document.documentElement.scrollWidth, view: window.innerWidth,
+        font: Math.min(...[...document.querySelectorAll('td, p, li')].map(e =>
+            parseFloat(getComputedStyle(e).fontSize)))}))()""")
+    assert layout["doc"] <= layout["view"] + 1, layout  # wide tables and figures scroll in their own box
+    assert layout["font"] >= 12, layout
+    if width == 390:
+        assert forest["w"] >= 390 * 1.3  # the figure keeps a readable size and scrolls sideways in its box
+    assert _page_errors(browser.events) == []

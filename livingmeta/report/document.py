@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from livingmeta.report.formatting import (_finite, display_numbers, fmt_count, fmt_effect, fmt_interval,  # noqa: F401
+from livingmeta.report.formatting import (COMMON_EFFECT_METHODS, _finite, display_numbers, fmt_count, fmt_effect, fmt_interval,  # noqa: F401
                                           fmt_p, fmt_p_text, fmt_percent, fmt_tau2, fmt_value, join_prose,
                                           tsa_assumption_lines)
 from livingmeta.report.scales import is_ratio, measure_name
@@ -158,7 +158,10 @@ def _summary_row(a: dict[str, Any], i: int) -> dict[str, Any]:
     row["fmt"] = {
         "estimate": fmt_value(row["estimate"]), "ci": fmt_interval(row["ci_lower"], row["ci_upper"]),
         "pi": fmt_interval(row["pi_lower"], row["pi_upper"]), "k": fmt_count(row["k"]),
-        "participants": fmt_count(row["participants"]), "tau2": fmt_tau2(row["tau2"]), "i2": fmt_percent(row["i2"]),
+        "participants": fmt_count(row["participants"]),
+        # a common-effect model assumes tau² = 0; printing "0" beside a large I² would read as a finding
+        "tau2": "–" if str(row["method"]).upper() in COMMON_EFFECT_METHODS else fmt_tau2(row["tau2"]),
+        "i2": fmt_percent(row["i2"]),
         "q_p": fmt_p(row["q_p"]), "p_value": fmt_p(row["p_value"]),
         "tsa": TSA_STATUS_TEXT.get(row["tsa_status"], row["tsa_status"] or "not run"),
     }
@@ -465,7 +468,9 @@ def sof_rows(doc: dict[str, Any], summary: list[dict[str, Any]]) -> tuple[list[d
         nums = _sof_numbers(measure, s.get("estimate"), s.get("ci_lower"), s.get("ci_upper"), acr) \
             if s.get("has_result") else _sof_numbers(measure, None, None, None, None)
         if not s.get("has_result"):
-            nums["relative"] = "not estimable (" + (str(s.get("status") or "no data").replace("_", " ")) + ")"
+            why = {"no_data": "no data extracted", "not_in_version": "not analysed in this version",
+                   "failed": "the analysis failed"}.get(s.get("status"), str(s.get("status") or "no data").replace("_", " "))
+            nums["relative"] = f"not estimable ({why})"
         cert = o.get("certainty") or None
         marks = []
         if cert:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+COMMON_EFFECT_METHODS = frozenset({"FE", "EE", "CE", "MH", "PETO"})  # no tau², no prediction interval
+
 
 def _finite(x: Any) -> float | None:
     if x is None or isinstance(x, bool):

@@ -32,7 +32,7 @@ from matplotlib.patches import FancyBboxPatch, Polygon  # noqa: E402
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator  # noqa: E402
 from matplotlib.transforms import blended_transform_factory  # noqa: E402
 
-from livingmeta.report.formatting import (display_numbers, fmt_count, fmt_interval, fmt_p_text,  # noqa: E402
+from livingmeta.report.formatting import (COMMON_EFFECT_METHODS, display_numbers, fmt_count, fmt_interval, fmt_p_text,  # noqa: E402
                                           fmt_tau2, fmt_value, tsa_assumption_lines)
 from livingmeta.report.scales import (PROPORTION_MEASURES, TRANSFORM_NAMES, measure_name, null_value,  # noqa: E402
                                      study_display, study_transform)
@@ -164,12 +164,11 @@ def _proportion_limits(xs: list[float]) -> tuple[float, float]:
 
 
 CLIP_DECADES = 1.0  # a ratio axis reaches this many decades beyond the point estimates, pooled CI and PI
-_COMMON_EFFECT = {"FE", "EE", "CE", "MH", "PETO"}
 
 
 def is_common_effect(meta: dict) -> bool:
     """True for a common-effect (fixed-effect) model: no tau², no prediction interval."""
-    return str(meta.get("method", "")).upper() in _COMMON_EFFECT
+    return str(meta.get("method", "")).upper() in COMMON_EFFECT_METHODS
 
 
 def _clip_limits(core: list[float], log: bool, null: float | None) -> tuple[float, float]:

@@ -134,7 +134,7 @@ def render_markdown(report: Report) -> str:
     L.append("")
     for key, items in (v.get("trigger") or {}).items():
         if items:
-            L.append(f"- {md(str(key).replace('_', ' '))}: {', '.join(md(i) for i in items)}")
+            L.append(f"- {md(str(key).replace('_', ' '))}: {', '.join(md(report.study_label(i)) for i in items)}")
     L.append("")
     L += _md_table(["Analysis", "Previous version", "This version", "Changes", "Studies added", "Studies removed"],
                    [[md(c["label"]), c["fmt_old"], c["fmt_new"],
@@ -142,6 +142,21 @@ def render_markdown(report: Report) -> str:
                      ", ".join(md(x) for x in c["studies_added"]) or "–",
                      ", ".join(md(x) for x in c["studies_removed"]) or "–"] for c in report.changes])
     L += ["## Summary of findings", ""]
+    if report.sof:
+        L += [f"GRADE summary of findings for version {report.version}: per outcome, from its primary analysis.", ""]
+        L += _md_table(["Outcome", "Relative effect (95% CI)", "Assumed risk without intervention",
+                        "Corresponding risk with intervention (95% CI)", "Difference (95% CI)",
+                        "Participants (studies)", "Certainty (GRADE)"],
+                       [[md(o["label"]), o["fmt"]["relative"],
+                         o["fmt"]["assumed"] + (f" (from {md(o['control_risk_source'])})" if o["control_risk_source"] else ""),
+                         o["fmt"]["corresponding"], o["fmt"]["difference"], o["fmt"]["participants"],
+                         o["fmt"]["certainty"] + (f" ({','.join(o['footnote_marks'])})" if o["footnote_marks"] else "")]
+                        for o in report.sof])
+        L += [f"{f['mark']}. {md(f['text'])}" for f in report.sof_footnotes] + ([""] if report.sof_footnotes else [])
+        if report.sof_changes:
+            L += [f"Summary of findings, what changed since version {prev['version']}:", ""]
+            L += [f"- **{md(c['label'])}**: {md('; '.join(c['changes']))}" for c in report.sof_changes] + [""]
+        L += ["Results of every analysis:", ""]
     rows = []
     for s in report.summary:
         f = s["fmt"]
@@ -160,6 +175,16 @@ def render_markdown(report: Report) -> str:
         L += [f"### {md(s['label'])}", ""]
         for p in report.plots_for(s["analysis_id"]):
             L += [f"![{md(p.title)}]({p.filename})", ""]
+            if p.kind == "forest" and report.forest_notes.get(s["analysis_id"]):
+                L += [md(report.forest_notes[s["analysis_id"]]), ""]
+            t = report.tsa.get(s["analysis_id"]) if p.kind == "tsa" else None
+            if t:
+                L += [f"Trial sequential analysis: {md(t['status'])}. Assumptions:", ""]
+                L += [f"- {md(line)}" for line in t["assumptions"]] + [""]
+                L += _md_table(["Look (study added)", "Information", "Fraction of RIS", "Cumulative Z",
+                                "Monitoring boundary", "Futility boundary"],
+                               [[md(lk["label"]), lk["information"], lk["fraction"], lk["z"], lk["boundary"],
+                                 lk["futility"]] for lk in t["looks"]])
     L += ["## PRISMA 2020 flow", ""]
     L += [f"![{md(p.title)}]({p.filename})\n" for p in report.plots_for(None) if p.kind == "prisma"]
     if report.prisma:
@@ -224,6 +249,9 @@ def render_json(report: Report) -> str:
         "summary": report.summary,
         "changes": report.changes,
         "prisma": report.prisma,
+        "summary_of_findings": {"rows": report.sof, "changes": report.sof_changes, "footnotes": report.sof_footnotes},
+        "tsa": report.tsa,
+        "forest_notes": report.forest_notes,
         "plots": [{"kind": p.kind, "title": p.title, "analysis_id": p.analysis_id, "file": p.filename}
                   for p in report.plots],
         "document": report.doc,

@@ -49,7 +49,7 @@ HTML = """<!DOCTYPE html>
 {{ summary_html }}
 {% set trig = doc.version.trigger or {} %}
 {% if trig %}<ul class="changes">
-{% for key, items in trig.items() %}{% if items %}<li>{{ key | replace("_", " ") }}: {% for it in items %}<span class="tag">{{ it }}</span>{% endfor %}</li>{% endif %}{% endfor %}
+{% for key, items in trig.items() %}{% if items %}<li>{{ key | replace("_", " ") }}: {% for it in items %}<span class="tag">{{ r.study_label(it) }}</span>{% endfor %}</li>{% endif %}{% endfor %}
 </ul>{% endif %}
 <div class="scroll"><table id="changes-table">
 <thead><tr><th>Analysis</th><th>Previous version</th><th>This version</th><th>Changes</th><th>Studies added</th><th>Studies removed</th></tr></thead>
