@@ -186,7 +186,7 @@ def test_methodologists_report_elements_at_desktop_and_phone_width(browser, tmp_
         const list = [...document.querySelectorAll('.tsa-text li')].map(x => x.textContent);
         return {points: (d.match(/[ML]\\s*-?[\\d.]+/g) || []).length, svg: a, list: list}; })()""")
     assert tsa["points"] >= 50, tsa["points"]
-    for part in ("α = 0.05", "Control event proportion 0.300", "minimal important difference", "D² = 20%", "RIS"):
+    for part in ("α = 0.05", "Control event proportion 0.3;", "minimal important difference", "D² = 20%", "RIS"):
         assert part in tsa["svg"] and any(part in li for li in tsa["list"]), part
 
     layout = evaluate("""(() => ({doc: document.documentElement.scrollWidth, view: window.innerWidth,

@@ -18,7 +18,7 @@ import pytest
 from scipy import stats
 
 from livingmeta.config import ConfigError, TEMPLATE, parse_review
-from livingmeta.report import build_report, render_html
+from livingmeta.report import build_report, render_html, render_markdown
 from livingmeta.report.document import corresponding_risk, sof_rows, study_label_map
 from livingmeta.report.plots import forest_plot, heterogeneity_text, prisma_update_counts, tsa_curve, tsa_plot
 from livingmeta.stats import meta_analyze
@@ -108,7 +108,7 @@ def test_tsa_chart_draws_the_curve_futility_looks_and_assumptions():
     texts = [t.get_text() for t in ax.texts] + [t.get_text() for t in fig.texts]
     assert "Bee 2021" in texts and "A2019" in texts and "C2023" in texts  # looks named by the study that made them
     box = next(t for t in texts if "RIS" in t and "α" in t)
-    for part in ("α = 0.05", "β = 0.2", "Two-sided", "Control event proportion 0.300", "increase 25%",
+    for part in ("α = 0.05", "β = 0.2", "Two-sided", "Control event proportion 0.3;", "increase 25%",
                  "pilot trial X", "D² = 25%", "RIS 2,250 before and 3,000 after", "accrued information 1,700"):
         assert part in box, part
     # the curve at each look is the dense design's boundary; the decisions stay those of the actual looks
@@ -224,6 +224,8 @@ def test_summary_of_findings_numbers_by_hand():
     assert "participants (studies): 60 (1 study) → 83 (2 studies)" in change["changes"]
     html = render_html(report)
     assert 'id="grade-sof"' in html and 'id="sof-changes"' in html
+    md = render_markdown(report)
+    assert f"{per1000[0]} per 1,000 ({per1000[1]} to {per1000[2]})" in md and "⊕⊕◯◯ Low (a,b)" in md
 
 
 @pytest.mark.parametrize("measure,value,expected", [("RR", 1.5, 0.3), ("OR", 2.0, 0.4 / 1.2), ("RD", -0.05, 0.15),

@@ -122,7 +122,8 @@ def tsa_assumption_lines(tsa: dict, settings: dict | None, kind: str = "") -> li
     else:
         word = "increase" if st.get("effect_direction") == "increase" else "reduction"
         rel = f"{100 * float(eff):.0f}%" if _finite(eff) is not None else "–"
-        lines.append(f"Control event proportion {fmt_value(st.get('control_event_rate'))}; assumed relative risk "
+        cer = _finite(st.get("control_event_rate"))
+        lines.append(f"Control event proportion {'–' if cer is None else f'{cer:g}'}; assumed relative risk "
                      f"{word} {rel}" + (f" (source: {src})" if src else " (source not recorded in review.toml)"))
     d2 = _finite(tsa.get("d2"))
     if str(st.get("heterogeneity_correction", "diversity")) == "none":
