@@ -68,7 +68,8 @@ def version_severity(diffs: Mapping[str, Mapping[str, Any]], rules: Mapping[str,
 
 
 def version_message(review_title: str, version: int, diffs: Mapping[str, Mapping[str, Any]],
-                    trigger: Mapping[str, Any], rules: Mapping[str, Any]) -> tuple[str, str, str]:
+                    trigger: Mapping[str, Any], rules: Mapping[str, Any],
+                    labels: Mapping[str, str] | None = None) -> tuple[str, str, str]:
     """(severity, title, Markdown body) announcing a new review version.
 
     Args:
@@ -77,6 +78,8 @@ def version_message(review_title: str, version: int, diffs: Mapping[str, Mapping
         diffs: analysis_id -> classify() result, for analyses whose numbers changed.
         trigger: the version's trigger (livingmeta.diff.version_trigger).
         rules: the review's [alerts.rules] as a dict.
+        labels: study id -> the study's label ("Jann 2020"), so the message names studies as the report does;
+            None: study ids.
     """
     severity = version_severity(diffs, rules)
     title = f"{review_title}: version {version}"
@@ -85,7 +88,7 @@ def version_message(review_title: str, version: int, diffs: Mapping[str, Mapping
     for key, word in (("new_studies", "new studies"), ("retracted", "retracted"), ("removed_studies", "removed"),
                       ("changed_data", "data changed")):
         if trigger.get(key):
-            why.append(f"{word}: {', '.join(trigger[key])}")
+            why.append(f"{word}: {', '.join((labels or {}).get(str(s), str(s)) for s in trigger[key])}")
     if why:
         lines += ["Why: " + "; ".join(why), ""]
     for aid, d in sorted(diffs.items()):

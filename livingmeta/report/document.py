@@ -20,8 +20,12 @@ Report document schema (all dates are ISO 8601 strings; numbers may be None wher
         "result": analysis_runs.result JSON (see the contract: meta, leave_one_out, cumulative,
                   subgroups, tsa) | None,
         "history": [{"version": int, "as_of": str | None, "estimate": x, "ci_lower": x, "ci_upper": x,
-                     "k": int, "participants": n}]                  # display scale, oldest first,
-      }],                                                           # up to and including this version
+                     "k": int, "participants": n}],                 # display scale, oldest first,
+                                                                    # up to and including this version
+        "kind": outcome kind | None, "settings": the analysis' review.toml table (tsa settings) | None,
+      }],                                                           # result.inputs: the study rows pooled
+      "outcomes": [review.toml [[outcomes]] tables: id, label, kind, treatment_label, control_label,
+                   higher_is_better, assumed_control_risk, certainty {domains, level, footnotes}],
       "prisma": {"current": counts, "previous": counts | None, "source": str},
                  # counts: identified_pubmed, identified_ctgov, identified_total, duplicates_removed, screened,
                  # excluded_title_abstract, [full_text_sought, awaiting_full_text,] full_text_assessed,
