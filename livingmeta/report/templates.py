@@ -16,7 +16,9 @@ code,.query{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.82rem;w
 .tag{display:inline-block;background:#eef3f8;border-radius:3px;padding:0 .3rem;margin:0 .15rem .15rem 0;font-size:.8rem}
 nav a{margin-right:.8rem;display:inline-block}
 .scroll{overflow-x:auto;-webkit-overflow-scrolling:touch;margin:.5rem 0 1rem}.scroll table{margin:0}
-figure.plot{overflow-x:auto}figure.plot svg{min-width:560px}figure.plot-prisma svg{min-width:600px}
+figure.plot{overflow-x:auto}figure.plot svg{min-width:560px}
+figure.plot-forest svg,figure.plot-cumulative svg,figure.plot-versions svg{min-width:860px}
+figure.plot-tsa svg{min-width:700px}figure.plot-prisma svg{min-width:760px}
 .assumptions li,.footnotes li{margin:.1rem 0}.grade{white-space:nowrap}sup{font-size:.7em}
 @media (max-width:600px){main{padding:.8rem}h1{font-size:1.3rem}table{font-size:.8rem}th,td{padding:.25rem .3rem}}
 """
