@@ -294,3 +294,19 @@ def test_document_and_plots_do_not_import_each_other():
         tree = ast.parse((ROOT / "livingmeta" / "report" / f"{name}.py").read_text())
         mods = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
         assert f"livingmeta.report.{other}" not in mods, name
+
+
+def test_source_text_in_figures_is_escaped_text_not_markup():
+    meta = meta_analyze(_bin_rows()[:2], measure="OR", method="MH").to_dict()
+    from livingmeta.report.plots import figure_files
+    hostile = '<script>alert(1)</script> x" onload="alert(2)'
+    svg, _ = figure_files(forest_plot(meta["studies"], meta, "OR", True, hostile, kind="binary",
+                                      labels={"Jann2020": hostile}), "f1", hostile)
+    import xml.etree.ElementTree as ET
+
+    root = ET.fromstring(svg)
+    elements = list(root.iter())
+    assert not [e for e in elements if e.tag.endswith("script")]
+    assert not [(e.tag, a) for e in elements for a in e.attrib if a.lower().startswith("on")]  # no handlers
+    assert any(hostile in (e.text or "") for e in elements if e.tag.endswith("text"))  # the label, as text
+    assert root.get("aria-label") == hostile

@@ -74,9 +74,10 @@ def _inline_svg(raw: str, prefix: str, title: str = "") -> str:
         aria = f' aria-label="{label}"' if title else ""
         return tag[:-1] + f'{style} role="img"{aria}>' + (f'<title id="{prefix}-title">{label}</title>' if title else "")
 
-    s = re.sub(r"<svg\b[^>]*>", root, s, count=1)
-    if _ACTIVE.search(s):  # matplotlib escapes text, so markup can only be its own; refuse if it is not
+    # checked before our own (escaped) title goes in: matplotlib escapes text, so markup can only be its own
+    if _ACTIVE.search(s):
         raise ValueError(f"figure {prefix}: SVG output contains active content; not embedding it")
+    s = re.sub(r"<svg\b[^>]*>", root, s, count=1)
     return s.strip()
 
 
@@ -211,7 +212,10 @@ def heterogeneity_text(meta: dict) -> str:
         parts.append(f"Tau² = {fmt_tau2(meta.get('tau2'))}")
     parts.append(f"Chi² = {float(q):.2f}, df = {int(df)} ({fmt_p_text(qp)})")
     if _finite(i2) is not None:
-        parts.append(f"I² = {float(i2):.0f}%")
+        # hook: an engine that gives I²'s confidence interval (Q-profile) as i2_ci_lower/i2_ci_upper gets it shown
+        lo, hi = _finite(meta.get("i2_ci_lower")), _finite(meta.get("i2_ci_upper"))
+        ci = f" (95% CI {lo:.0f}% to {hi:.0f}%)" if lo is not None and hi is not None else ""
+        parts.append(f"I² = {float(i2):.0f}%{ci}")
     return "Heterogeneity: " + "; ".join(parts)
 
 
