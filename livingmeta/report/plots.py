@@ -54,6 +54,14 @@ def _finite(x: Any) -> float | None:
     return v if math.isfinite(v) else None
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def _printable(text: Any) -> str:
+    """Source text without control characters (no glyph in any font, and not allowed in SVG/XML text)."""
+    return _CONTROL.sub("", str(text))
+
+
 _ACTIVE = re.compile(r"<script|<foreignObject|<[^>]*\son\w+\s*=|<[^>]*(href|src)\s*=\s*[\"']\s*javascript:", re.I)
 
 
@@ -127,7 +135,7 @@ def _log_axis(ax) -> None:
 def _row_axes(n_rows: int, title: str) -> tuple[Figure, Any]:
     fig = Figure(figsize=(10, 1.3 + 0.27 * n_rows))
     ax = fig.add_axes((0.28, 0.9 / (1.3 + 0.27 * n_rows), 0.44, 1 - 1.3 / (1.3 + 0.27 * n_rows)))
-    ax.set_title(title, loc="left", fontsize=10, fontweight="bold", parse_math=False, x=-0.62)
+    ax.set_title(_printable(title), loc="left", fontsize=10, fontweight="bold", parse_math=False, x=-0.62)
     ax.set_ylim(-0.8, n_rows - 0.2)
     ax.set_yticks([])
     for side in ("left", "top", "right"):
@@ -294,7 +302,7 @@ def forest_plot(studies: list[dict], meta: dict, measure: str, ratio: bool, titl
     fig = Figure(figsize=(10, height))
     x0, x1 = (0.44, 0.70) if two_arm else (0.30, 0.66)
     ax = fig.add_axes((x0, 1.0 / height, x1 - x0, 1 - 1.55 / height))
-    fig.text(0.01, 1 - 0.12 / height, title, ha="left", va="top", fontsize=10, fontweight="bold", parse_math=False)
+    fig.text(0.01, 1 - 0.12 / height, _printable(title), ha="left", va="top", fontsize=10, fontweight="bold", parse_math=False)
     ax.set_ylim(-0.6 - len(footer) - (1 if show_pi else 0), n + 1.4)
     ax.set_yticks([])
     for side in ("left", "top", "right"):
@@ -306,7 +314,7 @@ def forest_plot(studies: list[dict], meta: dict, measure: str, ratio: bool, titl
     bold = {"fontweight": "bold"}
 
     def txt(x, y, s, ha="left", **kw):
-        ax.text(x, y, s, transform=col, ha=ha, va="center", parse_math=False, clip_on=False, **kw)
+        ax.text(x, y, _printable(s), transform=col, ha=ha, va="center", parse_math=False, clip_on=False, **kw)
 
     txt(c_study, y_head, "Study", **bold)
     if two_arm:
@@ -444,7 +452,7 @@ def cumulative_plot(rows: list[dict], ratio: bool, measure: str, title: str) -> 
     xs = []
     for i, r in enumerate(rows):
         y = n - 1 - i
-        ax.text(-0.02, y, str(r.get("label")), transform=left, ha="right", va="center", parse_math=False)
+        ax.text(-0.02, y, _printable(r.get("label")), transform=left, ha="right", va="center", parse_math=False)
         e, lo, hi = (_finite(r.get(k)) for k in ("estimate", "ci_lower", "ci_upper"))
         if e is None:
             ax.text(1.03, y, f"not estimable, k = {fmt_count(r.get('k'))}", transform=left, ha="left", va="center",
@@ -494,7 +502,7 @@ def tsa_plot(tsa: dict, title: str, *, settings: dict | None = None, kind: str =
     ax = fig.add_axes((0.09, 0.36, 0.64, 0.56))
     ax.spines["top"].set_visible(False)
     ax.spines["right"].set_visible(False)
-    fig.text(0.01, 0.985, title, ha="left", va="top", fontsize=10, fontweight="bold", parse_math=False)
+    fig.text(0.01, 0.985, _printable(title), ha="left", va="top", fontsize=10, fontweight="bold", parse_math=False)
     ris = _finite(tsa.get("ris"))
     pts = [p for p in tsa.get("points") or [] if _finite(p.get("information")) is not None and _finite(p.get("z")) is not None]
     infos = [float(p["information"]) for p in pts]
@@ -518,7 +526,7 @@ def tsa_plot(tsa: dict, title: str, *, settings: dict | None = None, kind: str =
             ax.plot([x for x, _ in fut], [f for _, f in fut], color="#7d6608", lw=1.2, ls="-.",
                     label="futility boundary", gid="tsa-futility")
     if pts and current is not None and current > ylim:
-        ax.annotate(f"boundary at {labels.get(str(pts[-1].get('label')), pts[-1].get('label')) or 'this look'}: "
+        ax.annotate(f"boundary at {_printable(labels.get(str(pts[-1].get('label')), pts[-1].get('label')) or 'this look')}: "
                     f"±{current:.1f} (off scale)", (infos[-1], ylim), xytext=(6, -12), textcoords="offset points",
                     fontsize=8, color="#b03a2e", va="top", annotation_clip=False, parse_math=False)
     ax.axhline(1.96, color="#555", lw=0.8, ls="--", label="conventional ±1.96")
@@ -532,14 +540,14 @@ def tsa_plot(tsa: dict, title: str, *, settings: dict | None = None, kind: str =
         for i, (p, x, z) in enumerate(zip(pts, infos, zs)):
             if many and i not in (0, len(pts) - 1) and i % max(1, len(pts) // 8):
                 continue
-            name = labels.get(str(p.get("label")), str(p.get("label") or ""))
+            name = _printable(labels.get(str(p.get("label")), str(p.get("label") or "")))
             ax.annotate(name, (x, z), xytext=(3, 6 if i % 2 == 0 else -10), textcoords="offset points",
                         fontsize=7, annotation_clip=False, parse_math=False, rotation=30 if many else 0)
     no_z = [p for p in tsa.get("points") or [] if _finite(p.get("information")) is not None and _finite(p.get("z")) is None]
     for p in no_z:
         x = float(p["information"])
         ax.plot([x], [0], marker="x", color=_COLOR, ms=6, zorder=4)
-        ax.annotate(f"{labels.get(str(p.get('label')), str(p.get('label') or ''))} (Z not estimable)", (x, 0),
+        ax.annotate(f"{_printable(labels.get(str(p.get('label')), str(p.get('label') or '')))} (Z not estimable)", (x, 0),
                     xytext=(3, -12), textcoords="offset points", fontsize=7, annotation_clip=False, parse_math=False)
     ax.set_xlim(0, xmax)
     ax.set_ylim(-ylim, ylim)
@@ -559,7 +567,7 @@ def funnel_plot(studies: list[dict], meta: dict, measure: str, ratio: bool, titl
     estimate and its pseudo 95% confidence region."""
     fig = Figure(figsize=(6.5, 4.6))
     ax = fig.add_subplot(1, 1, 1)
-    ax.set_title(title, loc="left", fontsize=10, fontweight="bold", parse_math=False)
+    ax.set_title(_printable(title), loc="left", fontsize=10, fontweight="bold", parse_math=False)
     pts = [(float(s["yi"]), math.sqrt(float(s["vi"]))) for s in studies
            if _finite(s.get("yi")) is not None and _finite(s.get("vi")) is not None and float(s["vi"]) > 0]
     est = _finite(meta.get("estimate"))
@@ -579,7 +587,7 @@ def _box(ax, x, y, w, h, lines: list[str], bold_first: bool = True, color: str =
                                 lw=0.9))
     top = y + h - 0.18
     for i, line in enumerate(lines):
-        ax.text(x + 0.12, top - i * 0.34, line, ha="left", va="top", fontsize=9,
+        ax.text(x + 0.12, top - i * 0.34, _printable(line), ha="left", va="top", fontsize=9,
                 fontweight="bold" if (bold_first and i == 0) else "normal", parse_math=False,
                 gid=f"{gid}-{i}" if gid else None)
 
