@@ -89,7 +89,7 @@ def _show(console: Console, r: dict, done: int, total: int) -> None:
         ("publication types", ", ".join(r.get("publication_types") or [])),
         ("registry ids", ", ".join(r.get("registry_ids") or [])), ("doi", r.get("doi")),
         ("reasons", "; ".join(r.get("reasons") or [])),
-        ("score", f"{r['score']:.3f} ({r['ranker']})" if r.get("score") is not None else r.get("ranker")),
+        ("ranked by", f"{r['ranker']} (score {r['score']:.3f})" if r.get("score") is not None else r.get("ranker")),
         ("label", r.get("label")), ("changed", r.get("change_note")),
     ]
     # title, abstract and every field come from a source: cleaned text (no markup, no control codes, no secret)
@@ -109,9 +109,12 @@ def next_command(
     stage: StageOpt = "title_abstract",
     warehouse: WarehouseOpt = None,
 ) -> None:
-    """Screen records in the terminal, best-ranked first: i/e/m then a reason, u undo, s skip, q quit."""
-    from warehouse import transaction
-    from warehouse.screening import rank_queue, record_decision, records_to_screen, review_config, undo_decision
+    """Screen records in the terminal, best-ranked first: i/e/m then a reason, u undo, s skip, q quit.
+
+    Live re-ranking: after each decision the queue is re-ranked by a model that has seen it (once the review's
+    min_decisions_to_train is reached), and the next record shown is the best of that ranking.
+    """
+    from warehouse.screening import next_to_screen, record_decision, review_config, undo_decision
 
     cli = _cli()
     _check_stage(stage)
@@ -120,40 +123,43 @@ def next_command(
         cfg = review_config(con, review_id)
         if cfg is not None and cfg.screening.reviewers == 2 and not reviewer:
             cli.fail("this review is screened by two reviewers: say who you are with --reviewer NAME")
-        with transaction(con):
-            rank_queue(con, review_id, cfg)  # decisions made elsewhere since the last update count too
         who = reviewer or _default_reviewer()
-        todo = records_to_screen(con, review_id, who, stage)
-    if not todo:
+        # decisions made elsewhere since the last update count too: next_to_screen re-ranks first
+        current = next_to_screen(con, review_id, who, stage, cfg=cfg)
+    if current is None:
         console.print(f"Nothing waits for {stage.replace('_', '/')} screening by {who} in {review_id}.")
         return
-    console.print(f"{len(todo)} record(s) wait for {who} at {stage.replace('_', '/')} in {review_id}. {KEYS_HELP}",
+    total = current["waiting"]
+    console.print(f"{total} record(s) wait for {who} at {stage.replace('_', '/')} in {review_id}. {KEYS_HELP}",
                   markup=False)
     keys = _Keys(console)
-    made: list[tuple[int, int]] = []  # (decision_id, position in todo) for undo within this session
+    made: list[tuple[int, dict]] = []  # (decision_id, record) for undo within this session
+    skipped: set[str] = set()
     undone = 0
-    i = 0
     words = {"i": "include", "e": "exclude", "m": "maybe"}
-    while i < len(todo):
-        r = todo[i]
-        _show(console, r, len(made), len(todo))
+    while current is not None:
+        r = current
+        _show(console, r, len(made), total)
         key = keys.key(KEYS_HELP + " >")
         if key is None or key == "q":
             break
         if key == "s":
-            i += 1
+            skipped.add(r["record_id"])
+            with cli.review_warehouse(review, warehouse, read_only=False) as (_, con):
+                current = next_to_screen(con, review_id, who, stage, skip=skipped, cfg=cfg)
             continue
         if key == "u":
             if not made:
                 console.print("Nothing to undo in this session.")
                 continue
-            did, pos = made.pop()
+            did, rec = made.pop()
             # the warehouse is opened per decision, so it is never held while someone reads an abstract
             with cli.review_warehouse(review, warehouse, read_only=False) as (_, con):
                 undo_decision(con, review_id=review_id, decision_id=did, reviewer=who, now=_now())
             undone += 1
-            console.print(f"Undone: decision on {todo[pos]['record_id']}.")
-            i = pos
+            console.print(f"Undone: decision on {rec['record_id']}.")
+            skipped.discard(rec["record_id"])
+            current = rec  # the same record again: decide it anew
             continue
         if key not in words:
             console.print(f"Unknown key {key!r}. {KEYS_HELP}", markup=False)
@@ -168,9 +174,9 @@ def next_command(
         with cli.review_warehouse(review, warehouse, read_only=False) as (_, con):
             did = record_decision(con, review_id=review_id, record_id=r["record_id"], reviewer=who, stage=stage,
                                   decision=decision, reason=reason or None, origin="terminal", now=_now())
-        made.append((did, i))
-        console.print(f"Recorded: {decision} {r['record_id']}.")
-        i += 1
+            console.print(f"Recorded: {decision} {r['record_id']}.")
+            current = next_to_screen(con, review_id, who, stage, skip=skipped, cfg=cfg)
+        made.append((did, r))
     console.print(f"Session over: {len(made)} decision(s) recorded by {who}"
                   + (f", {undone} undone" if undone else "") + ".")
 

@@ -14,6 +14,7 @@ import hashlib
 import inspect
 import json
 from collections import defaultdict
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,7 @@ from livingmeta.screening.queue import (
 from livingmeta.screening.rules import apply_rules
 from warehouse.alerts import add_alert
 from warehouse.db import query, rows_as_dicts, transaction
-from warehouse.screening_features import queue_documents
+from warehouse.screening_features import queue_documents, queue_features
 
 _JSON_FIELDS = ("authors", "publication_types", "mesh", "keywords", "registry_ids", "corrections", "extra")
 TOP_TITLES = 5
@@ -260,8 +261,14 @@ def rank_queue(con: duckdb.DuckDBPyConnection, review_id: str, cfg: ReviewConfig
         return queue_documents(con, review_id, keys, ranker.analysis_key(), ranker.analyzer(),
                                lambda rids: {rid: _text(rec) for rid, rec in load_records(con, rids).items()})
 
+    def features(ranker):
+        return queue_features(con, review_id, keys, ranker,
+                              lambda rids: {rid: _text(rec) for rid, rec in load_records(con, rids).items()})
+
     ranking = rank_records(texts, labels, rule_scores, model, screening.min_decisions_to_train,
-                           documents=None if full else documents)
+                           documents=None if full else documents, features=None if full else features)
+    if ranking.ranker == RULES_RANKER and labels and not full:
+        _warm_features(model, features)
     with _registered(con, "_screening_scores", pd.DataFrame({"record_id": ids, "score": ranking.scores.astype(float)})):
         con.execute(
             "UPDATE screening_queue q SET score = s.score, ranker = ? FROM _screening_scores s "
@@ -274,6 +281,22 @@ def rank_queue(con: duckdb.DuckDBPyConnection, review_id: str, cfg: ReviewConfig
                 "trained_on = excluded.trained_on, ranked_at = excluded.ranked_at",
                 [review_id, inputs, rules_fp, ranking.ranker, ranking.trained_on, _utcnow()])
     return {"ranker": ranking.ranker, "trained_on": ranking.trained_on, "scored": len(ids), "skipped": False}
+
+
+def _warm_features(model: dict, features) -> None:
+    """People have started screening but the model cannot train yet: build the queue's features now (once per
+    queue), so that the decision that lets it train is answered by refitting the classifier only."""
+    try:
+        from livingmeta.screening.ranking import make_ranker
+
+        ranker = make_ranker(dict(model))
+        ranker.analysis_key()
+    except (ImportError, NotImplementedError):
+        return
+    try:
+        features(ranker)
+    except ValueError:  # no terms at all (e.g. records without text): the model will say so when it trains
+        pass
 
 
 @contextlib.contextmanager
@@ -632,6 +655,42 @@ def records_to_screen(con: duckdb.DuckDBPyConnection, review_id: str, reviewer: 
     return rows
 
 
+def next_to_screen(con: duckdb.DuckDBPyConnection, review_id: str, reviewer: str, stage: str = "title_abstract", *,
+                   skip: Iterable[str] = (), cfg: ReviewConfig | None = None) -> dict | None:
+    """Live re-ranking: the record this reviewer should screen next, ranked by a model that has seen every decision.
+
+    The terminal (`livingmeta screen next`) and the web app call it after each decision. The queue is re-ranked
+    first when its records, decisions or settings changed since it was last ranked (`rank_queue`: the TF-IDF
+    features are built at most once per queue and kept, `warehouse.screening_features.queue_features`, so a
+    re-rank refits only the classifier); the new scores are stored, so the order survives a restart and
+    `status` names the ranker that produced it. One transaction: a concurrent writer either sees the whole
+    re-rank or none of it (DuckDB refuses the later of two conflicting transactions; call again).
+
+    Args:
+        reviewer: who screens (records they decided since the record (re-)entered the queue are left out).
+        stage: title_abstract | full_text.
+        skip: record ids to pass over (skipped in this session).
+        cfg: the review's settings (default: those stored with the review).
+    Returns:
+        the record as `records_to_screen` gives it (queue fields, rank, score, ranker, reasons, abstract, ...),
+        plus "waiting" (how many records wait for this reviewer at this stage, skipped ones included); None
+        when nothing else waits.
+    """
+    with transaction(con):
+        rank_queue(con, review_id, cfg)
+        skipped = sorted(set(skip))
+        rows = rows_as_dicts(con, query("screening_next_one"), [skipped, review_id, stage, reviewer])
+    if not rows:
+        return None
+    r = rows[0]
+    rec = load_records(con, [r["record_id"]]).get(r["record_id"], {})
+    r["reasons"] = json.loads(r["reasons"]) if isinstance(r["reasons"], str) else (r["reasons"] or [])
+    for k in ("abstract", "authors", "publication_types", "registry_ids", "doi", "mesh", "keywords"):
+        r[k] = rec.get(k)
+    r["waiting"] = int(r["waiting"])
+    return r
+
+
 def list_conflicts(con: duckdb.DuckDBPyConnection, review_id: str) -> list[dict]:
     """Two-reviewer disagreements waiting for a third decision: record, stage, each reviewer's decision, title."""
     return rows_as_dicts(con, "SELECT record_id, stage, decisions, title FROM v_screening_conflicts WHERE review_id = ? "
@@ -772,7 +831,7 @@ def freeze_prisma(con: duckdb.DuckDBPyConnection, review_id: str, version: int, 
 
 
 __all__ = [
-    "DecisionFileError", "export_records", "flag_candidates", "freeze_prisma", "import_decisions", "list_conflicts", "load_records",
+    "DecisionFileError", "export_records", "flag_candidates", "freeze_prisma", "import_decisions", "list_conflicts", "load_records", "next_to_screen",
     "prisma_by_version", "rank_queue", "record_decision", "records_to_screen", "refresh_queue_states",
     "review_config", "screening_kappa", "screening_status", "undo_decision",
 ]

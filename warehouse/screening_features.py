@@ -7,19 +7,28 @@ scikit-learn's version): a cache, not data — deleting the folder only costs on
 be read (or was written by other settings) is ignored and rewritten, and it never goes into snapshots. An
 in-memory warehouse keeps no cache. The TF-IDF weights themselves (document frequencies, pruning, idf) are
 refitted from these counts on every ranking, so they always describe the queue as it is (see
-`livingmeta.screening.features`); a live re-rank after people's decisions reuses the same file.
+`livingmeta.screening.features`) once per queue: `queue_features` keeps the TF-IDF matrix of the queue as it is,
+in memory (a few per process) and beside the counts (`<analysis key>.tfidf.npz`), keyed by the queue's documents
+and the ranker's settings, so the re-rank after each decision (`warehouse.screening.next_to_screen`) refits only
+the classifier, and an update that changed the queue fits the TF-IDF weights once, even across restarts.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
 import re
+import tempfile
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
 import numpy as np
+import scipy.sparse as sp
 
 from livingmeta.screening.features import TermCounts
 
@@ -59,15 +68,26 @@ def save(path: Path | None, analysis_key: str, docs: TermCounts) -> None:
     """Write the documents atomically (a reader sees the old file or the new one, never half of one)."""
     if path is None:
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     meta = {"format": FORMAT, "analysis_key": analysis_key, "n_terms": len(docs.terms), "n_keys": len(docs.keys)}
-    with open(tmp, "wb") as f:
-        np.savez(f, meta=np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8),
-                 terms=np.frombuffer("\n".join(docs.terms).encode("utf-8"), dtype=np.uint8),
-                 keys=np.frombuffer("\n".join(docs.keys).encode("utf-8"), dtype=np.uint8),
-                 indptr=docs.indptr, indices=docs.indices, counts=docs.counts)
-    os.replace(tmp, path)
+    _write_atomic(path, meta=np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8),
+                  terms=np.frombuffer("\n".join(docs.terms).encode("utf-8"), dtype=np.uint8),
+                  keys=np.frombuffer("\n".join(docs.keys).encode("utf-8"), dtype=np.uint8),
+                  indptr=docs.indptr, indices=docs.indices, counts=docs.counts)
+
+
+def _write_atomic(path: Path, **arrays: np.ndarray) -> None:
+    # a temporary file of this writer's own (threads of one process share a pid: a pid-named file would be
+    # written by two of them at once), then an atomic rename over the old file
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def queue_documents(con: duckdb.DuckDBPyConnection, review_id: str, keys: list[str], analysis_key: str,
@@ -93,3 +113,81 @@ def queue_documents(con: duckdb.DuckDBPyConnection, review_id: str, keys: list[s
     if missing or len(cached.keys) != len(set(keys)):
         save(path, analysis_key, docs.compact() if len(set(keys)) == len(keys) else cached.compact())
     return docs
+
+
+# the TF-IDF matrices of the last few queues ranked in this process: fingerprint -> features
+_MEMORY: OrderedDict[tuple[str, str], object] = OrderedDict()
+_MEMORY_LOCK = threading.Lock()
+MEMORY_ENTRIES = 4
+
+
+def features_fingerprint(keys: list[str], ranker) -> str:
+    """What a queue's features depend on: its documents in order (record id and content hash), the analyzer
+    and the ranker's settings. Labels are not part of it: features carry none."""
+    h = hashlib.sha256()
+    h.update(json.dumps([FORMAT, ranker.name, ranker.analysis_key(), sorted(ranker.params.items())],
+                        default=str).encode("utf-8"))
+    h.update("\n".join(keys).encode("utf-8"))
+    return h.hexdigest()
+
+
+def _save_features(path: Path, fingerprint: str, features) -> None:
+    mats = list(features) if isinstance(features, tuple) else [features]
+    arrays: dict[str, np.ndarray] = {
+        "meta": np.frombuffer(json.dumps({"format": FORMAT, "fingerprint": fingerprint, "n": len(mats),
+                                          "tuple": isinstance(features, tuple)}).encode("utf-8"), dtype=np.uint8)}
+    for i, m in enumerate(mats):
+        m = m.tocsr()
+        arrays.update({f"data{i}": m.data, f"indices{i}": m.indices, f"indptr{i}": m.indptr,
+                       f"shape{i}": np.asarray(m.shape, dtype=np.int64)})
+    _write_atomic(path, **arrays)
+
+
+def _load_features(path: Path, fingerprint: str):
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(bytes(z["meta"]).decode("utf-8"))
+            if meta.get("format") != FORMAT or meta.get("fingerprint") != fingerprint:
+                return None
+            mats = [sp.csr_matrix((z[f"data{i}"], z[f"indices{i}"], z[f"indptr{i}"]),
+                                  shape=tuple(int(x) for x in z[f"shape{i}"])) for i in range(int(meta["n"]))]
+        return tuple(mats) if meta.get("tuple") else mats[0]
+    except (OSError, ValueError, KeyError, json.JSONDecodeError):
+        return None  # a damaged cache is rebuilt, never trusted
+
+
+def queue_features(con: duckdb.DuckDBPyConnection, review_id: str, keys: list[str], ranker,
+                   texts: Callable[[list[str]], dict[str, str]]):
+    """The queue's features for this ranker (`Ranker.features_from_counts`), built at most once per queue.
+
+    Looked up in this process's memory, then in `<analysis key>.tfidf.npz` beside the counts; built from the
+    analysed documents (`queue_documents`) only when the queue's documents or the ranker's settings changed,
+    then kept in both places. The result equals `ranker.features_from_counts(queue_documents(...))`.
+
+    Args:
+        keys: one per queue row ("record_id\\tcontent_hash"), in queue order.
+        ranker: a ranker that ranks from term counts.
+        texts: record ids -> their title + abstract, called only for records not analysed yet.
+    """
+    fingerprint = features_fingerprint(keys, ranker)
+    counts_path = cache_path(con, review_id, ranker.analysis_key())
+    where = str(counts_path) if counts_path is not None else f"memory:{id(con)}:{review_id}"
+    slot = (where, fingerprint)
+    with _MEMORY_LOCK:
+        if slot in _MEMORY:
+            _MEMORY.move_to_end(slot)
+            return _MEMORY[slot]
+    tfidf_path = counts_path.with_name(counts_path.name[:-len(".npz")] + ".tfidf.npz") if counts_path else None
+    features = _load_features(tfidf_path, fingerprint) if tfidf_path is not None else None
+    if features is None:
+        docs = queue_documents(con, review_id, keys, ranker.analysis_key(), ranker.analyzer(), texts)
+        features = ranker.features_from_counts(docs)
+        if tfidf_path is not None:
+            _save_features(tfidf_path, fingerprint, features)
+    with _MEMORY_LOCK:
+        _MEMORY[slot] = features
+        while len(_MEMORY) > MEMORY_ENTRIES:
+            _MEMORY.popitem(last=False)
+    return features

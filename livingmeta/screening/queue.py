@@ -142,6 +142,7 @@ def rank_records(
     model: Mapping[str, Any],
     min_decisions: int,
     documents: Callable[[Any], Any] | None = None,
+    features: Callable[[Any], Any] | None = None,
 ) -> Ranking:
     """Score the queue: rules until the model can learn, then the review's ranking model.
 
@@ -155,6 +156,9 @@ def rank_records(
         rule_scores: the rules score per text (used before the model can train).
         model: `[screening.model]` as a dict: name, seed and model parameters.
         min_decisions: `min_decisions_to_train`.
+        features: optional function ranker -> the queue's features (`Ranker.features_from_counts`, e.g. kept
+            from an earlier ranking of the same queue); the model is then only refitted on them
+            (`Ranker.fit_rank_features`, the same scores). Takes precedence over `documents`.
     Returns:
         Ranking with one score per text (higher = screen first) and the ranker's description ("rules", or
         e.g. "tfidf-svm (C=0.11, balanced 9.8) trained on 12 decisions").
@@ -168,6 +172,15 @@ def rank_records(
     if len(labels) < min_decisions or not can_train(labels):
         return rules
     ranker = make_ranker(dict(model))
+    if features is not None:
+        try:
+            ranker.analysis_key()
+            feats = features(ranker)
+        except NotImplementedError:
+            feats = None
+        if feats is not None:
+            scores = np.asarray(ranker.fit_rank_features(feats, dict(labels)), dtype=float)
+            return Ranking(scores=scores, ranker=ranker.describe(), trained_on=len(labels))
     docs = None
     if documents is not None:
         try:

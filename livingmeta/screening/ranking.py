@@ -199,6 +199,29 @@ class Ranker(ABC):
         self.n_trained = len(y)
         return scores
 
+    def features_from_counts(self, docs: TermCounts) -> Any:
+        """The feature matrix (or matrices) `fit_rank_counts` would build from these documents.
+
+        Features carry no labels, so they can be built once per queue and kept (see `fit_rank_features`):
+        a live re-rank after each decision then only refits the classifier.
+        """
+        return self._vectorise_counts(docs)
+
+    def fit_rank_features(self, features: Any, labels: Mapping[int, int]) -> np.ndarray:
+        """As `fit_rank_counts`, from features already built by `features_from_counts`: the same scores.
+
+        Parameters
+        ----------
+        features : the result of ``features_from_counts`` for the queue's documents.
+        labels : mapping of int -> int
+            Decisions keyed by row of ``features`` (as for ``fit_rank``).
+        """
+        first = features[0] if isinstance(features, tuple) else features
+        positions, y = _check_labels(labels, int(first.shape[0]))
+        scores = np.asarray(self._score(features, positions, y), dtype=float)
+        self.n_trained = len(y)
+        return scores
+
     def analyzer(self):
         """The text analyzer whose output `fit_rank_counts` expects (scikit-learn's, for these settings)."""
         raise NotImplementedError(f"{self.name} cannot rank from stored term counts")
