@@ -26,7 +26,7 @@ WarehouseOpt = Annotated[
 ]
 StageOpt = Annotated[str, typer.Option("--stage", help="title_abstract | full_text")]
 EXPORT_COLUMNS = ["record_id", "livingmeta_id", "title", "abstract", "authors", "year", "journal", "doi", "keywords",
-                  "included"]
+                  "included", "livingmeta_export"]
 KEYS_HELP = "i include · e exclude · m maybe · u undo · s skip · q quit"
 
 
@@ -193,15 +193,21 @@ def export_command(
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="File to write (default: standard output).")] = None,
     warehouse: WarehouseOpt = None,
 ) -> None:
-    """Export the review's records with their title/abstract labels as CSV (for ASReview LAB) or RIS."""
+    """Export the review's records with their title/abstract labels as CSV (for ASReview LAB) or RIS.
+
+    The export is recorded (its labels), so that ASReview's file coming back is imported against it: labels
+    ASReview was given as prior knowledge are not taken for the reviewer's decisions.
+    """
     from livingmeta.screening.ris import format_ris
-    from warehouse.screening import export_records
+    from warehouse.screening import export_records, record_export
 
     cli = _cli()
     if fmt not in ("csv", "ris"):
         cli.fail(f"--format {fmt!r} is not supported; use csv or ris")
-    with cli.review_warehouse(review, warehouse) as (review_id, con):
+    with cli.review_warehouse(review, warehouse, read_only=False) as (review_id, con):
         rows = export_records(con, review_id)
+        export_id = record_export(con, review_id, rows, fmt, _now())
+    rows = [{**r, "livingmeta_export": export_id} for r in rows]
     if fmt == "csv":
         buf = io.StringIO()
         w = csv.DictWriter(buf, fieldnames=EXPORT_COLUMNS, extrasaction="ignore", lineterminator="\n")
@@ -210,7 +216,7 @@ def export_command(
         text = buf.getvalue()
     else:
         text = format_ris([{**r, "record_id": r["livingmeta_id"], "authors": r["authors_list"],
-                            "keywords": r["keywords_list"]} for r in rows])
+                            "keywords": r["keywords_list"]} for r in rows], export_id=export_id)
     if out is None:
         write_text(text)
     else:
@@ -223,7 +229,7 @@ def export_command(
 
 def import_command(
     review: ReviewArg,
-    file: Annotated[Path, typer.Argument(help="Decisions CSV (native columns, or ASReview LAB's export).",
+    file: Annotated[Path, typer.Argument(help="Decisions CSV (native columns, or ASReview LAB's CSV or RIS export).",
                                                  readable=False)],
     reviewer: Annotated[Optional[str], typer.Option("--reviewer", "-r", help="Who decided (required for ASReview exports).")] = None,
     stage: Annotated[Optional[str], typer.Option("--stage", help="Stage for rows without one: title_abstract | full_text")] = None,
@@ -246,6 +252,9 @@ def import_command(
     make_console().print(
         f"{res['file']} ({res['format']}): {res['rows']} decision(s) read, {res['added']} added, "
         f"{res['already_imported']} already imported.", markup=False)
+    if res.get("priors"):
+        make_console().print(f"{res['priors']} label(s) repeat what livingmeta exported (ASReview's prior knowledge): "
+                             "not imported as anyone's decision.", markup=False, soft_wrap=True)
     # nothing a person wrote is dropped or changed without saying so
     notes = [f"{res['duplicates']} repeated row(s) in the file stored once" if res.get("duplicates") else "",
              f"{res['unchanged']} older than the same stored decision: nothing to add" if res.get("unchanged") else "",

@@ -100,9 +100,9 @@ def test_export_csv_and_ris_then_import_asreview_result(tmp_path):
     assert res.exit_code == 0, res.output
     rows = list(csv.DictReader(io.StringIO(res.stdout)))
     assert list(rows[0]) == ["record_id", "livingmeta_id", "title", "abstract", "authors", "year", "journal", "doi",
-                             "keywords", "included"]
-    assert [(r["record_id"], r["livingmeta_id"], r["included"]) for r in rows] == [
-        ("1", "pubmed:1", ""), ("2", "pubmed:2", ""), ("3", "pubmed:3", "0")]
+                             "keywords", "included", "livingmeta_export"]
+    assert [(r["record_id"], r["livingmeta_id"], r["included"], r["livingmeta_export"]) for r in rows] == [
+        ("1", "pubmed:1", "", "1"), ("2", "pubmed:2", "", "1"), ("3", "pubmed:3", "0", "1")]
     assert rows[0]["authors"] == "Geerts M; Smith J" and rows[0]["doi"] == "10.1/one"
 
     ris = tmp_path / "records.ris"
@@ -111,10 +111,13 @@ def test_export_csv_and_ris_then_import_asreview_result(tmp_path):
     text = ris.read_text(encoding="utf-8")
     assert text.startswith("TY  - JOUR\nTI  - IVIG versus placebo for painful neuropathy\nAB  - A randomised trial.\n"
                            "AU  - Geerts M\nAU  - Smith J\nPY  - 2021\nJO  - Pain\nDO  - 10.1/one\nKW  - IVIG\n"
-                           "ID  - pubmed:1\nER  - \n")
+                           "N1  - ASReview_not_seen\nN1  - livingmeta_export: 2\nAN  - 1\n"
+                           "UR  - https://pubmed.ncbi.nlm.nih.gov/1/\nID  - pubmed:1\nER  - \n")
     assert text.count("ER  - ") == 3
+    assert "N1  - ASReview_irrelevant\nN1  - livingmeta_export: 2\nAN  - 3\n" in text  # the exclusion, as a label
 
-    # what ASReview LAB gives back after screening the exported file
+    # what ASReview LAB 1.x gives back after screening the exported file: its labels in `included`, where
+    # pubmed:3 still carries the exclusion livingmeta gave it as prior knowledge
     rows[0]["included"], rows[1]["included"] = "1", "0"
     back = tmp_path / "asreview_export.csv"
     with back.open("w", encoding="utf-8", newline="") as f:
@@ -125,9 +128,14 @@ def test_export_csv_and_ris_then_import_asreview_result(tmp_path):
     assert res.exit_code == 2 and "--reviewer" in res.output
     res = runner.invoke(app, ["screen", "import", str(folder), str(back), "--reviewer", "bob", "-w", wh])
     assert res.exit_code == 0, res.output
-    assert "3 decision(s) read, 3 added, 0 already imported" in res.output
+    assert "2 decision(s) read, 2 added, 0 already imported" in res.output
+    assert "1 label(s) repeat what livingmeta exported (ASReview's prior knowledge): not imported" in res.output
     res = runner.invoke(app, ["screen", "import", str(folder), str(back), "--reviewer", "bob", "-w", wh])
-    assert "0 added, 3 already imported" in res.output
+    assert "0 added, 2 already imported" in res.output
+    con = connect(wh)
+    assert con.execute("SELECT record_id, reviewer, decision FROM screening_decisions ORDER BY decision_id").fetchall() \
+        == [("pubmed:3", "ana", "exclude"), ("pubmed:1", "bob", "include"), ("pubmed:2", "bob", "exclude")]
+    con.close()
 
 
 def test_import_of_a_bad_file_exits_2_naming_the_line(tmp_path):

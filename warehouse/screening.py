@@ -577,7 +577,7 @@ def import_decisions(con: duckdb.DuckDBPyConnection, review_id: str, path: str |
     refused whole: DecisionFileError lists every problem and nothing is written.
 
     Args:
-        path: the CSV file.
+        path: the CSV file (or ASReview LAB's RIS export).
         origin: stored with each decision ("import", "demo"; ASReview files are stored as "asreview" when
             origin is "import").
         reviewer: who decided (required for ASReview files; fills blank reviewer cells).
@@ -587,7 +587,9 @@ def import_decisions(con: duckdb.DuckDBPyConnection, review_id: str, path: str |
         {"file", "format", "rows", "added", "already_imported", "duplicates", "unchanged", "replaced",
         "ranker"} — `rows` decisions read = added + already_imported (rows of an earlier import of this file)
         + duplicates (repeats inside the file, stored once) + unchanged (older than the reviewer's stored
-        decision and saying the same); `replaced`: added rows that change a reviewer's earlier decision;
+        decision and saying the same); `priors`: ASReview labels that only repeat what livingmeta exported
+        (ASReview's prior knowledge, not read as anyone's decision, not counted in `rows`); `replaced`: added
+        rows that change a reviewer's earlier decision;
         `ranker`: the ranker the queue was re-ranked with (None when nothing was added).
     Raises:
         DecisionFileError: every problem (file, line, column, record id); nothing is stored.
@@ -615,8 +617,9 @@ def import_decisions(con: duckdb.DuckDBPyConnection, review_id: str, path: str |
                 dois.setdefault(d, rid)
         checked = validate_decision_file(text, source=str(p), is_known=known.__contains__, now=now, reviewer=reviewer,
                                          stage=stage, doi_to_record=dois,
-                                         elsewhere=lambda ids: _other_reviews(con, review_id, ids))
-        stored_origin = "asreview" if checked.format == "asreview" and origin == "import" else origin
+                                         elsewhere=lambda ids: _other_reviews(con, review_id, ids),
+                                         export_labels=lambda export_id: _export_labels(con, review_id, export_id))
+        stored_origin = "asreview" if checked.format.startswith("asreview") and origin == "import" else origin
         seen = {k for (k,) in con.execute(
             "SELECT import_key FROM screening_decisions WHERE review_id = ? AND import_key IS NOT NULL", [review_id]).fetchall()}
         fresh = [r for r in checked.rows if r.import_key not in seen]
@@ -637,8 +640,17 @@ def import_decisions(con: duckdb.DuckDBPyConnection, review_id: str, path: str |
             ranking = rank_queue(con, review_id)
     return {"file": str(p), "format": checked.format, "rows": checked.read, "added": len(add),
             "already_imported": len(checked.rows) - len(fresh), "duplicates": len(checked.duplicates),
-            "unchanged": len(plan.unchanged), "replaced": len(plan.replaces),
+            "unchanged": len(plan.unchanged), "replaced": len(plan.replaces), "priors": len(checked.priors),
             "ranker": ranking["ranker"] if add else None}
+
+
+def _export_labels(con: duckdb.DuckDBPyConnection, review_id: str, export_id: int) -> dict[str, int] | None:
+    """record id -> label that export of this review carried (None: the review has no such export)."""
+    if not con.execute("SELECT 1 FROM screening_exports WHERE export_id = ? AND review_id = ?",
+                       [export_id, review_id]).fetchall():
+        return None
+    return dict(con.execute("SELECT record_id, label FROM screening_export_labels WHERE export_id = ?",
+                            [export_id]).fetchall())
 
 
 # ------------------------------------------------------------------------------------- people's views
@@ -719,7 +731,10 @@ def export_records(con: duckdb.DuckDBPyConnection, review_id: str) -> list[dict]
     """The review's queue records (duplicates left out) with their title/abstract label, for CSV/RIS export.
 
     `record_id` numbers rows 1..n (ASReview LAB expects its own row ids); `livingmeta_id` carries our id so
-    ASReview's export maps back; `included` is 1 / 0 / blank from the final title/abstract decision.
+    ASReview's export maps back; `included` is 1 / 0 / blank from the final title/abstract decision: 1 passed
+    title/abstract (an include, or a maybe that went on to a full-text decision), 0 excluded, blank not decided
+    or "maybe" (ASReview has no maybe: it is left for the person screening there to decide, never sent as an
+    include); `decision` is that final title/abstract decision. `record_export` stores what a file carried.
     In a two-reviewer review `included` is always blank: ASReview LAB takes those labels as prior knowledge
     and writes them back in its export, where they would be imported as the second reviewer's own decisions
     (agreement nobody gave); screening stays blind instead.
@@ -737,10 +752,31 @@ def export_records(con: duckdb.DuckDBPyConnection, review_id: str) -> list[dict]
             "year": rec.get("year") or "", "journal": rec.get("journal") or "", "doi": rec.get("doi") or "",
             "keywords": "; ".join(rec.get("keywords") or []),
             "included": "" if label is None or blind else (1 if label == 1 else 0),
-            "source": rec.get("source"), "keywords_list": rec.get("keywords") or [],
+            "decision": r["decision_ta"], "source": rec.get("source"), "source_id": rec.get("source_id"),
+            "keywords_list": rec.get("keywords") or [],
             "authors_list": rec.get("authors") or [],
         })
     return out
+
+
+def record_export(con: duckdb.DuckDBPyConnection, review_id: str, rows: list[dict], fmt: str,
+                  now: dt.datetime) -> int:
+    """Store what an export carries (its labels), so a file coming back is read against it; returns its id.
+
+    Args:
+        rows: `export_records` rows as written to the file.
+        fmt: csv | ris.
+    Returns:
+        the export id, to be written into the file (CSV column / RIS note `livingmeta_export`).
+    """
+    with transaction(con):
+        (export_id,) = con.execute("INSERT INTO screening_exports (review_id, exported_at, format, n_records) "
+                                   "VALUES (?, ?, ?, ?) RETURNING export_id", [review_id, now, fmt, len(rows)]).fetchone()
+        labelled = [(export_id, r["livingmeta_id"], int(r["included"]), "include" if int(r["included"]) else "exclude")
+                    for r in rows if r["included"] != ""]
+        if labelled:
+            con.executemany("INSERT INTO screening_export_labels VALUES (?, ?, ?, ?)", labelled)
+    return int(export_id)
 
 
 def screening_status(con: duckdb.DuckDBPyConnection, review_id: str) -> dict:
@@ -831,7 +867,7 @@ def freeze_prisma(con: duckdb.DuckDBPyConnection, review_id: str, version: int, 
 
 
 __all__ = [
-    "DecisionFileError", "export_records", "flag_candidates", "freeze_prisma", "import_decisions", "list_conflicts", "load_records", "next_to_screen",
+    "DecisionFileError", "export_records", "flag_candidates", "record_export", "freeze_prisma", "import_decisions", "list_conflicts", "load_records", "next_to_screen",
     "prisma_by_version", "rank_queue", "record_decision", "records_to_screen", "refresh_queue_states",
     "review_config", "screening_kappa", "screening_status", "undo_decision",
 ]

@@ -18,9 +18,23 @@ writes `asreview_label` (plus `asreview_time`, `asreview_note`) and may keep the
 which then holds the labels we exported, not the reviewer's: `asreview_label` therefore wins over `included`,
 which wins over `label_included`. A note (`asreview_note`, else the first non-empty `exported_notes_*`) is
 kept as the decision's reason. Rows are mapped back to records through the `livingmeta_id` column we export
-(else `record_id` when it is one of ours, else the DOI). ASReview knows no reviewer, so the reviewer must be
-given. `asreview_time` is ignored (LAB writes a local time without a zone): ASReview decisions take the
-import time, as they always have (so re-importing an older export stays idempotent).
+(else `record_id` when it is one of ours, else the DOI). ASReview LAB's RIS export is read too
+(`livingmeta.screening.ris.read_asreview_ris`: the label from the N1 note, the other columns from its
+"asreview_<column>: value" notes) and follows the same rules.
+
+Only labels made in ASReview are imported. ASReview takes the labels of the file it was given as prior
+knowledge and writes them back in its export like the reviewer's own; such a label is not a decision of the
+person who screened in ASReview. Each row is compared with what livingmeta exported: the export named by the
+row's `livingmeta_export` (column, or RIS note; `export_labels` gives that export's labels), else, in an
+export of LAB 2.x/3.x that kept our `included` column beside `asreview_label`, that column. A label equal to
+the exported one is skipped (counted in `DecisionFile.priors`); a label the reviewer changed in ASReview is
+their decision. An export never carries "maybe" as a label (`warehouse.screening.export_records` leaves it
+unlabelled), so a maybe cannot come back as an include.
+
+Who and when: `asreview_user_name` (LAB with accounts) names the reviewer of a row, else `reviewer` (required
+when a labelled row names nobody); `asreview_time` is when they labelled it, which LAB writes as
+"YYYY-MM-DD HH:MM:SS" in UTC (pandas `to_datetime(time.time(), unit="s")`), kept as the decision's
+decided_at; without it the import time is used.
 
 Validation is all-or-nothing and complete: every row is checked and every problem is collected (line,
 record id, column, what to do), and a file with any problem is refused whole (`DecisionFileError`, whose
@@ -164,17 +178,19 @@ class DecisionFile:
     """A validated decision file.
 
     Attributes:
-        format: "native" or "asreview".
+        format: "native", "asreview" (CSV) or "asreview-ris".
         rows: the decisions to store, in file order (duplicates removed).
         read: how many decision rows the file holds (duplicates included; unlabelled ASReview rows are not
             decisions and are not counted).
         duplicates: (line, line it repeats) for rows that repeat another row's decision.
+        priors: lines of ASReview rows whose label only repeats what livingmeta exported (not imported).
     """
 
     format: str
     rows: list[DecisionRow]
     read: int
     duplicates: list[tuple[int, int]] = field(default_factory=list)
+    priors: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -312,6 +328,7 @@ def validate_decision_file(
     stage: str | None = None,
     doi_to_record: Mapping[str, str] | None = None,
     elsewhere: Callable[[list[str]], Mapping[str, Sequence[str]]] | None = None,
+    export_labels: Callable[[int], Mapping[str, int] | None] | None = None,
 ) -> DecisionFile:
     """Validate a whole decision file (native CSV or ASReview LAB export); every problem is collected.
 
@@ -324,20 +341,25 @@ def validate_decision_file(
         stage: the stage for rows that give none (default title_abstract).
         doi_to_record: DOI -> record id, to map ASReview rows that lost our id columns.
         elsewhere: given the unknown record ids, the other reviews holding each (to name them in messages).
+        export_labels: given an export id, the labels that export of this review carried (record id -> 1/0),
+            or None when the review has no such export.
     Returns:
-        a DecisionFile: the rows to store in file order (duplicates removed), how many were read, duplicates.
+        a DecisionFile: the rows to store in file order (duplicates removed), how many were read, duplicates,
+        the lines of ASReview labels that only repeat an exported prior.
     Raises:
         DecisionFileError: listing every problem (file, line, column, record id); nothing may be stored.
     """
     if stage is not None and stage not in STAGES:
         raise DecisionFileError(f"stage {stage!r} is not allowed; use one of: {', '.join(STAGES)}")
-    header, raw = _read_rows(text, source)
-    fmt = detect_format(header)
+    ris = _looks_like_ris(text)
+    header, raw = _read_ris_rows(text, source) if ris else _read_rows(text, source)
+    fmt = "asreview-ris" if ris else detect_format(header)
     if fmt == "unknown":
         raise DecisionFileError(
             f"{source}, line 1: not a decision file: expected the columns {','.join(NATIVE_COLUMNS)} (native) "
             f"or an ASReview LAB export with an 'included' column; found {','.join(header)}")
-    if fmt == "asreview" and not (reviewer or "").strip():
+    if fmt.startswith("asreview") and not (reviewer or "").strip() and "asreview_user_name" not in {
+            h.lower() for h in header}:
         raise DecisionFileError(
             f"{source}: an ASReview LAB export does not say who screened; give the reviewer with --reviewer NAME")
     cols = {h.lower() for h in header}
@@ -348,6 +370,8 @@ def validate_decision_file(
                                           f"{','.join(NATIVE_COLUMNS)}") for c in missing])
     problems: list[Problem] = []
     rows: list[DecisionRow] = []
+    priors: list[int] = []
+    exports = _ExportLookup(export_labels)
     for line, row in raw:
         get = {k.lower(): (v or "").strip() for k, v in row.items()}
         if not any(get.values()):
@@ -355,13 +379,63 @@ def validate_decision_file(
         if fmt == "native":
             parsed = _native_row(get, line, is_known, reviewer, stage, now, problems)
         else:
-            parsed = _asreview_row(get, line, is_known, reviewer, stage, now, doi_to_record or {}, problems)
+            parsed = _asreview_row(get, line, is_known, reviewer, stage, now, doi_to_record or {}, problems,
+                                   exports, priors)
         if parsed is not None:
             rows.append(parsed)
     kept, duplicates = _collapse(rows, problems)
     if problems:
         raise refuse(source, _name_other_reviews(problems, elsewhere))
-    return DecisionFile(fmt, kept, len(rows), duplicates)
+    return DecisionFile(fmt, kept, len(rows), duplicates, priors)
+
+
+def _looks_like_ris(text: str) -> bool:
+    for line in text.lstrip("\ufeff").splitlines():
+        if line.strip() and not re.fullmatch(r"\s*\d+\.\s*", line):  # rispy may number records "1."
+            return line.startswith("TY  - ")
+    return False
+
+
+def _read_ris_rows(text: str, source: str) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+    from livingmeta.screening.ris import read_asreview_ris
+
+    try:
+        rows = read_asreview_ris(text.lstrip("\ufeff"))
+    except Exception as e:  # rispy's own errors name no line: say what the file should be
+        raise DecisionFileError(f"{source}: not a readable RIS file ({e}); import the RIS file ASReview LAB "
+                                "exported, or its CSV export") from None
+    header = sorted({k for _, r in rows for k in r} | {"livingmeta_id", "asreview_label"})
+    return header, rows
+
+
+class _ExportLookup:
+    """Labels of livingmeta's exports by id, read once each."""
+
+    def __init__(self, export_labels: Callable[[int], Mapping[str, int] | None] | None):
+        self.fn = export_labels
+        self.seen: dict[int, Mapping[str, int] | None] = {}
+
+    def __call__(self, export_id: int) -> Mapping[str, int] | None:
+        if self.fn is None:
+            return None
+        if export_id not in self.seen:
+            self.seen[export_id] = self.fn(export_id)
+        return self.seen[export_id]
+
+
+def parse_asreview_time(value: str) -> dt.datetime | None:
+    """ASReview LAB's `asreview_time` (UTC "YYYY-MM-DD HH:MM:SS"; an ISO time with a zone is converted;
+    a number is Unix seconds) as an aware UTC datetime; None when blank.
+
+    Raises:
+        ValueError: anything else.
+    """
+    v = (value or "").strip()
+    if not v or v.lower() in ("nan", "nat", "none"):
+        return None
+    if re.fullmatch(r"\d+(\.\d+)?", v):
+        return dt.datetime.fromtimestamp(float(v), dt.timezone.utc)
+    return parse_decided_at(v)
 
 
 def parse_decision_file(text: str, **kwargs) -> tuple[str, list[DecisionRow]]:
@@ -453,7 +527,8 @@ def _native_row(get: dict[str, str], line: int, is_known: Callable[[str], bool],
 
 def _asreview_row(get: dict[str, str], line: int, is_known: Callable[[str], bool], reviewer: str | None,
                   stage: str | None, now: dt.datetime, doi_to_record: Mapping[str, str],
-                  problems: list[Problem]) -> DecisionRow | None:
+                  problems: list[Problem], exports: _ExportLookup | None = None,
+                  priors: list[int] | None = None) -> DecisionRow | None:
     label_col = next(c for c in ASREVIEW_LABEL_COLUMNS if c in get)
     label = get[label_col]
     if label in ("", "-1", "nan", "NaN", "None"):
@@ -484,9 +559,30 @@ def _asreview_row(get: dict[str, str], line: int, is_known: Callable[[str], bool
             shown = get.get("record_id") or get.get("title", "")[:60]
             found.append(Problem(line, "livingmeta_id", None, f"cannot map row {shown!r} to a record of this review; "
                                  "keep the livingmeta_id column that `livingmeta screen export` writes"))
+    if not found and rid is not None:
+        prior, problem = _exported_label(get, line, rid, label_col, exports)
+        if problem is not None:
+            found.append(problem)
+        elif prior is not None and prior == int(float(label)):
+            if priors is not None:
+                priors.append(line)
+            return None  # the prior livingmeta gave ASReview, written back: nobody's decision in ASReview
+    who = get.get("asreview_user_name") or (reviewer or "").strip()
+    if not who and not found:
+        found.append(Problem(line, "asreview_user_name", rid, "ASReview names nobody for this label: give the "
+                             "reviewer with --reviewer NAME"))
+    when = None
+    try:
+        when = parse_asreview_time(get.get("asreview_time", ""))
+    except ValueError:
+        found.append(Problem(line, "asreview_time", rid, f"{get.get('asreview_time')!r} is not a time ASReview "
+                             "writes (YYYY-MM-DD HH:MM:SS, UTC); fix the cell or clear it to use the import time"))
     decision = "include" if label.startswith("1") else "exclude"
     st = stage or "title_abstract"
     reason = _asreview_note(get)
+    if when is not None and when > now + MAX_CLOCK_SKEW:
+        found.append(Problem(line, "asreview_time", rid, f"asreview_time {_when(when)} is in the future (now is "
+                             f"{_when(now)}): fix the cell or clear it to use the import time"))
     if st == "full_text" and decision == "exclude" and not reason and not found:
         found.append(Problem(line, label_col, rid, "this full-text exclusion has no reason (PRISMA reports them): "
                              "write it as the record's note in ASReview, import ASReview labels at title_abstract, "
@@ -494,9 +590,28 @@ def _asreview_row(get: dict[str, str], line: int, is_known: Callable[[str], bool
     if found:
         problems.extend(found)
         return None
-    who = (reviewer or "").strip()
-    return DecisionRow(rid, who, st, decision, reason, None, line,
-                       _key("asreview", rid, who, st, decision, reason, ""))
+    return DecisionRow(rid, who, st, decision, reason, when, line,
+                       _key("asreview", rid, who, st, decision, reason, get.get("asreview_time", "")))
+
+
+def _exported_label(get: Mapping[str, str], line: int, rid: str, label_col: str,
+                    exports: _ExportLookup | None) -> tuple[int | None, Problem | None]:
+    """The label livingmeta exported for this row's record (None: it was exported without one, or we cannot
+    tell), or a problem when the row names an export this review never made."""
+    export = get.get("livingmeta_export", "")
+    if export:
+        if not re.fullmatch(r"\d+(\.0)?", export):
+            return None, Problem(line, "livingmeta_export", rid, f"{export!r} is not an export number; keep the "
+                                 "livingmeta_export column as `livingmeta screen export` wrote it")
+        labels = exports(int(float(export))) if exports is not None else None
+        if labels is None:
+            return None, Problem(line, "livingmeta_export", rid, f"export {int(float(export))} is not an export of "
+                                 "this review: import the file into the review (and warehouse) it was exported from")
+        return labels.get(rid), None
+    # LAB 2.x / 3.x keep the columns of the file they were given: our `included` is what we exported
+    if label_col == "asreview_label" and get.get("included", "") in ("0", "1", "0.0", "1.0"):
+        return int(float(get["included"])), None
+    return None, None
 
 
 def _asreview_note(get: Mapping[str, str]) -> str | None:
