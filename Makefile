@@ -39,6 +39,7 @@ bench: venv-test
 	$(BIN)/python bench/meta.py
 	$(BIN)/python bench/pubmed_ingest.py
 	$(BIN)/python bench/screening.py
+	$(BIN)/python bench/screening_live.py
 	$(BIN)/python bench/analysis.py
 	$(BIN)/python bench/cli_startup.py
 	$(BIN)/python bench/linking.py

@@ -18,7 +18,8 @@ import warehouse.screening_features as features_cache
 from flows.cli import app
 from test_screening_queue import REVIEW, T0, ingest, make_config, open_review, pubmed
 from warehouse import connect
-from warehouse.screening import flag_candidates, next_to_screen, rank_queue, record_decision, undo_decision
+from warehouse.screening import (flag_candidates, next_to_screen, rank_queue, record_decision, records_to_screen,
+                                 undo_decision)
 from warehouse.screening_features import cache_path
 
 FILLER = ("cohort outcome patients adults children follow measured baseline week month dose therapy "
@@ -127,10 +128,16 @@ def test_next_record_skips_what_the_reviewer_skipped_and_what_they_decided(tmp_p
     con, cfg = live_review(tmp_path)
     first_decisions(con, T0)
     a = next_to_screen(con, REVIEW, "ana", cfg=cfg)
+    listed = [r["record_id"] for r in records_to_screen(con, REVIEW, "ana", "title_abstract")]
+    assert a["record_id"] == listed[0] and a["waiting"] == len(listed)  # the same rules as the whole list
     b = next_to_screen(con, REVIEW, "ana", skip=[a["record_id"]], cfg=cfg)
+    assert b["record_id"] == listed[1]
     assert b["record_id"] != a["record_id"] and b["rank"] > a["rank"] and b["waiting"] == a["waiting"] == 24 - 6
     # another reviewer has decided nothing: everything pending waits for them
     assert next_to_screen(con, REVIEW, "bob", cfg=cfg)["waiting"] == a["waiting"]
+    ft = next_to_screen(con, REVIEW, "ana", "full_text", cfg=cfg)
+    assert ft["stage"] == "full_text" and ft["waiting"] == 3  # the three includes
+    assert ft["record_id"] == records_to_screen(con, REVIEW, "ana", "full_text")[0]["record_id"]
     all_ids = [r for (r,) in con.execute("SELECT record_id FROM v_screening_queue WHERE review_id = ?",
                                          [REVIEW]).fetchall()]
     assert next_to_screen(con, REVIEW, "ana", skip=all_ids, cfg=cfg) is None
@@ -154,6 +161,7 @@ def test_queue_state_survives_a_restart_without_refitting_features(tmp_path):
                                                                     before["ranker"])
     assert scores(con) == stored
     # the next decision refits the classifier on the features read from disk (the file is not rewritten)
+    features_cache._MEMORY.clear()
     decide(con, after["record_id"], "include", at + dt.timedelta(minutes=2))
     nxt = next_to_screen(con, REVIEW, "ana", cfg=cfg)
     assert nxt["ranker"].endswith("trained on 8 decisions")
@@ -162,7 +170,7 @@ def test_queue_state_survives_a_restart_without_refitting_features(tmp_path):
     features_cache._MEMORY.clear()
     (tfidf / next(iter(files))).write_bytes(b"not an npz file")
     live = scores(con)
-    rank_queue(con, REVIEW, cfg, force=True)
+    rank_queue(con, REVIEW, cfg, force=True, live=True)
     assert scores(con) == live
     assert (tfidf / next(iter(files))).read_bytes()[:2] == b"PK"  # an npz (zip) again
 

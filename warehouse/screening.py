@@ -203,7 +203,7 @@ def _rules_fingerprint(screening: Screening) -> str:
 
 
 def rank_queue(con: duckdb.DuckDBPyConnection, review_id: str, cfg: ReviewConfig | None = None, *,
-               force: bool = False, full: bool = False) -> dict:
+               force: bool = False, full: bool = False, live: bool = False) -> dict:
     """Score every queue record of a review (rules, or the model once it can train) and store the scores.
 
     Deterministic: the same records, decisions and model seed give the same scores, so a ranking whose inputs
@@ -211,7 +211,10 @@ def rank_queue(con: duckdb.DuckDBPyConnection, review_id: str, cfg: ReviewConfig
     of the last ranking is skipped (`force` ranks anyway). The rules' scores come from `screening_queue.rule_score`
     (computed when a record version enters the queue); the model reads texts analysed once per record version
     (`warehouse.screening_features`): the scores equal ranking from scratch, which `full` does (rules run over
-    every record, the model analyses every text).
+    every record, the model analyses every text). The queue's TF-IDF features are kept in memory per queue;
+    `live` (the re-rank after a decision, `next_to_screen`) also keeps them on disk beside the warehouse, for
+    the next screening session, and builds them as soon as people have started screening, before the model
+    can train (an update does neither: that would write the matrix every night for sessions that may not come).
 
     Returns:
         {"ranker": description, "trained_on": n decisions, "scored": n records, "skipped": bool}.
@@ -263,11 +266,12 @@ def rank_queue(con: duckdb.DuckDBPyConnection, review_id: str, cfg: ReviewConfig
 
     def features(ranker):
         return queue_features(con, review_id, keys, ranker,
-                              lambda rids: {rid: _text(rec) for rid, rec in load_records(con, rids).items()})
+                              lambda rids: {rid: _text(rec) for rid, rec in load_records(con, rids).items()},
+                              persist=live)
 
     ranking = rank_records(texts, labels, rule_scores, model, screening.min_decisions_to_train,
                            documents=None if full else documents, features=None if full else features)
-    if ranking.ranker == RULES_RANKER and labels and not full:
+    if ranking.ranker == RULES_RANKER and labels and live and not full:
         _warm_features(model, features)
     with _registered(con, "_screening_scores", pd.DataFrame({"record_id": ids, "score": ranking.scores.astype(float)})):
         con.execute(
@@ -689,7 +693,7 @@ def next_to_screen(con: duckdb.DuckDBPyConnection, review_id: str, reviewer: str
         when nothing else waits.
     """
     with transaction(con):
-        rank_queue(con, review_id, cfg)
+        rank_queue(con, review_id, cfg, live=True)
         skipped = sorted(set(skip))
         rows = rows_as_dicts(con, query("screening_next_one"), [skipped, review_id, stage, reviewer])
     if not rows:

@@ -8,9 +8,10 @@ be read (or was written by other settings) is ignored and rewritten, and it neve
 in-memory warehouse keeps no cache. The TF-IDF weights themselves (document frequencies, pruning, idf) are
 refitted from these counts on every ranking, so they always describe the queue as it is (see
 `livingmeta.screening.features`) once per queue: `queue_features` keeps the TF-IDF matrix of the queue as it is,
-in memory (a few per process) and beside the counts (`<analysis key>.tfidf.npz`), keyed by the queue's documents
-and the ranker's settings, so the re-rank after each decision (`warehouse.screening.next_to_screen`) refits only
-the classifier, and an update that changed the queue fits the TF-IDF weights once, even across restarts.
+in memory (a few per process) and, when screening live, beside the counts (`<analysis key>.tfidf.npz`), keyed by
+the queue's documents and the ranker's settings, so the re-rank after each decision
+(`warehouse.screening.next_to_screen`) refits only the classifier, and the TF-IDF weights of a queue are fitted
+once for all the screening sessions that follow an update, even across restarts.
 """
 
 from __future__ import annotations
@@ -115,8 +116,8 @@ def queue_documents(con: duckdb.DuckDBPyConnection, review_id: str, keys: list[s
     return docs
 
 
-# the TF-IDF matrices of the last few queues ranked in this process: fingerprint -> features
-_MEMORY: OrderedDict[tuple[str, str], object] = OrderedDict()
+# the TF-IDF matrices of the last few queues ranked in this process: (where, fingerprint) -> (features, on disk)
+_MEMORY: OrderedDict[tuple[str, str], tuple[object, bool]] = OrderedDict()
 _MEMORY_LOCK = threading.Lock()
 MEMORY_ENTRIES = 4
 
@@ -159,12 +160,13 @@ def _load_features(path: Path, fingerprint: str):
 
 
 def queue_features(con: duckdb.DuckDBPyConnection, review_id: str, keys: list[str], ranker,
-                   texts: Callable[[list[str]], dict[str, str]]):
+                   texts: Callable[[list[str]], dict[str, str]], *, persist: bool = False):
     """The queue's features for this ranker (`Ranker.features_from_counts`), built at most once per queue.
 
     Looked up in this process's memory, then in `<analysis key>.tfidf.npz` beside the counts; built from the
     analysed documents (`queue_documents`) only when the queue's documents or the ranker's settings changed,
-    then kept in both places. The result equals `ranker.features_from_counts(queue_documents(...))`.
+    then kept in memory and, with `persist`, on disk. The result equals
+    `ranker.features_from_counts(queue_documents(...))`.
 
     Args:
         keys: one per queue row ("record_id\\tcontent_hash"), in queue order.
@@ -175,19 +177,23 @@ def queue_features(con: duckdb.DuckDBPyConnection, review_id: str, keys: list[st
     counts_path = cache_path(con, review_id, ranker.analysis_key())
     where = str(counts_path) if counts_path is not None else f"memory:{id(con)}:{review_id}"
     slot = (where, fingerprint)
-    with _MEMORY_LOCK:
-        if slot in _MEMORY:
-            _MEMORY.move_to_end(slot)
-            return _MEMORY[slot]
     tfidf_path = counts_path.with_name(counts_path.name[:-len(".npz")] + ".tfidf.npz") if counts_path else None
-    features = _load_features(tfidf_path, fingerprint) if tfidf_path is not None else None
+    with _MEMORY_LOCK:
+        features, on_disk = _MEMORY.get(slot, (None, False))
+        if features is not None:
+            _MEMORY.move_to_end(slot)
+    if features is None:
+        features = _load_features(tfidf_path, fingerprint) if tfidf_path is not None else None
+        on_disk = features is not None
     if features is None:
         docs = queue_documents(con, review_id, keys, ranker.analysis_key(), ranker.analyzer(), texts)
         features = ranker.features_from_counts(docs)
-        if tfidf_path is not None:
-            _save_features(tfidf_path, fingerprint, features)
+    if persist and not on_disk and tfidf_path is not None:
+        _save_features(tfidf_path, fingerprint, features)
+        on_disk = True
     with _MEMORY_LOCK:
-        _MEMORY[slot] = features
+        _MEMORY[slot] = (features, on_disk)
+        _MEMORY.move_to_end(slot)
         while len(_MEMORY) > MEMORY_ENTRIES:
             _MEMORY.popitem(last=False)
     return features
