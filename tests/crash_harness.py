@@ -150,6 +150,9 @@ EXCLUDE: dict[str, dict[str, str]] = {
     "screening_queue": {"entered_at": "when queued"},
     # what the queue was last ranked from (a fingerprint of its inputs): the same after a rerun
     "screening_rank_state": {"ranked_at": "when"},
+    # what `livingmeta screen export` gave away: no update writes them
+    "screening_exports": {"exported_at": "when"},
+    "screening_export_labels": {},
     "screening_undos": {"undone_at": "when"},
     "search_definitions": {"first_used_at": "when"},
     # search_runs and update_runs are the run log itself: see RUN_LOGS

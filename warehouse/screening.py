@@ -211,10 +211,11 @@ def rank_queue(con: duckdb.DuckDBPyConnection, review_id: str, cfg: ReviewConfig
     of the last ranking is skipped (`force` ranks anyway). The rules' scores come from `screening_queue.rule_score`
     (computed when a record version enters the queue); the model reads texts analysed once per record version
     (`warehouse.screening_features`): the scores equal ranking from scratch, which `full` does (rules run over
-    every record, the model analyses every text). The queue's TF-IDF features are kept in memory per queue;
-    `live` (the re-rank after a decision, `next_to_screen`) also keeps them on disk beside the warehouse, for
-    the next screening session, and builds them as soon as people have started screening, before the model
-    can train (an update does neither: that would write the matrix every night for sessions that may not come).
+    every record, the model analyses every text). `live` (the re-rank after a decision, `next_to_screen`) keeps
+    the queue's TF-IDF features, in memory and on disk beside the warehouse, so that the next decisions and
+    sessions only refit the classifier, and builds them as soon as people have started screening, before the
+    model can train. An update does neither (it would write the matrix every night for sessions that may not
+    come, and keep it in a long-running process): it ranks as it always has.
 
     Returns:
         {"ranker": description, "trained_on": n decisions, "scored": n records, "skipped": bool}.

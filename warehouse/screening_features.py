@@ -8,7 +8,7 @@ be read (or was written by other settings) is ignored and rewritten, and it neve
 in-memory warehouse keeps no cache. The TF-IDF weights themselves (document frequencies, pruning, idf) are
 refitted from these counts on every ranking, so they always describe the queue as it is (see
 `livingmeta.screening.features`) once per queue: `queue_features` keeps the TF-IDF matrix of the queue as it is,
-in memory (a few per process) and, when screening live, beside the counts (`<analysis key>.tfidf.npz`), keyed by
+when screening live, in memory (a few per process) and beside the counts (`<analysis key>.tfidf.npz`), keyed by
 the queue's documents and the ranker's settings, so the re-rank after each decision
 (`warehouse.screening.next_to_screen`) refits only the classifier, and the TF-IDF weights of a queue are fitted
 once for all the screening sessions that follow an update, even across restarts.
@@ -165,7 +165,8 @@ def queue_features(con: duckdb.DuckDBPyConnection, review_id: str, keys: list[st
 
     Looked up in this process's memory, then in `<analysis key>.tfidf.npz` beside the counts; built from the
     analysed documents (`queue_documents`) only when the queue's documents or the ranker's settings changed,
-    then kept in memory and, with `persist`, on disk. The result equals
+    then, with `persist` (screening live), kept in memory and on disk; without it (an update) they are only
+    returned, so a long-running process (`livingmeta serve`) keeps no matrix of past queues. The result equals
     `ranker.features_from_counts(queue_documents(...))`.
 
     Args:
@@ -188,7 +189,9 @@ def queue_features(con: duckdb.DuckDBPyConnection, review_id: str, keys: list[st
     if features is None:
         docs = queue_documents(con, review_id, keys, ranker.analysis_key(), ranker.analyzer(), texts)
         features = ranker.features_from_counts(docs)
-    if persist and not on_disk and tfidf_path is not None:
+    if not persist:
+        return features
+    if not on_disk and tfidf_path is not None:
         _save_features(tfidf_path, fingerprint, features)
         on_disk = True
     with _MEMORY_LOCK:
