@@ -231,7 +231,7 @@ def import_command(
     review: ReviewArg,
     file: Annotated[Path, typer.Argument(help="Decisions CSV (native columns, or ASReview LAB's CSV or RIS export).",
                                                  readable=False)],
-    reviewer: Annotated[Optional[str], typer.Option("--reviewer", "-r", help="Who decided (required for ASReview exports).")] = None,
+    reviewer: Annotated[Optional[str], typer.Option("--reviewer", "-r", help="Who decided (ASReview exports: for labels whose row names no user in asreview_user_name).")] = None,
     stage: Annotated[Optional[str], typer.Option("--stage", help="Stage for rows without one: title_abstract | full_text")] = None,
     warehouse: WarehouseOpt = None,
 ) -> None:
