@@ -296,7 +296,7 @@ def _warm_features(model: dict, features) -> None:
 
         ranker = make_ranker(dict(model))
         ranker.analysis_key()
-    except (ImportError, NotImplementedError):
+    except (ImportError, NotImplementedError, ValueError):  # no model, or one that ranks from texts: nothing to keep
         return
     try:
         features(ranker)
