@@ -221,6 +221,7 @@ def test_concurrent_update_and_live_screening_leave_a_consistent_queue(tmp_path)
     for t in threads:
         t.join(timeout=300)
     assert not errors, errors
+    print(f"transactions refused as conflicting and retried: {conflicts['n']}")
     assert con.execute("SELECT count(*) FROM screening_decisions").fetchone() == (16,)
     assert con.execute("SELECT count(*) FROM screening_queue WHERE review_id = ?", [REVIEW]).fetchone() == (44,)
     # whatever interleaving happened, the stored ranking is the one its inputs give: re-ranking from scratch
