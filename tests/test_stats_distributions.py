@@ -52,6 +52,11 @@ def test_chi2(fn):
         assert same(getattr(d.chi2, fn)(a, df), getattr(stats.chi2, fn)(a, df)), (fn, a, df)
 
 
+def test_f_sf():
+    for x, dfn, dfd in itertools.product(XS, DFS, DFS):
+        assert same(d.f.sf(x, dfn, dfd), stats.f.sf(x, dfn, dfd)), (x, dfn, dfd)
+
+
 def test_scalar_in_scalar_out():
     assert isinstance(d.norm.sf(1.0), np.floating) and isinstance(d.chi2.sf(3.0, 2), np.floating)
     assert d.t.isf(np.array([0.025]), np.array([4.0])).shape == (1,)

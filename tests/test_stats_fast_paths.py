@@ -112,8 +112,10 @@ def test_tau2_ci_false_leaves_only_the_interval_out(method):
         assert any(r.tau2_ci_upper is not None for _, r in with_ci)
         for (_, a), (_, b) in zip(with_ci, without):
             assert b.tau2_ci_lower is None and b.tau2_ci_upper is None
+            # the I2 and H2 intervals are the tau2 interval mapped (confint.rma.uni): they go with it
+            assert b.i2_ci_lower is b.i2_ci_upper is b.h2_ci_lower is b.h2_ci_upper is None
             da, db = a.to_dict(), b.to_dict()
-            for key in ("tau2_ci_lower", "tau2_ci_upper"):
+            for key in ("tau2_ci_lower", "tau2_ci_upper", "i2_ci_lower", "i2_ci_upper", "h2_ci_lower", "h2_ci_upper"):
                 da.pop(key), db.pop(key)
             assert da == db
     pooled = meta_analyze(rows, measure="OR", method=method, tau2_ci=False)

@@ -11,7 +11,9 @@ from livingmeta.stats.result import RESULT_KEYS, MetaResult
 
 # Part of the hash of analysis inputs: bump whenever any number the engine returns may change or the
 # stored result JSON changes shape.
-ENGINE_VERSION = "1.1.0"  # 1.1.0: studies rows gain n, yi_bt, ci_lower_bt, ci_upper_bt
+# 1.1.0: studies rows gain n, yi_bt, ci_lower_bt, ci_upper_bt
+# 1.2.0: PETO studies rows hold Peto's log odds ratios; results gain i2_ci_*/h2_ci_*; subgroups gain `moderator`
+ENGINE_VERSION = "1.2.0"
 
 __all__ = [
     "ENGINE_VERSION", "MetaResult", "RESULT_KEYS", "StatsInputError", "cumulative", "egger_test",

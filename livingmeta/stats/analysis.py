@@ -11,6 +11,7 @@ from livingmeta.stats.effect_sizes import MEASURES_BY_KIND, check_measure, compu
 from livingmeta.stats.errors import StatsInputError
 from livingmeta.stats.inputs import StudyTable, parse_table
 from livingmeta.stats.pooling import METHODS, fit_subsets
+from livingmeta.stats.regression import fit_meta_regression
 from livingmeta.stats.result import MetaResult, clean
 from livingmeta.stats.updating import SubsetLayout
 
@@ -67,7 +68,9 @@ class Analysis:
                 raise StatsInputError(f"unknown control option {key!r}; use {', '.join(CONTROL_KEYS)}")
         self.measure, self.method, self.test, self.level = measure, method, test, level
         self.scale, self.control, self.zero = scale, ctrl, zc
-        self.es = compute_effect_sizes(self.table, measure, scale=scale, **zc)
+        # rma.peto's per-study effects are Peto's one-step log odds ratios ((O - E) / V, variance 1 / V), not
+        # ordinary log odds ratios: the study list, forest plots and Egger's test must show what was pooled
+        self.es = compute_effect_sizes(self.table, "PETO" if method == "PETO" else measure, scale=scale, **zc)
 
     def fit(self, members: np.ndarray, extra=None, layout: SubsetLayout | None = None) -> list[MetaResult]:
         return fit_subsets(self.table, self.es, members, self.measure, self.method, self.test, self.level,
@@ -263,10 +266,14 @@ def subgroup_analysis(rows: Any, by: str, **kw) -> dict:
     dict with ``by``, ``subgroups`` {value: MetaResult} (in order of first appearance), ``overall``
     (MetaResult of all studies), ``q_between``, ``q_between_df``, ``q_between_p``: the test for subgroup
     differences, Q = sum w_g (est_g - est_w)^2 with w_g = 1/se_g^2 over subgroups with an estimate,
-    chi-square with G-1 df (None when fewer than two subgroups have an estimate).
+    chi-square with G-1 df (None when fewer than two subgroups have an estimate); and ``moderator``: the
+    same question with one tau2 shared by the subgroups, as metafor's rma(yi, vi, mods = ~ factor(by)):
+    dict(method, test, k, groups, tau2, qm, qm_df, qm_df2, qm_p, qe, qe_df, qe_p, note), see
+    _moderator_test.
 
     Reference: Borenstein M et al. (2009) Introduction to Meta-Analysis, ch. 19 (separate tau2 per
-    subgroup); the Cochrane Handbook's test for subgroup differences.
+    subgroup, and a pooled tau2); the Cochrane Handbook's test for subgroup differences; rma.uni() with
+    moderators in metafor 3.8-1 (shared tau2).
     """
     analysis = Analysis(rows, **_split_control(kw))
     table = analysis.table
@@ -294,4 +301,41 @@ def subgroup_analysis(rows: Any, by: str, **kw) -> dict:
         q_df = int(ok.sum() - 1)
         q_p = float(stats.chi2.sf(q_between, q_df))
     return {"by": by, "subgroups": subgroups, "overall": results[-1], "q_between": clean(q_between),
-            "q_between_df": q_df, "q_between_p": clean(q_p)}
+            "q_between_df": q_df, "q_between_p": clean(q_p),
+            "moderator": _moderator_test(analysis, labels, groups)}
+
+
+def _moderator_test(analysis: Analysis, labels: list[str], groups: list[str]) -> dict:
+    """The subgroup factor as a moderator with one tau2 shared by all subgroups, as metafor's
+    rma(yi, vi, mods = ~ factor(g), method, test): QM (G - 1 df; F with G - 1 and k - G df under
+    Knapp-Hartung) tests the subgroup differences, QE (k - G df) the residual heterogeneity.
+
+    MH and Peto analyses re-pool their per-study effects (Peto's log odds ratios for PETO) with
+    common-effect weights. Returns the numbers, or None for them with ``note`` saying why.
+    """
+    es = analysis.es
+    ok = np.isfinite(es.yi)
+    used = [g for g in groups if any(ok[i] and labels[i] == g for i in range(len(labels)))]
+    out: dict[str, Any] = {"method": "FE" if analysis.method in ("MH", "PETO") else analysis.method,
+                           "test": analysis.test, "k": int(ok.sum()), "groups": used, "tau2": None, "qm": None,
+                           "qm_df": None, "qm_df2": None, "qm_p": None, "qe": None, "qe_df": None, "qe_p": None,
+                           "note": None}
+    if analysis.method in ("MH", "PETO"):
+        out["note"] = (f"{analysis.method} pools raw counts; the moderator model re-pools the studies' "
+                       f"{'Peto log odds ratios' if analysis.method == 'PETO' else 'effect sizes'} with inverse-variance "
+                       f"common-effect weights")
+    k, p = int(ok.sum()), len(used)
+    if p < 2:
+        out["note"] = "fewer than two subgroups have a study with an effect size: no subgroup difference to test"
+        return out
+    if k <= p:
+        out["note"] = (f"{k} studies with an effect size in {p} subgroups: the moderator model needs more studies "
+                       f"than subgroups")
+        return out
+    y, v = es.yi[ok], es.vi[ok]
+    lab = [labels[i] for i in range(len(labels)) if ok[i]]
+    X = np.column_stack([np.ones(k)] + [[1.0 if g == level else 0.0 for g in lab] for level in used[1:]])
+    fit = fit_meta_regression(y, v, X, out["method"], analysis.test, analysis.level, control=analysis.control)
+    out.update(tau2=clean(fit.tau2), qm=clean(fit.qm), qm_df=fit.qm_df, qm_df2=fit.qm_df2, qm_p=clean(fit.qm_p),
+               qe=clean(fit.qe), qe_df=fit.qe_df, qe_p=clean(fit.qe_p))
+    return out

@@ -2,7 +2,7 @@
 
 References: Egger M, Davey Smith G, Schneider M, Minder C (1997) BMJ 315:629-634;
 Duval S, Tweedie R (2000) Biometrics 56:455-463 and J Am Stat Assoc 95:89-98 (trim-and-fill,
-L0 estimator); trimfill() and regtest(model="lm") in metafor 3.8-1.
+L0 estimator); trimfill() and regtest(model = "rma" / "lm") in metafor 3.8-1.
 """
 
 from __future__ import annotations
@@ -16,41 +16,58 @@ from livingmeta.stats import distributions as stats  # scipy.stats costs ~1 s to
 from livingmeta.stats.analysis import Analysis, _split_control
 from livingmeta.stats.effect_sizes import EffectSizes
 from livingmeta.stats.errors import StatsInputError
-from livingmeta.stats.heterogeneity import DEFAULT_CONTROL
 from livingmeta.stats.inputs import StudyTable
 from livingmeta.stats.pooling import fit_subsets
+from livingmeta.stats.regression import fit_meta_regression, tau2_regression
 from livingmeta.stats.result import MetaResult, clean
-from livingmeta.stats.root_finding import R_UNIROOT_TOL, zeroin
 
 
-def egger_test(result_or_rows: Any, **kw) -> dict:
-    """Egger's regression test for funnel-plot asymmetry.
+def egger_test(result_or_rows: Any, model: str = "lm", **kw) -> dict:
+    """Egger's regression test for funnel-plot asymmetry, as metafor's regtest() with predictor "sei".
 
-    The standardised effect yi/sei is regressed on precision 1/sei by ordinary least squares; the
-    intercept measures asymmetry and is tested with t on k-2 df (identical to metafor's
+    model="lm" (Egger 1997): the standardised effect yi/sei is regressed on precision 1/sei by
+    ordinary least squares; the intercept measures asymmetry and is tested with t on k-2 df (identical to
     regtest(..., model="lm"), whose coefficient on sei is this intercept).
+
+    model="rma" (regtest's default): the meta-regression yi ~ sei with the analysis' own model (its tau2
+    estimator for random effects, FE for FE, MH and Peto) is fitted, and the coefficient of sei is tested
+    with z (t on k-2 df under Knapp-Hartung); ``limit`` is the intercept, the estimate as sei -> 0, with
+    its confidence interval.
 
     Parameters
     ----------
     result_or_rows : MetaResult or rows
-        A result (its studies' yi/vi are used) or rows plus meta_analyze keyword arguments.
+        A result (its studies' yi/vi are used, and for model="rma" its method, test and level) or
+        rows plus meta_analyze keyword arguments.
+    model : "lm" or "rma"
 
     Returns
     -------
-    dict(intercept, se, statistic, p_value, df, k, slope); values None when k < 3.
+    model="lm": dict(model, intercept, se, statistic, p_value, df, k, slope).
+    model="rma": dict(model, method, test, statistic, p_value, df (None for z), k, slope, slope_se,
+    limit, limit_ci_lower, limit_ci_upper, tau2, level). Values are None when k < 3.
     """
+    if model not in ("lm", "rma"):
+        raise StatsInputError(f"Egger model {model!r} is unknown; use 'rma' (meta-regression, metafor's default) "
+                              f"or 'lm' (Egger 1997's weighted regression)")
     if isinstance(result_or_rows, MetaResult):
         pairs = [(s["yi"], s["vi"]) for s in result_or_rows.studies if s["yi"] is not None]
+        method, test = result_or_rows.method, result_or_rows.test
+        level = kw.get("level", 0.95)
     else:
         analysis = Analysis(result_or_rows, **_split_control(kw))
         ok = np.isfinite(analysis.es.yi)
         pairs = list(zip(analysis.es.yi[ok], analysis.es.vi[ok]))
+        method, test, level = analysis.method, analysis.test, analysis.level
     k = len(pairs)
-    out = {"intercept": None, "se": None, "statistic": None, "p_value": None, "df": None, "k": k, "slope": None}
+    yi = np.array([p[0] for p in pairs], float)
+    sei = np.sqrt(np.array([p[1] for p in pairs], float))
+    if model == "rma":
+        return _egger_rma(yi, sei, method, test, level, kw.get("control"))
+    out = {"model": "lm", "intercept": None, "se": None, "statistic": None, "p_value": None, "df": None, "k": k,
+           "slope": None}
     if k < 3:
         return out
-    yi = np.array([p[0] for p in pairs])
-    sei = np.sqrt(np.array([p[1] for p in pairs]))
     X = np.column_stack([np.ones(k), 1 / sei])
     z = yi / sei
     beta, *_ = np.linalg.lstsq(X, z, rcond=None)
@@ -65,66 +82,21 @@ def egger_test(result_or_rows: Any, **kw) -> dict:
     return out
 
 
-def _tau2_regression(y, v, X, method):
-    """tau2 of a meta-regression y ~ X (rma.uni with moderators), for choosing the trim-and-fill side."""
-    k, p = X.shape
-
-    def parts(t):
-        w = 1 / (v + t)
-        A = X.T @ (w[:, None] * X)
-        Ainv = np.linalg.inv(A)
-        b = Ainv @ (X.T @ (w * y))
-        r = y - X @ b
-        return w, Ainv, b, r
-
-    if method == "FE":
-        return 0.0
-    w = 1 / v
-    if method == "DL":
-        w, Ainv, b, r = parts(0.0)
-        rss = np.sum(w * r * r)
-        trp = w.sum() - np.trace(Ainv @ (X.T @ ((w * w)[:, None] * X)))
-        return max(0.0, (rss - (k - p)) / trp)
-    if method == "SJ":
-        t0 = np.var(y, ddof=1) * (k - 1) / k
-        w, Ainv, b, r = parts(t0)
-        return max(0.0, t0 * np.sum(w * r * r) / (k - p)) if t0 > 0 else 0.0
-    if method == "PM":
-        def f(t):
-            w, Ainv, b, r = parts(t)
-            return float(np.sum(w * r * r) - (k - p))
-        if f(0.0) < 0:
-            return 0.0
-        upper = 100.0
-        while f(upper) > 0 and upper < 1e12:
-            upper *= 10
-        return zeroin(f, 0.0, upper, tol=R_UNIROOT_TOL)[0]
-    XtXi = np.linalg.inv(X.T @ X)
-    r0 = y - X @ (XtXi @ (X.T @ y))
-    he = (r0 @ r0 - (v.sum() - np.trace(XtXi @ (X.T @ (v[:, None] * X))))) / (k - p)
-    if method == "HE":
-        return max(0.0, he)
-    t = max(0.0, he)
-    for _ in range(DEFAULT_CONTROL["maxiter"]):
-        w, Ainv, b, r = parts(t)
-        if method == "EB":
-            adj = (np.sum(w * r * r) * k / (k - p) - k) / w.sum()
-        else:
-            yppy = np.sum((w * r) ** 2)
-            B = Ainv @ (X.T @ ((w * w)[:, None] * X))
-            if method == "ML":
-                adj = (yppy - w.sum()) / np.sum(w * w)
-            else:
-                trp = w.sum() - np.trace(B)
-                trpp = np.sum(w * w) - 2 * np.trace(Ainv @ (X.T @ ((w ** 3)[:, None] * X))) + np.trace(B @ B)
-                adj = (yppy - trp) / trpp
-        while t + adj < 0:
-            adj /= 2
-        new = t + adj
-        if abs(new - t) <= DEFAULT_CONTROL["threshold"]:
-            return max(0.0, new)
-        t = new
-    return max(0.0, t)
+def _egger_rma(yi, sei, method, test, level, control):
+    k = len(yi)
+    fit_method = "FE" if method in ("MH", "PETO") else method
+    out = {"model": "rma", "method": fit_method, "test": test, "statistic": None, "p_value": None, "df": None,
+           "k": k, "slope": None, "slope_se": None, "limit": None, "limit_ci_lower": None, "limit_ci_upper": None,
+           "tau2": None, "level": level}
+    if k < 3:
+        return out
+    fit = fit_meta_regression(yi, sei ** 2, np.column_stack([np.ones(k), sei]), fit_method, test, level,
+                              control=control)
+    out.update(statistic=clean(fit.statistic[1]), p_value=clean(fit.p_value[1]),
+               df=fit.qe_df if test == "knha" else None, slope=clean(fit.b[1]), slope_se=clean(fit.se[1]),
+               limit=clean(fit.b[0]), limit_ci_lower=clean(fit.ci_lower[0]), limit_ci_upper=clean(fit.ci_upper[0]),
+               tau2=clean(fit.tau2))
+    return out
 
 
 def _generic_table(names, yi, vi, template: StudyTable | None) -> StudyTable:
@@ -158,6 +130,8 @@ def trim_and_fill(rows: Any, side: str | None = None, maxiter: int = 100, **kw) 
     if str(kw.get("method", "MH")).upper() in ("MH", "PETO"):
         notes.append(f"trim-and-fill re-pools study effect sizes: method {str(kw.get('method', 'MH')).upper()} "
                      f"replaced by inverse-variance FE")
+        if str(kw.get("method")).upper() == "PETO":
+            kw["measure"] = "PETO"  # re-pool the studies' Peto log odds ratios, the effects a Peto analysis shows
         kw["method"] = "FE"
     analysis = Analysis(rows, **kw)
     ok = np.isfinite(analysis.es.yi)
@@ -177,7 +151,7 @@ def trim_and_fill(rows: Any, side: str | None = None, maxiter: int = 100, **kw) 
 
     if side is None:
         X = np.column_stack([np.ones(k), np.sqrt(vi0)])
-        t = _tau2_regression(yi0, vi0, X, method)
+        t = tau2_regression(yi0, vi0, X, method)
         w = 1 / (vi0 + t)
         b = np.linalg.solve(X.T @ (w[:, None] * X), X.T @ (w * yi0))
         side = "right" if b[1] < 0 else "left"

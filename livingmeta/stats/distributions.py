@@ -4,7 +4,7 @@
 every `livingmeta meta`. Its norm/t/chi2 `sf`, `isf` and `ppf` are thin wrappers around these same
 scipy.special functions (scipy 1.17: norm._sf = ndtr(-x), norm._isf = -ndtri(q), t._sf = stdtr(df, -x),
 t._isf = -stdtrit(df, q), chi2._sf = chdtrc(df, x), chi2._isf = chdtri(df, p), chi2._ppf =
-2*gammaincinv(df/2, p)); this module calls them directly, with the wrappers' argument checks (an invalid
+2*gammaincinv(df/2, p), f._sf = fdtrc(dfn, dfd, x)); this module calls them directly, with the wrappers' argument checks (an invalid
 degree of freedom or probability gives nan; the support's ends give its bounds), so every number is the
 same float. tests/test_stats_distributions.py compares them with scipy.stats on a grid, edges included.
 
@@ -110,6 +110,17 @@ class _Chi2:
         return _quantile(q, (df,), _df_ok, 0.0, np.inf, lambda q, df: 2 * sc.gammaincinv(df / 2, q))
 
 
+class _F:
+    """The F distribution (scipy.stats.f without loc/scale): the Knapp-Hartung moderator test."""
+
+    @staticmethod
+    def sf(x: Any, dfn: Any, dfd: Any) -> Any:
+        """Survival function (1 at and below 0)."""
+        return _sf(x, (dfn, dfd), lambda a, b: (a > 0) & (b > 0), 0.0, np.inf,
+                   lambda x, a, b: sc.fdtrc(a, b, x))
+
+
 norm = _Norm()
 t = _T()
 chi2 = _Chi2()
+f = _F()

@@ -293,5 +293,6 @@ def _solve_decreasing(Y, V, M, target):
         inside = (step > la) & (step < ha) & np.isfinite(step)
         new = np.where(inside, step, (la + ha) / 2)
         t[active] = new
-        active = active[np.abs(new - ta) > 1e-12 * (1 + np.abs(ta))]
+        # relative: the bounds feed I2 and H2, which divide tau2 by the (often small) typical variance vt
+        active = active[np.abs(new - ta) > 1e-14 * np.abs(ta) + 1e-300]
     return t

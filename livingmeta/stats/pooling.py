@@ -18,6 +18,7 @@ Miller JJ (1978) Am Stat 32:138 (PFT back-transform with the harmonic mean n).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from livingmeta.stats import distributions as stats  # scipy.stats costs ~1 s to import; same floats
@@ -31,6 +32,23 @@ from livingmeta.stats.updating import SubsetLayout
 COMMON_METHODS = ("FE", "MH", "PETO")
 METHODS = COMMON_METHODS + TAU2_METHODS
 CHUNK_CELLS = 2_000_000
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    """The model options of one pooling call, shared by every subset it fits.
+
+    measure, method, test, level, control, scale: as meta_analyze; tau2_ci: compute the Q-profile
+    interval of tau2 (and from it those of I2 and H2) for random-effects methods.
+    """
+
+    measure: str
+    method: str
+    test: str = "z"
+    level: float = 0.95
+    control: dict | None = None
+    scale: str = "difference"
+    tau2_ci: bool = True
 
 
 def back_transform(measure: str, scale: str, x: np.ndarray, nhm: np.ndarray | None = None):
@@ -107,16 +125,17 @@ def fit_subsets(table: StudyTable, es: EffectSizes, members: np.ndarray, measure
     members = np.asarray(members, bool)
     n, k = members.shape
     results: list[MetaResult] = []
+    opts = FitOptions(measure=measure, method=method, test=test, level=level, control=control, scale=scale,
+                      tau2_ci=tau2_ci)
     step = max(1, CHUNK_CELLS // max(k, 1))
     for start in range(0, n, step):
         block = members[start:start + step]
         extra = None if labels_warnings is None else labels_warnings[start:start + step]
         sums = None if layout is None else _LayoutSums(layout, slice(start, start + step))
         if method in ("MH", "PETO"):
-            results.extend(_fit_counts(table, es, block, measure, method, level, extra, sums))
+            results.extend(_fit_counts(table, es, block, opts, extra=extra, sums=sums))
         else:
-            results.extend(_fit_inverse_variance(table, es, block, measure, method, test, level,
-                                                 control, scale, extra, tau2_ci, sums))
+            results.extend(_fit_inverse_variance(table, es, block, opts, extra=extra, sums=sums))
     return results
 
 
@@ -159,8 +178,12 @@ def _heterogeneity_fe(q, df):
     return i2, h2
 
 
-def _fit_inverse_variance(table, es, block, measure, method, test, level, control, scale, extra,
-                          tau2_ci=True, sums=None):
+def _fit_inverse_variance(table: StudyTable, es: EffectSizes, block: np.ndarray, opts: FitOptions, *,
+                          extra: list[list[str]] | None = None, sums=None) -> list[MetaResult]:
+    """Inverse-variance pooling (FE or random effects) of every row of `block`; `sums` (a _LayoutSums)
+    replaces (n, k) passes by subset sums where the quantity allows."""
+    measure, method, test, level = opts.measure, opts.method, opts.test, opts.level
+    control, scale, tau2_ci = opts.control, opts.scale, opts.tau2_ci
     yi, vi = es.yi, es.vi
     valid = np.isfinite(yi)
     n = len(block)
@@ -229,7 +252,7 @@ def _fit_inverse_variance(table, es, block, measure, method, test, level, contro
         stat = est / se
         pval = np.where(knha, 2 * stats.t.sf(np.abs(stat), np.maximum(df, 1)), 2 * stats.norm.sf(np.abs(stat)))
         ci_lo, ci_hi = est - crit * se, est + crit * se
-        t2lo = t2hi = np.full(n, np.nan)
+        t2lo = t2hi = i2lo = i2hi = h2lo = h2hi = np.full(n, np.nan)
         if random:
             vt = df * swf / (swf ** 2 - swf2)
             i2 = 100 * tau2 / (vt + tau2)
@@ -238,13 +261,16 @@ def _fit_inverse_variance(table, es, block, measure, method, test, level, contro
             pi_lo, pi_hi = est - pi_half, est + pi_half
             if tau2_ci:
                 t2lo, t2hi = qprofile_ci(Y, V, Mf, kk, level)
+            # confint.rma.uni: I2 and H2 are monotone in tau2, so their bounds are the tau2 bounds mapped
+            i2lo, i2hi = 100 * t2lo / (vt + t2lo), 100 * t2hi / (vt + t2hi)
+            h2lo, h2hi = t2lo / vt + 1, t2hi / vt + 1
         else:
             i2, h2 = _heterogeneity_fe(q, df)
             pi_lo = pi_hi = np.full(n, np.nan)
         qp = stats.chi2.sf(q, np.maximum(df, 1))
     small = kk < 2
     q = q.copy()
-    for arr in (q, qp, i2, h2, pi_lo, pi_hi, t2lo, t2hi):
+    for arr in (q, qp, i2, h2, pi_lo, pi_hi, t2lo, t2hi, i2lo, i2hi, h2lo, h2hi):
         arr[small] = np.nan
     nhm = None
     if measure == "PFT":
@@ -261,7 +287,8 @@ def _fit_inverse_variance(table, es, block, measure, method, test, level, contro
     lists = {key: arr.tolist() for key, arr in (("est", est), ("se", se), ("stat", stat), ("pval", pval),
                                                   ("ci_lo", ci_lo), ("ci_hi", ci_hi), ("tau2", tau2), ("i2", i2),
                                                   ("h2", h2), ("q", q), ("qp", qp), ("pi_lo", pi_lo),
-                                                  ("pi_hi", pi_hi), ("t2lo", t2lo), ("t2hi", t2hi))}
+                                                  ("pi_hi", pi_hi), ("t2lo", t2lo), ("t2hi", t2hi),
+                                                  ("i2lo", i2lo), ("i2hi", i2hi), ("h2lo", h2lo), ("h2hi", h2hi))}
     no_ci = random and not tau2_ci
     per_study = study_back_transform(measure, scale, es.ni)
     out = []
@@ -283,6 +310,8 @@ def _fit_inverse_variance(table, es, block, measure, method, test, level, contro
             **{f"{key}_bt": (None if arr is None else arr[r]) for key, arr in bt.items()},
             participants=participants[r],
             tau2_ci_lower=None if no_ci else lists["t2lo"][r], tau2_ci_upper=None if no_ci else lists["t2hi"][r],
+            i2_ci_lower=None if no_ci else lists["i2lo"][r], i2_ci_upper=None if no_ci else lists["i2hi"][r],
+            h2_ci_lower=None if no_ci else lists["h2lo"][r], h2_ci_upper=None if no_ci else lists["h2hi"][r],
             warnings=tuple(notes[r]),
             studies=StudyList(table.studies, yi, vi, block[r].copy(), raw, zcrit, n=table.participants,
                               back=per_study)))
@@ -330,7 +359,10 @@ def _undefined_reason(method: str, measure: str, R, S, r: int) -> str:
     return "Mantel-Haenszel estimate undefined: no participants in the pooled tables"
 
 
-def _fit_counts(table, es, block, measure, method, level, extra, sums=None):
+def _fit_counts(table: StudyTable, es: EffectSizes, block: np.ndarray, opts: FitOptions, *,
+                extra: list[list[str]] | None = None, sums=None) -> list[MetaResult]:
+    """Mantel-Haenszel or Peto pooling of the raw 2x2 counts of every row of `block`."""
+    measure, method, level = opts.measure, opts.method, opts.level
     v = table.values
     ai = v["treat_events"]
     ci = v["control_events"]
@@ -431,6 +463,7 @@ def _fit_counts(table, es, block, measure, method, level, extra, sums=None):
             **{f"{key}_bt": arr[r] for key, arr in bt.items()},
             pi_lower_bt=None, pi_upper_bt=None,
             participants=participants[r], tau2_ci_lower=None, tau2_ci_upper=None,
+            i2_ci_lower=None, i2_ci_upper=None, h2_ci_lower=None, h2_ci_upper=None,
             warnings=tuple(notes[r]),
             studies=StudyList(table.studies, es.yi, es.vi, block[r].copy(), lambda idx: static_w[idx], zcrit,
                               n=table.participants, back=per_study)))

@@ -12,7 +12,7 @@ import numpy as np
 RESULT_KEYS = ("k", "measure", "method", "test", "estimate", "se", "statistic", "p_value", "ci_lower",
                "ci_upper", "tau2", "i2", "h2", "q", "q_df", "q_p", "pi_lower", "pi_upper", "estimate_bt",
                "ci_lower_bt", "ci_upper_bt", "pi_lower_bt", "pi_upper_bt", "participants", "tau2_ci_lower",
-               "tau2_ci_upper", "warnings", "studies")
+               "tau2_ci_upper", "i2_ci_lower", "i2_ci_upper", "h2_ci_lower", "h2_ci_upper", "warnings", "studies")
 
 
 def clean(value: Any) -> Any:
@@ -110,8 +110,11 @@ class MetaResult:
     Scales: estimate, CIs, PI and study yi are on the analysis scale (log for RR/OR/PETO/ROM and
     GEN with scale="ratio", logit for PLO, arcsine for PAS, double arcsine for PFT); ``*_bt`` are the
     back-transformed values, None when the measure has no back-transform (RD, PR, MD, SMD, GEN
-    differences). Heterogeneity fields (i2, h2, q, q_df, q_p) are None when k < 2; pi_* and tau2_ci_*
-    are None for common-effect models (FE, MH, PETO) and k < 2. tau2 is 0 for common-effect models.
+    differences). Heterogeneity fields (i2, h2, q, q_df, q_p) are None when k < 2; pi_*, tau2_ci_*,
+    i2_ci_* and h2_ci_* are None for common-effect models (FE, MH, PETO) and k < 2. tau2 is 0 for
+    common-effect models. i2_ci_*/h2_ci_* are the Q-profile bounds of tau2 mapped through
+    I2 = 100 tau2 / (tau2 + vt) and H2 = 1 + tau2 / vt (metafor's confint.rma.uni; vt the "typical"
+    within-study variance).
     """
 
     k: int
@@ -140,6 +143,10 @@ class MetaResult:
     participants: float | None
     tau2_ci_lower: float | None
     tau2_ci_upper: float | None
+    i2_ci_lower: float | None
+    i2_ci_upper: float | None
+    h2_ci_lower: float | None
+    h2_ci_upper: float | None
     warnings: tuple[str, ...]
     studies: Sequence[dict]
 
