@@ -32,7 +32,9 @@ def assert_json_clean(result: MetaResult):
     json.dumps(d, allow_nan=False)  # raises on NaN/inf
     for s in d["studies"]:
         assert set(s) == {"study", "yi", "vi", "weight", "ci_lower", "ci_upper", "n", "yi_bt", "ci_lower_bt",
-                          "ci_upper_bt"}
+                          "ci_upper_bt", "not_estimable"}
+        # a study without an effect size of its own says why; every other study has no such note
+        assert (s["not_estimable"] is None) == (s["yi"] is not None), s
 
 
 def test_engine_version_is_semver():

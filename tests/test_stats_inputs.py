@@ -36,7 +36,6 @@ def write(tmp_path, text, name="studies.csv"):
     ("Bad,1950,x,100,3,100,random", 6, "treat_events", "is not a number"),
     ("Bad,1950,120,100,3,100,random", 6, "treat_events", "more than"),
     ("Bad,1950,1,-100,3,100,random", 6, "treat_total", "negative"),
-    ("Bad,1950,1,100,,100,random", 6, "control_events", "empty"),
     ("Bad,1950,1.5,100,3,100,random", 6, "treat_events", "whole number"),
     (",1950,1,100,3,100,random", 6, "study", "empty"),
 ])
@@ -110,3 +109,35 @@ def test_cli_table_and_subgroup_json(tmp_path, app):
     assert out["subgroups"]["q_between_df"] == 1
     run = CliRunner().invoke(app, ["meta", str(path), "--subgroup", "missing_column"])
     assert run.exit_code == 2 and "subgroup column 'missing_column' does not exist" in run.output
+
+
+def test_an_empty_count_makes_the_row_not_estimable_instead_of_refusing_the_file(tmp_path, app):
+    # issue 16: as metafor drops a row with NA (with a note) and RevMan shows it as "Not estimable"
+    path = write(tmp_path, HEADER + GOOD + "Gap,1950,1,100,,100,random\n")
+    rows = read_meta_csv(path)
+    assert rows.attrs["not_estimable"] == [{"study": "Gap", "line": 6,
+                                            "reason": "not estimable: cell 'control_events' is empty"}]
+    with_gap = meta_analyze(rows, measure="RR", method="DL")
+    without = meta_analyze(read_meta_csv(write(tmp_path, HEADER + GOOD, name="good.csv")), measure="RR", method="DL")
+    assert with_gap.k == without.k == 4 and with_gap.estimate == pytest.approx(without.estimate, rel=1e-12)
+    assert with_gap.studies[-1]["not_estimable"] == "not estimable: cell 'control_events' is empty"
+    assert any(f"{path}, line 6" in w and "'control_events' is empty" in w for w in with_gap.warnings)
+    run = CliRunner().invoke(app, ["meta", str(path), "--measure", "RR", "--json"])
+    assert run.exit_code == 0, run.output
+    assert json.loads(run.stdout)["not_estimable"][0]["reason"] == "not estimable: cell 'control_events' is empty"
+
+
+def test_rows_api_accepts_escalc_names_and_missing_values():
+    ours = [dict(study="A", treat_events=4, treat_total=123, control_events=11, control_total=139),
+            dict(study="B", treat_events=6, treat_total=306, control_events=29, control_total=303),
+            dict(study="C", treat_events=3, treat_total=231, control_events=11, control_total=220)]
+    escalc = [dict(study=r["study"], ai=r["treat_events"], bi=r["treat_total"] - r["treat_events"],
+                   ci=r["control_events"], di=r["control_total"] - r["control_events"]) for r in ours]
+    a, b = meta_analyze(ours, measure="OR", method="FE"), meta_analyze(escalc, measure="OR", method="FE")
+    assert a.to_dict() == b.to_dict()
+    gap = escalc + [dict(study="D", ai=None, bi=10, ci=2, di=10)]
+    r = meta_analyze(gap, measure="OR", method="FE")
+    assert r.k == 3 and r.estimate == pytest.approx(a.estimate, rel=1e-12) and r.participants == a.participants
+    assert r.studies[-1]["not_estimable"] == "not estimable: cell 'ai' is empty"
+    with pytest.raises(StatsInputError, match=r"row 4, column 'bi': -1 is not a count"):
+        meta_analyze(escalc + [dict(study="D", ai=1, bi=-1, ci=2, di=10)], measure="OR", method="FE")

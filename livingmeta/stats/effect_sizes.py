@@ -86,7 +86,8 @@ def compute_effect_sizes(table: StudyTable, measure: str, add: float = 0.5, to: 
         raise StatsInputError(f"zero-cell option add={add} is negative; use 0 or a positive constant")
     v = table.values
     k = len(table)
-    excluded: dict[int, str] = {}
+    # rows with an empty data cell first: their reason is the empty cell, whatever the arithmetic gives
+    excluded: dict[int, str] = dict(table.missing)
     ni = None
     with np.errstate(divide="ignore", invalid="ignore"):
         if table.kind == "binary":
@@ -97,7 +98,8 @@ def compute_effect_sizes(table: StudyTable, measure: str, add: float = 0.5, to: 
             if drop00:
                 id00 = ((ai == 0) & (ci == 0)) | ((bi == 0) & (di == 0))
                 for i in np.flatnonzero(id00):
-                    excluded[int(i)] = "no events (or only events) in both arms; excluded because drop00=True"
+                    excluded.setdefault(int(i), "no events (or only events) in both arms; excluded because "
+                                                "drop00=True")
             else:
                 id00 = np.zeros(k, bool)
             ai, bi, ci, di = _add_to_tables((ai, bi, ci, di), add, to, ~id00)

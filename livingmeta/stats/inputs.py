@@ -8,6 +8,14 @@ Column names follow shared/reference/README.md:
 - generic inverse variance: study, estimate, se   or   study, estimate, ci_lower, ci_upper
 
 Optional: year, n (participants, generic data only) and any other column (e.g. a subgroup).
+
+metafor's escalc() names are accepted too, when none of the names above is used: ai, bi, ci, di (events and
+non-events per arm) or ai, n1i, ci, n2i (binary); m1i, sd1i, n1i, m2i, sd2i, n2i (continuous); xi, ni
+(proportion); yi with vi or sei (generic). Messages then name the file's own columns.
+
+An empty data cell does not refuse the file: the row stays in the table, is "not estimable" and says why
+(metafor drops rows with NA with a note; RevMan shows them as "Not estimable"). A cell that is not a
+number is still an error naming the row and column.
 """
 
 from __future__ import annotations
@@ -30,6 +38,19 @@ GENERIC_SE_COLUMNS = ("estimate", "se")
 GENERIC_CI_COLUMNS = ("estimate", "ci_lower", "ci_upper")
 
 KINDS = ("binary", "proportion", "continuous", "generic")
+OUR_DATA_COLUMNS = set(BINARY_COLUMNS + PROPORTION_COLUMNS + CONTINUOUS_COLUMNS + GENERIC_SE_COLUMNS
+                       + GENERIC_CI_COLUMNS)
+# escalc() name sets, first match wins: our column <- escalc column ("a+b": the sum of two count columns,
+# "sqrt:v": the square root of a variance column)
+ESCALC_SETS = (
+    ("continuous", {"treat_mean": "m1i", "treat_sd": "sd1i", "treat_n": "n1i", "control_mean": "m2i",
+                    "control_sd": "sd2i", "control_n": "n2i"}),
+    ("binary", {"treat_events": "ai", "treat_total": "n1i", "control_events": "ci", "control_total": "n2i"}),
+    ("binary", {"treat_events": "ai", "treat_total": "ai+bi", "control_events": "ci", "control_total": "ci+di"}),
+    ("proportion", {"events": "xi", "total": "ni"}),
+    ("generic", {"estimate": "yi", "se": "sei"}),
+    ("generic", {"estimate": "yi", "se": "sqrt:vi"}),
+)
 COUNT_COLUMNS = {"treat_events", "treat_total", "control_events", "control_total", "events", "total",
                  "treat_n", "control_n"}
 
@@ -45,6 +66,14 @@ class StudyTable:
     frame: pd.DataFrame = field(repr=False)
     year: np.ndarray | None = None
     participants: np.ndarray | None = None
+    missing: Mapping[int, str] = field(default_factory=dict)  # row position -> why it is not estimable
+
+    @property
+    def incomplete(self) -> np.ndarray:
+        """Boolean (k,): rows with an empty data cell (they contribute nothing)."""
+        out = np.zeros(len(self.studies), bool)
+        out[list(self.missing)] = True
+        return out
 
     def __len__(self) -> int:
         return len(self.studies)
@@ -60,6 +89,7 @@ class StudyTable:
             frame=self.frame.iloc[idx],
             year=None if self.year is None else self.year[idx],
             participants=None if self.participants is None else self.participants[idx],
+            missing={j: self.missing[int(i)] for j, i in enumerate(idx) if int(i) in self.missing},
         )
 
 
@@ -98,6 +128,65 @@ def _number(value: Any, where: str, column: str) -> float:
     if not math.isfinite(number):
         raise StatsInputError(f"{where}, column '{column}': {value!r} is not a finite number; write a number")
     return number
+
+
+def _parse_cell(value: Any, where: str, column: str) -> float:
+    """A number, or NaN for an empty cell; anything else that is not a number is an error."""
+    if _is_blank(value):
+        return math.nan
+    return _number(value, where, column)
+
+
+def _escalc_names(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Translate metafor escalc() column names into ours (a new frame with our columns added).
+
+    Returns (frame, names) with names mapping each of our columns to the file's column it came from, for
+    messages; the frame is returned unchanged (names empty) when it uses our names or no escalc set fits.
+    """
+    columns = {str(c) for c in frame.columns}
+    if columns & OUR_DATA_COLUMNS or frame.attrs.get("column_names"):
+        return frame, dict(frame.attrs.get("column_names") or {})
+    for _kind, mapping in ESCALC_SETS:
+        sources = {src.split(":")[-1] for spec in mapping.values() for src in spec.split("+")}
+        if sources <= columns:
+            break
+    else:
+        return frame, {}
+    locations = _locations(frame)
+    records = frame.to_dict("records")
+    out = frame.copy()
+    names: dict[str, str] = {}
+    for ours, spec in mapping.items():
+        if spec.startswith("sqrt:"):
+            col = spec[5:]
+            vals = []
+            for i, rec in enumerate(records):
+                v = _parse_cell(rec.get(col), locations[i], col)
+                if v <= 0:
+                    raise StatsInputError(f"{locations[i]}, column '{col}': the sampling variance is {v:g}; "
+                                          f"it must be greater than 0")
+                vals.append(math.sqrt(v))
+            names[ours] = col
+        elif "+" in spec:
+            a, b = spec.split("+")
+            vals = []
+            for i, rec in enumerate(records):
+                x, y = _parse_cell(rec.get(a), locations[i], a), _parse_cell(rec.get(b), locations[i], b)
+                for col, v in ((a, x), (b, y)):
+                    if v < 0 or (math.isfinite(v) and v != round(v)):
+                        raise StatsInputError(f"{locations[i]}, column '{col}': {v:g} is not a count; events and "
+                                              f"non-events must be whole numbers, 0 or more")
+                vals.append(x + y)
+            names[ours] = b  # a group size of 0 or an empty total is about the non-events column
+        else:
+            vals = [rec.get(spec) for rec in records]
+            names[ours] = spec
+        out[ours] = vals
+    out.attrs.update(frame.attrs)
+    out.attrs["column_names"] = names
+    out.attrs["column_sources"] = {ours: [src.split(":")[-1] for src in spec.split("+")]
+                                   for ours, spec in mapping.items()}
+    return out, names
 
 
 def detect_kind(columns: Sequence[str]) -> str:
@@ -181,6 +270,7 @@ def parse_table(rows: Any, kind: str | None = None) -> StudyTable:
     frame = _to_frame(rows)
     if len(frame) == 0:
         raise StatsInputError("there are no study rows; add at least one study")
+    frame, names = _escalc_names(frame)
     columns = [str(c) for c in frame.columns]
     if kind is None:
         kind = detect_kind(columns)
@@ -204,10 +294,20 @@ def parse_table(rows: Any, kind: str | None = None) -> StudyTable:
         studies.append(str(name).strip())
 
     values = {c: np.empty(len(records)) for c in required}
+    missing: dict[int, str] = {}
+    sources = frame.attrs.get("column_sources") or {}
     for i, rec in enumerate(records):
+        empty: list[str] = []
         for c in required:
-            values[c][i] = _number(rec.get(c), locations[i], c)
-    _check_values(kind, values, locations)
+            values[c][i] = _parse_cell(rec.get(c), locations[i], names.get(c, c))
+            if math.isnan(values[c][i]):
+                # name the file's own empty cells (a total computed as ai + bi is empty when ai or bi is)
+                cells = [src for src in sources.get(c, []) if _is_blank(rec.get(src))] or [names.get(c, c)]
+                empty.extend(x for x in cells if x not in empty)
+        if empty:
+            missing[i] = (f"not estimable: {'cell' if len(empty) == 1 else 'cells'} "
+                          f"{', '.join(repr(e) for e in empty)} {'is' if len(empty) == 1 else 'are'} empty")
+    _check_values(kind, values, locations, names)
 
     year = None
     if "year" in columns:
@@ -223,13 +323,20 @@ def parse_table(rows: Any, kind: str | None = None) -> StudyTable:
         participants = np.array([np.nan if _is_blank(rec.get("n")) else _number(rec.get("n"), locations[i], "n")
                                  for i, rec in enumerate(records)])
     return StudyTable(kind=kind, studies=tuple(studies), values=values, locations=locations,
-                      frame=frame, year=year, participants=participants)
+                      frame=frame, year=year, participants=participants, missing=missing)
 
 
-def _check_values(kind: str, values: Mapping[str, np.ndarray], locations: Sequence[str]) -> None:
+def _check_values(kind: str, values: Mapping[str, np.ndarray], locations: Sequence[str],
+                  names: Mapping[str, str] | None = None) -> None:
+    # empty cells are NaN here (their rows are not estimable): every check below skips them
+    names = dict(names or {})
+    values = {names.get(c, c): arr for c, arr in values.items()}
+    counts = {names.get(c, c) for c in COUNT_COLUMNS}
     for c, arr in values.items():
-        if c in COUNT_COLUMNS:
+        if c in counts:
             for i, v in enumerate(arr):
+                if math.isnan(v):
+                    continue
                 if v < 0:
                     raise StatsInputError(f"{locations[i]}, column '{c}': {v:g} is negative; counts and "
                                           f"group sizes must be 0 or more")
@@ -238,6 +345,7 @@ def _check_values(kind: str, values: Mapping[str, np.ndarray], locations: Sequen
                                           f"counts and group sizes must be whole numbers")
     pairs = {"binary": [("treat_events", "treat_total"), ("control_events", "control_total")],
              "proportion": [("events", "total")]}.get(kind, [])
+    pairs = [(names.get(ev, ev), names.get(tot, tot)) for ev, tot in pairs]
     for ev, tot in pairs:
         for i in range(len(values[ev])):
             if values[tot][i] <= 0:
@@ -247,26 +355,29 @@ def _check_values(kind: str, values: Mapping[str, np.ndarray], locations: Sequen
                 raise StatsInputError(f"{locations[i]}, column '{ev}': {values[ev][i]:g} events is more than "
                                       f"'{tot}' = {values[tot][i]:g}; events must not exceed the group size")
     if kind == "continuous":
-        for c in ("treat_n", "control_n"):
+        for c in (names.get("treat_n", "treat_n"), names.get("control_n", "control_n")):
             for i, v in enumerate(values[c]):
                 if v < 1:
                     raise StatsInputError(f"{locations[i]}, column '{c}': the group size is {v:g}; "
                                           f"it must be at least 1")
-        for c in ("treat_sd", "control_sd"):
+        for c in (names.get("treat_sd", "treat_sd"), names.get("control_sd", "control_sd")):
             for i, v in enumerate(values[c]):
                 if v <= 0:
                     raise StatsInputError(f"{locations[i]}, column '{c}': the standard deviation is {v:g}; "
                                           f"it must be greater than 0 (an SE or a missing SD must be "
                                           f"converted or the row removed)")
     if kind == "generic":
-        if "se" in values:
-            for i, v in enumerate(values["se"]):
+        se_col = names.get("se", "se")
+        if se_col in values:
+            for i, v in enumerate(values[se_col]):
                 if v <= 0:
-                    raise StatsInputError(f"{locations[i]}, column 'se': the standard error is {v:g}; "
+                    raise StatsInputError(f"{locations[i]}, column '{se_col}': the standard error is {v:g}; "
                                           f"it must be greater than 0")
         else:
             lo, est, hi = values["ci_lower"], values["estimate"], values["ci_upper"]
             for i in range(len(est)):
+                if np.isnan([lo[i], est[i], hi[i]]).any():
+                    continue
                 if not lo[i] < hi[i]:
                     raise StatsInputError(f"{locations[i]}, column 'ci_upper': the interval "
                                           f"[{lo[i]:g}, {hi[i]:g}] is empty or reversed; "
@@ -287,9 +398,11 @@ def read_meta_csv(path: str | Path) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        One row per study; numeric columns as floats, ``study`` as str. ``df.attrs`` holds
-        ``source`` (the path) and ``lines`` (the CSV line of each row) so later errors can
-        name the line.
+        One row per study; numeric columns as floats (NaN for an empty cell), ``study`` as str, with
+        our column names (escalc names are translated, the file's own columns kept beside them).
+        ``df.attrs`` holds ``source`` (the path) and ``lines`` (the CSV line of each row) so later errors
+        can name the line, ``kind``, ``column_names`` (our column -> the file's, for escalc files) and
+        ``not_estimable``: [{study, line, reason}] for rows with an empty data cell.
 
     Raises
     ------
@@ -341,13 +454,16 @@ def read_meta_csv(path: str | Path) -> pd.DataFrame:
         if not message.startswith(str(path)):
             message = f"{path}: {message}"
         raise StatsInputError(message) from None
-    out = frame.copy()
+    out = table.frame.copy()
     for c, arr in table.values.items():
         out[c] = arr
     out["study"] = list(table.studies)
     if table.year is not None:
         out["year"] = table.year
+    out.attrs.update(table.frame.attrs)
     out.attrs["source"] = str(path)
     out.attrs["lines"] = lines
     out.attrs["kind"] = table.kind
+    out.attrs["not_estimable"] = [{"study": table.studies[i], "line": lines[i], "reason": why}
+                                  for i, why in sorted(table.missing.items())]
     return out

@@ -314,7 +314,7 @@ def _fit_inverse_variance(table: StudyTable, es: EffectSizes, block: np.ndarray,
             h2_ci_lower=None if no_ci else lists["h2lo"][r], h2_ci_upper=None if no_ci else lists["h2hi"][r],
             warnings=tuple(notes[r]),
             studies=StudyList(table.studies, yi, vi, block[r].copy(), raw, zcrit, n=table.participants,
-                              back=per_study)))
+                              back=per_study, reasons=es.excluded)))
     return out
 
 
@@ -322,6 +322,10 @@ def _participants(table, block, sums=None):
     if table.participants is None:
         return [None] * len(block)
     p = table.participants
+    if table.missing:
+        # a row with an empty cell is dropped from the model (as metafor drops rows with NA): neither k nor
+        # the pooled participants count it; its own n is still listed with it
+        p = np.where(table.incomplete, 0.0, p)
     if sums is not None:
         missing = np.isnan(p)
         # integer counts: running sums are exact, so they equal the per-row sums
@@ -370,8 +374,15 @@ def _fit_counts(table: StudyTable, es: EffectSizes, block: np.ndarray, opts: Fit
     n2 = v["control_total"]
     bi, di = n1 - ai, n2 - ci
     N = n1 + n2
-    rowsum = _MatrixSums(block) if sums is None else sums
-    kk = block.sum(1)
+    base_sum = _MatrixSums(block) if sums is None else sums
+    incomplete = table.incomplete
+    if incomplete.any():
+        # rows with an empty cell contribute nothing to the pooled counts (their terms are NaN)
+        def rowsum(x):
+            return base_sum(np.where(incomplete, 0.0, x))
+    else:
+        rowsum = base_sum
+    kk = (block & ~incomplete).sum(1)
     notes = _study_notes(table, es, block)
     if extra is not None:
         notes = [a + list(b) for a, b in zip(notes, extra)]
@@ -466,5 +477,5 @@ def _fit_counts(table: StudyTable, es: EffectSizes, block: np.ndarray, opts: Fit
             i2_ci_lower=None, i2_ci_upper=None, h2_ci_lower=None, h2_ci_upper=None,
             warnings=tuple(notes[r]),
             studies=StudyList(table.studies, es.yi, es.vi, block[r].copy(), lambda idx: static_w[idx], zcrit,
-                              n=table.participants, back=per_study)))
+                              n=table.participants, back=per_study, reasons=es.excluded)))
     return out

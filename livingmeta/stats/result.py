@@ -38,15 +38,17 @@ class StudyList(Sequence):
 
     Leave-one-out and cumulative analyses of thousands of studies would otherwise hold
     k x k dicts; each item is ``{study, yi, vi, weight, ci_lower, ci_upper, n, yi_bt, ci_lower_bt,
-    ci_upper_bt}``: weight in percent; yi, vi and the CI on the analysis scale (None for a study that
+    ci_upper_bt, not_estimable}``: not_estimable is None, or why the study has no effect size of its own
+    (an empty cell, a double-zero table dropped, a zero cell without correction); weight in percent; yi, vi and the CI on the analysis scale (None for a study that
     could not contribute); n the study's participants (None when unknown); ``*_bt`` the study's own
     values back-transformed (exp for ratios, inverse logit for PLO, sin^2 for PAS, the inverse
     Freeman-Tukey transform with the study's own n for PFT), None when the measure has no
     back-transform.
     """
 
-    def __init__(self, names, yi, vi, member, raw_weight, crit, n=None, back=None):
+    def __init__(self, names, yi, vi, member, raw_weight, crit, n=None, back=None, reasons=None):
         self._names = names
+        self._reasons = reasons or {}  # study position -> why it is not estimable
         self._yi = yi
         self._vi = vi
         self._index = np.flatnonzero(member)
@@ -86,6 +88,7 @@ class StudyList(Sequence):
                     "yi_bt": clean(bts[0][j]) if ok and bts is not None else None,
                     "ci_lower_bt": clean(bts[1][j]) if ok and bts is not None else None,
                     "ci_upper_bt": clean(bts[2][j]) if ok and bts is not None else None,
+                    "not_estimable": None if ok else self._reasons.get(int(i), "effect size not estimable"),
                 })
             self._cache = rows
         return self._cache
