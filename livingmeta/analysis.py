@@ -214,7 +214,8 @@ def run_analysis(rows: list[dict], settings: Mapping[str, Any], kind: str) -> di
         kind: the outcome kind.
     Returns:
         the `analysis_runs.result` document: {"meta": MetaResult.to_dict(), "leave_one_out": [{"omitted",
-        ...}], "cumulative": [{"added", "year", ...}] (by year, then study id), "subgroups": {...} or None,
+        ...}], "cumulative": [{"added", "year", ...}] (by year, then study id), "subgroups": {by, subgroups,
+        q_between*, moderator (the shared-tau2 test, see stats.subgroup_analysis)} or None,
         "tsa": TSA dict or None, "notes": [...], "inputs": the study rows pooled (the report's arm columns)}.
         A TSA that cannot be computed is None with a note; the pooled numbers are never withheld because of it.
     Raises:
@@ -251,7 +252,7 @@ def run_analysis(rows: list[dict], settings: Mapping[str, Any], kind: str) -> di
             sg = subgroup_analysis(engine_rows, by="subgroup", **opts)
             subgroups = {"by": "subgroup", "subgroups": {g: _strip(r) for g, r in sg["subgroups"].items()},
                          "q_between": sg["q_between"], "q_between_df": sg["q_between_df"],
-                         "q_between_p": sg["q_between_p"]}
+                         "q_between_p": sg["q_between_p"], "moderator": sg["moderator"]}
         else:
             missing = [r["study"] for r in rows if not r.get("subgroup")]
             notes.append(f"subgroup analysis skipped: no subgroup extracted for {', '.join(missing)}")
