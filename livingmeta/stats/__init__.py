@@ -12,7 +12,8 @@ from livingmeta.stats.result import RESULT_KEYS, MetaResult
 # Part of the hash of analysis inputs: bump whenever any number the engine returns may change or the
 # stored result JSON changes shape.
 # 1.1.0: studies rows gain n, yi_bt, ci_lower_bt, ci_upper_bt
-# 1.2.0: PETO studies rows hold Peto's log odds ratios; results gain i2_ci_*/h2_ci_*; subgroups gain `moderator`
+# 1.2.0: PETO studies rows hold Peto's log odds ratios; studies rows gain not_estimable; results gain
+#        i2_ci_*/h2_ci_*; subgroups gain `moderator`; an empty data cell makes its row not estimable
 ENGINE_VERSION = "1.2.0"
 
 __all__ = [
