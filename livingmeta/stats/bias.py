@@ -37,8 +37,8 @@ def egger_test(result_or_rows: Any, model: str = "lm", **kw) -> dict:
     Parameters
     ----------
     result_or_rows : MetaResult or rows
-        A result (its studies' yi/vi are used, and for model="rma" its method, test and level) or
-        rows plus meta_analyze keyword arguments.
+        A result (its studies' yi/vi are used, and for model="rma" its method and test; the confidence
+        level of the limit estimate is `level=`, default 0.95) or rows plus meta_analyze keyword arguments.
     model : "lm" or "rma"
 
     Returns
