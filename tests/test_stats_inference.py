@@ -67,6 +67,8 @@ def test_peto_study_effects_are_petos_log_odds_ratios(name):
     res = meta_analyze(case["rows"], measure="OR", method="PETO")
     assert close(res.estimate, case["estimate"]) and close(res.se, case["se"])
     assert len(res.studies) == len(case["rows"])
+    # weights(rma.peto): V of the raw tables (no correction), in percent; 0 for a double-zero table
+    assert [s["weight"] for s in res.studies] == pytest.approx(case["weights"], rel=CLOSED_FORM_REL, abs=1e-12)
     for s, row, y, v in zip(res.studies, case["rows"], case["yi"], case["vi"]):
         hy, hv = peto_by_hand(row)
         if y is None:  # a double-zero table: rma.peto drops it from its per-study effects
