@@ -126,8 +126,8 @@ def _print_extras(console: Console, out: dict, level: float, scale: str, measure
     if groups is not None:
         for name, r in groups["groups"].items():
             console.print()
+            console.print(f"Subgroup {groups['by']} = {name}:")
             _print_result(console, f"Subgroup {groups['by']} = {name}", dict(r, _level=level), scale, show_studies=False)
-            console.print(f"  (subgroup {groups['by']} = {name})")
         console.print()
         console.print(f"Test for subgroup differences (separate tau2): Q = {_fmt(groups['q_between'], 2)}, "
                       f"df = {groups['q_between_df'] if groups['q_between_df'] is not None else '-'}, "
