@@ -158,6 +158,27 @@ def test_not_estimable_lists_every_study_without_an_effect_and_several_empty_cel
     assert set(reasons) == {"B", "C"} and out["k"] == 3  # k counts C's table (it adds nothing), not B
 
 
+@pytest.mark.parametrize("text,measure", [
+    ("study,yi,vi\nA,0.2,0.04\nB,0.5,\nC,0.1,0.02\nD,,0.03\n", "GEN"),
+    ("study,estimate,se\nA,0.2,0.2\nB,0.5,\nC,0.1,0.1414\nD,,0.17\n", "GEN"),
+    ("study,m1i,sd1i,n1i,m2i,sd2i,n2i\nA,10,2,20,12,2,20\nB,10,,20,12,2,20\nC,11,3,25,12,3,24\n"
+     "D,10,2,,12,2,20\n", "SMD"),
+    ("study,xi,ni\nA,4,20\nB,,20\nC,7,25\nD,3,\n", "PLO"),
+])
+def test_any_empty_data_cell_drops_only_its_row(tmp_path, text, measure):
+    # an empty se (or vi) must not leave the study's estimate in the model without a variance
+    path = tmp_path / "gap.csv"
+    path.write_text(text)
+    out = meta_json(path, "--measure", measure, "--method", "FE")
+    assert [r["study"] for r in out["not_estimable"]] == ["B", "D"] and out["k"] == 2
+    lines = text.splitlines()
+    kept = tmp_path / "kept.csv"
+    kept.write_text("\n".join([lines[0], lines[1], lines[3]]) + "\n")
+    want = meta_json(kept, "--measure", measure, "--method", "FE")
+    assert out["estimate"] == pytest.approx(want["estimate"], rel=1e-12)
+    assert [s["yi"] for s in out["studies"] if s["study"] in ("B", "D")] == [None, None]
+
+
 # --- the analyses beside the pooled one ----------------------------------------------------------------------
 
 def bcg_csv(tmp_path, rows=None) -> Path:

@@ -164,6 +164,10 @@ def compute_effect_sizes(table: StudyTable, measure: str, add: float = 0.5, to: 
                 vi = sd1 ** 2 / (n1 * m1 ** 2) + sd2 ** 2 / (n2 * m2 ** 2)
         else:
             yi, vi = _generic(table, scale)
+    for i in table.missing:
+        # an empty cell leaves the other cells' arithmetic finite sometimes (GEN: yi without its se)
+        yi[i] = np.nan
+        vi[i] = np.nan
     for i in range(k):
         if i in excluded:
             continue
