@@ -119,3 +119,12 @@ def search_failed_message(run: Mapping[str, Any]) -> tuple[str, str, str]:
     body = (f"{title}: {run.get('error') or 'no message'}. The source's watermark did not move; the next update "
             f"searches the same window again.")
     return "critical", title, body
+
+
+def channel_name(ch: Mapping[str, Any]) -> str:
+    """The name a channel's deliveries are recorded under: "file:alerts.log", "block:slack/team", "webhook:ENV"."""
+    kind = ch["type"]
+    key = {"file": "path", "block": "block", "webhook": "url_env"}.get(kind)
+    if key is None:
+        raise ValueError(f"unknown alert channel type {kind!r}")
+    return f"{kind}:{ch[key]}"

@@ -20,11 +20,13 @@ from prefect import task
 
 from tasks.observe import redacts_exceptions
 
+from livingmeta.alerting import channel_name  # noqa: F401 - also imported from here
+from livingmeta.config import ReviewConfig
 from livingmeta.redaction import redact_text, register_secret, safe_message
 from tasks import runtime
-from warehouse.alerts import (alerts_since, cycle_start, delivery_window_start, mark_sending, open_deliveries,
-                              queue_deliveries, record_delivery, undelivered_alerts)
-from warehouse.db import rows_as_dicts, safe_text
+from warehouse.alerts import (alerts_since, cycle_alert_rows, cycle_start, delivery_window_start, mark_sending,
+                              open_deliveries, queue_deliveries, record_delivery, undelivered_alerts)
+from warehouse.db import safe_text
 
 ATTEMPTS = 3
 BACKOFF_SECONDS = 0.25
@@ -92,15 +94,6 @@ def _send_webhook(url: str, alert: Mapping) -> None:
                if not k.startswith("delivery_") and k != "channel"}
     r = httpx.post(url, json=payload, timeout=TIMEOUT_SECONDS)
     r.raise_for_status()
-
-
-def channel_name(ch: Mapping) -> str:
-    """The name a channel's deliveries are recorded under: "file:alerts.log", "block:slack/team", "webhook:ENV"."""
-    kind = ch["type"]
-    key = {"file": "path", "block": "block", "webhook": "url_env"}.get(kind)
-    if key is None:
-        raise ValueError(f"unknown alert channel type {kind!r}")
-    return f"{kind}:{ch[key]}"
 
 
 def channel_senders(channels: list[Mapping], base_dir: str,
@@ -239,8 +232,7 @@ def announce_cycle_alerts(con: duckdb.DuckDBPyConnection, review_id: str, update
     ids = alerts_since(con, review_id, since)
     if not ids:
         return 0
-    rows = rows_as_dicts(con, "SELECT alert_id, created_at, kind, severity, version, title, body FROM alerts "
-                              "WHERE alert_id IN (SELECT unnest(?)) ORDER BY alert_id", [ids])
+    rows = cycle_alert_rows(con, ids)
     n = 0
     for a in rows:
         event = observe.ALERT_EVENTS.get(a["kind"], f"{observe.EVENT_PREFIX}.alert.{a['kind'].replace('_', '-')}")
@@ -253,12 +245,12 @@ def announce_cycle_alerts(con: duckdb.DuckDBPyConnection, review_id: str, update
 @task(name="deliver-alerts")
 @redacts_exceptions  # Prefect makes the FAILED message from the exception text
 def deliver_pending_alerts(review_dir: str, review_id: str, warehouse: str, update_id: int | None,
-                           out_dir: str | None = None) -> dict:
+                           out_dir: str | None = None, cfg: ReviewConfig | None = None) -> dict:
     """Deliver every alert not yet delivered to every configured channel."""
     from livingmeta.config import load_review
     from warehouse import opened
 
-    cfg = load_review(review_dir)
+    cfg = cfg or load_review(review_dir)  # the flow passes the cycle's config: review.toml is read once per cycle
     alerts_dir = str(Path(out_dir) / review_id) if out_dir else review_dir
     with opened(warehouse) as con:
         out = deliver_cycle_alerts(con, review_id, update_id, [c.model_dump() for c in cfg.alerts.channels],

@@ -13,7 +13,7 @@ from tasks.observe import redacts_exceptions
 from livingmeta.report import build_report, render_html, render_index, render_json, render_markdown
 from tasks import observe, runtime
 from warehouse import opened
-from warehouse.publish import publish_snapshot, report_document, review_versions, versions_of_unfinished_updates
+from warehouse.publish import publish_review
 
 
 def _write_atomic(path: Path, data: bytes | str) -> None:
@@ -80,16 +80,9 @@ def publish(review_dir: str, review_id: str, warehouse: str, out_dir: str) -> di
     out = Path(out_dir)
     folder = out / review_id
     with opened(warehouse) as con:
-        versions = review_versions(con, review_id)
-        doc = report_document(con, review_id) if versions else None
-        # an earlier version whose cycle never finished (killed after committing the version, before its report)
-        # and whose report is incomplete: written now, so no version stays unpublished
-        unfinished = versions_of_unfinished_updates(con, review_id)
-        missing = [report_document(con, review_id, v["version"]) for v in versions[:-1] if v["version"] in unfinished
-                   and not (folder / f"v{v['version']}" / "report.html").exists()]
-        (title,) = con.execute("SELECT title FROM reviews WHERE review_id = ?", [review_id]).fetchone()
-        # the copy runs inside this (writer) process: readers never need the live file
-        snap = publish_snapshot(con, out, checkpoint=runtime.kill_point)
+        pub = publish_review(con, review_id, out, lambda v: (folder / f"v{v}" / "report.html").exists(),
+                             checkpoint=runtime.kill_point)
+    versions, doc, missing, title, snap = pub["versions"], pub["document"], pub["missing"], pub["title"], pub["snapshot"]
     runtime.kill_point("snapshot-published")  # crash tests: snapshot done, reports not written yet
     for old in missing:
         write_report(old, folder)

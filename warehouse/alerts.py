@@ -10,7 +10,10 @@ import datetime as dt
 
 import duckdb
 
-from warehouse.db import safe_text
+from livingmeta.alerting import channel_name, registry_event_message, search_failed_message
+from livingmeta.config import ReviewConfig
+from warehouse.analysis import failed_searches, update_events
+from warehouse.db import rows_as_dicts, safe_text, transaction
 
 
 def add_alert(con: duckdb.DuckDBPyConnection, *, review_id: str, kind: str, severity: str, title: str, body: str,
@@ -116,8 +119,6 @@ def queue_deliveries(con: duckdb.DuckDBPyConnection, alert_id: int, channels: li
 
 def raise_alert(con: duckdb.DuckDBPyConnection, *, channels: list[str], **alert) -> int | None:
     """`add_alert` and `queue_deliveries` in one transaction; None when the alert existed (nothing queued)."""
-    from warehouse.db import transaction
-
     with transaction(con):
         aid = add_alert(con, **alert)
         if aid is not None:
@@ -149,3 +150,36 @@ def mark_sending(con: duckdb.DuckDBPyConnection, alert_id: int, channel: str) ->
     # attempts restart: a retry after a failure replaces the row; tries of an interrupted send count from here
     con.execute("UPDATE alert_deliveries SET status = 'sending', attempts = 0 WHERE alert_id = ? AND channel = ?",
                 [alert_id, channel])
+
+
+def raise_cycle_alerts(con: duckdb.DuckDBPyConnection, cfg: ReviewConfig, update_id: int,
+                       now: dt.datetime) -> list[int]:
+    """Alert the events of this update worth telling people about (registry events when the review's rules
+    ask for them, failed searches), each once (dedupe key), with their deliveries queued — one transaction.
+
+    Returns:
+        the ids of the alerts raised now plus the update's search alerts still undelivered (skipped or
+        unrequested records, raised by the searches).
+    """
+    review_id = cfg.id
+    channels = [channel_name(c.model_dump()) for c in cfg.alerts.channels]
+    new_ids: list[int] = []
+    with transaction(con):
+        events = [("search_failed", search_failed_message(run), f"search_failed:{run['run_id']}")
+                  for run in failed_searches(con, review_id, update_id)]
+        if cfg.alerts.rules.on_registry_events:
+            events = [("registry_event", registry_event_message(ev), f"registry_event:{ev['event_id']}")
+                      for ev in update_events(con, review_id, update_id)] + events
+        for kind, (sev, title, body), key in events:
+            a = raise_alert(con, channels=channels, review_id=review_id, kind=kind, severity=sev, title=title,
+                            body=body, now=now, dedupe_key=key)
+            if a:
+                new_ids.append(a)
+        new_ids += undelivered_search_alerts(con, review_id, update_id)  # skipped / unrequested records
+    return new_ids
+
+
+def cycle_alert_rows(con: duckdb.DuckDBPyConnection, alert_ids: list[int]) -> list[dict]:
+    """The alerts with these ids (id, created_at, kind, severity, version, title, body), oldest first."""
+    return rows_as_dicts(con, "SELECT alert_id, created_at, kind, severity, version, title, body FROM alerts "
+                              "WHERE alert_id IN (SELECT unnest(?)) ORDER BY alert_id", [alert_ids])

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from typing import Any
 
 import duckdb
 
+from livingmeta.analysis import build_study_rows, input_hash, run_analysis
+from livingmeta.config import ReviewConfig
+from livingmeta.stats import ENGINE_VERSION, StatsInputError
 from warehouse.db import query, rows_as_dicts, safe_text, transaction
 
 _EST_COLS = ("measure", "method", "test", "k", "participants", "estimate", "se", "ci_lower", "ci_upper", "pi_lower",
@@ -190,3 +194,50 @@ def failed_searches(con: duckdb.DuckDBPyConnection, review_id: str, update_id: i
     """Search runs of this update that failed."""
     return rows_as_dicts(con, "SELECT run_id, source, error FROM search_runs WHERE review_id = ? AND update_id = ? "
                               "AND status = 'failed' ORDER BY run_id", [review_id, update_id])
+
+
+def reanalyse(con: duckdb.DuckDBPyConnection, cfg: ReviewConfig, update_id: int | None, now: dt.datetime) -> dict:
+    """Run every analysis of `cfg` whose input hash changed and record the others (one transaction).
+
+    Per analysis: no included study with data -> a `no_data` run (checked before reuse: an analysis without data
+    stays `no_data` on every update; a reused no_data run reported as `unchanged` would read as if numbers existed);
+    same input hash as its last computed run -> an `unchanged` run pointing at it; else computed (or `failed`
+    with the statistics' message when the data cannot be pooled).
+
+    Returns:
+        {"computed": [ids], "unchanged": [ids], "no_data": [ids], "failed": [{"analysis", "error"}],
+         "seconds": {id: seconds}}.
+    """
+    review_id = cfg.id
+    kinds = {o.id: o.kind for o in cfg.outcomes}
+    out: dict[str, Any] = {"computed": [], "unchanged": [], "no_data": [], "failed": []}
+    timings: dict[str, float] = {}
+    with transaction(con):
+        for a in cfg.analyses:
+            t0 = time.perf_counter()
+            kind = kinds[a.outcome]
+            settings = {**a.model_dump(mode="json"), "kind": kind}
+            rows, notes = build_study_rows(analysis_inputs(con, review_id, a.outcome), kind=kind, arm=a.arm)
+            h = input_hash(rows, settings)
+            prev = last_reusable_run(con, review_id, a.id)
+            common = dict(review_id=review_id, analysis_id=a.id, update_id=update_id, input_hash=h,
+                          engine_version=ENGINE_VERSION, settings=settings, now=now)
+            if not rows:
+                store_run(con, status="no_data", result=None, error="; ".join(notes) or None, **common)
+                out["no_data"].append(a.id)
+            elif prev is not None and prev["input_hash"] == h:
+                store_run(con, status="unchanged", reused_run_id=prev["analysis_run_id"], **common)
+                out["unchanged"].append(a.id)
+            else:
+                try:
+                    result = run_analysis(rows, settings, kind)
+                except StatsInputError as e:
+                    store_run(con, status="failed", error=f"{a.id}: {e}", **common)
+                    out["failed"].append({"analysis": a.id, "error": str(e)})
+                else:
+                    result["notes"] = notes + result.get("notes", [])
+                    store_run(con, status="computed", result=result, **common)
+                    out["computed"].append(a.id)
+            timings[a.id] = round(time.perf_counter() - t0, 4)
+    out["seconds"] = timings
+    return out

@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 import json
 import re
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,15 +157,29 @@ def connect(path: str | Path, read_only: bool = False, migrate_schema: bool = Tr
 
 @contextlib.contextmanager
 def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
-    """BEGIN … COMMIT, or ROLLBACK on any exception (nothing half-written)."""
+    """BEGIN … COMMIT, or ROLLBACK on any exception (nothing half-written).
+
+    Inside another `transaction` on the same connection it joins the outer one (the outermost commits or rolls
+    back), so an operation built from smaller ones (`warehouse.versions.record_version`, ...) is one transaction.
+    """
+    if con in _in_transaction:
+        yield con
+        return
     con.execute("BEGIN TRANSACTION")
+    _in_transaction.add(con)
     try:
         yield con
     except BaseException:
+        _in_transaction.discard(con)
         con.execute("ROLLBACK")
         raise
     else:
+        _in_transaction.discard(con)
         con.execute("COMMIT")
+
+
+# connections inside a `transaction` block (weak: a closed, dropped connection leaves by itself)
+_in_transaction: weakref.WeakSet = weakref.WeakSet()
 
 
 @contextlib.contextmanager

@@ -288,6 +288,19 @@ def relink(con: duckdb.DuckDBPyConnection, review_id: str, now: dt.datetime, *, 
     return _summary(con, review_id, result, len(records), "full" if full else "incremental")
 
 
+def link_review(con: duckdb.DuckDBPyConnection, review_id: str, now: dt.datetime) -> dict:
+    """The cycle's linking step in one transaction: `relink` (people's decisions win), then the suggested
+    extraction rows of the registry records' posted results (`write_registry_suggestions`).
+
+    Returns:
+        `relink`'s summary with the suggestions' summary under "suggestions".
+    """
+    with transaction(con):
+        summary = relink(con, review_id, now)
+        summary["suggestions"] = write_registry_suggestions(con, review_id, now)
+    return summary
+
+
 def _link(con: duckdb.DuckDBPyConnection, review_id: str, records: list[LinkRecord], thresholds: dict) -> Linking:
     """`link_records` over these records with the review's previous links, study ids and decisions."""
     aliases = _aliases(con, review_id)

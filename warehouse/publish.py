@@ -20,7 +20,7 @@ from typing import Any
 
 import duckdb
 
-from warehouse.db import WarehouseError, opened, query, rows_as_dicts, schema_version
+from warehouse.db import WarehouseError, opened, query, rows_as_dicts, schema_version, transaction
 
 SNAPSHOT_DIR = "snapshot"
 SNAPSHOT_FILE = "warehouse.duckdb"
@@ -348,3 +348,30 @@ def publish_snapshot(con_or_path: duckdb.DuckDBPyConnection | str | Path, out_di
             shutil.rmtree(parquet_dir, ignore_errors=True)
     return {"snapshot": str(snap_dir / SNAPSHOT_FILE), "parquet": str(link), "views": views,
             "manifest": str(snap_dir / "manifest.json")}
+
+
+def publish_review(con: duckdb.DuckDBPyConnection, review_id: str, out_dir: str | Path,
+                   report_written: Callable[[int], bool], checkpoint: Callable[[str], None] | None = None) -> dict:
+    """What publishing a review takes from the warehouse: the report documents to write, read in one
+    transaction (one consistent state), then the read-only snapshot (`publish_snapshot`, which cannot run in a
+    transaction: it checkpoints the file first).
+
+    Args:
+        report_written: whether version N's report is already complete on disk.
+        checkpoint: as for `publish_snapshot` (crash tests).
+    Returns:
+        {"title", "versions" (oldest first), "document" (of the latest version, None without a version),
+         "missing": documents of earlier versions whose cycle never finished (killed after committing the version,
+         before its report) and whose report is incomplete — written now, so no version stays unpublished,
+         "snapshot": `publish_snapshot`'s result}.
+    """
+    with transaction(con):
+        versions = review_versions(con, review_id)
+        doc = report_document(con, review_id) if versions else None
+        unfinished = versions_of_unfinished_updates(con, review_id)
+        missing = [report_document(con, review_id, v["version"]) for v in versions[:-1] if v["version"] in unfinished
+                   and not report_written(v["version"])]
+        (title,) = con.execute("SELECT title FROM reviews WHERE review_id = ?", [review_id]).fetchone()
+    # the copy runs inside this (writer) process: readers never need the live file
+    snap = publish_snapshot(con, out_dir, checkpoint=checkpoint)
+    return {"title": title, "versions": versions, "document": doc, "missing": missing, "snapshot": snap}
