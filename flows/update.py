@@ -50,22 +50,24 @@ def update_review(
         settings.register_environment_secrets()  # before anything can store, log or print them (redaction)
         runtime.configure(ncbi=settings.ncbi_settings(), secret_lookup=settings.secret,
                           shared_rate_limits=settings.prefect_server_configured())
-        review_id = register_review(review_dir, warehouse)
+        # review.toml is read and validated once per cycle, here: every step below uses this config
+        cfg = register_review(review_dir, warehouse)
+        review_id = cfg.id
         update_id = start_update(review_id, warehouse, as_of, str(flow_run.get_id() or ""))
         replay = {s: (str(Path(replay_dir) / s) if replay_dir else None) for s in ("pubmed", "ctgov")}
         try:
             # a failed search is a FAILED task run carrying its summary; the cycle goes on with the other source
             searches = [
-                state_result(search_pubmed(review_dir, warehouse, update_id, as_of, replay["pubmed"],
+                state_result(search_pubmed(review_dir, warehouse, update_id, as_of, replay["pubmed"], cfg=cfg,
                                            return_state=True)),
                 state_result(search_ctgov(review_dir, warehouse, update_id, as_of, replay["ctgov"],
-                                          client=settings.ctgov_settings(), return_state=True)),
+                                          client=settings.ctgov_settings(), cfg=cfg, return_state=True)),
             ]
             studies = link_studies(review_id, warehouse)
-            queue = flag_candidates(review_dir, review_id, warehouse)
-            inputs = apply_recorded_inputs(review_dir, review_id, warehouse, recorded_inputs or [])
-            analyses = analyze(review_dir, review_id, warehouse, update_id)
-            version = record_version(review_dir, review_id, warehouse, update_id, as_of, out_dir)
+            queue = flag_candidates(review_dir, review_id, warehouse, cfg)
+            inputs = apply_recorded_inputs(review_dir, review_id, warehouse, recorded_inputs or [], cfg)
+            analyses = analyze(review_dir, review_id, warehouse, update_id, cfg)
+            version = record_version(review_dir, review_id, warehouse, update_id, as_of, out_dir, cfg)
             outputs = publish(review_dir, review_id, warehouse, out_dir)
         except Exception as e:
             # every task redacts what it raises (tasks.observe.redacts_exceptions); the flow's own code may raise
@@ -73,7 +75,7 @@ def update_review(
             redact_exception(e)
             finish_update(update_id, warehouse, "failed", {}, f"{type(e).__name__}: {e}")
             # alerts that steps before the failure raised still go out
-            deliver_pending_alerts(review_dir, review_id, warehouse, update_id, out_dir, return_state=True)
+            deliver_pending_alerts(review_dir, review_id, warehouse, update_id, out_dir, cfg, return_state=True)
             raise
         summary = {"review_id": review_id, "update_id": update_id, "as_of": as_of.isoformat(),
                    "searches": searches, "studies": studies, "queue": queue, "inputs": inputs, "analyses": analyses,

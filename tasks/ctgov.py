@@ -28,7 +28,7 @@ from pathlib import Path
 import httpx
 from prefect import task
 
-from livingmeta.config import load_review
+from livingmeta.config import ReviewConfig, load_review
 from livingmeta.records import canonical_json
 from livingmeta.redaction import RedactedError, redact_text, safe_message
 from livingmeta.sources.ctgov import (STUDIES_PATH, CtgovFormatError, StudiesPage, load_json, next_page_params,
@@ -220,13 +220,13 @@ def _query_text(params: dict[str, str]) -> str:
 @redacts_exceptions  # Prefect makes the FAILED message from the exception text
 @reports_source_state  # a failed search ends as a FAILED task run (a plain call still returns the summary)
 def search_ctgov(review_dir: str, warehouse: str, update_id: int | None, as_of: dt.datetime,
-                 replay_dir: str | None = None, client: dict | None = None) -> dict:
+                 replay_dir: str | None = None, client: dict | None = None, cfg: ReviewConfig | None = None) -> dict:
     """Search ClinicalTrials.gov for the review's condition and intervention and store new and changed records.
 
     `client` holds CtgovClient settings (base_url, min_interval, max_tries, backoff, timeout), normally
     `flows.settings.ctgov_settings()`; a failure marks the run failed and returns status "failed" (never raises).
     """
-    cfg = load_review(review_dir)
+    cfg = cfg or load_review(review_dir)  # the flow passes the cycle's config: review.toml is read once per cycle
     src = cfg.sources.ctgov
     if src is None or not src.enabled:
         return {"source": "ctgov", "status": "skipped"}

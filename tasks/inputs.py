@@ -9,7 +9,7 @@ from prefect import task
 
 from tasks.observe import redacts_exceptions
 
-from livingmeta.config import load_review
+from livingmeta.config import ReviewConfig, load_review
 from tasks import observe, runtime
 from warehouse import opened
 
@@ -28,9 +28,10 @@ def input_kind(path: Path) -> str:
 
 @task(name="apply-recorded-inputs")
 @redacts_exceptions  # Prefect makes the FAILED message from the exception text
-def apply_recorded_inputs(review_dir: str, review_id: str, warehouse: str, files: list[str]) -> dict:
+def apply_recorded_inputs(review_dir: str, review_id: str, warehouse: str, files: list[str],
+                          cfg: ReviewConfig | None = None) -> dict:
     """Import recorded decision and extraction files as if people had entered them (idempotent)."""
-    cfg = load_review(review_dir)
+    cfg = cfg or load_review(review_dir)  # the flow passes the cycle's config: review.toml is read once per cycle
     applied = []
     for f in files:
         path = Path(f)

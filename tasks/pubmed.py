@@ -35,7 +35,7 @@ from pathlib import Path
 
 from prefect import task
 
-from livingmeta.config import ConfigError, PubMedSource, load_review
+from livingmeta.config import ConfigError, PubMedSource, ReviewConfig, load_review
 from livingmeta.records import Record
 from livingmeta.redaction import RedactedError, safe_message
 from livingmeta.sources.skips import SkippedRecord
@@ -297,14 +297,15 @@ def _with_deletions(con, items: list[ParsedArticle]) -> tuple[list[Fetched], int
 
 def run_pubmed_search(review_dir: str, warehouse: str, update_id: int | None, as_of: dt.datetime,
                       replay_dir: str | None = None, *, client: EntrezClient | None = None,
-                      now: Callable[[], dt.datetime] = utcnow, esearch_cap: int = ESEARCH_MAX_IDS) -> dict:
+                      now: Callable[[], dt.datetime] = utcnow, esearch_cap: int = ESEARCH_MAX_IDS,
+                      cfg: ReviewConfig | None = None) -> dict:
     """Search PubMed (live or replayed) and store new and changed records; never raises on source trouble.
 
     Returns:
         {"source": "pubmed", "status": "succeeded"|"failed"|"skipped", "run_id", "mode", "window",
          "found", "new", "changed", "unchanged", "deleted", "requests", ...} or with "error" when failed.
     """
-    cfg = load_review(review_dir)
+    cfg = cfg or load_review(review_dir)  # the flow passes the cycle's config: review.toml is read once per cycle
     src = cfg.sources.pubmed
     if src is None or not src.enabled:
         return {"source": SOURCE, "status": "skipped"}
@@ -370,13 +371,13 @@ def client_from_settings(settings: dict) -> EntrezClient:
 @redacts_exceptions  # Prefect makes the FAILED message from the exception text
 @reports_source_state  # a failed search ends as a FAILED task run (a plain call still returns the summary)
 def search_pubmed(review_dir: str, warehouse: str, update_id: int | None, as_of: dt.datetime,
-                  replay_dir: str | None = None) -> dict:
+                  replay_dir: str | None = None, cfg: ReviewConfig | None = None) -> dict:
     """Search PubMed for the review's query and store new and changed records."""
     # NCBI address, email and API key come from the flow in-process (never a parameter): see tasks/runtime.py
     from tasks.runtime import ncbi_settings
 
-    cfg = load_review(review_dir)
+    cfg = cfg or load_review(review_dir)  # the cycle's validated config (review.toml is read once per cycle)
     src = cfg.sources.pubmed
     live = src is not None and src.enabled and not replay_dir and not src.replay
     client = client_from_settings(ncbi_settings()) if live else None
-    return run_pubmed_search(review_dir, warehouse, update_id, as_of, replay_dir, client=client)
+    return run_pubmed_search(review_dir, warehouse, update_id, as_of, replay_dir, client=client, cfg=cfg)

@@ -8,8 +8,8 @@ from prefect import task
 
 from tasks.observe import redacts_exceptions
 
-from livingmeta.config import load_review
-from tasks import observe
+from livingmeta.config import ReviewConfig, load_review
+from tasks import observe, runtime
 from warehouse import opened
 from warehouse.reviews import finish_update as _finish_update
 from warehouse.reviews import start_update as _start_update
@@ -22,12 +22,16 @@ def utcnow() -> dt.datetime:
 
 @task(name="register-review")
 @redacts_exceptions  # Prefect makes the FAILED message from the exception text
-def register_review(review_dir: str, warehouse: str) -> str:
-    """Validate review.toml and store it in the warehouse; returns the review id."""
+def register_review(review_dir: str, warehouse: str) -> ReviewConfig:
+    """Validate review.toml and store it in the warehouse; returns the validated config.
+
+    The one read of review.toml in an update cycle: every later step gets this config from the flow, so an edit
+    of the file while a cycle runs takes effect in the next cycle, never halfway through this one."""
     cfg = load_review(review_dir)
     with opened(warehouse) as con:
         upsert_review(con, cfg, review_dir, utcnow())
-    return cfg.id
+    runtime.kill_point("review-registered")  # tests: review.toml read and stored, nothing searched yet
+    return cfg
 
 
 @task(name="start-update")

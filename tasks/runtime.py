@@ -134,8 +134,23 @@ def configure_kill_at(spec: tuple[str, int] | None) -> None:
         _kill_hits.clear()
 
 
+_point_hook: Callable[[str], None] | None = None
+
+
+def configure_point_hook(hook: Callable[[str], None] | None) -> None:
+    """Tests only: call `hook(point name)` at every kill point this process reaches (None removes it), e.g. to
+    edit review.toml while a cycle runs (tests/test_flow_config_once.py). Nothing in the code sets it."""
+    global _point_hook
+    with _lock:
+        _point_hook = hook
+
+
 def kill_point(name: str) -> None:
     """A named point between or inside steps where a crash test may kill the process (no-op unless armed)."""
+    with _lock:
+        hook = _point_hook
+    if hook is not None:
+        hook(name)
     with _lock:
         if _kill_at is None or _kill_at[0] != name:
             return
