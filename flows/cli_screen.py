@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import csv
-import getpass
 import io
-import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -38,7 +36,9 @@ def _cli():
 
 
 def _default_reviewer() -> str:
-    return os.environ.get("LIVINGMETA_REVIEWER") or getpass.getuser()
+    from flows import settings
+
+    return settings.reviewer()
 
 
 def _check_stage(stage: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import os
 from pathlib import Path
 
@@ -29,6 +30,11 @@ def output_dir(option: str | None = None) -> Path:
         return Path(option)
     env = os.environ.get("LIVINGMETA_OUT")
     return Path(env) if env else livingmeta_home() / "output"
+
+
+def reviewer() -> str:
+    """Who records screening decisions when --reviewer is not given: $LIVINGMETA_REVIEWER, else the login name."""
+    return os.environ.get("LIVINGMETA_REVIEWER") or getpass.getuser()
 
 
 def quiet_prefect_defaults() -> None:

@@ -37,8 +37,9 @@ from livingmeta.sources.skips import SkippedRecord
 from tasks import runtime
 from tasks.observe import redacts_exceptions, reports_source_state
 from tasks.reviews import utcnow
-from warehouse import opened, rows_as_dicts
-from warehouse.ingest import Fetched, fail_search_run, finish_search_run, get_watermark, start_search_run
+from warehouse import opened
+from warehouse.ingest import (Fetched, fail_search_run, finish_search_run, get_watermark, run_registry_events,
+                              start_search_run, watermark_query)
 
 DEFAULT_BASE_URL = "https://clinicaltrials.gov"
 MAX_PAGES = 10_000  # a loop guard: 10 million studies is more than the registry holds
@@ -238,10 +239,7 @@ def search_ctgov(review_dir: str, warehouse: str, update_id: int | None, as_of: 
     query = _query_text(probe)
     with opened(warehouse) as con:
         watermark = get_watermark(con, cfg.id, "ctgov")
-        same_query = con.execute(
-            "SELECT r.query FROM source_watermarks w JOIN search_runs r USING (run_id) WHERE w.review_id = ? "
-            "AND w.source = 'ctgov'", [cfg.id]).fetchone()
-        if watermark is not None and same_query and same_query[0] == query:
+        if watermark is not None and watermark_query(con, cfg.id, "ctgov") == query:
             since = (watermark - dt.timedelta(days=src.overlap_days)).date()
         else:
             since = src.earliest_date  # first run, or the search changed: search its whole period
@@ -278,8 +276,7 @@ def search_ctgov(review_dir: str, warehouse: str, update_id: int | None, as_of: 
             counts = finish_search_run(con, run_id=run_id, review_id=cfg.id, source="ctgov", fetched=fetched,
                                        watermark=as_of, now=utcnow(), n_found=total, n_requests=n_requests,
                                        skipped=skipped)
-            events = rows_as_dicts(con, "SELECT record_id, kind, old_value, new_value FROM registry_events "
-                                        "WHERE run_id = ? ORDER BY event_id", [run_id])
+            events = run_registry_events(con, run_id)
     except Exception as e:  # noqa: BLE001 - any failure marks the run failed; the flow goes on with other sources
         message = safe_message(e)  # redacted: returned to Prefect and printed
         with opened(warehouse) as con:

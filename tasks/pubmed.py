@@ -28,7 +28,6 @@ Errors leave redacted (`livingmeta.redaction`): NCBI echoes the request, api_key
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,7 +56,8 @@ from tasks.entrez import EntrezClient, EntrezError, EntrezSettings
 from tasks.observe import redacts_exceptions, reports_source_state
 from tasks.reviews import utcnow
 from warehouse import opened
-from warehouse.ingest import Fetched, fail_search_run, finish_search_run, get_watermark, start_search_run
+from warehouse.ingest import (Fetched, current_record_data, fail_search_run, finish_search_run, get_watermark,
+                              start_search_run)
 
 SOURCE = "pubmed"
 DATETYPES = ("edat", "mdat")
@@ -282,9 +282,8 @@ def _with_deletions(con, items: list[ParsedArticle]) -> tuple[list[Fetched], int
         rid = a.record.record_id
         base = latest.get(rid)
         if base is None:
-            row = con.execute("SELECT v.data FROM records r JOIN record_versions v ON v.record_id = r.record_id "
-                              "AND v.version = r.version WHERE r.record_id = ?", [rid]).fetchone()
-            base = Record.from_dict(json.loads(row[0])) if row else None
+            stored = current_record_data(con, rid)
+            base = Record.from_dict(stored) if stored else None
         if base is None:
             # never seen here: nothing to mark, and a bare PMID would only clutter the screening queue
             unknown += 1

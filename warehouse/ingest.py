@@ -358,3 +358,25 @@ def finish_search_run(
                 [review_id, source, watermark, run_id, now],
             )
     return counts
+
+
+def watermark_query(con: duckdb.DuckDBPyConnection, review_id: str, source: str) -> str | None:
+    """The query text of the search run that set a source's watermark (None before the first success)."""
+    row = con.execute("SELECT r.query FROM source_watermarks w JOIN search_runs r USING (run_id) "
+                      "WHERE w.review_id = ? AND w.source = ?", [review_id, source]).fetchone()
+    return row[0] if row else None
+
+
+def run_registry_events(con: duckdb.DuckDBPyConnection, run_id: int) -> list[dict]:
+    """The registry events (status changes, results posted, ...) one search run stored, in order."""
+    from warehouse.db import rows_as_dicts
+
+    return rows_as_dicts(con, "SELECT record_id, kind, old_value, new_value FROM registry_events "
+                              "WHERE run_id = ? ORDER BY event_id", [run_id])
+
+
+def current_record_data(con: duckdb.DuckDBPyConnection, record_id: str) -> dict | None:
+    """The stored current version of a record (`Record.to_dict()` shape), or None when never stored."""
+    row = con.execute("SELECT v.data FROM records r JOIN record_versions v ON v.record_id = r.record_id "
+                      "AND v.version = r.version WHERE r.record_id = ?", [record_id]).fetchone()
+    return json.loads(row[0]) if row else None
