@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import hashlib
 import json
 import re
@@ -192,6 +193,7 @@ def opened(path: str | Path, read_only: bool = False) -> Iterator[duckdb.DuckDBP
         con.close()
 
 
+@functools.lru_cache(maxsize=None)  # read once per process: some run once per record in a loop
 def query(name: str) -> str:
     """The text of `warehouse/queries/<name>.sql`."""
     return (QUERIES_DIR / f"{name}.sql").read_text(encoding="utf-8")

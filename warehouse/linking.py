@@ -58,8 +58,7 @@ def _json(value, default):
 def load_link_records(con: duckdb.DuckDBPyConnection, review_id: str,
                       record_ids: list[str] | None = None) -> list[LinkRecord]:
     """The review's records as linking sees them (only `record_ids` when given), ordered by record id."""
-    sql = ("SELECT r.record_id, r.source, r.title, r.abstract, r.authors, r.year, r.doi, r.registry_ids, r.extra "
-           "FROM review_records rr JOIN records r USING (record_id) {join} WHERE rr.review_id = ? ORDER BY r.record_id")
+    sql = query("linking_records")
     if record_ids is None:
         rows = rows_as_dicts(con, sql.format(join=""), [review_id])
     else:
@@ -209,10 +208,8 @@ def _neighbours(con: duckdb.DuckDBPyConnection, review_id: str, frontier: list[s
         for a, b, ta, tb in con.execute(query("linking_same_author"), [review_id]).fetchall():
             if fuzz.ratio(ta, tb, score_cutoff=fuzzy_cut):
                 out.add(b)
-        lonely = con.execute("SELECT i.record_id, i.title_key FROM study_link_inputs i JOIN _link_frontier USING (record_id) "
-                             "WHERE i.review_id = ? AND i.lonely", [review_id]).fetchall()
-        reg_titles = con.execute("SELECT k.record_id, k.key FROM study_link_keys k JOIN _link_frontier USING (record_id) "
-                                 "WHERE k.review_id = ? AND k.kind = 'rtitle'", [review_id]).fetchall()
+        lonely = con.execute(query("linking_frontier_titles"), [review_id]).fetchall()
+        reg_titles = con.execute(query("linking_frontier_registry_titles"), [review_id]).fetchall()
     if lonely:  # a publication naming no trial id vs every registry title of the review
         cand = con.execute("SELECT record_id, key FROM study_link_keys WHERE review_id = ? AND kind = 'rtitle'",
                            [review_id]).fetchall()
@@ -282,8 +279,7 @@ def relink(con: duckdb.DuckDBPyConnection, review_id: str, now: dt.datetime, *, 
             records = load_link_records(con, review_id, sorted(subset))
         result = _link(con, review_id, records, thresholds)
         _write(con, review_id, now, result, subset)
-        con.execute("INSERT INTO study_link_state VALUES (?, ?, ?, ?) ON CONFLICT (review_id) DO UPDATE SET "
-                    "rules = excluded.rules, last_decision_id = excluded.last_decision_id, linked_at = excluded.linked_at",
+        con.execute(query("linking_state_upsert"),
                     [review_id, rules, last_decision, now])
     return _summary(con, review_id, result, len(records), "full" if full else "incremental")
 
@@ -307,9 +303,7 @@ def _link(con: duckdb.DuckDBPyConnection, review_id: str, records: list[LinkReco
     previous = {rid: _follow(aliases, sid) for rid, sid in con.execute(
         "SELECT record_id, study_id FROM study_links WHERE review_id = ?", [review_id]).fetchall()}
     known = [s for (s,) in con.execute(
-        "SELECT study_id FROM studies WHERE review_id = ? "
-        # created together: a registry study's id (its NCT id) is the one kept when two studies merge
-        "ORDER BY created_at, regexp_matches(study_id, '^NCT[0-9]{8}$') DESC, study_id", [review_id]).fetchall()]
+        query("linking_studies_in_order"), [review_id]).fetchall()]
     known += sorted(a for a in aliases if a not in set(known))
     decisions = [LinkDecision(rid, action, _follow(aliases, sid)) for rid, action, sid in con.execute(
         "SELECT record_id, action, study_id FROM study_link_decisions WHERE review_id = ? "
@@ -340,11 +334,9 @@ def _write(con: duckdb.DuckDBPyConnection, review_id: str, now: dt.datetime, res
             con.execute("INSERT INTO studies SELECT ?, study_id, label, ? FROM _link_studies ON CONFLICT DO NOTHING",
                         [review_id, now])
     for alias, into, reason in result.merged:
-        con.execute("INSERT INTO study_aliases VALUES (?, ?, ?, ?, ?) ON CONFLICT (review_id, alias) DO UPDATE SET "
-                    "study_id = excluded.study_id, reason = excluded.reason", [review_id, alias, into, reason, now])
+        con.execute(query("linking_alias_upsert"), [review_id, alias, into, reason, now])
         # suggestions not yet accepted follow their study; accepted data are never moved silently
-        con.execute("UPDATE extraction_rows SET study_id = ? WHERE review_id = ? AND study_id = ? "
-                    "AND status = 'suggested' AND origin = 'registry'", [into, review_id, alias])
+        con.execute(query("linking_move_suggestions"), [into, review_id, alias])
         ((n_active,),) = con.execute("SELECT count(*) FROM extraction_rows WHERE review_id = ? AND study_id = ? "
                                      "AND status = 'active'", [review_id, alias]).fetchall()
         if n_active:
@@ -449,8 +441,7 @@ def resolve_study(con: duckdb.DuckDBPyConnection, review_id: str, identifier: st
                     studies.add(sid)
         elif doi:
             studies |= {s for (s,) in con.execute(
-                "SELECT DISTINCT l.study_id FROM study_links l JOIN records r USING (record_id) "
-                "WHERE l.review_id = ? AND lower(r.doi) = ?", [review_id, doi]).fetchall()}
+                query("linking_studies_by_doi"), [review_id, doi]).fetchall()}
     if len(studies) > 1:
         raise StudyLookupError(f"{ident!r} names records of {len(studies)} studies in review {review_id} "
                                f"({', '.join(sorted(studies))}); give the study id instead")
@@ -463,8 +454,7 @@ def record_link_decision(con: duckdb.DuckDBPyConnection, review_id: str, record_
     if action not in ("link", "unlink"):
         raise ValueError(f"a link decision is 'link' or 'unlink', not {action!r}")
     (did,) = con.execute(
-        "INSERT INTO study_link_decisions (review_id, record_id, action, study_id, decided_by, decided_at, note) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING decision_id",
+        query("linking_decision_insert"),
         [review_id, record_id, action, study_id, decided_by, now, note]).fetchone()
     return int(did)
 
@@ -499,11 +489,9 @@ def merge_studies(con: duckdb.DuckDBPyConnection, review_id: str, keep: str, oth
     with transaction(con):
         for rid in moved:
             record_link_decision(con, review_id, rid, "link", keep, decided_by, now, note=f"merge {other} into {keep}")
-        con.execute("INSERT INTO study_aliases VALUES (?, ?, ?, ?, ?) ON CONFLICT (review_id, alias) DO UPDATE SET "
-                    "study_id = excluded.study_id, reason = excluded.reason",
+        con.execute(query("linking_alias_upsert"),
                     [review_id, other, keep, f"merged into {keep} by {decided_by}", now])
-        con.execute("UPDATE extraction_rows SET study_id = ? WHERE review_id = ? AND study_id = ? "
-                    "AND status = 'suggested' AND origin = 'registry'", [keep, review_id, other])
+        con.execute(query("linking_move_suggestions"), [keep, review_id, other])
     return moved
 
 
@@ -511,11 +499,7 @@ def list_studies(con: duckdb.DuckDBPyConnection, review_id: str) -> list[dict]:
     """Each study of a review with its records, how each was linked and why."""
     rows = rows_as_dicts(
         con,
-        "SELECT l.study_id, s.label, l.record_id, r.source, r.year, r.title, l.method, l.score, e.evidence "
-        "FROM study_links l JOIN records r USING (record_id) "
-        "LEFT JOIN studies s ON s.review_id = l.review_id AND s.study_id = l.study_id "
-        "LEFT JOIN study_link_evidence e ON e.review_id = l.review_id AND e.record_id = l.record_id "
-        "WHERE l.review_id = ? ORDER BY l.study_id, r.source DESC, l.record_id", [review_id])
+        query("linking_list_studies"), [review_id])
     out: dict[str, dict] = {}
     for r in rows:
         st = out.setdefault(r["study_id"], {"study_id": r["study_id"], "label": r["label"] or r["study_id"], "records": []})
@@ -525,8 +509,7 @@ def list_studies(con: duckdb.DuckDBPyConnection, review_id: str) -> list[dict]:
 
 def link_conflicts(con: duckdb.DuckDBPyConnection, review_id: str) -> list[dict]:
     """Links the last linking run refused, for a person to check."""
-    return rows_as_dicts(con, "SELECT record_id, other_record_id, method, reason FROM study_link_conflicts "
-                              "WHERE review_id = ? ORDER BY record_id, other_record_id", [review_id])
+    return rows_as_dicts(con, query("linking_conflicts"), [review_id])
 
 
 def write_registry_suggestions(con: duckdb.DuckDBPyConnection, review_id: str, now: dt.datetime) -> dict:
@@ -541,17 +524,14 @@ def write_registry_suggestions(con: duckdb.DuckDBPyConnection, review_id: str, n
          "problem_lines" (first 20)}.
     """
     targets = con.execute(
-        "SELECT l.record_id, l.study_id, r.source_id, r.version FROM study_links l JOIN records r USING (record_id) "
-        "WHERE l.review_id = ? AND r.source = 'ctgov' AND coalesce(json_extract(r.extra, '$.has_results')::BOOLEAN, false) "
-        "ORDER BY l.record_id", [review_id]).fetchall()
+        query("linking_registry_results_records"), [review_id]).fetchall()
     summary = {"records_with_results": len(targets), "records_read": 0, "suggested": 0, "retired": 0,
                "accepted_changed": 0, "problems": 0, "problem_lines": []}
     with transaction(con):
         for record_id, study_id, source_id, version in targets:
             # suggestions follow the study their record is linked to now
             con.execute(
-                "UPDATE extraction_rows SET study_id = ? WHERE review_id = ? AND status = 'suggested' AND origin = 'registry' "
-                "AND study_id <> ? AND row_id IN (SELECT row_id FROM registry_suggestions WHERE review_id = ? AND record_id = ?)",
+                query("linking_suggestions_follow_study"),
                 [study_id, review_id, study_id, review_id, record_id])
             done = con.execute("SELECT 1 FROM registry_results_reads WHERE review_id = ? AND record_id = ? "
                                "AND record_version = ?", [review_id, record_id, version]).fetchone()
@@ -578,18 +558,13 @@ def write_registry_suggestions(con: duckdb.DuckDBPyConnection, review_id: str, n
                                [review_id, key]).fetchone():
                     continue
                 (row_id,) = con.execute(
-                    "INSERT INTO extraction_rows (review_id, study_id, outcome_id, arm, group_label, events, total, mean, "
-                    "sd, n, estimate, se, ci_lower, ci_upper, scale, extractor, extracted_on, source_ref, origin, status, "
-                    "import_key, notes, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-                    "'registry', 'suggested', ?, ?, ?) RETURNING row_id",
+                    query("linking_suggestion_row_insert"),
                     [review_id, study_id, UNASSIGNED_OUTCOME, row["arm"], row.get("group_label"), row.get("events"),
                      row.get("total"), row.get("mean"), row.get("sd"), row.get("n"), row.get("estimate"), row.get("se"),
                      row.get("ci_lower"), row.get("ci_upper"), row.get("scale"), REGISTRY_EXTRACTOR, now.date(),
                      row.get("source_ref"), key, row.get("notes"), now]).fetchone()
                 con.execute(
-                    "INSERT INTO registry_suggestions (row_id, review_id, record_id, record_version, outcome_title, "
-                    "outcome_type, time_frame, units, param_type, group_id, group_title, ci_level, problems, created_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    query("linking_suggestion_insert"),
                     [row_id, review_id, record_id, version, details["outcome_title"], details["outcome_type"],
                      details["time_frame"], details["units"], details["param_type"], details["group_id"],
                      details["group_title"], details["ci_level"], json.dumps(details["problems"]), now])
@@ -614,10 +589,7 @@ def _retire_stale_suggestions(con: duckdb.DuckDBPyConnection, review_id: str, re
     change accepted data.
     """
     stale = con.execute(
-        "SELECT e.row_id, e.status, EXISTS (SELECT 1 FROM extraction_rows a WHERE a.derived_from = e.row_id) AS accepted "
-        "FROM registry_suggestions s JOIN extraction_rows e USING (row_id) "
-        "WHERE s.review_id = ? AND s.record_id = ? AND s.record_version < ? AND s.retired_at IS NULL "
-        "AND NOT list_contains(?, e.import_key) ORDER BY e.row_id",
+        query("linking_stale_suggestions"),
         [review_id, record_id, version, current_keys]).fetchall()
     if not stale:
         return {"retired": 0, "accepted_changed": 0}

@@ -102,8 +102,7 @@ def _study_states(con: duckdb.DuckDBPyConnection, review_id: str, new_ids: list[
     # only the studies of these records: the review's other screened records do not matter here
     with _registered(con, "_screening_wanted", pd.DataFrame({"record_id": sorted(wanted)}, dtype=object)):
         rows = rows_as_dicts(con, query("screening_study_state_for"), [review_id])
-        links = con.execute("SELECT l.record_id, l.study_id FROM study_links l JOIN _screening_wanted USING (record_id) "
-                            "WHERE l.review_id = ? ORDER BY l.record_id", [review_id]).fetchall()
+        links = con.execute(query("screening_study_links_of"), [review_id]).fetchall()
     by_study: dict[str, list[dict]] = defaultdict(list)
     for r in rows:
         by_study[r["study_id"]].append(r)
@@ -176,8 +175,7 @@ def refresh_queue_states(con: duckdb.DuckDBPyConnection, review_id: str) -> int:
             updates.append((r["record_id"], stage, state))
     if updates:
         with _registered(con, "_queue_states", pd.DataFrame(updates, columns=["record_id", "stage", "state"], dtype=object)):
-            con.execute("UPDATE screening_queue q SET stage = u.stage, state = u.state FROM _queue_states u "
-                        "WHERE q.review_id = ? AND q.record_id = u.record_id", [review_id])
+            con.execute(query("screening_queue_states_write"), [review_id])
     return len(updates)
 
 
@@ -253,8 +251,7 @@ def rank_queue(con: duckdb.DuckDBPyConnection, review_id: str, cfg: ReviewConfig
         if store:
             with _registered(con, "_rule_scores", pd.DataFrame({"record_id": [x for x, _ in store],
                                                                 "rule_score": [float(y) for _, y in store]})):
-                con.execute("UPDATE screening_queue q SET rule_score = s.rule_score FROM _rule_scores s "
-                            "WHERE q.review_id = ? AND q.record_id = s.record_id", [review_id])
+                con.execute(query("screening_rule_scores_write"), [review_id])
     rule_scores = [float(rule_score[i]) if rule_score[i] is not None else 0.0 for i in ids]
 
     def texts() -> list[str]:
@@ -276,14 +273,10 @@ def rank_queue(con: duckdb.DuckDBPyConnection, review_id: str, cfg: ReviewConfig
         _warm_features(model, features)
     with _registered(con, "_screening_scores", pd.DataFrame({"record_id": ids, "score": ranking.scores.astype(float)})):
         con.execute(
-            "UPDATE screening_queue q SET score = s.score, ranker = ? FROM _screening_scores s "
-            "WHERE q.review_id = ? AND q.record_id = s.record_id AND "
-            "(q.score IS DISTINCT FROM s.score OR q.ranker IS DISTINCT FROM ?)",
+            query("screening_scores_write"),
             [ranking.ranker, review_id, ranking.ranker],
         )
-    con.execute("INSERT INTO screening_rank_state VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (review_id) DO UPDATE SET "
-                "inputs = excluded.inputs, rules = excluded.rules, ranker = excluded.ranker, "
-                "trained_on = excluded.trained_on, ranked_at = excluded.ranked_at",
+    con.execute(query("screening_rank_state_upsert"),
                 [review_id, inputs, rules_fp, ranking.ranker, ranking.trained_on, _utcnow()])
     return {"ranker": ranking.ranker, "trained_on": ranking.trained_on, "scored": len(ids), "skipped": False}
 
@@ -338,9 +331,7 @@ def flag_candidates(con: duckdb.DuckDBPyConnection, review_id: str, cfg: ReviewC
     counts = {"new": 0, "duplicates": 0, "new_reports": 0, "out_of_scope": 0, "changed": 0, "restored": 0}
     with transaction(con):
         new_ids = [r for (r,) in con.execute(
-            "SELECT rr.record_id FROM review_records rr LEFT JOIN screening_queue q "
-            "ON q.review_id = rr.review_id AND q.record_id = rr.record_id "
-            "WHERE rr.review_id = ? AND q.record_id IS NULL ORDER BY rr.record_id", [review_id]).fetchall()]
+            query("screening_new_records"), [review_id]).fetchall()]
         recs = load_records(con, new_ids)
         studies = _study_states(con, review_id, new_ids)
         inserts = []
@@ -359,9 +350,7 @@ def flag_candidates(con: duckdb.DuckDBPyConnection, review_id: str, cfg: ReviewC
                                                    "score", "stage", "state"]).astype({"change_note": object})
             with _registered(con, "_queue_new", frame):
                 con.execute(
-                    "INSERT INTO screening_queue (review_id, record_id, record_version, entered_at, reasons, label, "
-                    "change_note, score, ranker, stage, state, rule_score) SELECT ?, record_id, record_version, ?, "
-                    "reasons, label, change_note, score, ?, stage, state, score FROM _queue_new",
+                    query("screening_queue_insert"),
                     [review_id, now, RULES_RANKER])
         restored = _restore_unlinked_duplicates(con, review_id, screening, now)
         counts["restored"] = len(restored)
@@ -394,8 +383,7 @@ def _restore_unlinked_duplicates(con: duckdb.DuckDBPyConnection, review_id: str,
         note = "no longer linked to an excluded study (set aside as a duplicate before); screen it" + (
             f"; {place.note}" if place.note else "")
         con.execute(
-            "UPDATE screening_queue SET record_version = ?, entered_at = ?, reasons = ?, label = ?, change_note = ?, "
-            "score = ?, ranker = ?, stage = ?, state = ?, rule_score = ? WHERE review_id = ? AND record_id = ?",
+            query("screening_queue_restore"),
             [rec["version"], now, canonical_json(rules.reasons), place.label, note, rules.score, RULES_RANKER,
              place.stage, place.state, rules.score, review_id, rid])
         back.append(rid)
@@ -420,16 +408,13 @@ def _requeue_changed(con: duckdb.DuckDBPyConnection, review_id: str, screening: 
         if note and r["screened"] and r["state"] != "duplicate":
             stage = "full_text" if r["passed_ta"] and "full_text" in screening.stages else "title_abstract"
             con.execute(
-                "UPDATE screening_queue SET record_version = ?, entered_at = ?, label = 'changed', change_note = ?, "
-                "reasons = ?, stage = ?, state = 'pending', rule_score = ? WHERE review_id = ? AND record_id = ?",
+                query("screening_queue_requeue_changed"),
                 [r["version"], now, f"v{r['queued_version']} -> v{r['version']}: {note}", reasons, stage, rules.score,
                  review_id, r["record_id"]])
             back.append(r["record_id"])
         else:
             con.execute(
-                "UPDATE screening_queue SET record_version = ?, reasons = ?, rule_score = ?, "
-                "change_note = CASE WHEN ? IS NULL THEN change_note ELSE ? END "
-                "WHERE review_id = ? AND record_id = ?",
+                query("screening_queue_refresh_version"),
                 [r["version"], reasons, rules.score, note, note, review_id, r["record_id"]])
     return back
 
@@ -465,9 +450,7 @@ def _other_reviews(con: duckdb.DuckDBPyConnection, review_id: str, record_ids: l
         return {}
     con.register("_decision_unknown_ids", pd.DataFrame({"record_id": record_ids}))
     try:
-        rows = con.execute("SELECT rr.record_id, list(DISTINCT rr.review_id ORDER BY rr.review_id) "
-                           "FROM review_records rr JOIN _decision_unknown_ids u USING (record_id) "
-                           "WHERE rr.review_id <> ? GROUP BY rr.record_id", [review_id]).fetchall()
+        rows = con.execute(query("screening_records_other_reviews"), [review_id]).fetchall()
     finally:
         con.unregister("_decision_unknown_ids")
     return {rid: list(reviews) for rid, reviews in rows}
@@ -481,8 +464,7 @@ def _stored_decisions(con: duckdb.DuckDBPyConnection, review_id: str,
     con.register("_decision_ids", pd.DataFrame({"record_id": sorted(record_ids)}))
     try:
         rows = con.execute(
-            "SELECT d.record_id, d.stage, d.reviewer, d.decision, d.reason, d.decided_at, d.decision_id "
-            "FROM v_current_decisions d JOIN _decision_ids USING (record_id) WHERE d.review_id = ?",
+            query("screening_current_decisions_of"),
             [review_id]).fetchall()
     finally:
         con.unregister("_decision_ids")
@@ -504,10 +486,7 @@ def _screeners(con: duckdb.DuckDBPyConnection, review_id: str,
     con.register("_screener_ids", pd.DataFrame({"record_id": sorted(record_ids)}))
     try:
         rows = con.execute(
-            "SELECT d.record_id, d.stage, d.reviewer, min(d.decided_at) AS first_at FROM screening_decisions d "
-            "JOIN _screener_ids USING (record_id) WHERE d.review_id = ? AND NOT EXISTS "
-            "(SELECT 1 FROM screening_undos u WHERE u.decision_id = d.decision_id) "
-            "GROUP BY ALL ORDER BY d.record_id, d.stage, first_at, d.reviewer", [review_id]).fetchall()
+            query("screening_screeners"), [review_id]).fetchall()
     finally:
         con.unregister("_screener_ids")
     out: dict[tuple[str, str], list[tuple[str, dt.datetime]]] = defaultdict(list)
@@ -548,8 +527,7 @@ def record_decision(con: duckdb.DuckDBPyConnection, *, review_id: str, record_id
             return int(did)
         ver = con.execute("SELECT version FROM records WHERE record_id = ?", [record_id]).fetchone()
         (did,) = con.execute(
-            "INSERT INTO screening_decisions (review_id, record_id, record_version, reviewer, decided_at, stage, "
-            "decision, reason, origin, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING decision_id",
+            query("screening_decision_insert"),
             [review_id, record_id, ver[0] if ver else None, reviewer, decided_at or now, stage, decision,
              reason or None, origin, now],
         ).fetchone()
@@ -614,8 +592,7 @@ def import_decisions(con: duckdb.DuckDBPyConnection, review_id: str, path: str |
             raise DecisionFileError(f"{p}: review {review_id!r} has no records yet; run an update before importing "
                                     "decisions")
         dois = {}
-        for rid, doi in con.execute("SELECT r.record_id, r.doi FROM records r JOIN review_records rr USING (record_id) "
-                                    "WHERE rr.review_id = ? AND r.doi IS NOT NULL ORDER BY r.record_id",
+        for rid, doi in con.execute(query("screening_review_dois"),
                                     [review_id]).fetchall():
             d = normalise_doi(doi)
             if d:
@@ -638,8 +615,7 @@ def import_decisions(con: duckdb.DuckDBPyConnection, review_id: str, path: str |
                 r.decision, r.reason, stored_origin, r.import_key, now) for r in plan.add]
         if add:
             con.executemany(
-                "INSERT INTO screening_decisions (review_id, record_id, record_version, reviewer, decided_at, stage, "
-                "decision, reason, origin, import_key, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", add)
+                query("screening_decision_import"), add)
             refresh_queue_states(con, review_id)
             # the decisions changed: retrain now, so the queue order and the ranker `status` names match them
             ranking = rank_queue(con, review_id)
@@ -721,9 +697,7 @@ def screening_kappa(con: duckdb.DuckDBPyConnection, review_id: str, stage: str =
     change of mind after the two compared notes must not raise it.
     """
     rows = con.execute(
-        "SELECT d.record_id, d.reviewer, d.decision FROM screening_decisions d WHERE d.review_id = ? AND d.stage = ? "
-        "AND NOT EXISTS (SELECT 1 FROM screening_undos u WHERE u.decision_id = d.decision_id) "
-        "ORDER BY d.record_id, d.decided_at, d.decision_id", [review_id, stage]).fetchall()
+        query("screening_kappa_decisions"), [review_id, stage]).fetchall()
     first_two: dict[str, dict[str, str]] = defaultdict(dict)
     for rid, who, decision in rows:
         if who not in first_two[rid] and len(first_two[rid]) < 2:
@@ -802,8 +776,7 @@ def screening_status(con: duckdb.DuckDBPyConnection, review_id: str) -> dict:
     ranker_row = con.execute("SELECT any_value(ranker) FROM screening_queue WHERE review_id = ?", [review_id]).fetchone()
     ranker = ranker_row[0] if ranker_row and ranker_row[0] else RULES_RANKER
     order = [1 if d in ("include", "maybe") else 0 for (d,) in con.execute(
-        "SELECT decision FROM v_current_decisions WHERE review_id = ? AND stage = 'title_abstract' "
-        "ORDER BY decided_at, decision_id", [review_id]).fetchall()]
+        query("screening_title_abstract_decisions"), [review_id]).fetchall()]
     kappa = screening_kappa(con, review_id)
     expected = estimate_remaining(order, int(pending))
     since = since_last_include(order)
@@ -861,11 +834,7 @@ def freeze_prisma(con: duckdb.DuckDBPyConnection, review_id: str, version: int, 
     if not exists:
         raise ValueError(f"review {review_id!r} has no version {version}; create the version before freezing "
                          "its PRISMA counts")
-    stored = con.execute(
-        f"INSERT INTO prisma_versions (review_id, version, version_created_at, {cols}, frozen_at) "
-        f"SELECT review_id, version, cutoff, {cols}, ? FROM v_prisma_as_of a WHERE a.review_id = ? AND a.version = ? "
-        "AND NOT EXISTS (SELECT 1 FROM prisma_versions f WHERE f.review_id = a.review_id AND f.version = a.version) "
-        "RETURNING version", [now, review_id, version]).fetchall()
+    stored = con.execute(query("screening_freeze_prisma").format(cols=cols), [now, review_id, version]).fetchall()
     out = rows_as_dicts(con, f"SELECT version, {cols} FROM prisma_versions WHERE review_id = ? AND version = ?",
                         [review_id, version])[0]
     return {**out, "frozen": bool(stored)}

@@ -1,0 +1,7 @@
+-- write ranking scores where they changed. Params: ranker, review_id, ranker; registered frame
+-- _screening_scores(record_id, score).
+UPDATE screening_queue q
+SET score = s.score, ranker = ?
+FROM _screening_scores s
+WHERE q.review_id = ? AND q.record_id = s.record_id
+  AND (q.score IS DISTINCT FROM s.score OR q.ranker IS DISTINCT FROM ?)
