@@ -23,23 +23,24 @@ import json
 import random
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 from prefect import task
 
-from livingmeta.config import ReviewConfig, load_review
+from livingmeta.config import ConfigError, CtgovSource, ReviewConfig, load_review
 from livingmeta.records import canonical_json
 from livingmeta.redaction import RedactedError, redact_text, safe_message
+from livingmeta.sources.changes import Fetched, IngestCounts
 from livingmeta.sources.ctgov import (STUDIES_PATH, CtgovFormatError, StudiesPage, load_json, next_page_params,
                                       parse_studies_page, search_params, suggest_extraction_rows)
+from livingmeta.sources.run import Fetch, Window, day_start, overlap_start
 from livingmeta.sources.skips import SkippedRecord
 from tasks import runtime
 from tasks.observe import redacts_exceptions, reports_source_state
 from tasks.reviews import utcnow
-from warehouse import opened
-from warehouse.ingest import (Fetched, fail_search_run, finish_search_run, get_watermark, run_registry_events,
-                              start_search_run, watermark_query)
+from tasks.source_run import run_source
 
 DEFAULT_BASE_URL = "https://clinicaltrials.gov"
 MAX_PAGES = 10_000  # a loop guard: 10 million studies is more than the registry holds
@@ -217,74 +218,105 @@ def _query_text(params: dict[str, str]) -> str:
                            if k not in ("filter.advanced", "pageToken", "countTotal", "pageSize", "format")})
 
 
+@dataclass
+class CtgovRun:
+    """ClinicalTrials.gov's pieces of the shared source run (`tasks.source_run`): window, fetch, summary."""
+
+    src: CtgovSource
+    replay: Path | None
+    client: CtgovClient | None
+    source: str = "ctgov"
+
+    @property
+    def mode(self) -> str:
+        return "replay" if self.replay is not None else "live"
+
+    @property
+    def query(self) -> str:
+        return _query_text(search_params(condition=self.src.condition, intervention=self.src.intervention,
+                                         terms=self.src.terms, page_size=self.src.page_size))
+
+    @property
+    def earliest_date(self) -> dt.date:
+        return self.src.earliest_date
+
+    @property
+    def requests(self) -> int:
+        return self.client.requests if self.client is not None else 0
+
+    def window(self, watermark: dt.datetime | None, last_query: str | None, as_of: dt.datetime) -> Window:
+        # a changed search (condition, intervention, terms) searches its whole period again
+        same = watermark is not None and last_query == self.query
+        since = overlap_start(watermark if same else None, self.src.overlap_days, self.src.earliest_date)
+        return Window(since, as_of, day_start(since), {"window_start": since.isoformat()})
+
+    def fetch(self, window: Window) -> Fetch:
+        skipped: list[SkippedRecord] = []
+        total: int | None = None
+        if self.replay is not None:
+            fetched, _ = read_replay(self.replay, skipped)
+        else:
+            assert self.client is not None  # run_ctgov_search refuses a live run without one
+            params = search_params(condition=self.src.condition, intervention=self.src.intervention,
+                                   terms=self.src.terms, updated_since=window.start, page_size=self.src.page_size)
+            fetched, total, _ = fetch_studies(self.client, params, skipped)
+        return Fetch(fetched=fetched, n_found=total, skipped=skipped,
+                     summary={"results_problems": _results_problems(fetched),
+                              "skipped_ids": sorted(s.source_id or "?" for s in skipped)})
+
+    def summary(self, fetch: Fetch, counts: IngestCounts) -> dict:
+        return {"events": counts.events, **fetch.summary}
+
+
+def _results_problems(fetched: list[Fetched]) -> int:
+    problems = 0
+    for f in fetched:
+        if f.record.extra.get("has_results"):
+            try:
+                problems += len(suggest_extraction_rows(json.loads(f.payload))[1])
+            except (ValueError, TypeError, AttributeError, KeyError):
+                problems += 1  # odd results are counted here and named when suggestions are made (linking)
+    return problems
+
+
+def _replay_folder(src: CtgovSource, review_dir: str, replay_dir: str | None) -> Path | None:
+    """Where a replayed run reads its recorded pages (None: a live run)."""
+    if replay_dir:
+        return Path(replay_dir)
+    return Path(review_dir) / src.replay if src.replay else None
+
+
+def run_ctgov_search(review_dir: str, warehouse: str, update_id: int | None, as_of: dt.datetime,
+                     replay_dir: str | None = None, *, client: CtgovClient | None = None,
+                     now: Callable[[], dt.datetime] = utcnow, cfg: ReviewConfig | None = None) -> dict:
+    """Search ClinicalTrials.gov (live or replayed) and store new and changed records; never raises on source
+    trouble. `cfg` is the cycle's validated config (read from `review_dir` when not given)."""
+    cfg = cfg or load_review(review_dir)
+    src = cfg.sources.ctgov
+    if src is None or not src.enabled:
+        return {"source": "ctgov", "status": "skipped"}
+    replay = _replay_folder(src, review_dir, replay_dir)
+    if replay is None and client is None:
+        raise ConfigError("no ClinicalTrials.gov client given for a live search")
+    run = CtgovRun(src, replay, client)
+    return run_source(run, review_id=cfg.id, warehouse=warehouse, update_id=update_id, as_of=as_of, now=now)
+
+
 @task(name="search-ctgov")
 @redacts_exceptions  # Prefect makes the FAILED message from the exception text
 @reports_source_state  # a failed search ends as a FAILED task run (a plain call still returns the summary)
 def search_ctgov(review_dir: str, warehouse: str, update_id: int | None, as_of: dt.datetime,
-                 replay_dir: str | None = None, client: dict | None = None, cfg: ReviewConfig | None = None) -> dict:
+                 replay_dir: str | None = None, cfg: ReviewConfig | None = None) -> dict:
     """Search ClinicalTrials.gov for the review's condition and intervention and store new and changed records.
 
-    `client` holds CtgovClient settings (base_url, min_interval, max_tries, backoff, timeout), normally
-    `flows.settings.ctgov_settings()`; a failure marks the run failed and returns status "failed" (never raises).
+    The client settings (base_url, min_interval, max_tries, backoff, timeout) come from the flow in-process
+    (`tasks.runtime.source_settings`, set from `flows.settings.ctgov_settings()`), the same way as PubMed's;
+    unconfigured, the public API at the polite default pace. A failure marks the run failed and returns status
+    "failed" (never raises).
     """
-    cfg = cfg or load_review(review_dir)  # the flow passes the cycle's config: review.toml is read once per cycle
+    cfg = cfg or load_review(review_dir)
     src = cfg.sources.ctgov
-    if src is None or not src.enabled:
-        return {"source": "ctgov", "status": "skipped"}
-    if replay_dir is None and src.replay:
-        replay_dir = str(Path(review_dir) / src.replay)
-    mode = "replay" if replay_dir else "live"
-    probe = search_params(condition=src.condition, intervention=src.intervention, terms=src.terms,
-                          page_size=src.page_size)
-    query = _query_text(probe)
-    with opened(warehouse) as con:
-        watermark = get_watermark(con, cfg.id, "ctgov")
-        if watermark is not None and watermark_query(con, cfg.id, "ctgov") == query:
-            since = (watermark - dt.timedelta(days=src.overlap_days)).date()
-        else:
-            since = src.earliest_date  # first run, or the search changed: search its whole period
-        window_start = dt.datetime.combine(since, dt.time(), tzinfo=dt.timezone.utc)
-        run_id = start_search_run(con, review_id=cfg.id, source="ctgov", query=query, mode=mode,
-                                  window_start=window_start, window_end=as_of, now=utcnow(), update_id=update_id,
-                                  earliest_date=src.earliest_date)
-    n_requests = 0
-    skipped: list[SkippedRecord] = []
-    try:
-        if replay_dir:
-            fetched, _ = read_replay(Path(replay_dir), skipped)
-            total = None
-        else:
-            # the flow passes flows.settings.ctgov_settings() (tasks read no environment); bare calls get the
-            # public API at the polite default pace
-            client = client or {"base_url": DEFAULT_BASE_URL}
-            params = search_params(condition=src.condition, intervention=src.intervention, terms=src.terms,
-                                   updated_since=since, page_size=src.page_size)
-            with CtgovClient(**client) as http:
-                try:
-                    fetched, total, _ = fetch_studies(http, params, skipped)
-                finally:
-                    n_requests = http.requests
-        problems = 0
-        for f in fetched:
-            if f.record.extra.get("has_results"):
-                try:
-                    problems += len(suggest_extraction_rows(json.loads(f.payload))[1])
-                except (ValueError, TypeError, AttributeError, KeyError):
-                    problems += 1  # odd results are counted here and named when suggestions are made (linking)
-        runtime.kill_point("ctgov-fetched")  # crash tests: fetched, nothing stored yet
-        with opened(warehouse) as con:
-            counts = finish_search_run(con, run_id=run_id, review_id=cfg.id, source="ctgov", fetched=fetched,
-                                       watermark=as_of, now=utcnow(), n_found=total, n_requests=n_requests,
-                                       skipped=skipped)
-            events = run_registry_events(con, run_id)
-    except Exception as e:  # noqa: BLE001 - any failure marks the run failed; the flow goes on with other sources
-        message = safe_message(e)  # redacted: returned to Prefect and printed
-        with opened(warehouse) as con:
-            fail_search_run(con, run_id, message, utcnow(), n_requests)
-        return {"source": "ctgov", "status": "failed", "run_id": run_id, "mode": mode, "requests": n_requests,
-                "error": message}
-    runtime.kill_point("ctgov-stored")  # crash tests: committed, not linked yet
-    return {"source": "ctgov", "status": "succeeded", "run_id": run_id, "mode": mode,
-            "window_start": since.isoformat(), "requests": n_requests, **counts.as_dict(),
-            "events": events, "results_problems": problems,
-            "skipped_ids": sorted(s.source_id or "?" for s in skipped)}
+    if src is None or not src.enabled or _replay_folder(src, review_dir, replay_dir) is not None:
+        return run_ctgov_search(review_dir, warehouse, update_id, as_of, replay_dir, cfg=cfg)
+    with CtgovClient(**(runtime.source_settings("ctgov") or {"base_url": DEFAULT_BASE_URL})) as http:
+        return run_ctgov_search(review_dir, warehouse, update_id, as_of, replay_dir, client=http, cfg=cfg)

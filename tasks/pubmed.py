@@ -35,8 +35,9 @@ from pathlib import Path
 from prefect import task
 
 from livingmeta.config import ConfigError, PubMedSource, ReviewConfig, load_review
-from livingmeta.records import Record
-from livingmeta.redaction import RedactedError, safe_message
+from livingmeta.redaction import RedactedError
+from livingmeta.sources.changes import Fetched, IngestCounts
+from livingmeta.sources.run import Fetch, Window, day_start, overlap_start
 from livingmeta.sources.skips import SkippedRecord
 from livingmeta.sources.pubmed import (
     ESEARCH_MAX_IDS,
@@ -55,9 +56,7 @@ from tasks import runtime
 from tasks.entrez import EntrezClient, EntrezError, EntrezSettings
 from tasks.observe import redacts_exceptions, reports_source_state
 from tasks.reviews import utcnow
-from warehouse import opened
-from warehouse.ingest import (Fetched, current_record_data, fail_search_run, finish_search_run, get_watermark,
-                              start_search_run)
+from tasks.source_run import run_source
 
 SOURCE = "pubmed"
 DATETYPES = ("edat", "mdat")
@@ -94,8 +93,7 @@ class FetchLog:
 def search_window(as_of: dt.datetime, watermark: dt.datetime | None, src: PubMedSource) -> tuple[dt.date, dt.date]:
     """The days to search: [watermark - overlap, as_of], or [earliest_date, as_of] on the first run."""
     end = as_of.date()
-    start = src.earliest_date if watermark is None else (watermark - dt.timedelta(days=src.overlap_days)).date()
-    return min(start, end), end
+    return min(overlap_start(watermark, src.overlap_days, src.earliest_date), end), end
 
 
 @dataclass
@@ -272,26 +270,64 @@ def replay_articles(folder: Path, log: FetchLog | None = None) -> tuple[list[Par
     return articles, (len(found | {a.record.source_id for a in articles}) if searched else None)
 
 
-def _with_deletions(con, items: list[ParsedArticle]) -> tuple[list[Fetched], int]:
-    """Turn DeleteCitation entries into the stored record marked deleted (its content kept)."""
-    deletions = [a for a in items if a.kind == "delete"]
-    fetched = [Fetched(a.record, a.payload) for a in items if a.kind != "delete"]
-    unknown = 0
-    latest = {f.record.record_id: f.record for f in fetched}
-    for a in deletions:
-        rid = a.record.record_id
-        base = latest.get(rid)
-        if base is None:
-            stored = current_record_data(con, rid)
-            base = Record.from_dict(stored) if stored else None
-        if base is None:
-            # never seen here: nothing to mark, and a bare PMID would only clutter the screening queue
-            unknown += 1
-            continue
-        d = base.to_dict()
-        d["deleted"] = True
-        fetched.append(Fetched(Record.from_dict(d), a.payload))
-    return fetched, unknown
+@dataclass
+class PubMedRun:
+    """PubMed's pieces of the shared source run (`tasks.source_run`): window, fetch, summary."""
+
+    src: PubMedSource
+    replay: Path | None
+    client: EntrezClient | None
+    esearch_cap: int = ESEARCH_MAX_IDS
+    source: str = SOURCE
+
+    @property
+    def mode(self) -> str:
+        return "replay" if self.replay is not None else "live"
+
+    @property
+    def query(self) -> str:
+        return self.src.query
+
+    @property
+    def earliest_date(self) -> dt.date:
+        return self.src.earliest_date
+
+    @property
+    def requests(self) -> int:
+        return self.client.n_requests if self.client is not None else 0
+
+    def window(self, watermark: dt.datetime | None, last_query: str | None, as_of: dt.datetime) -> Window:
+        # the query that set the watermark does not matter here: a changed query searches from the watermark
+        start, end = search_window(as_of, watermark, self.src)
+        replay = self.replay is not None
+        return Window(start, as_of, None if replay else day_start(start),
+                      {"window": None if replay else [start.isoformat(), end.isoformat()]})
+
+    def fetch(self, window: Window) -> Fetch:
+        log = FetchLog()
+        if self.replay is not None:
+            items, n_found = replay_articles(self.replay, log)
+        else:
+            assert self.client is not None  # run_pubmed_search refuses a live run without one
+            items, n_found = search_and_fetch(self.client, self.src.query, window.start, window.end.date(),
+                                              self.src.batch_size, self.esearch_cap, log)
+        unrequested: list[Fetched | str] = [pmid if a is None else Fetched(a.record, a.payload)
+                                            for pmid, a in sorted(log.unrequested.items(), key=lambda kv: int(kv[0]))]
+        # a DeleteCitation entry is a deletion notice: the stored record is kept, marked deleted
+        return Fetch(fetched=[Fetched(a.record, a.payload) for a in items if a.kind != "delete"], n_found=n_found,
+                     skipped=log.unique_skips(), unrequested=unrequested,
+                     deletions=[Fetched(a.record, a.payload) for a in items if a.kind == "delete"])
+
+    def summary(self, fetch: Fetch, counts: IngestCounts) -> dict:
+        return {"retries": self.client.n_retries if self.client is not None else 0,
+                "deleted_unknown": counts.deleted_unknown}
+
+
+def _replay_folder(src: PubMedSource, review_dir: str, replay_dir: str | None) -> Path | None:
+    """Where a replayed run reads its recorded answers (None: a live run)."""
+    if replay_dir:
+        return Path(replay_dir)
+    return Path(review_dir) / src.replay if src.replay else None
 
 
 def run_pubmed_search(review_dir: str, warehouse: str, update_id: int | None, as_of: dt.datetime,
@@ -300,65 +336,21 @@ def run_pubmed_search(review_dir: str, warehouse: str, update_id: int | None, as
                       cfg: ReviewConfig | None = None) -> dict:
     """Search PubMed (live or replayed) and store new and changed records; never raises on source trouble.
 
+    `cfg` is the cycle's validated config (read from `review_dir` when not given).
+
     Returns:
         {"source": "pubmed", "status": "succeeded"|"failed"|"skipped", "run_id", "mode", "window",
          "found", "new", "changed", "unchanged", "deleted", "requests", ...} or with "error" when failed.
     """
-    cfg = cfg or load_review(review_dir)  # the flow passes the cycle's config: review.toml is read once per cycle
+    cfg = cfg or load_review(review_dir)
     src = cfg.sources.pubmed
     if src is None or not src.enabled:
         return {"source": SOURCE, "status": "skipped"}
-    replay = Path(replay_dir) if replay_dir else (Path(review_dir) / src.replay if src.replay else None)
+    replay = _replay_folder(src, review_dir, replay_dir)
     if replay is None and client is None:
         raise ConfigError("no E-utilities client given for a live PubMed search")
-    mode = "replay" if replay is not None else "live"
-    with opened(warehouse) as con:
-        watermark = get_watermark(con, cfg.id, SOURCE)
-        start, end = search_window(as_of, watermark, src)
-        run_id = start_search_run(
-            con, review_id=cfg.id, source=SOURCE, query=src.query, mode=mode, update_id=update_id,
-            window_start=None if mode == "replay" else dt.datetime.combine(start, dt.time(), dt.timezone.utc),
-            window_end=as_of, now=now(), earliest_date=src.earliest_date)
-    summary = {"source": SOURCE, "run_id": run_id, "mode": mode,
-               "window": None if mode == "replay" else [start.isoformat(), end.isoformat()]}
-    log = FetchLog()
-    try:
-        if replay is not None:
-            items, n_found = replay_articles(replay, log)
-        else:
-            items, n_found = search_and_fetch(client, src.query, start, end, src.batch_size, esearch_cap, log)
-    except Exception as e:  # noqa: BLE001 - any failure fails this source's run (redacted), never the flow
-        return _failed(warehouse, run_id, summary, _message(e), client, now)
-    n_requests = client.n_requests if client is not None else 0
-    runtime.kill_point("pubmed-fetched")  # crash tests: fetched, nothing stored yet
-    try:
-        with opened(warehouse) as con:
-            fetched, unknown = _with_deletions(con, items)
-            unrequested = [pmid if a is None else Fetched(a.record, a.payload)
-                           for pmid, a in sorted(log.unrequested.items(), key=lambda kv: int(kv[0]))]
-            counts = finish_search_run(con, run_id=run_id, review_id=cfg.id, source=SOURCE, fetched=fetched,
-                                       watermark=as_of, now=now(), n_found=n_found, n_requests=n_requests,
-                                       skipped=log.unique_skips(), unrequested=unrequested)
-    except Exception as e:  # the transaction rolled back; say so instead of stopping the other sources
-        return _failed(warehouse, run_id, summary, f"storing the records failed, nothing was stored: {_message(e)}",
-                       client, now)
-    runtime.kill_point("pubmed-stored")  # crash tests: committed, ClinicalTrials.gov not searched yet
-    summary.update(status="succeeded", **counts.as_dict(), requests=n_requests,
-                   retries=client.n_retries if client is not None else 0, deleted_unknown=unknown)
-    return summary
-
-
-def _message(e: BaseException) -> str:
-    # redacted: stored, returned to Prefect and printed
-    return safe_message(e)
-
-
-def _failed(warehouse: str, run_id: int, summary: dict, error: str, client: EntrezClient | None,
-            now: Callable[[], dt.datetime]) -> dict:
-    n_requests = client.n_requests if client is not None else 0
-    with opened(warehouse) as con:
-        fail_search_run(con, run_id, error, now(), n_requests)
-    return {**summary, "status": "failed", "error": error, "requests": n_requests}
+    run = PubMedRun(src, replay, client, esearch_cap)
+    return run_source(run, review_id=cfg.id, warehouse=warehouse, update_id=update_id, as_of=as_of, now=now)
 
 
 def client_from_settings(settings: dict) -> EntrezClient:
@@ -371,12 +363,13 @@ def client_from_settings(settings: dict) -> EntrezClient:
 @reports_source_state  # a failed search ends as a FAILED task run (a plain call still returns the summary)
 def search_pubmed(review_dir: str, warehouse: str, update_id: int | None, as_of: dt.datetime,
                   replay_dir: str | None = None, cfg: ReviewConfig | None = None) -> dict:
-    """Search PubMed for the review's query and store new and changed records."""
-    # NCBI address, email and API key come from the flow in-process (never a parameter): see tasks/runtime.py
-    from tasks.runtime import ncbi_settings
+    """Search PubMed for the review's query and store new and changed records.
 
-    cfg = cfg or load_review(review_dir)  # the cycle's validated config (review.toml is read once per cycle)
+    The client settings (NCBI address, email, API key) come from the flow in-process, never as a parameter
+    (`tasks.runtime.source_settings`), the same way as ClinicalTrials.gov's.
+    """
+    cfg = cfg or load_review(review_dir)
     src = cfg.sources.pubmed
-    live = src is not None and src.enabled and not replay_dir and not src.replay
-    client = client_from_settings(ncbi_settings()) if live else None
+    live = src is not None and src.enabled and _replay_folder(src, review_dir, replay_dir) is None
+    client = client_from_settings(runtime.source_settings(SOURCE)) if live else None
     return run_pubmed_search(review_dir, warehouse, update_id, as_of, replay_dir, client=client, cfg=cfg)

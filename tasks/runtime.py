@@ -15,6 +15,7 @@ from livingmeta.redaction import install_log_redaction, register_secret
 
 _lock = threading.Lock()
 _ncbi: dict = {}
+_ctgov: dict = {}
 _secret_lookup: Callable[[str], str | None] = lambda name: None
 
 
@@ -29,9 +30,10 @@ _shared_rate_limits = False
 _rate_limiter: Callable[[str], None] = _prefect_rate_limit
 
 
-def configure(*, ncbi: dict | None = None, secret_lookup: Callable[[str], str | None] | None = None,
+def configure(*, ncbi: dict | None = None, ctgov: dict | None = None, secret_lookup: Callable[[str], str | None] | None = None,
               shared_rate_limits: bool = False, rate_limiter: Callable[[str], None] | None = None) -> None:
-    """Set the NCBI client settings, the function that resolves named secrets (e.g. webhook URL variables),
+    """Set the sources' client settings (NCBI E-utilities, ClinicalTrials.gov: both search tasks take theirs
+    from here, `source_settings`), the function that resolves named secrets (e.g. webhook URL variables),
     and whether sources' choke points take a slot of the Prefect global rate limits ("ncbi", "ctgov") before
     every request (docs/operating.md §5; only meaningful with a Prefect server, so off unless asked for).
     `rate_limiter(name)` replaces Prefect's `rate_limit(name, occupy=1, strict=False)` (tests).
@@ -40,13 +42,15 @@ def configure(*, ncbi: dict | None = None, secret_lookup: Callable[[str], str | 
     registered as it is looked up, and every log record of the process is redacted from here on
     (`install_log_redaction`: Prefect's API log handler never receives a secret).
     """
-    global _ncbi, _secret_lookup, _shared_rate_limits, _rate_limiter
+    global _ncbi, _ctgov, _secret_lookup, _shared_rate_limits, _rate_limiter
     install_log_redaction()
     if ncbi is not None:
         register_secret(ncbi.get("api_key"))
     with _lock:
         if ncbi is not None:
             _ncbi = dict(ncbi)
+        if ctgov is not None:
+            _ctgov = dict(ctgov)
         if secret_lookup is not None:
             _secret_lookup = _registering(secret_lookup)
         _shared_rate_limits = bool(shared_rate_limits)
@@ -68,8 +72,18 @@ def take_rate_limit_slot(name: str) -> bool:
 
 def ncbi_settings() -> dict:
     """NCBI E-utilities client settings (base_url, email, tool, api_key, …); {} means NCBI's defaults, no key."""
+    return source_settings("pubmed")
+
+
+def source_settings(source: str) -> dict:
+    """The client settings the flow configured for a source ("pubmed": `EntrezSettings` fields, "ctgov":
+    `CtgovClient` arguments); {} means the source's public defaults."""
     with _lock:
-        return dict(_ncbi)
+        if source == "pubmed":
+            return dict(_ncbi)
+        if source == "ctgov":
+            return dict(_ctgov)
+    raise ValueError(f"unknown source {source!r}; expected pubmed or ctgov")
 
 
 def _registering(lookup: Callable[[str], str | None]) -> Callable[[str], str | None]:

@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from tasks.ctgov import CtgovClient, CtgovError, search_ctgov
+from tasks.ctgov import CtgovClient, CtgovError, run_ctgov_search, search_ctgov
 from warehouse import opened
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ctgov"
@@ -145,7 +145,8 @@ def fast(fake: FakeCtgov, **kw) -> dict:
 
 
 def run(review_dir, wh, fake, as_of, **kw):
-    return search_ctgov.fn(review_dir, str(wh), None, as_of, client=fast(fake, **kw))
+    with CtgovClient(**fast(fake, **kw)) as client:
+        return run_ctgov_search(review_dir, str(wh), None, as_of, client=client)
 
 
 def test_paging_repeats_the_first_page_and_stores_everything(fake, review, warehouse_path):
@@ -262,7 +263,14 @@ def test_base_url_comes_from_the_environment(fake, review, warehouse_path, monke
     monkeypatch.setenv("LIVINGMETA_CTGOV_MIN_INTERVAL", "0")
     settings = ctgov_settings()
     assert settings["base_url"] == fake.url and settings["min_interval"] == 0.0 and settings["max_tries"] == 5
-    out = search_ctgov.fn(review(), str(warehouse_path), None, dt.datetime(2022, 1, 1, tzinfo=UTC), client=settings)
+    # the flow hands the settings to the task in-process (tasks.runtime), as it does PubMed's
+    from tasks import runtime
+
+    runtime.configure(ctgov=settings)
+    try:
+        out = search_ctgov.fn(review(), str(warehouse_path), None, dt.datetime(2022, 1, 1, tzinfo=UTC))
+    finally:
+        runtime.configure(ctgov={})
     assert out["status"] == "succeeded" and out["new"] == 1
     monkeypatch.setenv("LIVINGMETA_CTGOV_TIMEOUT", "soon")
     with pytest.raises(ValueError, match="LIVINGMETA_CTGOV_TIMEOUT"):

@@ -15,7 +15,7 @@ import pytest
 from ncbi_server import FakeNCBI, synthetic_articles
 from tests.test_ctgov_source import FakeCtgov, fast, study
 from tests.test_pubmed_search import make_client, run, table, watermark, write_review
-from tasks.ctgov import search_ctgov
+from tasks.ctgov import CtgovClient, run_ctgov_search
 
 UTC = dt.timezone.utc
 # PubMed: articles listed inside the overlap window so that a rerun searches them again
@@ -169,7 +169,8 @@ def ct_review(tmp_path):
 
 
 def ct_run(review_dir, wh, fake, as_of=C_AS_OF):
-    return search_ctgov.fn(review_dir, str(wh), None, as_of, client=fast(fake))
+    with CtgovClient(**fast(fake)) as client:
+        return run_ctgov_search(review_dir, str(wh), None, as_of, client=client)
 
 
 @pytest.mark.parametrize("fault,message", [
