@@ -6,7 +6,7 @@ PIP_FLAGS ?= --quiet --disable-pip-version-check
 # every install takes its versions from the committed lock (the whole dependency tree); `make lock` refreshes it
 LOCK   := requirements/lock.txt
 
-.PHONY: demo test venv venv-test browser bench clean lock
+.PHONY: demo test lint venv venv-test browser bench clean lock
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH (or run: make PYTHON=python3 ...)"; exit 1; }
@@ -31,7 +31,13 @@ browser:
 	  (apt-get update -qq >/dev/null 2>&1; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1) \
 	  && echo "installed chromium" || echo "chromium not installed: the browser check will be skipped"; }
 
-test: venv-test
+# house tooling (configured in pyproject.toml): lint, formatting and types of livingmeta/ and warehouse/
+lint: venv-test
+	$(BIN)/ruff check
+	$(BIN)/ruff format --check
+	$(BIN)/mypy
+
+test: venv-test lint
 	-@$(MAKE) --no-print-directory browser
 	$(BIN)/python -m pytest -q
 

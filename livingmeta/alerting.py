@@ -6,7 +6,8 @@ words and the severity are decided, from the diff classes of livingmeta.diff and
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 LABELS = {
     "analysis_added": "first estimate", "analysis_removed": "no estimate any more",

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from typing import Any, Iterable, Mapping
+from typing import Any
+from collections.abc import Iterable, Mapping
 
 from livingmeta.records import hash_json
 from livingmeta.stats import ENGINE_VERSION, StatsInputError, cumulative, leave_one_out, meta_analyze, subgroup_analysis

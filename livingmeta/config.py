@@ -66,7 +66,7 @@ class CtgovSource(_Model):
     replay: str | None = None
 
     @model_validator(mode="after")
-    def _something_to_search(self) -> "CtgovSource":
+    def _something_to_search(self) -> CtgovSource:
         if not (self.condition.strip() or self.intervention.strip() or self.terms.strip()):
             raise ValueError("give at least one of condition, intervention or terms")
         return self
@@ -216,7 +216,7 @@ class AlertChannel(_Model):
     url_env: str | None = None  # webhook channel: environment variable holding the URL (never the URL itself)
 
     @model_validator(mode="after")
-    def _target_given(self) -> "AlertChannel":
+    def _target_given(self) -> AlertChannel:
         need = {"file": "path", "block": "block", "webhook": "url_env"}[self.type]
         if not getattr(self, need):
             raise ValueError(f"a {self.type!r} channel needs `{need}`")
@@ -263,7 +263,7 @@ class Schedule(_Model):
         return v
 
     @model_validator(mode="after")
-    def _one_kind(self) -> "Schedule":
+    def _one_kind(self) -> Schedule:
         if self.cron is not None and self.interval is not None:
             raise ValueError("give either cron or interval, not both (cron = \"0 2 * * *\" or interval = 86400)")
         if self.anchor_date is not None and self.interval is None:
@@ -296,7 +296,7 @@ class ReviewConfig(_Model):
     schedule: Schedule = Field(default_factory=Schedule)
 
     @model_validator(mode="after")
-    def _cross_checks(self) -> "ReviewConfig":
+    def _cross_checks(self) -> ReviewConfig:
         outcome_ids = [o.id for o in self.outcomes]
         dup = {x for x in outcome_ids if outcome_ids.count(x) > 1}
         if dup:

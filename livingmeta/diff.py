@@ -19,7 +19,8 @@ A diff row per analysis holds the old and the new numbers and a list of classifi
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 # comparative measures: the null is 0 on the analysis scale (log scale for ratios)
 COMPARATIVE = ("OR", "RR", "RD", "PETO", "MD", "SMD", "ROM", "GEN")

@@ -26,7 +26,8 @@ import io
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 from livingmeta.records import hash_json
 

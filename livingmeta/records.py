@@ -86,7 +86,7 @@ class Record:
         return hash_json(self.to_dict())
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Record":
+    def from_dict(cls, data: dict[str, Any]) -> Record:
         """Rebuild a record from `to_dict()` output (unknown keys are refused)."""
         return cls(**data)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Mapping
+from collections.abc import Mapping
 
 import duckdb
 

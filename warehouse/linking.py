@@ -205,7 +205,7 @@ def _neighbours(con: duckdb.DuckDBPyConnection, review_id: str, frontier: list[s
     with _registered(con, "_link_frontier", pd.DataFrame({"record_id": frontier}, dtype=object)):
         out.update(r for (r,) in con.execute(query("linking_neighbours"), [review_id, review_id]).fetchall())
         # same first author, years at most 1 apart: compare the titles as the rules do
-        for a, b, ta, tb in con.execute(query("linking_same_author"), [review_id]).fetchall():
+        for _a, b, ta, tb in con.execute(query("linking_same_author"), [review_id]).fetchall():
             if fuzz.ratio(ta, tb, score_cutoff=fuzzy_cut):
                 out.add(b)
         lonely = con.execute(query("linking_frontier_titles"), [review_id]).fetchall()

@@ -16,7 +16,6 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import pandas as pd

@@ -47,7 +47,6 @@ PRISMA-S (Rethlefsen ML et al., Syst Rev 2021;10:39).
 from __future__ import annotations
 
 import datetime as dt
-import math
 import re
 from dataclasses import dataclass, field
 from typing import Any

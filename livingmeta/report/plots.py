@@ -647,7 +647,7 @@ def prisma_diagram(current: dict, previous: dict | None, title: str) -> Figure:
     ax.set_ylim(0, 12)
     ax.axis("off")
     prev_label = "first version: none" if c["first_version"] else "previous version"
-    _box(ax, 0.15, 9.3, 2.9, 2.2, ["Previous version", f"Studies included", f"({prev_label}):",
+    _box(ax, 0.15, 9.3, 2.9, 2.2, ["Previous version", "Studies included", f"({prev_label}):",
                                    f"n = {n(c['previous_studies'])}", f"Reports: n = {n(c['previous_reports'])}"],
          color="#f2f2f2", gid="prisma-previous")
     _box(ax, 3.4, 9.3, 4.4, 2.2, ["New records identified", f"PubMed: n = {n(c['pubmed'])}",

@@ -67,7 +67,7 @@ import datetime as dt
 import io
 import re
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from livingmeta.records import hash_json, normalise_doi

@@ -45,7 +45,7 @@ class TermCounts:
     counts: np.ndarray
 
     @classmethod
-    def empty(cls) -> "TermCounts":
+    def empty(cls) -> TermCounts:
         """No documents."""
         return cls([], [], np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int32))
 
@@ -53,7 +53,7 @@ class TermCounts:
         """key -> row number."""
         return {k: i for i, k in enumerate(self.keys)}
 
-    def add(self, docs: Iterable[tuple[str, str]], analyzer: Callable[[str], list[str]]) -> "TermCounts":
+    def add(self, docs: Iterable[tuple[str, str]], analyzer: Callable[[str], list[str]]) -> TermCounts:
         """These counts with more documents analysed (keys already present are analysed again and replaced).
 
         Args:
@@ -108,13 +108,13 @@ class TermCounts:
         pos = np.repeat(starts - indptr[:-1], lengths) + np.arange(indptr[-1])
         return indptr, indices[pos], self.counts[pos]
 
-    def select(self, keys: Sequence[str]) -> "TermCounts":
+    def select(self, keys: Sequence[str]) -> TermCounts:
         """The documents of these keys, in this order (every key must be present)."""
         where = self.row_of()
         indptr, indices, counts = self._take_rows([where[k] for k in keys])
         return TermCounts(self.terms, list(keys), indptr, indices, counts)
 
-    def compact(self) -> "TermCounts":
+    def compact(self) -> TermCounts:
         """The same documents with terms no document uses any more dropped (ids renumbered, order kept)."""
         used = np.bincount(self.indices, minlength=len(self.terms)) > 0
         if used.all():

@@ -235,7 +235,7 @@ class _Obj:
             raise self._wrong(key, expected, value)
         return value
 
-    def obj(self, key: str) -> "_Obj":
+    def obj(self, key: str) -> _Obj:
         """A nested object (an empty one when missing)."""
         return _Obj(self._raw(key, dict, "an object") or {}, self._field(key), self.who)
 
@@ -262,7 +262,7 @@ class _Obj:
                 raise self._wrong(f"{key}[{i}]", "a string", v)
         return list(items)
 
-    def objs(self, key: str) -> list["_Obj"]:
+    def objs(self, key: str) -> list[_Obj]:
         """A list of objects (empty when missing)."""
         items = self._raw(key, list, "a list of objects") or []
         out = []

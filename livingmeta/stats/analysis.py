@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from livingmeta.stats import distributions as stats  # scipy.stats costs ~1 s to import; same floats

@@ -24,7 +24,8 @@ import csv
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -78,7 +79,7 @@ class StudyTable:
     def __len__(self) -> int:
         return len(self.studies)
 
-    def take(self, index: Sequence[int]) -> "StudyTable":
+    def take(self, index: Sequence[int]) -> StudyTable:
         """Return the rows at `index` (positions), keeping their original locations."""
         idx = np.asarray(index, dtype=int)
         return StudyTable(

@@ -17,7 +17,6 @@ Miller JJ (1978) Am Stat 32:138 (PFT back-transform with the harmonic mean n).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np

@@ -7,7 +7,7 @@ R source src/library/stats/src/zeroin.c (R_zeroin2), which this follows line by 
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 EPSILON = 2.220446049250313e-16
 R_UNIROOT_TOL = EPSILON ** 0.25

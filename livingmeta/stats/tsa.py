@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from scipy import optimize, stats
@@ -193,7 +193,7 @@ def efficacy_boundaries(fractions: Sequence[float], alpha: float = 0.05, *,
                 else MAX_BOUNDARY
         else:
             def excess(bb: float) -> float:
-                return 2 * _exit_prob(prev, tc, bb, 0.0, "above") - inc
+                return 2 * _exit_prob(prev, tc, bb, 0.0, "above") - inc  # noqa: B023 - used in this iteration only
             hi = 1.0
             while excess(hi) > 0 and hi < MAX_BOUNDARY:
                 hi *= 1.5
@@ -236,7 +236,7 @@ def futility_boundaries(fractions: Sequence[float], efficacy: Sequence[float], a
             a = None
         else:
             def excess(aa: float) -> float:
-                return _exit_prob(prev, tc, aa, theta, "below") - inc
+                return _exit_prob(prev, tc, aa, theta, "below") - inc  # noqa: B023 - used in this iteration only
             lo = -MAX_BOUNDARY
             a = float(optimize.brentq(excess, lo, b, xtol=1e-9)) if excess(b) > 0 else b
             a = min(a, b)
