@@ -84,11 +84,13 @@ def start_search_run(
             "INSERT INTO search_definitions VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             [review_id, source, query, qh, earliest_date, now],
         )
-        (run_id,) = con.execute(
+        row = con.execute(
             "INSERT INTO search_runs (review_id, update_id, source, query, mode, window_start, window_end, "
             "started_at, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running') RETURNING run_id",
             [review_id, update_id, source, query, mode, window_start, window_end, now],
         ).fetchone()
+        assert row is not None  # RETURNING gives the inserted row
+        (run_id,) = row
         con.execute(
             "UPDATE search_runs SET status = 'interrupted', finished_at = ?, error = ? "
             "WHERE review_id = ? AND source = ? AND status = 'running' AND run_id < ?",
@@ -120,7 +122,7 @@ def _without_secrets(f: Fetched) -> Fetched:
     payload = payload_text(f.payload)
     if not contains_known_secret(payload) and not contains_known_secret(canonical_json(record_dict(f.record))):
         return f
-    return Fetched(Record(**redact_data_known(record_dict(f.record))), redact_known(payload))
+    return Fetched(Record(**redact_data_known(record_dict(f.record))), str(redact_known(payload)))
 
 
 def redact_data_known(value):
@@ -137,7 +139,7 @@ def redact_data_known(value):
 def _record_skips(con: duckdb.DuckDBPyConnection, *, run_id: int, review_id: str, source: str, now: dt.datetime,
                   skipped: Sequence[SkippedRecord], unrequested: Sequence[Fetched | str]) -> None:
     """Keep, count and alert what the run received but did not store (inside the caller's transaction)."""
-    rows = [(run_id, review_id, source, s.source_id, "malformed", s.field, safe_text(s.problem),
+    rows: list[tuple] = [(run_id, review_id, source, s.source_id, "malformed", s.field, safe_text(s.problem),
              redact_known(s.payload) if s.payload is not None else None, now) for s in skipped]
     unreq_ids = []
     for u in unrequested:

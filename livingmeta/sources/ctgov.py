@@ -619,6 +619,7 @@ def suggest_extraction_rows(study: dict[str, Any]) -> tuple[list[dict[str, Any]]
                                 row_problems.append(f"SE {spread.problem or 'without a denominator'}")
                                 row["sd"] = None
                             else:
+                                assert spread.value is not None  # a spread without a problem has a value
                                 row["sd"] = spread.value * math.sqrt(n.value)
                                 notes.append(f"SD derived from SE {spread.raw} x sqrt(n)")
                         else:
@@ -682,7 +683,7 @@ def _analysis_row(nct: str, m: dict[str, Any], a: dict[str, Any], groups: dict[s
     if scale == "ratio" and any(p.value is not None and p.value <= 0 for p in (est, lo, hi)):
         return [], problems + [f"{where}: a ratio must be positive (estimate {est.raw}, CI {lo.raw} to {hi.raw})"]
     one_sided = a.get("ciNumSides") == "ONE_SIDED" or odd_level
-    row = {"arm": "contrast", "group_label": " vs ".join(titles) or None, "estimate": est.value,
+    row: dict[str, Any] = {"arm": "contrast", "group_label": " vs ".join(titles) or None, "estimate": est.value,
            "ci_lower": None if one_sided else lo.value, "ci_upper": None if one_sided else hi.value, "scale": scale,
            "source_ref": _ref(nct, m),
            "notes": "; ".join(notes + [f"could not use: {p}" for p in row_problems])}

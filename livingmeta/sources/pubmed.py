@@ -215,7 +215,7 @@ def parse_esearch(data: bytes, where: str = "esearch answer") -> EsearchResult:
     ids = [(e.text or "").strip() for e in root.iterfind("IdList/Id")]
     warnings = [f"{w.tag}: {_flat(w)}" for w in root.iterfind("WarningList/*")]
     return EsearchResult(
-        count=int(count_el.text), ids=ids, retmax=_int(root.findtext("RetMax")), retstart=_int(root.findtext("RetStart")),
+        count=int(count_el.text or ""), ids=ids, retmax=_int(root.findtext("RetMax")), retstart=_int(root.findtext("RetStart")),
         webenv=root.findtext("WebEnv"), query_key=root.findtext("QueryKey"),
         query_translation=root.findtext("QueryTranslation"), warnings=warnings,
     )
@@ -440,6 +440,7 @@ def _article_record(art: ET.Element, where: str) -> Record:
     if not pmid:
         raise PubMedParseError(f"{where}: a PubmedArticle has no MedlineCitation/PMID; the answer is damaged. "
                                "Run the update again; if it persists, report the batch to NCBI.")
+    assert cit is not None and pmid_el is not None  # a PMID was read from them
     article = cit.find("Article")
     if article is None:
         article = ET.Element("Article")
@@ -528,6 +529,7 @@ def _book_record(art: ET.Element, where: str) -> Record:
     pmid = (pmid_el.text or "").strip() if pmid_el is not None else ""
     if not pmid:
         raise PubMedParseError(f"{where}: a PubmedBookArticle has no BookDocument/PMID; the answer is damaged.")
+    assert doc is not None and pmid_el is not None  # a PMID was read from them
     book = doc.find("Book")
     title = _flat(doc.find("ArticleTitle")) or _flat(book.find("BookTitle") if book is not None else None)
     abstract = _abstract(doc.find("Abstract"))
