@@ -13,29 +13,10 @@ Fitting the vectoriser on every text (labelled or not) is legitimate: texts carr
 Reference for the baseline: ASReview LAB's default model ELAS u4 (TF-IDF on 1-2-grams,
 sublinear tf, linear SVM with C=0.11 and "balanced" sample weights with ratio 9.8);
 van de Schoot et al. (2021) Nat Mach Intell 3:125-133, doi:10.1038/s42256-020-00287-7.
-``tfidf-svm`` stays that exact replica and is the default (see the end of this note).
+``tfidf-svm`` stays that exact replica and is the default.
 
-Variants measured on the dev sets only (bench/screening.py protocol, mean WSS@95 in ASReview's
-definition, the README's ELAS u4 figure being 52.6%; "s" = summed seconds per run over the 18
-sets, 2 shared cores). 3 seeds, all dev: tfidf-svm-1gram 52.9% (67 s); tfidf-svm-rankavg 53.0%
-(225 s, slower than the baseline since it fits the baseline's SVM too). Seed 0, all dev (the
-baseline 52.1%, 225 s): 1-grams 52.4% (64 s); sklearn's class_weight="balanced" (= ratio 1)
-51.1%; max_df=0.5 52.0%. Seed 0 on 7 small sets (baseline 53.9%): no sublinear tf 49.3%, title
-repeated twice 53.3%, stop_words="english" 51.6%, + char_wb 3-5-grams 55.2% but ~6x slower, +
-a separate title view 52.7%, C=0.05 52.8%, C=0.2 53.6%, ratio 5 53.7%, ratio 20 53.1%,
-SGDClassifier warm-started hinge 52.5% and modified_huber 51.6%. Earlier, 3 seeds all dev:
-min_df=2 52.3%; z-score blend with multinomial NB 51.1%; Rocchio centroid blend 51.1%; C=0.3
-52.5%; logistic regression was ~60x slower to fit than the SVM, too slow to retrain every step.
-The 1-gram model's lead (0.3 points) is within the spread between sets and seeds; it is the
-default because it is no worse and about 3x faster (it loses most on cohen_Opiods, 16% vs 29%).
-Eval, run once after choosing it (3 seeds): tfidf-svm-1gram 53.8% against ELAS u4's 56.4%
-(16 s vs 41 s summed per run); the dev lead did not carry over.
-Default: the lead engineer put ``tfidf-svm`` back as the default. The 1-gram model's 0.3-point dev lead
-was inside the noise, so it never met the bar it was adopted for ("better than ELAS u4"); the replica is
-the model whose figures are equal to ASReview's on both dev and eval. This decision was taken after the
-eval run, so eval no longer counts as untouched for it: the replica is the conservative choice, not a
-tuned one. The 1-gram model stays available (``name = "tfidf-svm-1gram"``) for large queues where speed
-matters more.
+The variants tried and the figures that decided the default are in docs/screening-models.md; the
+1-gram model (``name = "tfidf-svm-1gram"``) stays available for large queues where speed matters more.
 """
 
 from __future__ import annotations
