@@ -48,8 +48,8 @@ def update_review(
         runtime.configure_kill_at(settings.test_kill_at())  # crash tests only; a no-op when unset
         # secrets stay out of parameters; shared rate limits (Prefect global concurrency limits) need a server
         settings.register_environment_secrets()  # before anything can store, log or print them (redaction)
-        runtime.configure(ncbi=settings.ncbi_settings(), ctgov=settings.ctgov_settings(), secret_lookup=settings.secret,
-                          shared_rate_limits=settings.prefect_server_configured())
+        runtime.configure(ncbi=settings.ncbi_settings(), ctgov=settings.ctgov_settings(),
+                          secret_lookup=settings.secret, shared_rate_limits=settings.prefect_server_configured())
         # review.toml is read and validated once per cycle, here: every step below uses this config
         cfg = register_review(review_dir, warehouse)
         review_id = cfg.id
@@ -60,8 +60,8 @@ def update_review(
             searches = [
                 state_result(search_pubmed(review_dir, warehouse, update_id, as_of, replay["pubmed"], cfg=cfg,
                                            return_state=True)),
-                state_result(search_ctgov(review_dir, warehouse, update_id, as_of, replay["ctgov"],
-                                          cfg=cfg, return_state=True)),
+                state_result(search_ctgov(review_dir, warehouse, update_id, as_of, replay["ctgov"], cfg=cfg,
+                                          return_state=True)),
             ]
             studies = link_studies(review_id, warehouse)
             queue = flag_candidates(review_dir, review_id, warehouse, cfg)

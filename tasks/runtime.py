@@ -30,7 +30,8 @@ _shared_rate_limits = False
 _rate_limiter: Callable[[str], None] = _prefect_rate_limit
 
 
-def configure(*, ncbi: dict | None = None, ctgov: dict | None = None, secret_lookup: Callable[[str], str | None] | None = None,
+def configure(*, ncbi: dict | None = None, ctgov: dict | None = None,
+              secret_lookup: Callable[[str], str | None] | None = None,
               shared_rate_limits: bool = False, rate_limiter: Callable[[str], None] | None = None) -> None:
     """Set the sources' client settings (NCBI E-utilities, ClinicalTrials.gov: both search tasks take theirs
     from here, `source_settings`), the function that resolves named secrets (e.g. webhook URL variables),

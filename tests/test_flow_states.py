@@ -113,7 +113,9 @@ def test_cli_update_without_network_exits_1_with_one_line(prefect_harness, tmp_p
     with socket.socket() as s:  # a port nothing listens on: connections are refused, as with no network
         s.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    # a deployment names its contact email (NCBI asks for one; without it EntrezClient warns, an error here)
     for k, v in {"LIVINGMETA_EUTILS_URL": dead + "/", "LIVINGMETA_NCBI_MAX_TRIES": "1",
+                 "LIVINGMETA_NCBI_EMAIL": "tests@example.org",
                  "LIVINGMETA_CTGOV_URL": dead, "LIVINGMETA_CTGOV_MAX_TRIES": "1",
                  "LIVINGMETA_CTGOV_MIN_INTERVAL": "0"}.items():
         monkeypatch.setenv(k, v)
