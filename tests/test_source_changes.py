@@ -79,12 +79,17 @@ def test_pubmed_new_unchanged_changed_deleted_and_reappeared():
 
     plan, _ = store.run([], deletions=[delete_notice("2")])  # deleted again: nothing new
     assert counts(plan) == (0, 0, 1, 0)
+    # still deleted but its content moved (sighted with a new title, then withdrawn again): a change, and not
+    # a second deletion
+    plan, _ = store.run([pm("2", "IVIG for CIDP (v3)")], deletions=[delete_notice("2")])
+    assert counts(plan) == (0, 1, 0, 0) and plan.changes[0].changed_fields == ["title"]
+    store.run([pm("2", "IVIG for CIDP (corrected)")], deletions=[delete_notice("2")])
 
     plan, _ = store.run([pm("2", "IVIG for CIDP (corrected)")])  # it reappears
     assert counts(plan) == (0, 1, 0, 0)
     (ch,) = plan.changes
-    assert ch.version == 4 and ch.changed_fields == ["deleted"] and ch.data["deleted"] is False and ch.events == []
-    assert [v["deleted"] for v in store.versions["pubmed:2"]] == [False, False, True, False]
+    assert ch.version == 6 and ch.changed_fields == ["deleted"] and ch.data["deleted"] is False and ch.events == []
+    assert [v["deleted"] for v in store.versions["pubmed:2"]] == [False, False, True, True, True, False]
 
 
 def test_a_deletion_wins_over_a_sighting_in_the_same_run_and_keeps_its_content():
