@@ -236,7 +236,7 @@ def _order(table: StudyTable, order: Any) -> np.ndarray:
     if all(isinstance(x, (int, np.integer)) for x in seq):
         perm = [int(x) for x in seq]
     else:
-        position = {}
+        position: dict[str, int] = {}
         for i, name in enumerate(table.studies):
             if name in position:
                 raise StatsInputError(f"study label {name!r} appears twice ({table.locations[position[name]]} and "

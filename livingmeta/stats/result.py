@@ -176,7 +176,7 @@ class MetaResult:
     def __eq__(self, other):
         return isinstance(other, MetaResult) and self.to_dict() == other.to_dict()
 
-    __hash__ = None
+    __hash__ = None  # type: ignore[assignment]  # equal by value, so not hashable
 
 
 _NUMERIC_FIELDS = tuple(f.name for f in fields(MetaResult)
