@@ -36,7 +36,7 @@ import pandas as pd
 from livingmeta.records import Record, canonical_json, hash_json
 from livingmeta.redaction import contains_known_secret, has_secrets, redact_known
 from livingmeta.sources.changes import (Change, Fetched, IngestCounts, Stored, apply_deletions, canonical,
-                                        last_sightings, payload_text, plan_ingest, record_dict)
+                                        payload_text, plan_ingest, record_dict)
 from livingmeta.sources.skips import SkippedRecord
 from warehouse.alerts import add_alert
 from warehouse.db import safe_text, transaction
@@ -204,11 +204,11 @@ def finish_search_run(
         counts of new / changed / unchanged / deleted records, and the ids of new and changed ones.
     """
     with transaction(con):
-        ids = list(dict.fromkeys(f.record.record_id for f in (*fetched, *deletions)))
-        source_ids = list(dict.fromkeys(f.record.source_id for f in (*fetched, *deletions)))
-        stored, latest_payload = _load_stored(con, source, ids, source_ids)
+        seen = {f.record.record_id: f.record.source_id for f in (*fetched, *deletions)}
+        stored, latest_payload = _load_stored(con, source, list(seen), list(dict.fromkeys(seen.values())))
         with_deleted, unknown = apply_deletions(fetched, deletions, stored)
-        batch = [_without_secrets(f) for f in last_sightings(with_deleted)]
+        # plan_ingest keeps the last sighting of each record: redacting the others too changes nothing
+        batch = [_without_secrets(f) for f in with_deleted]
         plan = plan_ingest(batch, stored, latest_payload, n_found=n_found)
         counts = plan.counts
         counts.skipped, counts.unrequested, counts.deleted_unknown = len(skipped), len(unrequested), unknown
@@ -246,7 +246,8 @@ def _write_payloads(con: duckdb.DuckDBPyConnection, *, source: str, run_id: int,
                     payloads: Sequence[tuple[str, str, str]]) -> None:
     if not payloads:
         return
-    raw_df = pd.DataFrame(payloads, columns=["source_id", "payload", "payload_hash"])  # noqa: F841
+    raw_df = pd.DataFrame({"source_id": [p[0] for p in payloads], "payload": [p[1] for p in payloads],  # noqa: F841
+                           "payload_hash": [p[2] for p in payloads]})
     con.execute("INSERT INTO raw_records (source, source_id, run_id, fetched_at, payload, payload_hash) "
                 "SELECT ?, source_id, ?, ?, payload, payload_hash FROM raw_df", [source, run_id, now])
 

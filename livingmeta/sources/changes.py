@@ -82,11 +82,12 @@ class IngestCounts:
 Kind = Literal["new", "changed", "unchanged"]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Change:
     """The verdict on one record of a run (what to write for it when it is new or changed)."""
 
     record: Record
+    record_id: str
     kind: Kind
     version: int
     content_hash: str
@@ -95,10 +96,6 @@ class Change:
     changed_fields: list[str] | None  # None for a new record
     newly_deleted: bool
     events: list[tuple[str, str | None, str | None]]
-
-    @property
-    def record_id(self) -> str:
-        return self.record.record_id
 
 
 @dataclass
@@ -150,8 +147,9 @@ def last_sightings(fetched: Iterable[Fetched]) -> list[Fetched]:
     """One entry per record id, the last sighting, in the order of those last sightings."""
     last: dict[str, Fetched] = {}
     for f in fetched:
-        last.pop(f.record.record_id, None)
-        last[f.record.record_id] = f
+        rid = f.record.record_id
+        last.pop(rid, None)
+        last[rid] = f
     return list(last.values())
 
 
@@ -175,6 +173,8 @@ def apply_deletions(fetched: Sequence[Fetched], deletions: Sequence[Fetched],
         number of notices for records never stored here, which are dropped).
     """
     out = list(fetched)
+    if not deletions:
+        return out, 0
     latest = {f.record.record_id: f.record for f in fetched}
     unknown = 0
     for notice in deletions:
@@ -194,13 +194,17 @@ def classify(rec: Record, stored: Stored | None) -> Change:
     """New, changed or unchanged against the stored current version (the record's content hash decides)."""
     data, text, h = record_content(rec)
     if stored is not None and stored.content_hash == h:
-        return Change(rec, "unchanged", stored.version, h, data, text, [], False, [])
+        return Change(rec, rec.record_id, "unchanged", stored.version, h, data, text, [], False, [])
+    return _new_or_changed(rec, rec.record_id, data, text, h, stored)
+
+
+def _new_or_changed(rec: Record, rid: str, data: dict[str, Any], text: str, h: str, stored: Stored | None) -> Change:
     old = stored.data() if stored is not None else None
     newly_deleted = bool(rec.deleted) and (stored is None or not stored.deleted)
     events = registry_events(old, data)
     if old is None or stored is None:
-        return Change(rec, "new", 1, h, data, text, None, newly_deleted, events)
-    return Change(rec, "changed", stored.version + 1, h, data, text, changed_fields(old, data), newly_deleted,
+        return Change(rec, rid, "new", 1, h, data, text, None, newly_deleted, events)
+    return Change(rec, rid, "changed", stored.version + 1, h, data, text, changed_fields(old, data), newly_deleted,
                   events)
 
 
@@ -213,25 +217,31 @@ def plan_ingest(fetched: Sequence[Fetched], stored: Mapping[str, Stored], latest
     counts = IngestCounts(found=n_found if n_found is not None else len(batch))
     payloads: list[tuple[str, str, str]] = []
     changes: list[Change] = []
+    member_ids: list[str] = []
     for f in batch:
         rec = f.record
+        rid = rec.record_id
+        member_ids.append(rid)
         text = payload_text(f.payload)
         payload_hash = hash_bytes(text.encode("utf-8"))
         if latest_payload.get(rec.source_id) != payload_hash:
             payloads.append((rec.source_id, text, payload_hash))
-        change = classify(rec, stored.get(rec.record_id))
-        if change.kind == "unchanged":
+        # classify(), with the unchanged case (most records of a nightly run) decided on the hash alone
+        data, text_json, h = record_content(rec)
+        old = stored.get(rid)
+        if old is not None and old.content_hash == h:
             counts.unchanged += 1
             continue
+        change = _new_or_changed(rec, rid, data, text_json, h, old)
         if change.kind == "new":
             counts.new += 1
-            counts.new_ids.append(rec.record_id)
+            counts.new_ids.append(rid)
         else:
             counts.changed += 1
-            counts.changed_ids.append(rec.record_id)
+            counts.changed_ids.append(rid)
         if change.newly_deleted:
             counts.deleted += 1
-        counts.events.extend({"record_id": rec.record_id, "kind": kind, "old_value": before, "new_value": after}
+        counts.events.extend({"record_id": rid, "kind": kind, "old_value": before, "new_value": after}
                              for kind, before, after in change.events)
         changes.append(change)
-    return IngestPlan(counts, payloads, changes, [f.record.record_id for f in batch])
+    return IngestPlan(counts, payloads, changes, member_ids)
