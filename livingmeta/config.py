@@ -124,7 +124,7 @@ class Certainty(_Model):
         return GRADE_LEVELS[max(0, min(3, start + down - self.upgrade))]
 
     @model_validator(mode="after")
-    def _level_follows(self) -> "Certainty":
+    def _level_follows(self) -> Certainty:
         unknown = sorted(set(self.footnotes) - set(GRADE_DOMAINS) - {"upgrade", "level"})
         if unknown:
             raise ValueError(f"footnotes: unknown domain {', '.join(map(repr, unknown))}; footnotes are keyed by "
