@@ -193,7 +193,7 @@ def opened(path: str | Path, read_only: bool = False) -> Iterator[duckdb.DuckDBP
         con.close()
 
 
-@functools.lru_cache(maxsize=None)  # read once per process: some run once per record in a loop
+@functools.cache  # read once per process: some run once per record in a loop
 def query(name: str) -> str:
     """The text of `warehouse/queries/<name>.sql`."""
     return (QUERIES_DIR / f"{name}.sql").read_text(encoding="utf-8")
