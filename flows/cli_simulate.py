@@ -30,8 +30,8 @@ def simulate_command(
     as_json: bool = typer.Option(
         False,
         "--json",
-        help='Print one JSON object {"wss95", "rrf10", "atd", "loss", "seconds"} instead of a table '
-        "(metrics as fractions; wss95 in ASReview's definition, see below).",
+        help='Print one JSON object {"wss95", "rrf10", "atd", "loss", "seconds", "stop"} instead of a table '
+        "(metrics as fractions; wss95 in ASReview's definition, see below; stop: the stopping rule's result).",
     ),
 ) -> None:
     """Simulate screening a fully labelled review and print how early the includes were found.
@@ -42,6 +42,11 @@ def simulate_command(
     RRF@10: share of includes found in the first 10% screened; ATD: mean share screened before
     an include is found; loss: normalised area between the recall curve and the perfect one.
     N counts the records after the two priors.
+
+    The stopping rule (Callaghan & Müller-Hansen 2020, livingmeta.screening.stopping) is applied to the
+    simulated order at its defaults: rank until 50 excludes in a row, then screen random records from the
+    rest until the hypergeometric test says recall >= 95% with 95% confidence. "stop" reports where it
+    stopped: records screened (priors included), the recall reached and the work saved (1 - screened/records).
     """
     from livingmeta.screening.ranking import RANKERS
     from livingmeta.screening.simulation import LabelledDataError, parse_labelled_csv, simulate
@@ -61,10 +66,15 @@ def simulate_command(
         seconds = time.perf_counter() - started
     except (LabelledDataError, ValueError) as exc:
         _fail(f"{data}: {exc}" if not str(exc).startswith(str(data)) else str(exc))
+    from livingmeta.screening.stopping import simulate_stop
+
     m = result.metrics
+    # the random sample's order is drawn with the simulation's seed, so a run is reproducible
+    stop = simulate_stop(result.order, known_records=2, known_includes=1, n_records=result.n_records, seed=seed)
+    stop_json = {k: stop[k] for k in ("rule", "target", "confidence", "screened", "recall", "work_saved")}
     if as_json:
         print_json({"wss95": m["wss95"], "rrf10": m["rrf10"], "atd": m["atd"], "loss": m["loss"],
-                    "seconds": round(seconds, 3)})
+                    "seconds": round(seconds, 3), "stop": stop_json})
         return
     echo = say
     echo(f"{data.name}: {result.n_records} records, {result.n_included} included; model {result.model}; seed {seed}")
@@ -73,6 +83,9 @@ def simulate_command(
     echo(f"ATD     {m['atd']:.3f}")
     echo(f"loss    {m['loss']:.3f}")
     echo(f"seconds {seconds:.2f}")
+    echo(f"stop    {stop['rule']}, recall >= {stop['target']:.0%} at {stop['confidence']:.0%} confidence: "
+         f"stopped after {stop['screened']} of {result.n_records} records ({stop['ranked']} ranked after the 2 priors, "
+         f"{stop['sampled']} at random); recall {stop['recall']:.3f}, work saved {stop['work_saved']:.3f}")
 
 
 def register(app: typer.Typer, subapps: dict[str, typer.Typer]) -> None:

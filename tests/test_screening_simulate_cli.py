@@ -40,7 +40,8 @@ def test_json_output_has_exactly_the_documented_keys(app, review_csv):
     result = CliRunner().invoke(app, ["screen", "simulate", str(review_csv), "--seed", "1", "--json"])
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
-    assert set(payload) == {"wss95", "rrf10", "atd", "loss", "seconds"}
+    assert set(payload) == {"wss95", "rrf10", "atd", "loss", "seconds", "stop"}
+    assert set(payload["stop"]) == {"rule", "target", "confidence", "screened", "recall", "work_saved"}
     for key in ("rrf10", "atd", "loss"):
         assert 0.0 <= payload[key] <= 1.0
     assert payload["wss95"] > 0.5 and payload["seconds"] >= 0
@@ -59,10 +60,26 @@ def test_json_wss95_is_asreviews_definition(app, review_csv):
     assert payload["loss"] == run.metrics["loss"]
 
 
+def test_json_stop_is_the_stopping_rule_on_the_simulated_order(app, review_csv):
+    from livingmeta.screening.stopping import RULE, simulate_stop
+
+    result = CliRunner().invoke(app, ["screen", "simulate", str(review_csv), "--seed", "2", "--json"])
+    assert result.exit_code == 0, result.output
+    stop = json.loads(result.stdout)["stop"]
+    data = parse_labelled_csv(review_csv.read_text(encoding="utf-8"), str(review_csv))
+    run = simulate(data.texts, data.labels, {}, seed=2)
+    expected = simulate_stop(run.order, known_records=2, known_includes=1, n_records=40, seed=2)
+    assert stop["rule"] == RULE and (stop["target"], stop["confidence"]) == (0.95, 0.95)
+    assert stop["screened"] == expected["screened"] and 2 < stop["screened"] <= 40
+    # recall and work saved as a person would count them on the file: includes found / 8, 1 - screened / 40
+    assert stop["recall"] == pytest.approx(expected["found"] / 8)
+    assert stop["work_saved"] == pytest.approx(1 - stop["screened"] / 40)
+
+
 def test_table_output_names_every_metric(app, review_csv):
     result = CliRunner().invoke(app, ["screen", "simulate", str(review_csv), "--model", "tfidf-svm"])
     assert result.exit_code == 0, result.output
-    for label in ("WSS@95", "strict", "RRF@10", "ATD", "loss", "seconds"):
+    for label in ("WSS@95", "strict", "RRF@10", "ATD", "loss", "seconds", "stop", "Callaghan"):
         assert label in result.stdout
 
 
