@@ -35,8 +35,8 @@ import numpy as np  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from livingmeta.screening.ranking import DEFAULT_MODEL, RANKERS  # noqa: E402
-from livingmeta.screening.simulation import parse_labelled_csv, simulate  # noqa: E402
+from livingmeta.screening.ranking import DEFAULT_MODEL, RANKERS, make_ranker  # noqa: E402
+from livingmeta.screening.simulation import draw_priors, parse_labelled_csv, simulate  # noqa: E402
 from livingmeta.screening.stopping import (  # noqa: E402
     DEFAULT_CONFIDENCE,
     DEFAULT_SWITCH_AFTER,
@@ -55,39 +55,80 @@ def _cache_file(cache: Path, key: str, seed: int, model: str) -> Path:
     return cache / model / f"{key.replace('/', '__')}__seed{seed}.json"
 
 
-def simulate_job(job: tuple[str, str, int, str, str]) -> tuple[str, int, float]:
-    """Simulate one (set, seed) and cache its order; returns (key, seed, CPU seconds)."""
-    key, path, seed, model, cache = job
+def ranked_prefix(texts, labels, model: str, seed: int, max_streak: int) -> tuple[list[int], tuple[int, int]]:
+    """The simulation of livingmeta.screening.simulation.simulate, stopped early.
+
+    Same priors, ranker, retraining and tie-breaking as ``simulate`` (so the labels are a prefix of its
+    ``order``), but it stops after ``max_streak`` excludes in a row as well as after the last include: no
+    stopping rule measured here ranks further, and the random phase needs only what is left, not its order.
+    """
+    y = np.asarray(labels, dtype=np.int64)
+    ranker = make_ranker({"name": model, "seed": seed})
+    prior_inc, prior_exc = draw_priors(y, seed)
+    known = {prior_inc: 1, prior_exc: 0}
+    unlabelled = np.ones(len(y), dtype=bool)
+    unlabelled[[prior_inc, prior_exc]] = False
+    prefix: list[int] = []
+    found, streak, texts = 1, 0, list(texts)
+    while found < int(y.sum()) and streak < max_streak:
+        scores = np.where(unlabelled, ranker.fit_rank(texts, known), -np.inf)
+        top = int(np.argmax(scores))
+        known[top] = int(y[top])
+        unlabelled[top] = False
+        prefix.append(int(y[top]))
+        found += int(y[top])
+        streak = 0 if y[top] else streak + 1
+    return prefix, (prior_inc, prior_exc)
+
+
+def simulate_job(job: tuple[str, str, int, str, str, int]) -> tuple[str, int, float]:
+    """Simulate one (set, seed) and cache its ranked prefix; returns (key, seed, CPU seconds)."""
+    key, path, seed, model, cache, max_streak = job
     out = _cache_file(Path(cache), key, seed, model)
     if out.exists():
         return key, seed, 0.0
     data = parse_labelled_csv(Path(path).read_text(encoding="utf-8"), path)
     started = time.process_time()
-    result = simulate(data.texts, data.labels, {"name": model}, seed=seed)
+    prefix, priors = ranked_prefix(data.texts, data.labels, model, seed, max_streak)
     cpu = time.process_time() - started
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"order": result.order.tolist(), "priors": list(result.priors),
-                               "n_records": result.n_records, "n_included": result.n_included,
-                               "wss95": result.metrics["wss95"], "cpu_seconds": cpu}))
+    tmp.write_text(json.dumps({"prefix": prefix, "max_streak": max_streak, "priors": list(priors),
+                               "n_records": len(data.texts), "n_included": data.n_included, "cpu_seconds": cpu}))
     os.replace(tmp, out)
     return key, seed, cpu
 
 
-def ranked_orders(groups, seeds, model, cache: Path, workers: int) -> dict[tuple[str, int], dict]:
-    """Every (set, seed)'s simulated ranked order, simulating the ones not cached yet."""
+def full_order(run: dict) -> np.ndarray:
+    """A ranked order for the stopping rules: the prefix, then what was left (includes first; the random
+    phase permutes it, and every rule measured here stops ranking inside the prefix)."""
+    prefix = run.get("prefix", run.get("order"))
+    rest = run["n_records"] - 2 - len(prefix)
+    rest_inc = run["n_included"] - 1 - int(sum(prefix))
+    return np.concatenate([np.asarray(prefix, dtype=np.int64), np.ones(rest_inc, dtype=np.int64),
+                           np.zeros(rest - rest_inc, dtype=np.int64)])
+
+
+def ranked_orders(groups, seeds, model, cache: Path, workers: int, max_streak: int) -> dict[tuple[str, int], dict]:
+    """Every (set, seed)'s simulated ranked prefix, simulating the ones not cached yet."""
     jobs = []
     for group in groups:
         for path in sorted((SCREENING / group).glob("*.csv")):
             for seed in seeds:
-                jobs.append((f"{group}/{path.stem}", str(path), seed, model, str(cache)))
+                jobs.append((f"{group}/{path.stem}", str(path), seed, model, str(cache), max_streak))
     jobs.sort(key=lambda j: -os.path.getsize(j[1]))
     todo = [j for j in jobs if not _cache_file(cache, j[0], j[2], model).exists()]
     if todo:
         with ProcessPoolExecutor(max_workers=workers) as pool:
             for key, seed, cpu in pool.map(simulate_job, todo):
                 print(f"  simulated {key} seed {seed}: {cpu:.1f} CPU s", flush=True)
-    return {(j[0], j[2]): json.loads(_cache_file(cache, j[0], j[2], model).read_text()) for j in jobs}
+    out = {}
+    for j in jobs:
+        run = json.loads(_cache_file(cache, j[0], j[2], model).read_text())
+        if run.get("max_streak", 10**9) < max_streak:
+            raise SystemExit(f"{j[0]} seed {j[2]} was cached with a shorter prefix; use another --cache")
+        out[(j[0], j[2])] = run
+    return out
 
 
 def heuristic_stop(order: np.ndarray, n_records: int, included: int, run: int = HEURISTIC_RUN) -> dict:
@@ -101,7 +142,7 @@ def analyse(orders: dict, sample_seeds, switch_after: int, target: float, confid
     """Per set: lists of (recall met?, work saved) for the rule and for the heuristic."""
     per_set: dict[str, dict[str, list]] = {}
     for (key, _seed), run in orders.items():
-        order = np.asarray(run["order"], dtype=np.int64)
+        order = full_order(run)
         acc = per_set.setdefault(key, {"rule_met": [], "rule_ws": [], "rule_recall": [], "heur_met": [],
                                        "heur_ws": [], "heur_recall": []})
         for s in sample_seeds:
@@ -139,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     groups = GROUPS if args.sets == "all" else (args.sets,)
     wall = time.perf_counter()
-    orders = ranked_orders(groups, args.seeds, args.model, args.cache, args.workers)
+    max_streak = max([*args.switch_after, HEURISTIC_RUN])
+    orders = ranked_orders(groups, args.seeds, args.model, args.cache, args.workers, max_streak)
     sim_cpu = sum(r.get("cpu_seconds", 0.0) for r in orders.values())
     print(f"model {args.model}; simulation seeds {' '.join(map(str, args.seeds))}; random-sample seeds "
           f"{' '.join(map(str, args.sample_seeds))}; target {args.target}, confidence {args.confidence}")

@@ -108,16 +108,24 @@ def next_command(
     reviewer: Annotated[Optional[str], typer.Option("--reviewer", "-r", help="Your name (default: $LIVINGMETA_REVIEWER or your login).")] = None,
     stage: StageOpt = "title_abstract",
     warehouse: WarehouseOpt = None,
+    sample: Annotated[bool, typer.Option(
+        "--sample", help="Screen records drawn at random (the stopping rule's sample: `livingmeta status` says "
+                         "when to start and how many are needed); title/abstract only. Do not skip records.")] = False,
 ) -> None:
     """Screen records in the terminal, best-ranked first: i/e/m then a reason, u undo, s skip, q quit.
 
     Live re-ranking: after each decision the queue is re-ranked by a model that has seen it (once the review's
-    min_decisions_to_train is reached), and the next record shown is the best of that ranking.
+    min_decisions_to_train is reached), and the next record shown is the best of that ranking. With --sample
+    the records come in the stopping rule's random order instead (`livingmeta.screening.stopping`), recorded
+    with origin 'sample', and none may be skipped.
     """
+    from livingmeta.screening.stopping import SAMPLE_ORIGIN
     from warehouse.screening import next_to_screen, record_decision, review_config, undo_decision
 
     cli = _cli()
     _check_stage(stage)
+    if sample and stage != "title_abstract":
+        cli.fail("--sample draws records for the title/abstract stopping rule: use it with --stage title_abstract")
     console = make_console()
     with cli.review_warehouse(review, warehouse, read_only=False) as (review_id, con):
         cfg = review_config(con, review_id)
@@ -125,7 +133,10 @@ def next_command(
             cli.fail("this review is screened by two reviewers: say who you are with --reviewer NAME")
         who = reviewer or _default_reviewer()
         # decisions made elsewhere since the last update count too: next_to_screen re-ranks first
-        current = next_to_screen(con, review_id, who, stage, cfg=cfg)
+        current = _next_sample(con, review_id, who) if sample else next_to_screen(con, review_id, who, stage, cfg=cfg)
+        guidance = _stop_guidance(con, review_id) if stage == "title_abstract" else []
+    for text in guidance:
+        console.print(text, markup=False)
     if current is None:
         console.print(f"Nothing waits for {stage.replace('_', '/')} screening by {who} in {review_id}.")
         return
@@ -144,6 +155,10 @@ def next_command(
         if key is None or key == "q":
             break
         if key == "s":
+            if sample:
+                console.print("A random sample must not skip records (the test assumes every draw is screened): "
+                              "decide this one, or q to quit and come back to it.")
+                continue
             skipped.add(r["record_id"])
             with cli.review_warehouse(review, warehouse, read_only=False) as (_, con):
                 current = next_to_screen(con, review_id, who, stage, skip=skipped, cfg=cfg)
@@ -173,12 +188,43 @@ def next_command(
             break
         with cli.review_warehouse(review, warehouse, read_only=False) as (_, con):
             did = record_decision(con, review_id=review_id, record_id=r["record_id"], reviewer=who, stage=stage,
-                                  decision=decision, reason=reason or None, origin="terminal", now=_now())
+                                  decision=decision, reason=reason or None,
+                                  origin=SAMPLE_ORIGIN if sample else "terminal", now=_now())
             console.print(f"Recorded: {decision} {r['record_id']}.")
-            current = next_to_screen(con, review_id, who, stage, skip=skipped, cfg=cfg)
+            current = (_next_sample(con, review_id, who) if sample else
+                       next_to_screen(con, review_id, who, stage, skip=skipped, cfg=cfg))
         made.append((did, r))
     console.print(f"Session over: {len(made)} decision(s) recorded by {who}"
                   + (f", {undone} undone" if undone else "") + ".")
+    if made and stage == "title_abstract":
+        with cli.review_warehouse(review, warehouse) as (_, con):
+            for text in _stop_guidance(con, review_id):
+                console.print(text, markup=False)
+
+
+def _next_sample(con, review_id: str, reviewer: str) -> dict | None:
+    """The next record of the stopping rule's random sample for this reviewer (None when none is left), with
+    "waiting" as `next_to_screen` gives it. The urn is the records never screened: a changed record back in
+    the queue was decided before."""
+    from livingmeta.screening.stopping import sample_order
+    from warehouse.screening import records_to_screen
+
+    by_id = {r["record_id"]: r for r in records_to_screen(con, review_id, reviewer, "title_abstract")
+             if r.get("label") != "changed"}
+    if not by_id:
+        return None
+    r = by_id[sample_order(list(by_id), review_id)[0]]
+    r["waiting"] = len(by_id)
+    return r
+
+
+def _stop_guidance(con, review_id: str) -> list[str]:
+    """The stopping rule's lines (`livingmeta.screening.stopping.stopping_lines`) for the review as it stands."""
+    from livingmeta.screening.stopping import stopping_lines
+    from warehouse.screening import screening_status
+
+    st = screening_status(con, review_id)
+    return stopping_lines(st["stopping"], review_id, since_include=st["since_last_include"]) if st["screened"] else []
 
 
 def _now():

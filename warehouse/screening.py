@@ -44,6 +44,7 @@ from livingmeta.screening.queue import (
     stopping_guidance,
 )
 from livingmeta.screening.rules import apply_rules
+from livingmeta.screening.stopping import SAMPLE_ORIGIN, DecidedRecord, review_stopping, stopping_lines
 from warehouse.alerts import add_alert
 from warehouse.db import query, rows_as_dicts, transaction
 from warehouse.screening_features import queue_documents, queue_features
@@ -797,7 +798,32 @@ def screening_status(con: duckdb.DuckDBPyConnection, review_id: str) -> dict:
         screened=screened, pending=int(pending), conflicts=int(conflicts), kappa=kappa, since_include=since,
         expected=expected, ranker=ranker, awaiting_full_text=status["awaiting_full_text"], changed=int(changed),
         review=review_id)
+    status["stopping"] = stopping_status(con, review_id)
+    if screened:
+        status["guidance"] += stopping_lines(status["stopping"], review_id, since_include=since)
     return status
+
+
+def stopping_status(con: duckdb.DuckDBPyConnection, review_id: str) -> dict:
+    """The recall-target stopping rule on the review as it stands (`livingmeta.screening.stopping.review_stopping`).
+
+    A record counts for the random sample when its first title/abstract decision was made on a random draw
+    (origin 'sample', `livingmeta screen next REVIEW --sample`); its outcome is its final title/abstract
+    decision (the latest one while two reviewers have not agreed), include or maybe counting as an include.
+    """
+    decided = [DecidedRecord(label=1 if (final or latest) in ("include", "maybe") else 0,
+                             sampled=origin == SAMPLE_ORIGIN, decided_at=first_at)
+               for _rid, first_at, origin, latest, final in con.execute(
+                   "SELECT d.record_id, min(d.decided_at), arg_min(d.origin, (d.decided_at, d.decision_id)), "
+                   "arg_max(d.decision, (d.decided_at, d.decision_id)), any_value(f.title_abstract) "
+                   "FROM v_current_decisions d LEFT JOIN v_record_screening f USING (review_id, record_id) "
+                   "WHERE d.review_id = ? AND d.stage = 'title_abstract' GROUP BY d.record_id",
+                   [review_id]).fetchall()]
+    waiting = [t for (t,) in con.execute(
+        "SELECT q.entered_at FROM v_screening_queue q WHERE q.review_id = ? AND q.stage = 'title_abstract' "
+        "AND NOT EXISTS (SELECT 1 FROM v_current_decisions d WHERE d.review_id = q.review_id "
+        "AND d.record_id = q.record_id AND d.stage = 'title_abstract')", [review_id]).fetchall()]
+    return review_stopping(decided, waiting)
 
 
 def prisma_by_version(con: duckdb.DuckDBPyConnection, review_id: str) -> list[dict]:

@@ -45,12 +45,18 @@ __all__ = [
     "DEFAULT_TARGET",
     "HEURISTIC_RUN",
     "RULE",
+    "SAMPLE_ORIGIN",
+    "DecidedRecord",
     "StopTest",
+    "automation_statement",
     "hypergeom_cdf",
     "irrelevant_in_a_row",
     "k_target",
     "recall_test",
+    "review_stopping",
+    "sample_order",
     "simulate_stop",
+    "stopping_lines",
 ]
 
 RULE = "hypergeometric random-sample test (Callaghan & Müller-Hansen 2020)"
@@ -261,3 +267,108 @@ def simulate_stop(order: Sequence[int] | np.ndarray, *, n_records: int | None = 
             "recall": found_total / included, "work_saved": 1 - screened / total, "ranked": switch,
             "sampled": sampled, "found": found_total, "included": included, "p_value": test.p_value,
             "switch_after": int(switch_after)}
+
+
+# decisions made on records drawn at random for the rule (`livingmeta screen next REVIEW --sample`) carry
+# this origin; every other title/abstract decision belongs to the ranked phase
+SAMPLE_ORIGIN = "sample"
+
+
+@dataclass(frozen=True)
+class DecidedRecord:
+    """One record's title/abstract outcome for the rule: 1 include (or maybe), 0 exclude.
+
+    ``sampled``: its first decision was made on a random draw (origin :data:`SAMPLE_ORIGIN`);
+    ``decided_at``: when that first decision was made (any comparable value: datetimes, numbers).
+    """
+
+    label: int
+    sampled: bool
+    decided_at: object
+
+
+def review_stopping(decided: Sequence[DecidedRecord], pending_entered_at: Sequence[object], *,
+                    target: float = DEFAULT_TARGET, confidence: float = DEFAULT_CONFIDENCE) -> dict:
+    """The rule on a live review: ranked phase until the first random draw, then the test.
+
+    Args:
+        decided: every record with a title/abstract decision.
+        pending_entered_at: when each record still waiting for title/abstract screening entered the queue.
+        target, confidence: the rule's settings.
+    Returns:
+        ``{"rule", "target", "confidence", "phase": "ranked" | "sampling", "r_ranked", "urn", "sampled",
+        "found_sampled", "p_value", "stop", "more_needed", "arrived_after_start", "ranked_after_start"}``.
+        In the ranked phase the test is the one a sample starting now would face (urn = records waiting,
+        nothing sampled yet), so ``more_needed`` is how many random records it would take if none were an
+        include. Records that entered after the sample began are not in its urn (``arrived_after_start``:
+        they need screening of their own); ranked decisions on urn records after it began
+        (``ranked_after_start``) mean the sample is no longer a random one of what was left.
+    """
+    sample = [d for d in decided if d.sampled]
+    if not sample:
+        r_ranked = sum(d.label for d in decided)
+        test = recall_test(r_ranked, len(pending_entered_at), target=target, confidence=confidence)
+        return {**test.as_dict(), "phase": "ranked", "arrived_after_start": 0, "ranked_after_start": 0}
+    start = min(d.decided_at for d in sample)
+    ranked_before = [d for d in decided if not d.sampled and d.decided_at < start]
+    ranked_after = [d for d in decided if not d.sampled and d.decided_at >= start]
+    waiting_then = sum(1 for t in pending_entered_at if t <= start)
+    r_ranked = sum(d.label for d in ranked_before)
+    urn = len(sample) + waiting_then
+    test = recall_test(r_ranked, urn, len(sample), sum(d.label for d in sample), target=target,
+                       confidence=confidence)
+    return {**test.as_dict(), "phase": "sampling",
+            "arrived_after_start": len(pending_entered_at) - waiting_then, "ranked_after_start": len(ranked_after)}
+
+
+def stopping_lines(stop: dict, review: str = "REVIEW", since_include: int | None = None,
+                   switch_after: int = DEFAULT_SWITCH_AFTER) -> list[str]:
+    """Sentences for people about the rule (status, `screen next`), from :func:`review_stopping`."""
+    rule = (f"stopping rule: {stop['rule']}, recall >= {stop['target']:.0%} at {stop['confidence']:.0%} confidence")
+    if stop["phase"] == "ranked":
+        lines = [f"{rule}: not started (ranked screening so far, {stop['r_ranked']} include(s) found)"]
+        if stop["urn"]:
+            lines.append(f"a random sample of the {stop['urn']} waiting would need about {stop['more_needed']} "
+                         "record(s) screened, if none of them is an include, to show the target is met")
+            if since_include is not None and since_include >= switch_after:
+                lines.append(f"{since_include} ranked decisions since the last include: start the random sample "
+                             f"with `livingmeta screen next {review} --sample`")
+        return lines
+    result = (f"met (p = {stop['p_value']:.3f}): recall >= {stop['target']:.0%} with {stop['confidence']:.0%} "
+              "confidence; stopping is justified" if stop["stop"] else
+              f"not met yet (p = {stop['p_value']:.3f}): screen about {stop['more_needed']} more random record(s) "
+              f"with `livingmeta screen next {review} --sample` (more if one of them is an include)")
+    lines = [f"{rule}: {stop['sampled']} random record(s) screened from the {stop['urn']} left after ranked "
+             f"screening, {stop['found_sampled']} include(s) among them; {result}"]
+    if stop["arrived_after_start"]:
+        lines.append(f"{stop['arrived_after_start']} record(s) arrived after the random sample began: the test does "
+                     "not cover them, screen them")
+    if stop["ranked_after_start"]:
+        lines.append(f"{stop['ranked_after_start']} record(s) were screened in ranked order after the random sample "
+                     "began: the sample is no longer random, treat the result with caution")
+    return lines
+
+
+def automation_statement(stop: dict, ranker: str) -> str:
+    """One paragraph for the report: the automation tool, the stopping rule and its result (PRISMA 2020 item 8)."""
+    head = (f"Title/abstract screening was prioritised by a ranking model ({ranker}). Stopping rule: "
+            f"{stop['rule']} (Syst Rev 2020;9:273), target recall {stop['target']:.0%} at {stop['confidence']:.0%} "
+            "confidence.")
+    if stop["phase"] == "ranked":
+        return head + f" The random sample has not started; {stop['r_ranked']} include(s) were found by ranked screening."
+    verdict = (f"the target was met (p = {stop['p_value']:.3f})" if stop["stop"] else
+               f"the target is not shown to be met yet (p = {stop['p_value']:.3f})")
+    return (head + f" After ranked screening found {stop['r_ranked']} include(s), {stop['sampled']} of the "
+            f"{stop['urn']} remaining records were screened at random ({stop['found_sampled']} include(s)): {verdict}.")
+
+
+def sample_order(record_ids: Sequence[str], key: str) -> list[str]:
+    """The records waiting, in the random order the rule's sample draws them.
+
+    The order is the SHA-256 of ``key`` + record id: fixed for a review (stopping and resuming a session
+    continues the same sample; a record arriving later takes a random place), and unrelated to a record's
+    content or rank, so each next record is a uniform random draw from those not yet screened.
+    """
+    import hashlib
+
+    return sorted(record_ids, key=lambda rid: hashlib.sha256(f"{key}\x00{rid}".encode()).hexdigest())
