@@ -96,3 +96,23 @@ def test_sample_finished_stops_and_a_late_record_is_named(tmp_path):
     assert stop["p_value"] == pytest.approx(float(hypergeom.cdf(0, 26, 2, 20)), rel=1e-9) and stop["stop"]
     assert any("met (p = 0.046)" in line for line in st["guidance"])
     assert any("1 record(s) arrived after the random sample began" in line for line in st["guidance"])
+
+
+def test_report_carries_the_automation_statement_in_html_and_markdown():
+    from livingmeta.report import build_report, render_html, render_markdown
+    from livingmeta.screening.stopping import recall_test
+
+    stop = {**recall_test(20, 26, 20, 0).as_dict(), "phase": "sampling", "arrived_after_start": 0,
+            "ranked_after_start": 0}
+    text = automation_statement(stop, "tfidf-svm (C=0.11, balanced 9.8) trained on 45 decisions")
+    assert text.startswith("Title/abstract screening was prioritised by a ranking model (tfidf-svm")
+    assert "Callaghan & Müller-Hansen, Syst Rev 2020;9:273" in text and "target recall 95% at 95% confidence" in text
+    assert "20 of the 26 remaining records were screened at random (0 include(s)): the target was met (p = 0.046)" in text
+    doc = {"review": {"id": "r", "title": "R"}, "version": {"version": 1, "created_at": "2024-01-01T00:00:00"},
+           "screening_automation": text}
+    report = build_report(doc, plots=False)
+    assert "<strong>Screening automation.</strong> Title/abstract screening" in render_html(report)
+    assert "**Screening automation.** Title/abstract screening" in render_markdown(report)
+    # a report without screening says nothing about it
+    plain = build_report({k: v for k, v in doc.items() if k != "screening_automation"}, plots=False)
+    assert "Screening automation" not in render_html(plain) and "Screening automation" not in render_markdown(plain)

@@ -213,9 +213,21 @@ def report_document(con: duckdb.DuckDBPyConnection, review_id: str, version: int
         "searches": searches,
         "search_definitions": definitions,
         "studies": list(studies.values()),
+        "screening_automation": _screening_automation(con, review_id) if latest else None,
         "engine_version": ", ".join(engine) or None,
         "notes": notes,
     }
+
+
+def _screening_automation(con: duckdb.DuckDBPyConnection, review_id: str) -> str | None:
+    """The report's statement on screening automation (ranking model, stopping rule and its result), or None
+    before any title/abstract decision. It describes screening as it stands now, so only the latest
+    version's report carries it."""
+    from livingmeta.screening.stopping import automation_statement
+    from warehouse.screening import screening_status
+
+    st = screening_status(con, review_id)
+    return automation_statement(st["stopping"], st["ranker"]) if st["screened"] else None
 
 
 def _ident(name: str) -> str:

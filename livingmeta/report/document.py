@@ -30,6 +30,8 @@ Report document schema (all dates are ISO 8601 strings; numbers may be None wher
                  # counts: identified_pubmed, identified_ctgov, identified_total, duplicates_removed, screened,
                  # excluded_title_abstract, [full_text_sought, awaiting_full_text,] full_text_assessed,
                  # excluded_full_text, included (reports), studies_included, optional excluded_reasons {reason: n}
+      "screening_automation": str | None,                           # the ranking model and stopping rule
+                                                                    # with its result (PRISMA 2020 item 8)
       "searches": [{"source", "query", "mode", "window_start", "window_end", "started_at", "finished_at",
                     "status", "n_found", "n_new", "n_changed", "n_unchanged", "n_deleted", "error"}],
       "search_definitions": [{"source", "query", "earliest_date", "first_used_at"}],
@@ -308,6 +310,7 @@ def check_document(doc: dict[str, Any]) -> dict[str, Any]:
         out[key] = list(doc.get(key) or [])
     out.setdefault("previous_version", None)
     out.setdefault("prisma", None)
+    out.setdefault("screening_automation", None)
     out["schema"] = REPORT_SCHEMA
     return out
 

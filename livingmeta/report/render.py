@@ -195,6 +195,8 @@ def render_markdown(report: Report) -> str:
         L += ["Reasons for exclusion at full text:", ""] + [f"- {md(r)}: {n}" for r, n in reasons.items()] + [""]
     if (doc.get("prisma") or {}).get("source"):
         L += [f"Counts from {md(doc['prisma']['source'])}.", ""]
+    if doc.get("screening_automation"):
+        L += [f"**Screening automation.** {md(doc['screening_automation'])}", ""]
     L += ["## Search log", ""]
     if doc.get("search_definitions"):
         L += _md_table(["Source", "Query as sent", "Earliest date", "First used"],

@@ -129,6 +129,7 @@ HTML = """<!DOCTYPE html>
 {% set reasons = ((doc.prisma or {}).current or {}).excluded_reasons %}
 {% if reasons %}<p>Reasons for exclusion at full text:</p><ul id="exclusion-reasons">{% for reason, n in reasons.items() %}<li>{{ reason }}: {{ n }}</li>{% endfor %}</ul>{% endif %}
 {% if doc.prisma and doc.prisma.source %}<p class="meta">Counts from {{ doc.prisma.source }}.</p>{% endif %}
+{% if doc.screening_automation %}<p id="screening-automation"><strong>Screening automation.</strong> {{ doc.screening_automation }}</p>{% endif %}
 </section>
 
 <section id="searches">

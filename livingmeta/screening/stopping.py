@@ -351,9 +351,12 @@ def stopping_lines(stop: dict, review: str = "REVIEW", since_include: int | None
 
 def automation_statement(stop: dict, ranker: str) -> str:
     """One paragraph for the report: the automation tool, the stopping rule and its result (PRISMA 2020 item 8)."""
-    head = (f"Title/abstract screening was prioritised by a ranking model ({ranker}). Stopping rule: "
-            f"{stop['rule']} (Syst Rev 2020;9:273), target recall {stop['target']:.0%} at {stop['confidence']:.0%} "
-            "confidence.")
+    rule = ("hypergeometric random-sample test (Callaghan & Müller-Hansen, Syst Rev 2020;9:273)"
+            if stop["rule"] == RULE else stop["rule"])
+    order = ("ordered by the review's screening rules (no ranking model trained yet)" if ranker == "rules"
+             else f"prioritised by a ranking model ({ranker})")
+    head = (f"Title/abstract screening was {order}. Stopping rule: {rule}, target recall {stop['target']:.0%} at "
+            f"{stop['confidence']:.0%} confidence.")
     if stop["phase"] == "ranked":
         return head + f" The random sample has not started; {stop['r_ranked']} include(s) were found by ranked screening."
     verdict = (f"the target was met (p = {stop['p_value']:.3f})" if stop["stop"] else
