@@ -48,11 +48,30 @@ from livingmeta.screening.calibration import (  # noqa: E402
     platt,
 )
 from livingmeta.screening.metrics import rrf, wss_asreview  # noqa: E402
-from livingmeta.screening.ranking import make_ranker  # noqa: E402
+from livingmeta.screening.ranking import RANKERS, TfidfSvmRanker, make_ranker  # noqa: E402
 
 SCREENING = ROOT.parent / "shared" / "datasets" / "screening"
 GROUPS = {"dev": "cohen_*.csv", "eval": "synergy_*.csv"}
 PROB_METHODS = ("platt-oof", "isotonic-oof", "raw-sigmoid", "prevalence")
+
+
+class WordsCharsRanker(TfidfSvmRanker):
+    """A candidate only measured here (not a livingmeta model): the ELAS u4 replica's word 1-2-gram TF-IDF
+    beside character 3-5-gram TF-IDF within words (min_df 2), one SVM on both."""
+
+    name = "bench-words+chars"
+
+    def _vectorise(self, texts):
+        import scipy.sparse as sp
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        words = super()._vectorise(texts)
+        chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True, min_df=2,
+                                max_df=0.95).fit_transform(texts)
+        return sp.hstack([words, chars]).tocsr()
+
+
+RANKERS.setdefault(WordsCharsRanker.name, WordsCharsRanker)
 _PMID = re.compile(r"(\d+)\s*$")
 
 

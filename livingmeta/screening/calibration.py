@@ -52,7 +52,8 @@ def platt(scores: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     labels = np.concatenate([np.ones(len(y)), np.zeros(len(y))])
     target = np.where(y == 1, t_pos, t_neg)
     weights = np.concatenate([target, 1 - target])
-    model = LogisticRegression(C=1e6, solver="lbfgs", max_iter=1000).fit(x, labels, sample_weight=weights)
+    # C large: no shrinkage (Platt fits plain maximum likelihood); tol small: lbfgs stops at the optimum
+    model = LogisticRegression(C=1e10, solver="lbfgs", tol=1e-12, max_iter=10000).fit(x, labels, sample_weight=weights)
     return float(model.coef_[0, 0]), float(model.intercept_[0])
 
 
