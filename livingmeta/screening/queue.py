@@ -259,8 +259,8 @@ def stopping_guidance(*, screened: int, pending: int, conflicts: int, kappa: flo
         lines.append(f"{since_include} decision(s) since the last include; the recent include rate suggests at most "
                      f"about {expected:.1f} include(s) among the {pending} waiting")
         if since_include >= RECENT_WINDOW and expected < 1:
-            lines.append(f"no include in the last {since_include} decisions: stopping is reasonable if the queue was "
-                         "screened in ranked order; record the stopping rule in the report")
+            lines.append(f"no include in the last {since_include} decisions: a heuristic, which promises no recall; "
+                         "the stopping rule below says when a random sample shows the recall target is met")
     else:
         lines.append(f"no decisions yet: start with `livingmeta screen next {review}`")
     return lines
