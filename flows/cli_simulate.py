@@ -44,7 +44,7 @@ def simulate_command(
     N counts the records after the two priors.
 
     The stopping rule (Callaghan & Müller-Hansen 2020, livingmeta.screening.stopping) is applied to the
-    simulated order at its defaults: rank until 50 excludes in a row, then screen random records from the
+    simulated order at its defaults: rank until 100 excludes in a row, then screen random records from the
     rest until the hypergeometric test says recall >= 95% with 95% confidence. "stop" reports where it
     stopped: records screened (priors included), the recall reached and the work saved (1 - screened/records).
     """

@@ -126,3 +126,12 @@ def test_simulate_stop_follows_the_test_draw_by_draw():
     assert res["screened"] == 2 + switch + n
     assert res["recall"] == pytest.approx((r_ranked + found) / 34)
     assert res["work_saved"] == pytest.approx(1 - (2 + switch + n) / 1502)
+
+
+def test_lines_when_everything_was_screened_in_ranked_order():
+    from livingmeta.screening.stopping import DecidedRecord, automation_statement, review_stopping, stopping_lines
+
+    stop = review_stopping([DecidedRecord(1, False, 1), DecidedRecord(0, False, 2)], [])
+    assert stop["phase"] == "ranked" and stop["stop"] and stop["urn"] == 0
+    assert "every record has been screened (1 include(s)), nothing is left to sample" in stopping_lines(stop)[0]
+    assert "no random sample was needed" in automation_statement(stop, "rules")
