@@ -19,7 +19,7 @@ on dev = 11 Cohen sets with >= 2 includes on both sides, then eval = 6 SYNERGY s
   review's model score.
 - the expected number of includes among 3 waiting records: Platt on out-of-fold scores has Brier 0.0545
   and a mean absolute error of 0.255 includes per night of 3 on dev (eval 0.0940, 0.401), against 0.0657
-  and 0.346 (eval 0.1268, 0.527) for the training include rate given to every record, and 2.8x / 1.42 for
+  and 0.346 (eval 0.1268, 0.527) for the training include rate given to every record, and 0.283 / 1.42 for
   the SVM margin read as a probability (never use it). Isotonic regression ties with Platt (dev Brier
   0.0566, 0.252); Platt is kept because it is monotone and smooth in the score.
 """
