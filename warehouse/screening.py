@@ -764,7 +764,7 @@ def screening_status(con: duckdb.DuckDBPyConnection, review_id: str) -> dict:
     Returns:
         {"screened", "included" (studies included at full text), "excluded" (records excluded at either
         stage), "pending", "conflicts", "kappa", "since_last_include", "expected_remaining", "ranker",
-        "changed_waiting", "awaiting_full_text", "guidance": [lines]}.
+        "changed_waiting", "awaiting_full_text", "stopping" (`stopping_status`), "guidance": [lines]}.
     """
     p = rows_as_dicts(con, "SELECT * FROM v_prisma_counts WHERE review_id = ?", [review_id])
     p = p[0] if p else {}

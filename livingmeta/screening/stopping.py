@@ -15,8 +15,12 @@ systematic reviews. Syst Rev 2020;9:273, doi:10.1186/s13643-020-01521-4):
    ``sampled`` draws), and the p-value is P(X <= found_sampled).
 4. Stop when p < 1 - confidence: recall is at least τ, with that confidence.
 
-The test is applied after every draw (as in the paper's simulations); a record drawn and screened counts
-as screened work. When the sample exhausts the urn, recall is known exactly and p = 0.
+The test is applied after every draw, as in the paper's simulations; looking again after each draw is not
+a fixed-sample test, so the guarantee is checked by simulation (bench/stopping.py: recall met the 95%
+target in 97.6% of 540 dev runs). A record drawn and screened counts as screened work. When the sample
+exhausts the urn, recall is known exactly and p = 0. The rule saves little work when a review has few
+includes (K_tar is then small and the sample must cover much of the urn): that is the price of the
+guarantee, and the benchmark prints it beside the heuristic's.
 
 The ranked phase ends here when ``switch_after`` ranked decisions in a row were excludes (the ranker has
 stopped finding includes, so further ranked screening buys little); that choice is ours and only affects
