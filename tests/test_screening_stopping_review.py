@@ -76,7 +76,7 @@ def test_screen_next_sample_draws_at_random_and_status_tests_recall(tmp_path):
     # the session ended with the same guidance
     assert f"screen about {more} more random record(s)" in res.output
     statement = automation_statement(stop, st["ranker"])
-    assert "Callaghan & Müller-Hansen 2020" in statement and "3 of the 26 remaining records" in statement
+    assert "Callaghan & Müller-Hansen, Syst Rev 2020;9:273" in statement and "3 of the 26 remaining records" in statement
     con.close()
 
 
