@@ -73,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--model", default=DEFAULT_MODEL, choices=sorted(RANKERS))
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--only", nargs="+", default=None, help="set names to run (e.g. cohen_NSAIDS); default all")
     args = parser.parse_args(argv)
 
     if not SCREENING.exists():
@@ -83,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     jobs = []
     for group in groups:
         for path in sorted((SCREENING / group).glob("*.csv")):
+            if args.only and path.stem not in args.only:
+                continue
             for seed in args.seeds:
                 jobs.append((f"{group}/{path.stem}", str(path), seed, args.model))
     # Largest files first so the two workers finish together.
@@ -135,8 +138,9 @@ def main(argv: list[str] | None = None) -> int:
         )
     print(f"\nwall time {wall:.0f} s with {args.workers} workers on {os.cpu_count()} cores")
     print(
-        "reproduce: . .venv/bin/activate && python bench/screening.py "
+        f"reproduce: . .venv/bin/activate && python bench/{Path(sys.argv[0]).name} "
         f"--sets {args.sets} --seeds {' '.join(map(str, args.seeds))} --model {args.model}"
+        + (f" --only {' '.join(args.only)}" if args.only else "")
     )
     return 0
 
