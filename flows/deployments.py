@@ -1,6 +1,6 @@
 """Deployments: one scheduled `update-review` deployment per review, built from the review's review.toml.
 
-`livingmeta serve` (flows/cli_deploy.py) uses these (deploy/deployments.py re-exports them for workers) to run every review on one machine with `prefect.serve`.
+`livingmeta serve` (flows/cli/deploy.py) uses these (deploy/deployments.py re-exports them for workers) to run every review on one machine with `prefect.serve`.
 For workers in a work pool, `prefect.yaml` at the repository root declares the same deployments
 (tests/test_deploy_config.py checks that its schedules match review.toml).
 

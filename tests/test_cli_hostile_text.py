@@ -142,7 +142,7 @@ def test_status_and_json_never_print_a_secret_or_raw_escape(tmp_path):
 
 
 def test_update_summary_table_prints_server_errors_as_text(capsys):
-    from flows.cli import print_summary
+    from flows.cli.root import print_summary
 
     summary = {"review_id": "rv", "as_of": "2024-03-01T00:00:00",
                "searches": [{"source": "pubmed", "status": "failed", "error": f"[/] boom api_key={SECRET} \x1b[2J"}],
@@ -196,7 +196,7 @@ def test_colour_terminal_gets_our_styles_but_not_the_sources_escapes(tmp_path):
 
 @pytest.mark.parametrize("value", ["[/]", "[bold]", "[link=x]", "\x1b[31m", "\x07", "\u202e"])
 def test_clean_neutralises_each_hostile_string(value):
-    from flows.cli_output import clean, make_console
+    from flows.cli.output import clean, make_console
 
     c = make_console(width=80)
     with c.capture() as cap:

@@ -70,7 +70,7 @@ def test_meta_imports_no_prefect_duckdb_or_sklearn(tmp_path):
 
 
 def test_simulate_model_names_match_the_rankers():
-    from flows.cli_simulate import DEFAULT_MODEL, RANKER_NAMES
+    from flows.cli.simulate import DEFAULT_MODEL, RANKER_NAMES
     from livingmeta.screening import ranking
 
     assert sorted(RANKER_NAMES) == sorted(ranking.RANKERS) and DEFAULT_MODEL == ranking.DEFAULT_MODEL

@@ -33,7 +33,7 @@ def prefect_yaml() -> dict:
 
 def serve_app() -> typer.Typer:
     """Only this area's command, so its tests do not depend on every other CLI module building."""
-    from flows import cli_deploy
+    from flows.cli import deploy as cli_deploy
 
     app = typer.Typer()
     cli_deploy.register(app, {})

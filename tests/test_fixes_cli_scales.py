@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from flows.cli import app
-from flows.cli_analysis import estimate_rows, name_scale_fields
+from flows.cli.analysis import estimate_rows, name_scale_fields
 from living_seed import binary_csv, ingest, link_and_include, new_update, record_for, register, write_review
 from tasks.analysis import analyze_review
 from tasks.versions import record_review_version

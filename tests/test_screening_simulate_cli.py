@@ -1,4 +1,4 @@
-"""`livingmeta screen simulate` through a CliRunner on an app built like flows/cli.py builds it."""
+"""`livingmeta screen simulate` through a CliRunner on an app built like flows/cli/root.py builds it."""
 
 import json
 
@@ -7,7 +7,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from flows.cli_simulate import register
+from flows.cli.simulate import register
 from livingmeta.screening.metrics import wss_asreview
 from livingmeta.screening.simulation import parse_labelled_csv, simulate
 

@@ -6,7 +6,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from flows.cli_meta import register
+from flows.cli.meta import register
 from livingmeta.stats import StatsInputError, meta_analyze, read_meta_csv
 
 HEADER = "study,year,treat_events,treat_total,control_events,control_total,alloc\n"

@@ -22,7 +22,7 @@ import typer
 from scipy import stats
 from typer.testing import CliRunner
 
-from flows.cli_meta import register
+from flows.cli.meta import register
 from livingmeta.stats import (cumulative, egger_test, leave_one_out, meta_analyze, subgroup_analysis,
                               trim_and_fill)
 

@@ -14,7 +14,7 @@ from rich.cells import cell_len
 from rich.table import Table
 from rich.text import Text
 
-from flows.cli_output import clean, styled
+from flows.cli.output import clean, styled
 
 
 def fmt_cell(column: str, value: Any) -> str:

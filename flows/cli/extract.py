@@ -13,8 +13,8 @@ import typer
 
 def register(app: typer.Typer, subapps: dict[str, typer.Typer]) -> None:
     """Add this area's commands to the CLI."""
-    from flows.cli import WarehouseOpt, console, fail, review_id_for, user_errors
-    from flows.cli_output import line, print_json, styled, warning, write_text
+    from flows.cli.root import WarehouseOpt, console, fail, review_id_for, user_errors
+    from flows.cli.output import line, print_json, styled, warning, write_text
 
     extract = subapps["extract"]
 
@@ -137,7 +137,7 @@ def register(app: typer.Typer, subapps: dict[str, typer.Typer]) -> None:
         if not rows:
             console.print(f"{review_id}: no registry suggestions wait to be accepted.")
             return
-        from flows.cli_layout import print_table
+        from flows.cli.layout import print_table
 
         cols = ("row_id", "study_id", "outcome_id", "arm", "group_label", "events", "total", "mean", "sd", "n",
                 "source_ref")

@@ -31,7 +31,7 @@ def serve(
     served deployments' schedules are paused.
     """
     from flows import settings
-    from flows.cli import fail, user_errors
+    from flows.cli.root import fail, user_errors
 
     from flows.deployments import build_deployments, deployment_specs, find_reviews, rate_limit_commands, serve_deployments
 
@@ -74,7 +74,7 @@ def limits(
 ) -> None:
     """Create or update the shared source rate limits (Prefect global concurrency limits) on the Prefect server."""
     from flows import settings
-    from flows.cli import fail
+    from flows.cli.root import fail
     from flows.deployments import ensure_rate_limits, rate_limit_commands
 
     keyed = settings.ncbi_api_key_configured() if ncbi_api_key is None else ncbi_api_key

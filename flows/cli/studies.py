@@ -28,8 +28,8 @@ def _who(by: str | None) -> str:
 
 def register(app: typer.Typer, subapps: dict[str, typer.Typer]) -> None:
     """Add this area's commands to the CLI."""
-    from flows.cli import WarehouseOpt, console, review_warehouse
-    from flows.cli_output import line, print_json, styled
+    from flows.cli.root import WarehouseOpt, console, review_warehouse
+    from flows.cli.output import line, print_json, styled
 
     studies = subapps["studies"]
 
@@ -48,7 +48,7 @@ def register(app: typer.Typer, subapps: dict[str, typer.Typer]) -> None:
         if json_out:
             print_json({"studies": found, "conflicts": conflicts}, indent=2)
             return
-        from flows.cli_layout import print_table
+        from flows.cli.layout import print_table
 
         def short(title: str) -> str:
             return title if len(title) <= 70 else title[:69].rstrip() + "…"

@@ -15,7 +15,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from flows.cli_output import clean, make_console, styled, write_text
+from flows.cli.output import clean, make_console, styled, write_text
 
 ReviewArg = Annotated[str, typer.Argument(help="Review folder (holding review.toml) or review id.")]
 WarehouseOpt = Annotated[
@@ -30,7 +30,7 @@ KEYS_HELP = "i include · e exclude · m maybe · u undo · s skip · q quit"
 
 def _cli():
     # flows.cli imports this module while it builds the app: import its helpers lazily
-    from flows import cli
+    from flows.cli import root as cli
 
     return cli
 

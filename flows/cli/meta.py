@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from flows.cli_output import line, make_console, print_json, styled
+from flows.cli.output import line, make_console, print_json, styled
 
 # livingmeta.stats (numpy, scipy, pandas) is imported by the command itself: `livingmeta --help` must not pay it
 
@@ -207,7 +207,7 @@ def register(app: typer.Typer, subapps: dict[str, typer.Typer]) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
     ) -> None:
         """Pool the studies in FILE and print the result (meta-analysis)."""
-        from flows.cli import fail
+        from flows.cli.root import fail
         from livingmeta.userfiles import MAX_CSV_BYTES, UserFileError, check_user_file, read_user_text
 
         try:  # one message for a folder, an unreadable, empty, binary or non-UTF-8 file

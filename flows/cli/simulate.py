@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from flows.cli_output import error, print_json, say
+from flows.cli.output import error, print_json, say
 
 # The ranking models (sklearn, scipy) are imported when a simulation runs, not to build `--help`: the names are
 # repeated here, and tests/test_cli_startup.py fails when they drift from livingmeta.screening.ranking.

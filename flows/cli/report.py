@@ -10,7 +10,7 @@ import typer
 def register(app: typer.Typer, subapps: dict[str, typer.Typer]) -> None:
     """Add this area's commands to the CLI."""
     from flows import settings
-    from flows.cli import WarehouseOpt, console, fail, review_id_for, user_errors
+    from flows.cli.root import WarehouseOpt, console, fail, review_id_for, user_errors
 
     @app.command()
     def report(

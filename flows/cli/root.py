@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from flows import settings
-from flows.cli_output import console, err_console, error, line, print_json, styled
+from flows.cli.output import console, err_console, error, line, print_json, styled
 
 # before anything imports prefect: its settings are read once, at import
 settings.quiet_prefect_defaults()
@@ -287,7 +287,7 @@ def status(
     if lu:
         console.print(f"last update #{lu['update_id']}: {lu['status']} at {_when(lu['finished_at'] or lu['started_at'])}"
                       + (f" — {lu['error']}" if lu.get("error") else ""))
-    from flows.cli_layout import print_table
+    from flows.cli.layout import print_table
 
     print_table(console, ("source", "status", "mode", "searched to", "found", "new", "changed", "unchanged",
                           "deleted", "error"),
@@ -354,10 +354,9 @@ def demo(
 
 
 def _register_areas() -> None:
-    from flows import (cli_analysis, cli_deploy, cli_extract, cli_meta, cli_report, cli_screen, cli_simulate,
-                       cli_studies)
+    from flows.cli import analysis, deploy, extract, meta, report, screen, simulate, studies
 
-    for mod in (cli_meta, cli_screen, cli_simulate, cli_studies, cli_extract, cli_analysis, cli_report, cli_deploy):
+    for mod in (meta, screen, simulate, studies, extract, analysis, report, deploy):
         mod.register(app, SUBAPPS)
 
 

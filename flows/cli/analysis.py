@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from flows.cli_output import line, print_json, styled
+from flows.cli.output import line, print_json, styled
 
 ESTIMATE_COLUMNS = ("analysis", "version", "k", "participants", "measure", "method", "estimate", "ci_lower",
                     "ci_upper", "pi_lower", "pi_upper", "p_value", "i2", "tau2")
@@ -99,8 +99,8 @@ def estimate_rows(rows: list[dict]) -> list[dict]:
 
 def register(app: typer.Typer, subapps: dict[str, typer.Typer]) -> None:
     """Add this area's commands to the CLI."""
-    from flows.cli import WarehouseOpt, console, review_warehouse
-    from flows.cli_layout import print_table
+    from flows.cli.root import WarehouseOpt, console, review_warehouse
+    from flows.cli.layout import print_table
 
     @app.command()
     def estimates(
