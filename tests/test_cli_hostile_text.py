@@ -142,7 +142,7 @@ def test_status_and_json_never_print_a_secret_or_raw_escape(tmp_path):
 
 
 def test_update_summary_table_prints_server_errors_as_text(capsys):
-    from flows.cli.root import print_summary
+    from flows.cli.review import print_summary
 
     summary = {"review_id": "rv", "as_of": "2024-03-01T00:00:00",
                "searches": [{"source": "pubmed", "status": "failed", "error": f"[/] boom api_key={SECRET} \x1b[2J"}],

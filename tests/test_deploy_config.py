@@ -36,7 +36,7 @@ def serve_app() -> typer.Typer:
     from flows.cli import deploy as cli_deploy
 
     app = typer.Typer()
-    cli_deploy.register(app, {})
+    app.add_typer(cli_deploy.app)
 
     @app.callback()
     def _root() -> None:  # keeps `serve` a sub-command, as in the real CLI

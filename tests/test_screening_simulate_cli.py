@@ -1,4 +1,4 @@
-"""`livingmeta screen simulate` through a CliRunner on an app built like flows/cli/root.py builds it."""
+"""`livingmeta screen simulate` through a CliRunner on an app holding only the `screen simulate` area."""
 
 import json
 
@@ -7,7 +7,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from flows.cli.simulate import register
+from flows.cli import simulate as cli_simulate
 from livingmeta.screening.metrics import wss_asreview
 from livingmeta.screening.simulation import parse_labelled_csv, simulate
 
@@ -15,9 +15,7 @@ from livingmeta.screening.simulation import parse_labelled_csv, simulate
 @pytest.fixture
 def app() -> typer.Typer:
     root = typer.Typer()
-    screen = typer.Typer()
-    root.add_typer(screen, name="screen")
-    register(root, {"screen": screen})
+    root.add_typer(cli_simulate.app, name="screen")
     return root
 
 

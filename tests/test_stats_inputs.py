@@ -6,7 +6,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from flows.cli.meta import register
+from flows.cli import meta as cli_meta
 from livingmeta.stats import StatsInputError, meta_analyze, read_meta_csv
 
 HEADER = "study,year,treat_events,treat_total,control_events,control_total,alloc\n"
@@ -17,7 +17,7 @@ GOOD = ("Aronson,1948,4,123,11,139,random\nFerguson,1949,6,306,29,303,random\n"
 @pytest.fixture()
 def app():
     app = typer.Typer()
-    register(app, {})
+    app.add_typer(cli_meta.app)
 
     @app.command("noop")
     def noop():

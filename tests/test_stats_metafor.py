@@ -22,7 +22,7 @@ import typer
 from scipy import stats
 from typer.testing import CliRunner
 
-from flows.cli.meta import register
+from flows.cli import meta as cli_meta
 from livingmeta.stats import (cumulative, egger_test, leave_one_out, meta_analyze, subgroup_analysis,
                               trim_and_fill)
 
@@ -96,7 +96,7 @@ def _write_csv(path: Path, rows: list[dict]) -> Path:
 @pytest.fixture(scope="module")
 def cli_app():
     app = typer.Typer()
-    register(app, {})
+    app.add_typer(cli_meta.app)
 
     @app.command("noop")
     def noop():  # a second command keeps typer from collapsing the app into `meta` itself

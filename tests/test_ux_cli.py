@@ -13,7 +13,8 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from flows.cli.root import app, summary_lines
+from flows.cli import app
+from flows.cli.review import summary_lines
 from flows.cli.layout import print_table
 from living_seed import TRIALS, binary_csv, build_two_versions, ingest, new_update, record_for, write_review
 from livingmeta.alerting import fmt_p as alert_fmt_p

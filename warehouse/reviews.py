@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import duckdb
 
@@ -20,6 +21,23 @@ def upsert_review(con: duckdb.DuckDBPyConnection, cfg: ReviewConfig, folder: str
         "config_hash = excluded.config_hash, updated_at = excluded.updated_at",
         [cfg.id, cfg.title, folder, canonical_json(data), hash_json(data), now, now],
     )
+
+
+def known_review(con: duckdb.DuckDBPyConnection, review_id: str) -> bool:
+    """True when the warehouse holds a review with this id."""
+    return con.execute("SELECT 1 FROM reviews WHERE review_id = ?", [review_id]).fetchone() is not None
+
+
+def stored_config(con: duckdb.DuckDBPyConnection, review_id: str) -> ReviewConfig | None:
+    """The review's validated configuration as the last update stored it (None: the review was never stored).
+
+    Commands that name a review by id use this instead of re-reading (and re-validating) review.toml.
+    """
+    row = con.execute("SELECT config_json FROM reviews WHERE review_id = ?", [review_id]).fetchone()
+    if not row:
+        return None
+    data = row[0]
+    return ReviewConfig.model_validate(json.loads(data) if isinstance(data, str) else data)
 
 
 def start_update(con: duckdb.DuckDBPyConnection, review_id: str, now: dt.datetime, as_of: dt.datetime,
@@ -55,7 +73,9 @@ def finish_update(con: duckdb.DuckDBPyConnection, update_id: int, status: str, s
 
 
 def review_status(con: duckdb.DuckDBPyConnection, review_id: str) -> dict:
-    """Everything `livingmeta status` shows: last runs per source, counts, queue, latest version."""
+    """Everything `livingmeta status` shows: last runs per source, counts, queue, latest version, and the
+    screening progress and stopping guidance of `warehouse.screening.screening_status` (its keys added)."""
+    from warehouse.screening import screening_status  # screening loads pandas and the ranking features
     last_runs = rows_as_dicts(
         con,
         "SELECT * EXCLUDE (rn) FROM (SELECT source, run_id, mode, status, started_at, finished_at, window_start, "
@@ -88,4 +108,5 @@ def review_status(con: duckdb.DuckDBPyConnection, review_id: str) -> dict:
         "queue_pending": queue,
         "decisions": n_decisions,
         "latest_version": latest[0] if latest else None,
+        **screening_status(con, review_id),
     }

@@ -47,6 +47,7 @@ from livingmeta.screening.rules import apply_rules
 from livingmeta.screening.stopping import SAMPLE_ORIGIN, DecidedRecord, review_stopping, stopping_lines
 from warehouse.alerts import add_alert
 from warehouse.db import query, rows_as_dicts, transaction
+from warehouse.reviews import stored_config
 from warehouse.screening_features import queue_documents, queue_features
 
 _JSON_FIELDS = ("authors", "publication_types", "mesh", "keywords", "registry_ids", "corrections", "extra")
@@ -58,12 +59,8 @@ def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-def review_config(con: duckdb.DuckDBPyConnection, review_id: str) -> ReviewConfig | None:
-    """The review's stored review.toml (None when the review was never registered)."""
-    row = con.execute("SELECT config_json FROM reviews WHERE review_id = ?", [review_id]).fetchone()
-    if not row:
-        return None
-    return ReviewConfig.model_validate(json.loads(row[0]))
+# the review's stored, validated review.toml (None when the review was never registered)
+review_config = stored_config
 
 
 def _screening_settings(con: duckdb.DuckDBPyConnection, review_id: str) -> Screening:

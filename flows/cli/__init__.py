@@ -1,5 +1,18 @@
-"""The `livingmeta` command line (a package: flows/cli/root.py builds the app from the area modules)."""
+"""The `livingmeta` command line: one module per area, each holding one Typer sub-app.
 
-from flows.cli.root import app, main
+(The package docstring is completed in a later commit with the list of user actions.)
+"""
 
-__all__ = ["app", "main"]
+from __future__ import annotations
+
+from typing import Any
+
+
+def __getattr__(name: str) -> Any:
+    # `flows.cli:main` (the entry point) and `from flows.cli import app` build the whole app; importing one
+    # area module (flows.cli.output, flows.cli.screen, ...) builds only what that module needs
+    if name in ("app", "main"):
+        from flows.cli import root
+
+        return getattr(root, name)
+    raise AttributeError(f"module 'flows.cli' has no attribute {name!r}")

@@ -1,12 +1,17 @@
 """`livingmeta estimates` and `livingmeta diff`: the published numbers and what changed between versions."""
 
+from __future__ import annotations
 
 import json
 from typing import Annotated, Optional
 
 import typer
 
+from flows.cli.common import JsonOpt, ReviewArg, WarehouseOpt, console, review_warehouse
+from flows.cli.layout import print_table
 from flows.cli.output import line, print_json, styled
+
+app = typer.Typer()
 
 ESTIMATE_COLUMNS = ("analysis", "version", "k", "participants", "measure", "method", "estimate", "ci_lower",
                     "ci_upper", "pi_lower", "pi_upper", "p_value", "i2", "tau2")
@@ -97,93 +102,89 @@ def estimate_rows(rows: list[dict]) -> list[dict]:
     return out
 
 
-def register(app: typer.Typer, subapps: dict[str, typer.Typer]) -> None:
-    """Add this area's commands to the CLI."""
-    from flows.cli.root import WarehouseOpt, console, review_warehouse
-    from flows.cli.layout import print_table
+@app.command()
+def estimates(
+    review: ReviewArg,
+    version: Annotated[Optional[int], typer.Option("--version", help="A published version (default: latest).")] = None,
+    warehouse: WarehouseOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Print the published estimates of the latest (or a given) review version."""
+    from warehouse.analysis import version_estimates, versions
 
-    @app.command()
-    def estimates(
-        review: Annotated[str, typer.Argument(help="Review folder or review id.")],
-        version: Annotated[Optional[int], typer.Option("--version", help="A published version (default: latest).")] = None,
-        warehouse: WarehouseOpt = None,
-        json_out: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
-    ) -> None:
-        """Print the published estimates of the latest (or a given) review version."""
-        from warehouse.analysis import version_estimates, versions
+    with review_warehouse(review, warehouse) as (review_id, con):
+        have = versions(con, review_id)
+        if version is not None and version not in have:
+            raise ValueError(f"{review_id} has no version {version}; published versions: "
+                             f"{', '.join(map(str, have)) or 'none yet'}")
+        rows = estimate_rows(version_estimates(con, review_id, version))
+    if json_out:
+        print_json(rows, indent=2)
+        return
+    if not rows:
+        console.print(f"{review_id}: no published version yet (run `livingmeta update`).")
+        return
+    print_table(console, SHOWN_COLUMNS, [_shown(r) for r in rows],
+                title=f"{review_id}, version {rows[0]['version']} (ratios back-transformed; log scale with --json)")
+    for r in rows:
+        if r.get("tsa_status"):
+            console.print(f"trial sequential analysis of {r['analysis']}: {r['tsa_status'].replace('_', ' ')}")
 
-        with review_warehouse(review, warehouse) as (review_id, con):
-            have = versions(con, review_id)
-            if version is not None and version not in have:
-                raise ValueError(f"{review_id} has no version {version}; published versions: "
-                                 f"{', '.join(map(str, have)) or 'none yet'}")
-            rows = estimate_rows(version_estimates(con, review_id, version))
-        if json_out:
-            print_json(rows, indent=2)
-            return
-        if not rows:
-            console.print(f"{review_id}: no published version yet (run `livingmeta update`).")
-            return
-        print_table(console, SHOWN_COLUMNS, [_shown(r) for r in rows],
-                    title=f"{review_id}, version {rows[0]['version']} (ratios back-transformed; log scale with --json)")
-        for r in rows:
-            if r.get("tsa_status"):
-                console.print(f"trial sequential analysis of {r['analysis']}: {r['tsa_status'].replace('_', ' ')}")
 
-    @app.command()
-    def diff(
-        review: Annotated[str, typer.Argument(help="Review folder or review id.")],
-        from_version: Annotated[Optional[int], typer.Option("--from", help="Older version (default: the one before --to).")] = None,
-        to_version: Annotated[Optional[int], typer.Option("--to", help="Newer version (default: latest).")] = None,
-        warehouse: WarehouseOpt = None,
-        json_out: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
-    ) -> None:
-        """Print what changed per analysis between two versions."""
-        from livingmeta.diff import classify
-        from warehouse.analysis import retracted_studies, run_summary, runs_of_version, version_diffs, versions
+@app.command()
+def diff(
+    review: ReviewArg,
+    from_version: Annotated[Optional[int], typer.Option("--from", help="Older version (default: the one before --to).")] = None,
+    to_version: Annotated[Optional[int], typer.Option("--to", help="Newer version (default: latest).")] = None,
+    warehouse: WarehouseOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Print what changed per analysis between two versions."""
+    from livingmeta.diff import classify
+    from warehouse.analysis import retracted_studies, run_summary, runs_of_version, version_diffs, versions
 
-        with review_warehouse(review, warehouse) as (review_id, con):
-            have = versions(con, review_id)
-            if not have:
-                raise ValueError(f"{review_id} has no published version yet; run `livingmeta update` first")
-            to_v = to_version if to_version is not None else have[-1]
-            from_v = from_version if from_version is not None else max((v for v in have if v < to_v), default=None)
-            for v in (to_v, from_v):
-                if v is not None and v not in have:
-                    raise ValueError(f"{review_id} has no version {v}; published versions: {', '.join(map(str, have))}")
-            if from_v is not None and from_v >= to_v:
-                raise ValueError(f"--from {from_v} must be older than --to {to_v}")
-            if from_v == max((v for v in have if v < to_v), default=None):
-                rows = version_diffs(con, review_id, to_v)  # the stored diff of that version
-            else:
-                cfg = json.loads(con.execute("SELECT config_json FROM reviews WHERE review_id = ?",
-                                             [review_id]).fetchone()[0])
-                rules = cfg.get("alerts", {}).get("rules", {})
-                old_runs = runs_of_version(con, review_id, from_v) if from_v else {}
-                new_runs = runs_of_version(con, review_id, to_v)
-                retracted = retracted_studies(con, review_id)
-                rows = []
-                for aid in sorted(set(old_runs) | set(new_runs)):
-                    d = classify(run_summary(con, old_runs.get(aid)), run_summary(con, new_runs.get(aid)),
-                                 relative_change=rules.get("relative_change", 0.10),
-                                 ci_width_change=rules.get("ci_width_change", 0.20), retracted=retracted)
-                    if d["changed"]:
-                        rows.append({"review_id": review_id, "from_version": from_v, "to_version": to_v,
-                                     "analysis_id": aid, **d})
-        if json_out:
-            rows = [{**r, "old": name_scale_fields(r.get("old")), "new": name_scale_fields(r.get("new"))} for r in rows]
-            print_json(rows, indent=2)
-            return
-        console.print(line(styled(review_id, "bold"), f": version {from_v if from_v is not None else '(none)'} -> {to_v}"))
-        if not rows:
-            console.print("no estimate changed")
-        for r in rows:
-            console.print(line(styled(r["analysis_id"], "bold"), f": {', '.join(r['changes'])}"))
-            # one line per number, old beside new: narrow at any width and read as "before -> after"
-            old, new = _diff_row("", r["old"]), _diff_row("", r["new"])
-            print_table(console, ("", f"version {from_v}" if from_v is not None else "before", f"version {to_v}"),
-                        [[c, o, n] for c, o, n in zip(DIFF_COLUMNS[1:], old[1:], new[1:])])
-            if r.get("studies_added"):
-                console.print(f"  studies added: {', '.join(r['studies_added'])}")
-            if r.get("studies_removed"):
-                console.print(f"  studies removed: {', '.join(r['studies_removed'])}")
+    with review_warehouse(review, warehouse) as (review_id, con):
+        have = versions(con, review_id)
+        if not have:
+            raise ValueError(f"{review_id} has no published version yet; run `livingmeta update` first")
+        to_v = to_version if to_version is not None else have[-1]
+        from_v = from_version if from_version is not None else max((v for v in have if v < to_v), default=None)
+        for v in (to_v, from_v):
+            if v is not None and v not in have:
+                raise ValueError(f"{review_id} has no version {v}; published versions: {', '.join(map(str, have))}")
+        if from_v is not None and from_v >= to_v:
+            raise ValueError(f"--from {from_v} must be older than --to {to_v}")
+        if from_v == max((v for v in have if v < to_v), default=None):
+            rows = version_diffs(con, review_id, to_v)  # the stored diff of that version
+        else:
+            cfg = json.loads(con.execute("SELECT config_json FROM reviews WHERE review_id = ?",
+                                         [review_id]).fetchone()[0])
+            rules = cfg.get("alerts", {}).get("rules", {})
+            old_runs = runs_of_version(con, review_id, from_v) if from_v else {}
+            new_runs = runs_of_version(con, review_id, to_v)
+            retracted = retracted_studies(con, review_id)
+            rows = []
+            for aid in sorted(set(old_runs) | set(new_runs)):
+                d = classify(run_summary(con, old_runs.get(aid)), run_summary(con, new_runs.get(aid)),
+                             relative_change=rules.get("relative_change", 0.10),
+                             ci_width_change=rules.get("ci_width_change", 0.20), retracted=retracted)
+                if d["changed"]:
+                    rows.append({"review_id": review_id, "from_version": from_v, "to_version": to_v,
+                                 "analysis_id": aid, **d})
+    if json_out:
+        rows = [{**r, "old": name_scale_fields(r.get("old")), "new": name_scale_fields(r.get("new"))} for r in rows]
+        print_json(rows, indent=2)
+        return
+    console.print(line(styled(review_id, "bold"), f": version {from_v if from_v is not None else '(none)'} -> {to_v}"))
+    if not rows:
+        console.print("no estimate changed")
+    for r in rows:
+        console.print(line(styled(r["analysis_id"], "bold"), f": {', '.join(r['changes'])}"))
+        # one line per number, old beside new: narrow at any width and read as "before -> after"
+        old, new = _diff_row("", r["old"]), _diff_row("", r["new"])
+        print_table(console, ("", f"version {from_v}" if from_v is not None else "before", f"version {to_v}"),
+                    [[c, o, n] for c, o, n in zip(DIFF_COLUMNS[1:], old[1:], new[1:])])
+        if r.get("studies_added"):
+            console.print(f"  studies added: {', '.join(r['studies_added'])}")
+        if r.get("studies_removed"):
+            console.print(f"  studies removed: {', '.join(r['studies_removed'])}")

@@ -8,13 +8,13 @@ from typing import Annotated, Optional
 
 import typer
 
+from flows import settings
+from flows.cli.common import fail, user_errors
 
-def register(app: typer.Typer, subapps: dict[str, typer.Typer]) -> None:
-    """Add this area's commands to the CLI."""
-    app.command()(serve)
-    app.command()(limits)
+app = typer.Typer()
 
 
+@app.command()
 def serve(
     reviews: Annotated[Optional[list[Path]], typer.Argument(help="Review folders (each holding review.toml).")] = None,
     reviews_root: Annotated[Optional[Path], typer.Option("--reviews-root", help="Serve every review folder under this folder.")] = None,
@@ -30,9 +30,6 @@ def serve(
     SIGTERM stops it with exit code 0: no new runs, the runs in progress may finish (--grace seconds), and the
     served deployments' schedules are paused.
     """
-    from flows import settings
-    from flows.cli.root import fail, user_errors
-
     from flows.deployments import build_deployments, deployment_specs, find_reviews, rate_limit_commands, serve_deployments
 
     try:
@@ -68,13 +65,12 @@ def serve(
     serve_deployments(deployments, limit=limit, grace_seconds=grace)
 
 
+@app.command()
 def limits(
     ncbi_api_key: Annotated[Optional[bool], typer.Option("--ncbi-api-key/--no-ncbi-api-key", help="NCBI's budget with an API key (10/s) or without (3/s); default: whether NCBI_API_KEY or LIVINGMETA_NCBI_API_KEY_BLOCK is set.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the equivalent `prefect gcl` commands and exit.")] = False,
 ) -> None:
     """Create or update the shared source rate limits (Prefect global concurrency limits) on the Prefect server."""
-    from flows import settings
-    from flows.cli.root import fail
     from flows.deployments import ensure_rate_limits, rate_limit_commands
 
     keyed = settings.ncbi_api_key_configured() if ncbi_api_key is None else ncbi_api_key

@@ -1,5 +1,6 @@
 """`livingmeta extract template|import|suggestions|accept`: extraction data in and out."""
 
+from __future__ import annotations
 
 import csv
 import getpass
@@ -10,161 +11,162 @@ from typing import Annotated, Optional
 
 import typer
 
+from flows.cli.common import JsonOpt, ReviewArg, WarehouseOpt, console, fail, review_id_for, user_errors
+from flows.cli.layout import print_table
+from flows.cli.output import line, print_json, styled, warning, write_text
 
-def register(app: typer.Typer, subapps: dict[str, typer.Typer]) -> None:
-    """Add this area's commands to the CLI."""
-    from flows.cli.root import WarehouseOpt, console, fail, review_id_for, user_errors
-    from flows.cli.output import line, print_json, styled, warning, write_text
+app = typer.Typer(help="Extraction data: templates, imports, registry suggestions.", no_args_is_help=True)
 
-    extract = subapps["extract"]
 
-    def _review(review: str, warehouse: str | None):
-        from livingmeta.config import load_review
-        from warehouse.db import rows_as_dicts
+def _review(review: str, warehouse: str | None):
+    from livingmeta.config import load_review
+    from warehouse.db import rows_as_dicts
 
-        review_id, wh = review_id_for(review, warehouse)
-        p = Path(review)
-        if p.exists():
-            return review_id, wh, load_review(p)
-        from warehouse import opened
-        from livingmeta.config import ReviewConfig
+    review_id, wh = review_id_for(review, warehouse)
+    p = Path(review)
+    if p.exists():
+        return review_id, wh, load_review(p)
+    from warehouse import opened
+    from livingmeta.config import ReviewConfig
 
-        with opened(wh, read_only=True) as con:
-            row = rows_as_dicts(con, "SELECT config_json FROM reviews WHERE review_id = ?", [review_id])[0]
-        data = row["config_json"]
-        return review_id, wh, ReviewConfig.model_validate(json.loads(data) if isinstance(data, str) else data)
+    with opened(wh, read_only=True) as con:
+        row = rows_as_dicts(con, "SELECT config_json FROM reviews WHERE review_id = ?", [review_id])[0]
+    data = row["config_json"]
+    return review_id, wh, ReviewConfig.model_validate(json.loads(data) if isinstance(data, str) else data)
 
-    @extract.command("template")
-    def template_cmd(
-        review: Annotated[str, typer.Argument(help="Review folder or review id.")],
-        outcome: Annotated[str, typer.Argument(help="Outcome id from review.toml.")],
-        out: Annotated[Optional[Path], typer.Option("--out", help="Write the CSV here (default: print it).")] = None,
-        warehouse: WarehouseOpt = None,
-    ) -> None:
-        """Write a CSV to fill in: one row per included study and arm, study ids prefilled."""
-        from livingmeta.extraction import COLUMNS, template_rows
-        from warehouse import opened
-        from warehouse.extraction import included_study_ids
 
+@app.command("template")
+def template_cmd(
+    review: ReviewArg,
+    outcome: Annotated[str, typer.Argument(help="Outcome id from review.toml.")],
+    out: Annotated[Optional[Path], typer.Option("--out", help="Write the CSV here (default: print it).")] = None,
+    warehouse: WarehouseOpt = None,
+) -> None:
+    """Write a CSV to fill in: one row per included study and arm, study ids prefilled."""
+    from livingmeta.extraction import COLUMNS, template_rows
+    from warehouse import opened
+    from warehouse.extraction import included_study_ids
+
+    try:
+        review_id, wh, cfg = _review(review, warehouse)
         try:
-            review_id, wh, cfg = _review(review, warehouse)
-            try:
-                kind = cfg.outcome(outcome).kind
-            except KeyError:
-                raise ValueError(f"unknown outcome {outcome!r}; review.toml defines "
-                                 f"{', '.join(o.id for o in cfg.outcomes) or 'none'}") from None
-            studies: list[str] = []
-            if wh.exists():
-                with opened(wh, read_only=True) as con:
-                    studies = included_study_ids(con, review_id)
-            if out is not None and out.exists():
-                raise ValueError(f"{out} exists; choose another --out (a template never overwrites filled-in data)")
-        except user_errors() as e:
-            fail(e)
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=list(COLUMNS), lineterminator="\n")
-        w.writeheader()
-        w.writerows(template_rows(studies, outcome, kind))
-        if not studies:
-            warning(f"no study of {review_id} is included at full text yet, so the template has no rows; "
-                    f"record full-text decisions first, or add rows naming any study id, PMID or NCT id.",
-                    label="note:")
-        if out is None:
-            write_text(buf.getvalue())
-        else:
-            try:
-                out.write_text(buf.getvalue(), encoding="utf-8")
-            except OSError as e:
-                fail(e)
-            console.print(f"Wrote {out}: {len(studies)} included studies. Fill it in, then "
-                          f"`livingmeta extract import {review} {out}`.")
-
-    @extract.command("import")
-    def import_cmd(
-        review: Annotated[str, typer.Argument(help="Review folder or review id.")],
-        file: Annotated[Path, typer.Argument(help="Extraction CSV.", readable=False)],
-        warehouse: WarehouseOpt = None,
-        json_out: Annotated[bool, typer.Option("--json", help="Print the counts as JSON.")] = False,
-    ) -> None:
-        """Validate and store an extraction CSV (all rows or none; re-importing adds nothing)."""
-        from livingmeta.extraction import read_extraction
-        from warehouse import opened
-        from warehouse.extraction import import_extraction, studies_not_included
-
-        try:
-            review_id, wh, cfg = _review(review, warehouse)
-            # a file that cannot be used is refused before the warehouse is opened (or created)
-            read_extraction(file, {o.id: o.kind for o in cfg.outcomes})
-            with opened(wh) as con:
-                res = import_extraction(con, review_id, file, {o.id: o.kind for o in cfg.outcomes})
-                waiting = studies_not_included(con, review_id, res.pop("study_ids", []))
-        except user_errors() as e:
-            fail(e)
-        # rows of a study not (yet) included at full text are stored but enter no analysis: say so, never silently
-        res["not_included"] = waiting
-        res.pop("row_ids", None)
-        if json_out:
-            print_json(res)
-        else:
-            console.print(f"{file}: {res['rows']} rows — {res['added']} added, {res['corrected']} corrected, "
-                          f"{res['unchanged']} unchanged. The next `livingmeta update` re-runs affected analyses.")
-            if waiting:
-                console.print(line(styled("note:", "bold yellow"),
-                                   f" {len(waiting)} stud{'y is' if len(waiting) == 1 else 'ies are'} "
-                                   f"not included at full text yet, so no analysis uses their rows: {', '.join(waiting)}. "
-                                   f"Record the full-text decision (`livingmeta screen next {review} --stage full_text` "
-                                   f"or `screen import`); the next update then uses them."))
-
-    @extract.command("suggestions")
-    def suggestions_cmd(
-        review: Annotated[str, typer.Argument(help="Review folder or review id.")],
-        warehouse: WarehouseOpt = None,
-        json_out: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
-    ) -> None:
-        """List registry-derived rows waiting to be accepted."""
-        from warehouse import opened
-        from warehouse.extraction import list_suggestions
-
-        try:
-            review_id, wh, _ = _review(review, warehouse)
+            kind = cfg.outcome(outcome).kind
+        except KeyError:
+            raise ValueError(f"unknown outcome {outcome!r}; review.toml defines "
+                             f"{', '.join(o.id for o in cfg.outcomes) or 'none'}") from None
+        studies: list[str] = []
+        if wh.exists():
             with opened(wh, read_only=True) as con:
-                rows = list_suggestions(con, review_id)
-        except user_errors() as e:
-            fail(e)
-        if json_out:
-            print_json(rows, indent=2)
-            return
-        if not rows:
-            console.print(f"{review_id}: no registry suggestions wait to be accepted.")
-            return
-        from flows.cli.layout import print_table
-
-        cols = ("row_id", "study_id", "outcome_id", "arm", "group_label", "events", "total", "mean", "sd", "n",
-                "source_ref")
-        print_table(console, cols, [["" if r.get(c) is None else str(r[c]) for c in cols] for r in rows],
-                    title=f"registry suggestions for {review_id}", wrap=("group_label", "source_ref"))
-        if rows:
-            console.print(f"Accept with `livingmeta extract accept {review} ROW_ID... --outcome OUTCOME --extractor NAME`.")
-
-    @extract.command("accept")
-    def accept_cmd(
-        review: Annotated[str, typer.Argument(help="Review folder or review id.")],
-        row_ids: Annotated[list[int], typer.Argument(help="Suggestion row ids (see `extract suggestions`).")],
-        outcome: Annotated[str, typer.Option("--outcome", help="The review outcome these rows belong to.")],
-        extractor: Annotated[Optional[str], typer.Option("--extractor", help="Who accepts them (default: login).")] = None,
-        arm: Annotated[Optional[str], typer.Option("--arm", help="Override the suggested arm.")] = None,
-        warehouse: WarehouseOpt = None,
-    ) -> None:
-        """Accept registry suggestions: new active rows that cite the suggestion they came from."""
-        from warehouse import opened
-        from warehouse.extraction import accept_suggestions
-
-        who = extractor or getpass.getuser()
+                studies = included_study_ids(con, review_id)
+        if out is not None and out.exists():
+            raise ValueError(f"{out} exists; choose another --out (a template never overwrites filled-in data)")
+    except user_errors() as e:
+        fail(e)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(COLUMNS), lineterminator="\n")
+    w.writeheader()
+    w.writerows(template_rows(studies, outcome, kind))
+    if not studies:
+        warning(f"no study of {review_id} is included at full text yet, so the template has no rows; "
+                f"record full-text decisions first, or add rows naming any study id, PMID or NCT id.",
+                label="note:")
+    if out is None:
+        write_text(buf.getvalue())
+    else:
         try:
-            review_id, wh, cfg = _review(review, warehouse)
-            with opened(wh) as con:
-                res = accept_suggestions(con, review_id, list(row_ids), outcome=outcome,
-                                         outcomes={o.id: o.kind for o in cfg.outcomes}, extractor=who, arm=arm)
-        except user_errors() as e:
+            out.write_text(buf.getvalue(), encoding="utf-8")
+        except OSError as e:
             fail(e)
-        console.print(f"accepted {res['accepted']} row(s) as {outcome} ({res['unchanged']} already current).")
+        console.print(f"Wrote {out}: {len(studies)} included studies. Fill it in, then "
+                      f"`livingmeta extract import {review} {out}`.")
+
+
+@app.command("import")
+def import_cmd(
+    review: ReviewArg,
+    file: Annotated[Path, typer.Argument(help="Extraction CSV.", readable=False)],
+    warehouse: WarehouseOpt = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the counts as JSON.")] = False,
+) -> None:
+    """Validate and store an extraction CSV (all rows or none; re-importing adds nothing)."""
+    from livingmeta.extraction import read_extraction
+    from warehouse import opened
+    from warehouse.extraction import import_extraction, studies_not_included
+
+    try:
+        review_id, wh, cfg = _review(review, warehouse)
+        # a file that cannot be used is refused before the warehouse is opened (or created)
+        read_extraction(file, {o.id: o.kind for o in cfg.outcomes})
+        with opened(wh) as con:
+            res = import_extraction(con, review_id, file, {o.id: o.kind for o in cfg.outcomes})
+            waiting = studies_not_included(con, review_id, res.pop("study_ids", []))
+    except user_errors() as e:
+        fail(e)
+    # rows of a study not (yet) included at full text are stored but enter no analysis: say so, never silently
+    res["not_included"] = waiting
+    res.pop("row_ids", None)
+    if json_out:
+        print_json(res)
+    else:
+        console.print(f"{file}: {res['rows']} rows — {res['added']} added, {res['corrected']} corrected, "
+                      f"{res['unchanged']} unchanged. The next `livingmeta update` re-runs affected analyses.")
+        if waiting:
+            console.print(line(styled("note:", "bold yellow"),
+                               f" {len(waiting)} stud{'y is' if len(waiting) == 1 else 'ies are'} "
+                               f"not included at full text yet, so no analysis uses their rows: {', '.join(waiting)}. "
+                               f"Record the full-text decision (`livingmeta screen next {review} --stage full_text` "
+                               f"or `screen import`); the next update then uses them."))
+
+
+@app.command("suggestions")
+def suggestions_cmd(
+    review: ReviewArg,
+    warehouse: WarehouseOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """List registry-derived rows waiting to be accepted."""
+    from warehouse import opened
+    from warehouse.extraction import list_suggestions
+
+    try:
+        review_id, wh, _ = _review(review, warehouse)
+        with opened(wh, read_only=True) as con:
+            rows = list_suggestions(con, review_id)
+    except user_errors() as e:
+        fail(e)
+    if json_out:
+        print_json(rows, indent=2)
+        return
+    if not rows:
+        console.print(f"{review_id}: no registry suggestions wait to be accepted.")
+        return
+    cols = ("row_id", "study_id", "outcome_id", "arm", "group_label", "events", "total", "mean", "sd", "n",
+            "source_ref")
+    print_table(console, cols, [["" if r.get(c) is None else str(r[c]) for c in cols] for r in rows],
+                title=f"registry suggestions for {review_id}", wrap=("group_label", "source_ref"))
+    if rows:
+        console.print(f"Accept with `livingmeta extract accept {review} ROW_ID... --outcome OUTCOME --extractor NAME`.")
+
+
+@app.command("accept")
+def accept_cmd(
+    review: ReviewArg,
+    row_ids: Annotated[list[int], typer.Argument(help="Suggestion row ids (see `extract suggestions`).")],
+    outcome: Annotated[str, typer.Option("--outcome", help="The review outcome these rows belong to.")],
+    extractor: Annotated[Optional[str], typer.Option("--extractor", help="Who accepts them (default: login).")] = None,
+    arm: Annotated[Optional[str], typer.Option("--arm", help="Override the suggested arm.")] = None,
+    warehouse: WarehouseOpt = None,
+) -> None:
+    """Accept registry suggestions: new active rows that cite the suggestion they came from."""
+    from warehouse import opened
+    from warehouse.extraction import accept_suggestions
+
+    who = extractor or getpass.getuser()
+    try:
+        review_id, wh, cfg = _review(review, warehouse)
+        with opened(wh) as con:
+            res = accept_suggestions(con, review_id, list(row_ids), outcome=outcome,
+                                     outcomes={o.id: o.kind for o in cfg.outcomes}, extractor=who, arm=arm)
+    except user_errors() as e:
+        fail(e)
+    console.print(f"accepted {res['accepted']} row(s) as {outcome} ({res['unchanged']} already current).")

@@ -1,5 +1,4 @@
-"""CLI command `meta`: pool a study CSV and print a table or JSON; `register` adds it to the app
-built in flows/cli.py. Beside the pooled result it runs, on request, the subgroup analysis (with the
+"""`livingmeta meta`: pool a study CSV and print a table or JSON (livingmeta.stats does the pooling). Beside the pooled result it runs, on request, the subgroup analysis (with the
 shared-tau2 moderator test), leave-one-out, cumulative, Egger's test and trim-and-fill; `--json` carries
 them all, and lists the studies that are not estimable with their CSV line and reason."""
 
@@ -13,12 +12,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from flows.cli.common import fail
 from flows.cli.output import line, make_console, print_json, styled
 
 # livingmeta.stats (numpy, scipy, pandas) is imported by the command itself: `livingmeta --help` must not pay it
 
 DEFAULT_MEASURE = {"binary": "OR", "proportion": "PLO", "continuous": "MD", "generic": "GEN"}
 RATIO_MEASURES = {"RR", "OR", "PETO", "ROM"}
+
+app = typer.Typer()
 
 
 def _fmt(x, digits=3):
@@ -182,58 +184,54 @@ def _print_extras(console: Console, out: dict, level: float, scale: str, measure
                       f"{tf['side']} side; adjusted estimate, k = {r['k']}: {_fmt(est)} [{_fmt(lo)}, {_fmt(hi)}]")
 
 
-def register(app: typer.Typer, subapps: dict[str, typer.Typer]) -> None:
-    """Add this area's commands to the CLI."""
+@app.command("meta")
+def meta(
+    file: Path = typer.Argument(..., help="CSV with one row per study (see shared/reference/README.md).",
+                                readable=False),
+    measure: Optional[str] = typer.Option(None, "--measure", help="RR, OR, RD, PETO, PR, PLO, PAS, PFT, MD, "
+                                          "SMD, ROM or GEN (default: OR, PLO, MD or GEN by data kind)."),
+    method: str = typer.Option("REML", "--method", help="FE, MH, PETO, DL, REML, ML, PM, SJ, HE or EB."),
+    test: str = typer.Option("z", "--test", help="z or knha (Knapp-Hartung)."),
+    subgroup: Optional[str] = typer.Option(None, "--subgroup", help="Column to split studies into subgroups "
+                                           "(separate tau2 per subgroup, and the moderator test with a shared "
+                                           "tau2)."),
+    leave_one_out: bool = typer.Option(False, "--leave-one-out", help="Also pool leaving out each study in turn."),
+    cumulative: bool = typer.Option(False, "--cumulative", help="Also pool cumulatively (by the year column "
+                                    "when there is one, else in file order)."),
+    egger: bool = typer.Option(False, "--egger", help="Egger's test for funnel-plot asymmetry (meta-regression "
+                               "on the standard error, and Egger 1997's regression)."),
+    trimfill: bool = typer.Option(False, "--trimfill", help="Duval and Tweedie's trim-and-fill (L0)."),
+    level: float = typer.Option(0.95, "--level", help="Confidence level."),
+    scale: str = typer.Option("difference", "--scale", help="GEN only: ratio or difference."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
+) -> None:
+    """Pool the studies in FILE and print the result (meta-analysis)."""
+    from livingmeta.userfiles import MAX_CSV_BYTES, UserFileError, check_user_file, read_user_text
 
-    @app.command("meta")
-    def meta(
-        file: Path = typer.Argument(..., help="CSV with one row per study (see shared/reference/README.md).",
-                                    readable=False),
-        measure: Optional[str] = typer.Option(None, "--measure", help="RR, OR, RD, PETO, PR, PLO, PAS, PFT, MD, "
-                                              "SMD, ROM or GEN (default: OR, PLO, MD or GEN by data kind)."),
-        method: str = typer.Option("REML", "--method", help="FE, MH, PETO, DL, REML, ML, PM, SJ, HE or EB."),
-        test: str = typer.Option("z", "--test", help="z or knha (Knapp-Hartung)."),
-        subgroup: Optional[str] = typer.Option(None, "--subgroup", help="Column to split studies into subgroups "
-                                               "(separate tau2 per subgroup, and the moderator test with a shared "
-                                               "tau2)."),
-        leave_one_out: bool = typer.Option(False, "--leave-one-out", help="Also pool leaving out each study in turn."),
-        cumulative: bool = typer.Option(False, "--cumulative", help="Also pool cumulatively (by the year column "
-                                        "when there is one, else in file order)."),
-        egger: bool = typer.Option(False, "--egger", help="Egger's test for funnel-plot asymmetry (meta-regression "
-                                   "on the standard error, and Egger 1997's regression)."),
-        trimfill: bool = typer.Option(False, "--trimfill", help="Duval and Tweedie's trim-and-fill (L0)."),
-        level: float = typer.Option(0.95, "--level", help="Confidence level."),
-        scale: str = typer.Option("difference", "--scale", help="GEN only: ratio or difference."),
-        as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
-    ) -> None:
-        """Pool the studies in FILE and print the result (meta-analysis)."""
-        from flows.cli.root import fail
-        from livingmeta.userfiles import MAX_CSV_BYTES, UserFileError, check_user_file, read_user_text
+    try:  # one message for a folder, an unreadable, empty, binary or non-UTF-8 file
+        read_user_text(check_user_file(file, what="study CSV", max_bytes=MAX_CSV_BYTES), what="study CSV",
+                       empty_hint="it needs a header row and one row per study")
+    except UserFileError as exc:
+        fail(str(exc))
+    from livingmeta.stats import StatsInputError, meta_analyze, read_meta_csv
 
-        try:  # one message for a folder, an unreadable, empty, binary or non-UTF-8 file
-            read_user_text(check_user_file(file, what="study CSV", max_bytes=MAX_CSV_BYTES), what="study CSV",
-                           empty_hint="it needs a header row and one row per study")
-        except UserFileError as exc:
-            fail(str(exc))
-        from livingmeta.stats import StatsInputError, meta_analyze, read_meta_csv
-
-        try:
-            rows = read_meta_csv(file)
-            chosen = (measure or DEFAULT_MEASURE[rows.attrs["kind"]]).upper()
-            kw = dict(measure=chosen, method=method, test=test, level=level)
-            if chosen == "GEN":
-                kw["scale"] = scale
-            result = meta_analyze(rows, **kw)
-            extras = _extras(rows, kw, subgroup, leave_one_out, cumulative, egger, trimfill)
-        except StatsInputError as exc:
-            fail(str(exc))
-        out = result.to_dict()
-        out["not_estimable"] = _not_estimable(result, rows)
-        out.update(extras)
-        if as_json:
-            print_json(out, allow_nan=False)
-            return
-        console = make_console(width=120)
-        shown_level = level if level <= 1 else level / 100
-        _print_result(console, f"{file.name}: {chosen}, {method.upper()}", dict(out, _level=shown_level), scale)
-        _print_extras(console, extras, shown_level, scale, chosen)
+    try:
+        rows = read_meta_csv(file)
+        chosen = (measure or DEFAULT_MEASURE[rows.attrs["kind"]]).upper()
+        kw = dict(measure=chosen, method=method, test=test, level=level)
+        if chosen == "GEN":
+            kw["scale"] = scale
+        result = meta_analyze(rows, **kw)
+        extras = _extras(rows, kw, subgroup, leave_one_out, cumulative, egger, trimfill)
+    except StatsInputError as exc:
+        fail(str(exc))
+    out = result.to_dict()
+    out["not_estimable"] = _not_estimable(result, rows)
+    out.update(extras)
+    if as_json:
+        print_json(out, allow_nan=False)
+        return
+    console = make_console(width=120)
+    shown_level = level if level <= 1 else level / 100
+    _print_result(console, f"{file.name}: {chosen}, {method.upper()}", dict(out, _level=shown_level), scale)
+    _print_extras(console, extras, shown_level, scale, chosen)

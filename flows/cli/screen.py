@@ -15,24 +15,16 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from flows.cli import simulate
+from flows.cli.common import ReviewArg, WarehouseOpt, fail, review_warehouse
 from flows.cli.output import clean, make_console, styled, write_text
 
-ReviewArg = Annotated[str, typer.Argument(help="Review folder (holding review.toml) or review id.")]
-WarehouseOpt = Annotated[
-    Optional[str],
-    typer.Option("--warehouse", "-w", help="Warehouse file (default: $LIVINGMETA_WAREHOUSE or ~/.livingmeta/warehouse.duckdb)."),
-]
+app = typer.Typer(help="Screen records: terminal screening, export/import, simulation.", no_args_is_help=True)
+
 StageOpt = Annotated[str, typer.Option("--stage", help="title_abstract | full_text")]
 EXPORT_COLUMNS = ["record_id", "livingmeta_id", "title", "abstract", "authors", "year", "journal", "doi", "keywords",
                   "included", "livingmeta_export"]
 KEYS_HELP = "i include · e exclude · m maybe · u undo · s skip · q quit"
-
-
-def _cli():
-    # flows.cli imports this module while it builds the app: import its helpers lazily
-    from flows.cli import root as cli
-
-    return cli
 
 
 def _default_reviewer() -> str:
@@ -45,7 +37,7 @@ def _check_stage(stage: str) -> None:
     from livingmeta.screening.decisions import STAGES
 
     if stage not in STAGES:
-        _cli().fail(f"--stage {stage!r} is not allowed; use one of: {', '.join(STAGES)}")
+        fail(f"--stage {stage!r} is not allowed; use one of: {', '.join(STAGES)}")
 
 
 class _Keys:
@@ -103,6 +95,7 @@ def _show(console: Console, r: dict, done: int, total: int) -> None:
     console.print(Panel(body, title=styled(f"{r['stage'].replace('_', '/')} screening"), expand=True))
 
 
+@app.command("next")
 def next_command(
     review: ReviewArg,
     reviewer: Annotated[Optional[str], typer.Option("--reviewer", "-r", help="Your name (default: $LIVINGMETA_REVIEWER or your login).")] = None,
@@ -122,15 +115,14 @@ def next_command(
     from livingmeta.screening.stopping import SAMPLE_ORIGIN
     from warehouse.screening import next_to_screen, record_decision, review_config, undo_decision
 
-    cli = _cli()
     _check_stage(stage)
     if sample and stage != "title_abstract":
         cli.fail("--sample draws records for the title/abstract stopping rule: use it with --stage title_abstract")
     console = make_console()
-    with cli.review_warehouse(review, warehouse, read_only=False) as (review_id, con):
+    with review_warehouse(review, warehouse, read_only=False) as (review_id, con):
         cfg = review_config(con, review_id)
         if cfg is not None and cfg.screening.reviewers == 2 and not reviewer:
-            cli.fail("this review is screened by two reviewers: say who you are with --reviewer NAME")
+            fail("this review is screened by two reviewers: say who you are with --reviewer NAME")
         who = reviewer or _default_reviewer()
         # decisions made elsewhere since the last update count too: next_to_screen re-ranks first
         current = _next_sample(con, review_id, who) if sample else next_to_screen(con, review_id, who, stage, cfg=cfg)
@@ -160,7 +152,7 @@ def next_command(
                               "decide this one, or q to quit and come back to it.")
                 continue
             skipped.add(r["record_id"])
-            with cli.review_warehouse(review, warehouse, read_only=False) as (_, con):
+            with review_warehouse(review, warehouse, read_only=False) as (_, con):
                 current = next_to_screen(con, review_id, who, stage, skip=skipped, cfg=cfg)
             continue
         if key == "u":
@@ -169,7 +161,7 @@ def next_command(
                 continue
             did, rec = made.pop()
             # the warehouse is opened per decision, so it is never held while someone reads an abstract
-            with cli.review_warehouse(review, warehouse, read_only=False) as (_, con):
+            with review_warehouse(review, warehouse, read_only=False) as (_, con):
                 undo_decision(con, review_id=review_id, decision_id=did, reviewer=who, now=_now())
             undone += 1
             console.print(f"Undone: decision on {rec['record_id']}.")
@@ -186,7 +178,7 @@ def next_command(
             reason = keys.line("a full-text exclusion needs a reason (PRISMA reports them):")
         if reason is None:
             break
-        with cli.review_warehouse(review, warehouse, read_only=False) as (_, con):
+        with review_warehouse(review, warehouse, read_only=False) as (_, con):
             did = record_decision(con, review_id=review_id, record_id=r["record_id"], reviewer=who, stage=stage,
                                   decision=decision, reason=reason or None,
                                   origin=SAMPLE_ORIGIN if sample else "terminal", now=_now())
@@ -233,6 +225,7 @@ def _now():
     return dt.datetime.now(dt.timezone.utc)
 
 
+@app.command("export")
 def export_command(
     review: ReviewArg,
     fmt: Annotated[str, typer.Option("--format", help="csv (ASReview LAB can import it) | ris")] = "csv",
@@ -247,10 +240,9 @@ def export_command(
     from livingmeta.screening.ris import format_ris
     from warehouse.screening import export_records, record_export
 
-    cli = _cli()
     if fmt not in ("csv", "ris"):
-        cli.fail(f"--format {fmt!r} is not supported; use csv or ris")
-    with cli.review_warehouse(review, warehouse, read_only=False) as (review_id, con):
+        fail(f"--format {fmt!r} is not supported; use csv or ris")
+    with review_warehouse(review, warehouse, read_only=False) as (review_id, con):
         rows = export_records(con, review_id)
         export_id = record_export(con, review_id, rows, fmt, _now())
     rows = [{**r, "livingmeta_export": export_id} for r in rows]
@@ -269,10 +261,11 @@ def export_command(
         try:
             out.write_text(text, encoding="utf-8")
         except OSError as e:
-            cli.fail(e)
+            fail(e)
         make_console(stderr=True).print(f"Wrote {len(rows)} record(s) to {out}.")
 
 
+@app.command("import")
 def import_command(
     review: ReviewArg,
     file: Annotated[Path, typer.Argument(help="Decisions CSV (native columns, or ASReview LAB's CSV or RIS export).",
@@ -285,15 +278,14 @@ def import_command(
     from livingmeta.userfiles import MAX_DECISIONS_BYTES, UserFileError, read_user_text
     from warehouse.screening import import_decisions
 
-    cli = _cli()
     if stage is not None:
         _check_stage(stage)
     try:  # a folder, an unreadable, empty, binary or non-UTF-8 file: one message before the warehouse is opened
         read_user_text(file, what="decisions CSV", max_bytes=MAX_DECISIONS_BYTES,
                        empty_hint="it needs a header row (record_id, decision, … or ASReview LAB's export columns)")
     except UserFileError as e:
-        cli.fail(str(e))
-    with cli.review_warehouse(review, warehouse, read_only=False) as (review_id, con):
+        fail(str(e))
+    with review_warehouse(review, warehouse, read_only=False) as (review_id, con):
         res = import_decisions(con, review_id, file, reviewer=reviewer, stage=stage)
     make_console().print(
         f"{res['file']} ({res['format']}): {res['rows']} decision(s) read, {res['added']} added, "
@@ -309,12 +301,12 @@ def import_command(
         make_console().print("; ".join(n for n in notes if n) + ".", markup=False)
 
 
+@app.command("conflicts")
 def conflicts_command(review: ReviewArg, warehouse: WarehouseOpt = None) -> None:
     """List two-reviewer disagreements waiting for a third decision, and Cohen's kappa."""
     from warehouse.screening import list_conflicts, screening_kappa
 
-    cli = _cli()
-    with cli.review_warehouse(review, warehouse) as (review_id, con):
+    with review_warehouse(review, warehouse) as (review_id, con):
         rows = list_conflicts(con, review_id)
         kappas = {s: screening_kappa(con, review_id, s) for s in ("title_abstract", "full_text")}
     console = make_console()
@@ -332,10 +324,5 @@ def conflicts_command(review: ReviewArg, warehouse: WarehouseOpt = None) -> None
                       soft_wrap=True, markup=False)
 
 
-def register(app: typer.Typer, subapps: dict[str, typer.Typer]) -> None:
-    """Add the screening commands to `livingmeta screen`."""
-    screen = subapps["screen"]
-    screen.command("next")(next_command)
-    screen.command("export")(export_command)
-    screen.command("import")(import_command)
-    screen.command("conflicts")(conflicts_command)
+
+app.add_typer(simulate.app)  # `screen simulate` (flows/cli/simulate.py)

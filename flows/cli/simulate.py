@@ -1,4 +1,6 @@
-"""CLI commands for screening simulation; `register` adds them to the app built in flows/cli.py."""
+"""`livingmeta screen simulate`: how early a ranking model finds the includes of a labelled review.
+
+flows/cli/screen.py mounts this module's app in the `screen` group."""
 
 from __future__ import annotations
 
@@ -7,22 +9,18 @@ from pathlib import Path
 
 import typer
 
-from flows.cli.output import error, print_json, say
+from flows.cli.common import fail
+from flows.cli.output import print_json, say
 
 # The ranking models (sklearn, scipy) are imported when a simulation runs, not to build `--help`: the names are
 # repeated here, and tests/test_cli_startup.py fails when they drift from livingmeta.screening.ranking.
 DEFAULT_MODEL = "tfidf-svm"
 RANKER_NAMES = ("tfidf-svm", "tfidf-svm-1gram", "tfidf-svm-rankavg")
 
-# Exit code for unusable input, as click uses for usage errors.
-EXIT_BAD_INPUT = 2
+app = typer.Typer()
 
 
-def _fail(message: str) -> None:
-    error(message)
-    raise typer.Exit(EXIT_BAD_INPUT)
-
-
+@app.command("simulate")
 def simulate_command(
     data: Path = typer.Argument(..., help="CSV with columns title, abstract, label_included (1/0).", readable=False),
     seed: int = typer.Option(0, "--seed", help="Seed for the prior knowledge and the model."),
@@ -53,19 +51,19 @@ def simulate_command(
     from livingmeta.userfiles import MAX_DECISIONS_BYTES, UserFileError, read_user_text
 
     if model not in RANKERS:
-        _fail(f"--model {model!r} is not a known ranking model; choose one of: {', '.join(sorted(RANKERS))}")
+        fail(f"--model {model!r} is not a known ranking model; choose one of: {', '.join(sorted(RANKERS))}")
     try:
         text = read_user_text(data, what="labelled CSV", max_bytes=MAX_DECISIONS_BYTES,
                               empty_hint="it needs the columns title, abstract, label_included and one row per record")
     except UserFileError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     try:
         dataset = parse_labelled_csv(text, str(data))
         started = time.perf_counter()
         result = simulate(dataset.texts, dataset.labels, {"name": model}, seed=seed)
         seconds = time.perf_counter() - started
     except (LabelledDataError, ValueError) as exc:
-        _fail(f"{data}: {exc}" if not str(exc).startswith(str(data)) else str(exc))
+        fail(f"{data}: {exc}" if not str(exc).startswith(str(data)) else str(exc))
     from livingmeta.screening.stopping import simulate_stop
 
     m = result.metrics
@@ -87,7 +85,3 @@ def simulate_command(
          f"stopped after {stop['screened']} of {result.n_records} records ({stop['ranked']} ranked after the 2 priors, "
          f"{stop['sampled']} at random); recall {stop['recall']:.3f}, work saved {stop['work_saved']:.3f}")
 
-
-def register(app: typer.Typer, subapps: dict[str, typer.Typer]) -> None:
-    """Add screening simulation's commands to the CLI."""
-    subapps["screen"].command("simulate")(simulate_command)
