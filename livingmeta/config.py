@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from livingmeta.diff import CI_WIDTH_CHANGE, RELATIVE_CHANGE
+
 MEASURES_BY_KIND = {
     "binary": ("OR", "RR", "RD", "PETO"),
     "proportion": ("PR", "PLO", "PAS", "PFT"),
@@ -200,8 +202,8 @@ class Analysis(_Model):
 
 
 class AlertRules(_Model):
-    relative_change: float = Field(default=0.10, ge=0)  # |new/old - 1| on the back-transformed scale
-    ci_width_change: float = Field(default=0.20, ge=0)  # relative change of the CI width
+    relative_change: float = Field(default=RELATIVE_CHANGE, ge=0)  # |new/old - 1| on the back-transformed scale
+    ci_width_change: float = Field(default=CI_WIDTH_CHANGE, ge=0)  # relative change of the CI width
     on_new_candidates: bool = True
     on_significance_change: bool = True
     on_direction_change: bool = True

@@ -28,6 +28,12 @@ SHOWN = ("estimate", "ci_lower", "ci_upper", "pi_lower", "pi_upper", "k", "parti
          "log_estimate", "log_ci_lower", "log_ci_upper", "measure", "method", "tsa_status")
 _TOL = 1e-10
 
+# The default thresholds of a "relative_change" and of "ci_narrowed"/"ci_widened" (review.toml [alerts.rules]
+# relative_change / ci_width_change; livingmeta.config.AlertRules takes its defaults from here). The one place
+# they are written: the flow and `livingmeta diff` pass the review's validated values (warehouse.versions).
+RELATIVE_CHANGE = 0.10  # |new/old - 1| of the back-transformed estimate
+CI_WIDTH_CHANGE = 0.20  # |new width / old width - 1| of the CI on the analysis scale
+
 
 def shown_numbers(est: Mapping[str, Any] | None) -> dict | None:
     """The numbers a diff shows for one estimate row (back-transformed where the measure has one, the analysis
@@ -62,8 +68,9 @@ def _side(lo, hi) -> int | None:
     return 1 if lo > 0 else -1 if hi < 0 else 0
 
 
-def classify(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None, *, relative_change: float = 0.10,
-             ci_width_change: float = 0.20, retracted: set[str] | frozenset[str] = frozenset()) -> dict:
+def classify(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None, *,
+             relative_change: float = RELATIVE_CHANGE, ci_width_change: float = CI_WIDTH_CHANGE,
+             retracted: set[str] | frozenset[str] = frozenset()) -> dict:
     """Classify what changed between two published estimates of one analysis.
 
     Args:

@@ -609,3 +609,88 @@ def _retire_stale_suggestions(con: duckdb.DuckDBPyConnection, review_id: str, re
                         "registry record and correct the accepted rows if needed (`livingmeta extract suggestions`)."),
                   now=now, dedupe_key=f"registry_results_changed:{review_id}:{record_id}:{version}")
     return {"retired": len(waiting), "accepted_changed": len(accepted)}
+
+
+# People's corrections (`livingmeta studies link|unlink|merge`): each resolves what it was given, stores the
+# decision and relinks the review, in one transaction, so its effect is visible at once and a refused or failed
+# correction leaves nothing behind. People's decisions win over automatic linking on every later run.
+
+def study_of(con: duckdb.DuckDBPyConnection, review_id: str, record_id: str) -> str | None:
+    """The study a record of the review is linked to now (None: not linked yet)."""
+    row = con.execute("SELECT study_id FROM study_links WHERE review_id = ? AND record_id = ?",
+                      [review_id, record_id]).fetchone()
+    return row[0] if row else None
+
+
+def review_studies(con: duckdb.DuckDBPyConnection, review_id: str) -> dict:
+    """`livingmeta studies list`: {"studies": `list_studies`, "conflicts": `link_conflicts`}."""
+    return {"studies": list_studies(con, review_id), "conflicts": link_conflicts(con, review_id)}
+
+
+def link_record(con: duckdb.DuckDBPyConnection, review_id: str, record: str, study: str, decided_by: str,
+                now: dt.datetime, note: str | None = None) -> dict:
+    """A person puts a record in a study: automatic linking never moves it again (one transaction).
+
+    Args:
+        record: record id, PMID or NCT id (`review_record_id`).
+        study: the study (study id or any identifier of it, `resolve_study`).
+    Returns:
+        {"record_id", "study_id", "studies": number of studies after relinking}.
+    Raises:
+        StudyLookupError: the record is not in the review, or no (or more than one) study matches.
+    """
+    with transaction(con):
+        rid = review_record_id(con, review_id, record)
+        sid = resolve_study(con, review_id, study)
+        if sid is None:
+            raise StudyLookupError(f"no study {study!r} in review {review_id}; see `livingmeta studies list {review_id}`")
+        record_link_decision(con, review_id, rid, "link", sid, decided_by, now, note)
+        summary = relink(con, review_id, now)
+    return {"record_id": rid, "study_id": sid, "studies": summary["studies"]}
+
+
+def unlink_record(con: duckdb.DuckDBPyConnection, review_id: str, record: str, decided_by: str, now: dt.datetime,
+                  note: str | None = None) -> dict:
+    """A person splits a record off into its own study; it never rejoins the study it left automatically
+    (one transaction).
+
+    Returns:
+        {"record_id", "left": the study it left, "study_id": the study it is in now}.
+    Raises:
+        StudyLookupError: the record is not in the review, not linked yet, or the only record of its study.
+    """
+    with transaction(con):
+        rid = review_record_id(con, review_id, record)
+        left = study_of(con, review_id, rid)
+        if left is None:
+            raise StudyLookupError(f"{rid} is not linked to a study yet; run `livingmeta update` for review "
+                                   f"{review_id} first")
+        (others,) = con.execute("SELECT count(*) FROM study_links WHERE review_id = ? AND study_id = ? "
+                                "AND record_id <> ?", [review_id, left, rid]).fetchone()
+        if others == 0:
+            raise StudyLookupError(f"{rid} is the only record of study {left}; there is nothing to split it from")
+        record_link_decision(con, review_id, rid, "unlink", left, decided_by, now, note)
+        relink(con, review_id, now)
+        return {"record_id": rid, "left": left, "study_id": study_of(con, review_id, rid)}
+
+
+def merge_into(con: duckdb.DuckDBPyConnection, review_id: str, keep: str, other: str, decided_by: str,
+               now: dt.datetime) -> dict:
+    """A person merges two studies that are one trial: every record of `other` joins `keep`, whose id stays
+    (`other` becomes an alias); one transaction.
+
+    Args:
+        keep, other: the studies (study ids or any identifier of them, `resolve_study`).
+    Returns:
+        {"keep": study id, "other": study id, "moved": the record ids that joined `keep`}.
+    Raises:
+        StudyLookupError: a study that is not in the review, or the same study twice.
+    """
+    with transaction(con):
+        a, b = resolve_study(con, review_id, keep), resolve_study(con, review_id, other)
+        for given, found in ((keep, a), (other, b)):
+            if found is None:
+                raise StudyLookupError(f"no study {given!r} in review {review_id}; see `livingmeta studies list {review_id}`")
+        moved = merge_studies(con, review_id, a, b, decided_by, now)
+        relink(con, review_id, now)
+    return {"keep": a, "other": b, "moved": moved}

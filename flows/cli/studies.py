@@ -1,7 +1,9 @@
 """`livingmeta studies list|link|unlink|merge`: see and correct how records are grouped into studies.
 
 People's decisions are stored append-only in `study_link_decisions` and win over automatic linking on every
-later run; each command relinks the review at once so its effect is visible immediately.
+later run; each command is one operation of warehouse/linking.py (`review_studies`, `link_record`,
+`unlink_record`, `merge_into`), which stores the decision and relinks the review in one transaction, so its
+effect is visible immediately.
 """
 
 from __future__ import annotations
@@ -28,14 +30,14 @@ def list_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """List the review's studies with their records, how each was linked and why."""
-    from warehouse.linking import link_conflicts, list_studies
+    from warehouse.linking import review_studies
 
     with review_warehouse(review, warehouse) as (review_id, con):
-        found = list_studies(con, review_id)
-        conflicts = link_conflicts(con, review_id)
+        listed = review_studies(con, review_id)
     if json_out:
-        print_json({"studies": found, "conflicts": conflicts}, indent=2)
+        print_json(listed, indent=2)
         return
+    found, conflicts = listed["studies"], listed["conflicts"]
 
     def short(title: str) -> str:
         return title if len(title) <= 70 else title[:69].rstrip() + "…"
@@ -64,19 +66,11 @@ def link_cmd(
     note: NoteOpt = None,
 ) -> None:
     """Put a record in a study (a person's decision: automatic linking never moves it again)."""
-    from warehouse import transaction
-    from warehouse.linking import StudyLookupError, record_link_decision, relink, resolve_study, review_record_id
+    from warehouse.linking import link_record
 
-    now = dt.datetime.now(dt.timezone.utc)
     with review_warehouse(review, warehouse, read_only=False) as (review_id, con):
-        rid = review_record_id(con, review_id, record)
-        sid = resolve_study(con, review_id, study)
-        if sid is None:
-            raise StudyLookupError(f"no study {study!r} in review {review_id}; see `livingmeta studies list {review}`")
-        with transaction(con):
-            record_link_decision(con, review_id, rid, "link", sid, login_name(by), now, note)
-        summary = relink(con, review_id, now)
-    console.print(f"{rid} is now in study {sid} ({summary['studies']} studies).")
+        done = link_record(con, review_id, record, study, login_name(by), _now(), note)
+    console.print(f"{done['record_id']} is now in study {done['study_id']} ({done['studies']} studies).")
 
 
 @app.command("unlink")
@@ -88,26 +82,11 @@ def unlink_cmd(
     note: NoteOpt = None,
 ) -> None:
     """Split a record off into its own study; it never rejoins the study it left automatically."""
-    from warehouse import transaction
-    from warehouse.linking import StudyLookupError, record_link_decision, relink, review_record_id
+    from warehouse.linking import unlink_record
 
-    now = dt.datetime.now(dt.timezone.utc)
     with review_warehouse(review, warehouse, read_only=False) as (review_id, con):
-        rid = review_record_id(con, review_id, record)
-        row = con.execute("SELECT study_id FROM study_links WHERE review_id = ? AND record_id = ?",
-                          [review_id, rid]).fetchone()
-        if row is None:
-            raise StudyLookupError(f"{rid} is not linked to a study yet; run `livingmeta update {review}` first")
-        (others,) = con.execute("SELECT count(*) FROM study_links WHERE review_id = ? AND study_id = ? "
-                                "AND record_id <> ?", [review_id, row[0], rid]).fetchone()
-        if others == 0:
-            raise StudyLookupError(f"{rid} is the only record of study {row[0]}; there is nothing to split it from")
-        with transaction(con):
-            record_link_decision(con, review_id, rid, "unlink", row[0], login_name(by), now, note)
-        relink(con, review_id, now)
-        (new,) = con.execute("SELECT study_id FROM study_links WHERE review_id = ? AND record_id = ?",
-                             [review_id, rid]).fetchone()
-    console.print(f"{rid} left study {row[0]}; it is now study {new}.")
+        done = unlink_record(con, review_id, record, login_name(by), _now(), note)
+    console.print(f"{done['record_id']} left study {done['left']}; it is now study {done['study_id']}.")
 
 
 @app.command("merge")
@@ -119,14 +98,13 @@ def merge_cmd(
     by: ByOpt = None,
 ) -> None:
     """Merge two studies that are one trial: every record of OTHER joins KEEP."""
-    from warehouse.linking import StudyLookupError, merge_studies, relink, resolve_study
+    from warehouse.linking import merge_into
 
-    now = dt.datetime.now(dt.timezone.utc)
     with review_warehouse(review, warehouse, read_only=False) as (review_id, con):
-        a, b = resolve_study(con, review_id, keep), resolve_study(con, review_id, other)
-        for given, found in ((keep, a), (other, b)):
-            if found is None:
-                raise StudyLookupError(f"no study {given!r} in review {review_id}; see `livingmeta studies list {review}`")
-        moved = merge_studies(con, review_id, a, b, login_name(by), now)
-        relink(con, review_id, now)
-    console.print(f"merged {b} into {a}: {', '.join(moved) or 'no records'} now belong to {a}.")
+        done = merge_into(con, review_id, keep, other, login_name(by), _now())
+    console.print(f"merged {done['other']} into {done['keep']}: {', '.join(done['moved']) or 'no records'} now belong "
+                  f"to {done['keep']}.")
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
