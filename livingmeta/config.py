@@ -335,6 +335,10 @@ class ReviewConfig(_Model):
                 return o
         raise KeyError(outcome_id)
 
+    def outcome_kinds(self) -> dict[str, str]:
+        """outcome id -> kind (what an extraction CSV is validated against)."""
+        return {o.id: o.kind for o in self.outcomes}
+
     def analysis(self, analysis_id: str) -> Analysis:
         """The analysis with this id (KeyError when unknown)."""
         for a in self.analyses:

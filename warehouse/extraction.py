@@ -13,6 +13,7 @@ from collections.abc import Mapping
 
 import duckdb
 
+from livingmeta.config import ReviewConfig
 from livingmeta.extraction import ExtractionError, ExtractionRow, content_key, read_extraction, validate_row
 from warehouse.db import rows_as_dicts, transaction
 
@@ -150,6 +151,20 @@ def import_extraction(con: duckdb.DuckDBPyConnection, review_id: str, path: str 
         raise ExtractionError(f"{path}: nothing was imported; fix these and import again: " + " | ".join(unknown[:25]))
     counts = store_rows(con, review_id, resolved, origin=origin, now=now)
     return {"file": str(path), "rows": len(rows), **counts, "study_ids": sorted({sid for sid, _ in resolved})}
+
+
+def import_extraction_file(con: duckdb.DuckDBPyConnection, cfg: ReviewConfig, path: str | Path, *,
+                           origin: str = "manual", now: dt.datetime | None = None) -> dict:
+    """`livingmeta extract import`: an extraction CSV validated against the review's outcomes and stored all or
+    nothing (`import_extraction`), and the studies it names that no analysis uses yet — not included at full
+    text, or retracted — so that is said, never silent (their rows are stored and count once included).
+
+    Returns:
+        `import_extraction`'s counts plus "not_included" (study ids, sorted).
+    """
+    res = import_extraction(con, cfg.id, path, cfg.outcome_kinds(), origin=origin, now=now)
+    res["not_included"] = studies_not_included(con, cfg.id, res["study_ids"])
+    return res
 
 
 def list_suggestions(con: duckdb.DuckDBPyConnection, review_id: str) -> list[dict]:

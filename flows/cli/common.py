@@ -18,7 +18,7 @@ from flows import settings
 from flows.cli.output import console, err_console, error
 
 __all__ = ["ByOpt", "JsonOpt", "ReviewArg", "WarehouseOpt", "console", "describe_error", "err_console", "fail",
-           "login_name", "review_id_for", "review_warehouse", "user_errors"]
+           "login_name", "review_config_for", "review_id_for", "review_warehouse", "user_errors"]
 
 WarehouseOpt = Annotated[
     Optional[str],
@@ -91,6 +91,27 @@ def review_id_for(review: str, warehouse: str | None) -> tuple[str, Path]:
         with opened(wh, read_only=True) as con:
             if known_review(con, review):
                 return review, wh
+    raise ValueError(f"{review!r} is neither a review folder nor a review id in {wh}; give the folder holding review.toml")
+
+
+def review_config_for(review: str, warehouse: str | None):
+    """(review id, warehouse path, validated config) for a REVIEW argument: a folder's review.toml, read once,
+    or the configuration the warehouse stored for a review id (`warehouse.reviews.stored_config`)."""
+    from livingmeta.config import load_review
+
+    p = Path(review)
+    if p.exists():
+        cfg = load_review(p)
+        return cfg.id, settings.warehouse_path(warehouse), cfg
+    from warehouse import opened
+    from warehouse.reviews import stored_config
+
+    wh = settings.warehouse_path(warehouse)
+    if wh.exists():
+        with opened(wh, read_only=True) as con:
+            cfg = stored_config(con, review)
+        if cfg is not None:
+            return review, wh, cfg
     raise ValueError(f"{review!r} is neither a review folder nor a review id in {wh}; give the folder holding review.toml")
 
 

@@ -3,36 +3,18 @@
 from __future__ import annotations
 
 import csv
-import getpass
 import io
-import json
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from flows.cli.common import JsonOpt, ReviewArg, WarehouseOpt, console, fail, review_id_for, user_errors
+from flows.cli.common import (JsonOpt, ReviewArg, WarehouseOpt, console, fail, login_name, review_config_for,
+                               user_errors)
 from flows.cli.layout import print_table
 from flows.cli.output import line, print_json, styled, warning, write_text
 
 app = typer.Typer(help="Extraction data: templates, imports, registry suggestions.", no_args_is_help=True)
-
-
-def _review(review: str, warehouse: str | None):
-    from livingmeta.config import load_review
-    from warehouse.db import rows_as_dicts
-
-    review_id, wh = review_id_for(review, warehouse)
-    p = Path(review)
-    if p.exists():
-        return review_id, wh, load_review(p)
-    from warehouse import opened
-    from livingmeta.config import ReviewConfig
-
-    with opened(wh, read_only=True) as con:
-        row = rows_as_dicts(con, "SELECT config_json FROM reviews WHERE review_id = ?", [review_id])[0]
-    data = row["config_json"]
-    return review_id, wh, ReviewConfig.model_validate(json.loads(data) if isinstance(data, str) else data)
 
 
 @app.command("template")
@@ -48,7 +30,7 @@ def template_cmd(
     from warehouse.extraction import included_study_ids
 
     try:
-        review_id, wh, cfg = _review(review, warehouse)
+        review_id, wh, cfg = review_config_for(review, warehouse)
         try:
             kind = cfg.outcome(outcome).kind
         except KeyError:
@@ -91,20 +73,19 @@ def import_cmd(
     """Validate and store an extraction CSV (all rows or none; re-importing adds nothing)."""
     from livingmeta.extraction import read_extraction
     from warehouse import opened
-    from warehouse.extraction import import_extraction, studies_not_included
+    from warehouse.extraction import import_extraction_file
 
     try:
-        review_id, wh, cfg = _review(review, warehouse)
+        review_id, wh, cfg = review_config_for(review, warehouse)
         # a file that cannot be used is refused before the warehouse is opened (or created)
-        read_extraction(file, {o.id: o.kind for o in cfg.outcomes})
+        read_extraction(file, cfg.outcome_kinds())
         with opened(wh) as con:
-            res = import_extraction(con, review_id, file, {o.id: o.kind for o in cfg.outcomes})
-            waiting = studies_not_included(con, review_id, res.pop("study_ids", []))
+            res = import_extraction_file(con, cfg, file)
     except user_errors() as e:
         fail(e)
     # rows of a study not (yet) included at full text are stored but enter no analysis: say so, never silently
-    res["not_included"] = waiting
-    res.pop("row_ids", None)
+    waiting = res["not_included"]
+    res = {k: v for k, v in res.items() if k not in ("study_ids", "row_ids")}
     if json_out:
         print_json(res)
     else:
@@ -129,7 +110,7 @@ def suggestions_cmd(
     from warehouse.extraction import list_suggestions
 
     try:
-        review_id, wh, _ = _review(review, warehouse)
+        review_id, wh, _ = review_config_for(review, warehouse)
         with opened(wh, read_only=True) as con:
             rows = list_suggestions(con, review_id)
     except user_errors() as e:
@@ -161,12 +142,11 @@ def accept_cmd(
     from warehouse import opened
     from warehouse.extraction import accept_suggestions
 
-    who = extractor or getpass.getuser()
     try:
-        review_id, wh, cfg = _review(review, warehouse)
+        review_id, wh, cfg = review_config_for(review, warehouse)
         with opened(wh) as con:
-            res = accept_suggestions(con, review_id, list(row_ids), outcome=outcome,
-                                     outcomes={o.id: o.kind for o in cfg.outcomes}, extractor=who, arm=arm)
+            res = accept_suggestions(con, review_id, list(row_ids), outcome=outcome, outcomes=cfg.outcome_kinds(),
+                                     extractor=login_name(extractor), arm=arm)
     except user_errors() as e:
         fail(e)
     console.print(f"accepted {res['accepted']} row(s) as {outcome} ({res['unchanged']} already current).")
