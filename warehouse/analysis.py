@@ -152,6 +152,20 @@ def version_estimates(con: duckdb.DuckDBPyConnection, review_id: str, version: i
                               "ORDER BY analysis_id", [review_id, version])
 
 
+def published_estimates(con: duckdb.DuckDBPyConnection, review_id: str, version: int | None = None) -> list[dict]:
+    """`livingmeta estimates`: the estimates a version published (default: the latest; [] before the first).
+
+    Raises:
+        ValueError: the review has no such version (the message lists the published ones).
+    """
+    if version is not None:
+        have = versions(con, review_id)
+        if version not in have:
+            raise ValueError(f"{review_id} has no version {version}; published versions: "
+                             f"{', '.join(map(str, have)) or 'none yet'}")
+    return version_estimates(con, review_id, version)
+
+
 def version_diffs(con: duckdb.DuckDBPyConnection, review_id: str, to_version: int) -> list[dict]:
     """Stored diffs of one version against its predecessor."""
     rows = rows_as_dicts(con, "SELECT * FROM estimate_diffs WHERE review_id = ? AND to_version = ? ORDER BY analysis_id",

@@ -230,6 +230,12 @@ def _screening_automation(con: duckdb.DuckDBPyConnection, review_id: str) -> str
     return automation_statement(st["stopping"], st["ranker"]) if st["screened"] else None
 
 
+def version_report(con: duckdb.DuckDBPyConnection, review_id: str, version: int | None = None) -> dict:
+    """`livingmeta report`: {"document": `report_document` of a version (default: the latest), "versions":
+    `review_versions`, for the index of versions} — what the report files are written from."""
+    return {"document": report_document(con, review_id, version), "versions": review_versions(con, review_id)}
+
+
 def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 

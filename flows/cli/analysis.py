@@ -110,14 +110,10 @@ def estimates(
     json_out: JsonOpt = False,
 ) -> None:
     """Print the published estimates of the latest (or a given) review version."""
-    from warehouse.analysis import version_estimates, versions
+    from warehouse.analysis import published_estimates
 
     with review_warehouse(review, warehouse) as (review_id, con):
-        have = versions(con, review_id)
-        if version is not None and version not in have:
-            raise ValueError(f"{review_id} has no version {version}; published versions: "
-                             f"{', '.join(map(str, have)) or 'none yet'}")
-        rows = estimate_rows(version_estimates(con, review_id, version))
+        rows = estimate_rows(published_estimates(con, review_id, version))
     if json_out:
         print_json(rows, indent=2)
         return

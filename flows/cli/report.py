@@ -23,16 +23,15 @@ def report(
     """Write the report (HTML, Markdown, JSON, PNG figures) of a review version and the index of versions."""
     from tasks.publish import write_index, write_report
     from warehouse import opened
-    from warehouse.publish import report_document, review_versions
+    from warehouse.publish import version_report
 
     try:
         review_id, wh = review_id_for(review, warehouse)
         with opened(wh, read_only=True) as con:
-            doc = report_document(con, review_id, version)
-            versions = review_versions(con, review_id)
+            made = version_report(con, review_id, version)
         folder = Path(settings.output_dir(out)) / review_id
-        html = write_report(doc, folder)
-        write_index(doc["review"], versions, folder)
+        html = write_report(made["document"], folder)
+        write_index(made["document"]["review"], made["versions"], folder)
     except user_errors() as e:
         fail(e)
     console.print(f"Wrote {html} (with report.md, report.json and PNG figures beside it)")
