@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Optional
 
 import typer
@@ -136,37 +135,11 @@ def diff(
     json_out: JsonOpt = False,
 ) -> None:
     """Print what changed per analysis between two versions."""
-    from livingmeta.diff import classify
-    from warehouse.analysis import retracted_studies, run_summary, runs_of_version, version_diffs, versions
+    from warehouse.versions import compare_versions
 
     with review_warehouse(review, warehouse) as (review_id, con):
-        have = versions(con, review_id)
-        if not have:
-            raise ValueError(f"{review_id} has no published version yet; run `livingmeta update` first")
-        to_v = to_version if to_version is not None else have[-1]
-        from_v = from_version if from_version is not None else max((v for v in have if v < to_v), default=None)
-        for v in (to_v, from_v):
-            if v is not None and v not in have:
-                raise ValueError(f"{review_id} has no version {v}; published versions: {', '.join(map(str, have))}")
-        if from_v is not None and from_v >= to_v:
-            raise ValueError(f"--from {from_v} must be older than --to {to_v}")
-        if from_v == max((v for v in have if v < to_v), default=None):
-            rows = version_diffs(con, review_id, to_v)  # the stored diff of that version
-        else:
-            cfg = json.loads(con.execute("SELECT config_json FROM reviews WHERE review_id = ?",
-                                         [review_id]).fetchone()[0])
-            rules = cfg.get("alerts", {}).get("rules", {})
-            old_runs = runs_of_version(con, review_id, from_v) if from_v else {}
-            new_runs = runs_of_version(con, review_id, to_v)
-            retracted = retracted_studies(con, review_id)
-            rows = []
-            for aid in sorted(set(old_runs) | set(new_runs)):
-                d = classify(run_summary(con, old_runs.get(aid)), run_summary(con, new_runs.get(aid)),
-                             relative_change=rules.get("relative_change", 0.10),
-                             ci_width_change=rules.get("ci_width_change", 0.20), retracted=retracted)
-                if d["changed"]:
-                    rows.append({"review_id": review_id, "from_version": from_v, "to_version": to_v,
-                                 "analysis_id": aid, **d})
+        compared = compare_versions(con, review_id, from_version, to_version)
+    from_v, to_v, rows = compared["from_version"], compared["to_version"], compared["rows"]
     if json_out:
         rows = [{**r, "old": name_scale_fields(r.get("old")), "new": name_scale_fields(r.get("new"))} for r in rows]
         print_json(rows, indent=2)
