@@ -4,6 +4,7 @@ no import circle between its modules; shared options defined once in flows/cli/c
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 
@@ -123,3 +124,41 @@ def test_shared_options_are_defined_once_in_common():
                     if isinstance(t, ast.Name)}
         assert not assigned & set(SHARED), f"flows/cli/{m}.py defines {sorted(assigned & set(SHARED))} again"
 
+
+
+def _listed_actions() -> dict[str, str]:
+    """`livingmeta <command>` -> the function the package docstring names for it."""
+    import flows.cli
+
+    out = {}
+    for line in flows.cli.__doc__.splitlines():
+        m = re.match(r"\s+livingmeta ((?:[a-z]+ )*?[a-z]+)\s{2,}([a-z_]+(?:\.[a-z_]+)+)", line)
+        if m:
+            out[m.group(1)] = m.group(2)
+    return out
+
+
+def _command_paths(group, prefix=()) -> set[str]:
+    out: set[str] = set()
+    for name, cmd in group.commands.items():
+        if hasattr(cmd, "commands"):
+            out |= _command_paths(cmd, prefix + (name,))
+        else:
+            out.add(" ".join(prefix + (name,)))
+    return out
+
+
+def test_every_user_action_names_the_one_function_that_does_it():
+    import importlib
+
+    import typer
+
+    from flows.cli import app
+
+    listed = _listed_actions()
+    commands = _command_paths(typer.main.get_command(app))
+    assert set(listed) == commands, (f"flows/cli/__init__.py lists {sorted(set(listed) - commands)} that are no "
+                                     f"commands and misses {sorted(commands - set(listed))}")
+    for command, path in listed.items():
+        module, name = path.rsplit(".", 1)
+        assert hasattr(importlib.import_module(module), name), f"livingmeta {command}: {path} does not exist"
