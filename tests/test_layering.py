@@ -18,9 +18,7 @@ from tests.conftest import REPO_ROOT
 PACKAGES = ("livingmeta", "tasks", "flows", "deploy")  # everything but warehouse/ (and tests/, bench/)
 ENV_PACKAGES = ("livingmeta", "warehouse", "tasks", "flows", "deploy")
 SETTINGS = "flows/settings.py"
-# SQL still in the CLI while helper `ops-cli` moves the CLI into flows/cli/ and its SQL into warehouse
-# operations (issue 18 item 2): the integrator removes this entry once ops-cli is merged.
-KNOWN_SQL = ("flows/cli",)  # flows/cli.py, flows/cli_*.py, flows/cli/
+KNOWN_SQL: tuple[str, ...] = ()  # nothing is exempt (the CLI's SQL moved into warehouse operations)
 
 SQL = re.compile(
     r"\bSELECT\b[\s\S]*\bFROM\b"
