@@ -117,7 +117,7 @@ def next_command(
 
     _check_stage(stage)
     if sample and stage != "title_abstract":
-        cli.fail("--sample draws records for the title/abstract stopping rule: use it with --stage title_abstract")
+        fail("--sample draws records for the title/abstract stopping rule: use it with --stage title_abstract")
     console = make_console()
     with review_warehouse(review, warehouse, read_only=False) as (review_id, con):
         cfg = review_config(con, review_id)
@@ -189,7 +189,7 @@ def next_command(
     console.print(f"Session over: {len(made)} decision(s) recorded by {who}"
                   + (f", {undone} undone" if undone else "") + ".")
     if made and stage == "title_abstract":
-        with cli.review_warehouse(review, warehouse) as (_, con):
+        with review_warehouse(review, warehouse) as (_, con):
             for text in _stop_guidance(con, review_id):
                 console.print(text, markup=False)
 
