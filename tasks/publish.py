@@ -86,13 +86,14 @@ def publish(review_dir: str, review_id: str, warehouse: str, out_dir: str) -> di
     runtime.kill_point("snapshot-published")  # crash tests: snapshot done, reports not written yet
     for old in missing:
         write_report(old, folder)
-    report = write_report(doc, folder) if doc else None
+    report = write_report(doc, folder) if doc else (latest if versions else None)
     index = write_index({"id": review_id, "title": title}, versions, folder)
     observe.log("published the report of version %s to %s and the snapshot to %s", versions[-1]["version"] if versions
                 else "none", report or index, snap["snapshot"])
     runtime.kill_point("published")  # crash tests: everything written, the update not closed yet
     return {"report": str(report) if report else None, "index": str(index), "snapshot": snap["snapshot"],
-            "parquet": snap["parquet"], "version": versions[-1]["version"] if versions else None}
+            "parquet": snap["parquet"], "version": versions[-1]["version"] if versions else None,
+            "snapshot_unchanged": snap["unchanged"]}
 
 
 # display scale (back-transformed, as the report shows them); v_estimate_history documents each column

@@ -133,3 +133,70 @@ def test_a_reader_process_never_sees_a_half_published_state(tmp_path):
     generations = [p for p in snap.iterdir() if p.name.startswith("parquet-")]
     assert len(generations) <= 2  # old exports are cleaned up, the previous one kept for slow readers
     assert os.readlink(snap / "parquet") in {p.name for p in generations}
+
+
+def _published_state(snap):
+    st = (snap / "warehouse.duckdb").stat()
+    return st.st_ino, st.st_mtime_ns, os.readlink(snap / "parquet")
+
+
+def test_an_unchanged_warehouse_is_not_published_again_and_any_change_is(tmp_path):
+    wh, out = tmp_path / "warehouse.duckdb", tmp_path / "out"
+    seed_review(wh)
+    snap = out / "snapshot"
+    con = connect(wh)
+    try:
+        first = publish_snapshot(con, out)
+        assert first["unchanged"] is False
+        before = _published_state(snap)
+        manifest = json.loads((snap / "manifest.json").read_text())
+        # only the run log moves (what every update writes whatever it finds): nothing is copied or exported
+        con.execute("INSERT INTO update_runs (review_id, started_at, status) "
+                    "SELECT review_id, now(), 'running' FROM reviews LIMIT 1")
+        con.execute("UPDATE reviews SET updated_at = now()")
+        again = publish_snapshot(con, out)
+        assert again["unchanged"] is True and _published_state(snap) == before
+        after = json.loads((snap / "manifest.json").read_text())
+        assert after["checked_at"] > manifest["checked_at"]
+        assert {k: v for k, v in after.items() if k != "checked_at"} == \
+            {k: v for k, v in manifest.items() if k != "checked_at"}
+        # a changed value in a table the snapshot shows (same row count) is published
+        con.execute("UPDATE screening_decisions SET reason = 'changed by the test' WHERE decision_id = "
+                    "(SELECT min(decision_id) FROM screening_decisions)")
+        changed = publish_snapshot(con, out)
+        assert changed["unchanged"] is False and _published_state(snap) != before
+        with duckdb.connect(changed["snapshot"], read_only=True) as copy:
+            assert copy.execute("SELECT count(*) FROM screening_decisions WHERE reason = 'changed by the test'"
+                                ).fetchone()[0] == 1
+        # a row added to a large table (counted, not hashed) is published too
+        con.execute("INSERT INTO raw_records (source, source_id, run_id, fetched_at, payload, payload_hash) "
+                    "VALUES ('pubmed', '999', NULL, now(), '<x/>', 'h')")
+        assert publish_snapshot(con, out)["unchanged"] is False
+        assert publish_snapshot(con, out, force=True)["unchanged"] is False
+    finally:
+        con.close()
+
+
+def test_a_publish_killed_before_its_manifest_is_redone(tmp_path):
+    wh, out = tmp_path / "warehouse.duckdb", tmp_path / "out"
+    seed_review(wh)
+    snap = out / "snapshot"
+    publish_snapshot(wh, out)
+    with opened(wh) as con:
+        con.execute("UPDATE screening_decisions SET reason = 'new' WHERE decision_id = "
+                    "(SELECT min(decision_id) FROM screening_decisions)")
+
+    def killed(step):
+        if step == "snapshot-replaced":
+            raise KeyboardInterrupt  # the database file is swapped in, its Parquet and manifest are not
+
+    try:
+        publish_snapshot(wh, out, checkpoint=killed)
+    except KeyboardInterrupt:
+        pass
+    # the new file is in place but the manifest still describes the old state: the next publish redoes it all
+    redo = publish_snapshot(wh, out)
+    assert redo["unchanged"] is False
+    linked = json.loads((snap / "parquet" / "manifest.json").read_text())
+    assert linked["content"] == json.loads((snap / "manifest.json").read_text())["content"]
+    assert publish_snapshot(wh, out)["unchanged"] is True

@@ -10,9 +10,12 @@ sees the new one; neither blocks the writer.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 import shutil
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +29,20 @@ SNAPSHOT_DIR = "snapshot"
 SNAPSHOT_FILE = "warehouse.duckdb"
 PARQUET_LINK = "parquet"
 KEEP_PARQUET_GENERATIONS = 2  # the current export and the one before it, for readers still listing files
+
+# What decides whether a new snapshot is needed (`content_fingerprint`). Every update writes its run log whatever
+# it finds: these tables and columns change on every cycle and alone never make a new snapshot (no dashboard view
+# reads them; the snapshot's copies of them are those of the last publish).
+RUN_LOG_TABLES = frozenset({"update_runs", "search_runs", "source_watermarks", "analysis_runs"})
+RUN_LOG_COLUMNS = {"reviews": ("updated_at",), "review_records": ("last_run_id",), "study_link_state": ("linked_at",)}
+# Large tables counted, not hashed: hashing them would be work in proportion to the warehouse on every cycle.
+# Each changes only together with a row added elsewhere or a change in a hashed table: records with a new
+# record_versions row (ingest), review_records / raw_records / record_versions only by inserts, screening_queue
+# by new queue rows, decisions (screening_decisions, screening_undos), new record versions or a new ranking
+# (screening_rank_state), study_links / _evidence / _keys / _inputs / studies by relinking, which runs only for
+# new, changed or gone records, new link decisions or new rules (study_link_state.rules).
+COUNTED_TABLES = frozenset({"records", "raw_records", "record_versions", "review_records", "screening_queue",
+                            "study_links", "study_link_evidence", "study_link_keys", "study_link_inputs", "studies"})
 
 
 def _json(value: Any) -> Any:
@@ -248,6 +265,89 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
+def content_fingerprint(con: duckdb.DuckDBPyConnection) -> str:
+    """A digest of what a snapshot publishes: the schema (every table and view definition), the row count of
+    every table, and the contents of every table but the large ones (COUNTED_TABLES) and the run log
+    (RUN_LOG_TABLES / RUN_LOG_COLUMNS). Equal digests: the last snapshot already shows this state.
+
+    Cost: one scan of the small tables and a count of the large ones, whatever the warehouse's size.
+    """
+    tables = con.execute(
+        "SELECT table_name, sql FROM duckdb_tables() WHERE database_name = current_database() AND NOT temporary "
+        "AND schema_name = 'main' ORDER BY table_name").fetchall()
+    views = con.execute(
+        "SELECT view_name, sql FROM duckdb_views() WHERE database_name = current_database() AND NOT internal "
+        "AND NOT temporary AND schema_name = 'main' ORDER BY view_name").fetchall()
+    parts = []
+    for name, _ in tables:
+        t = _ident(name)
+        if name in COUNTED_TABLES or name in RUN_LOG_TABLES:
+            parts.append(f"SELECT {_sql_str(name)} AS t, count(*)::VARCHAR AS d FROM {t}")
+            continue
+        skip = [_ident(c) for c in RUN_LOG_COLUMNS.get(name, ())]
+        inner = f"SELECT * EXCLUDE ({', '.join(skip)}) FROM {t}" if skip else f"SELECT * FROM {t}"
+        parts.append(f"SELECT {_sql_str(name)} AS t, count(*)::VARCHAR || ':' || coalesce(sum(hash(x)), 0)::VARCHAR AS d "
+                     f"FROM ({inner}) x")
+    rows = con.execute(" UNION ALL ".join(parts) + " ORDER BY t").fetchall() if parts else []
+    digest = {"tables": [(n, sql) for n, sql in tables], "views": views,
+              "rows": [(n, d) for n, d in rows if n not in RUN_LOG_TABLES]}
+    return hashlib.sha256(json.dumps(digest, default=str).encode("utf-8")).hexdigest()
+
+
+def _sql_str(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _published(snap_dir: Path) -> dict | None:
+    """The manifest of the last complete publish (database file in place, Parquet link and manifest agreeing)."""
+    try:
+        manifest = json.loads((snap_dir / "manifest.json").read_text(encoding="utf-8"))
+        linked = json.loads((snap_dir / PARQUET_LINK / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not (snap_dir / SNAPSHOT_FILE).is_file() or linked.get("content") != manifest.get("content"):
+        return None
+    return manifest
+
+
+def _file_state(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
+def _copy_settled_file(con: duckdb.DuckDBPyConnection, source_db: str, target: Path) -> bool:
+    """Copy the checkpointed database file byte for byte (the kernel copies; nothing is decoded or held in
+    memory); False when that copy would not be one committed state, so the caller copies table by table.
+
+    After `CHECKPOINT` with an empty write-ahead log, the main file holds every committed change and DuckDB
+    writes to it again only when something commits. The writer is this process (publish runs inside it, under
+    the update lock), so nothing commits during the copy; that is checked anyway: the file and its WAL must be
+    the same (size, mtime) before and after, else the copy is thrown away.
+    """
+    rows = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = ?", [source_db]).fetchall()
+    if not rows or not rows[0][0]:
+        return False
+    source = Path(rows[0][0])
+    wal = Path(f"{source}.wal")
+    before = (_file_state(source), _file_state(wal))
+    if before[0] is None or (before[1] is not None and before[1][0] > 0):
+        return False  # in-memory database, or changes still in the WAL (a checkpoint another transaction blocked)
+    # In a child process: DuckDB's lock on the live file is a POSIX record lock, which the kernel drops for the
+    # whole process as soon as the process closes ANY descriptor of that file, so this process must not open it.
+    # shutil.copyfile uses copy_file_range/sendfile on Linux: the kernel copies, no user-space buffer.
+    done = subprocess.run([sys.executable, "-I", "-S", "-c", "import shutil, sys; shutil.copyfile(sys.argv[1], sys.argv[2])",
+                           str(source), str(target)], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise WarehouseError(f"copying {source} to {target} failed: {done.stderr.strip()[-500:]}")
+    if (_file_state(source), _file_state(wal)) != before:
+        target.unlink(missing_ok=True)
+        return False
+    return True
+
+
 def _export_parquet(snapshot: Path, target: Path) -> list[str]:
     """Write every dashboard view (v_*) of the snapshot file to <target>/<view>.parquet."""
     target.mkdir(parents=True)
@@ -299,7 +399,8 @@ def _remove_leftovers(snap_dir: Path) -> None:
 
 
 def publish_snapshot(con_or_path: duckdb.DuckDBPyConnection | str | Path, out_dir: str | Path,
-                     now: dt.datetime | None = None, checkpoint: Callable[[str], None] | None = None) -> dict:
+                     now: dt.datetime | None = None, checkpoint: Callable[[str], None] | None = None,
+                     force: bool = False) -> dict:
     """Publish a read-only copy of the warehouse and a Parquet export of its dashboard views.
 
     Runs in the writer: pass the open writable connection (or the warehouse path, opened here). The copy is
@@ -308,24 +409,38 @@ def publish_snapshot(con_or_path: duckdb.DuckDBPyConnection | str | Path, out_di
     `<out>/snapshot/parquet` (a symbolic link) is switched to. A reader sees the previous or the new state,
     never a mixture, and never holds a lock the writer needs.
 
+    When the warehouse holds what the last complete snapshot holds (`content_fingerprint`: only the run log
+    changed, e.g. an update that found nothing new), nothing is copied or exported: the snapshot stays, and
+    `manifest.json` gets `checked_at` (when an update last found it current).
+
     Args:
         con_or_path: the writer connection, or the warehouse file.
         out_dir: the output folder; the snapshot goes to `<out_dir>/snapshot/`.
         now: the publication time written to the manifest (default: the current UTC time).
         checkpoint: called with a step name between the steps (crash tests kill the process there).
+        force: publish even when nothing changed.
     Returns:
-        {"snapshot": path, "parquet": dir, "views": [...], "manifest": path}
+        {"snapshot": path, "parquet": dir, "views": [...], "manifest": path, "unchanged": bool}
     Raises:
         WarehouseError: the copy failed (the previous snapshot is left untouched).
     """
     if isinstance(con_or_path, (str, Path)):
         with opened(con_or_path) as con:
-            return publish_snapshot(con, out_dir, now, checkpoint)
+            return publish_snapshot(con, out_dir, now, checkpoint, force)
     con = con_or_path
     now = now or dt.datetime.now(dt.timezone.utc)
     snap_dir = Path(out_dir) / SNAPSHOT_DIR
     snap_dir.mkdir(parents=True, exist_ok=True)
     _remove_leftovers(snap_dir)
+    content = content_fingerprint(con)
+    last = None if force else _published(snap_dir)
+    if last is not None and last.get("content") == content and last.get("schema_version") == schema_version(con):
+        last["checked_at"] = now.isoformat()
+        tmp_manifest = snap_dir / f".manifest-{uuid.uuid4().hex[:8]}.json"
+        tmp_manifest.write_text(json.dumps(last, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp_manifest, snap_dir / "manifest.json")
+        return {"snapshot": str(snap_dir / SNAPSHOT_FILE), "parquet": str(snap_dir / PARQUET_LINK),
+                "views": last.get("views", []), "manifest": str(snap_dir / "manifest.json"), "unchanged": True}
     token = f"{now.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
     tmp = snap_dir / f".warehouse-{token}.duckdb"
     parquet_dir = snap_dir / f"parquet-{token}"
@@ -334,19 +449,20 @@ def publish_snapshot(con_or_path: duckdb.DuckDBPyConnection | str | Path, out_di
     try:
         # fold the WAL into the main file first: the copy then reads a settled file and the WAL stays small
         con.execute("CHECKPOINT")
-        con.execute(f"ATTACH ? AS {alias}", [str(tmp)])
-        try:
-            con.execute(f"COPY FROM DATABASE {_ident(source_db)} TO {alias}")
-            con.execute(f"CHECKPOINT {alias}")
-        finally:
-            con.execute(f"DETACH {alias}")
+        if not _copy_settled_file(con, source_db, tmp):
+            con.execute(f"ATTACH ? AS {alias}", [str(tmp)])
+            try:
+                con.execute(f"COPY FROM DATABASE {_ident(source_db)} TO {alias}")
+                con.execute(f"CHECKPOINT {alias}")
+            finally:
+                con.execute(f"DETACH {alias}")
         if Path(f"{tmp}.wal").exists():
             raise WarehouseError(f"{tmp}: the copy left a write-ahead log behind; not publishing a partial file")
         views = _export_parquet(tmp, parquet_dir)
         versions = dict(con.execute("SELECT review_id, max(version) FROM review_versions GROUP BY 1").fetchall())
         manifest = {"published_at": now.isoformat(), "schema_version": schema_version(con),
                     "snapshot": SNAPSHOT_FILE, "parquet": PARQUET_LINK, "views": views,
-                    "latest_versions": versions}
+                    "latest_versions": versions, "content": content, "checked_at": now.isoformat()}
         (parquet_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         _fsync(tmp)
         os.replace(tmp, snap_dir / SNAPSHOT_FILE)
@@ -365,7 +481,7 @@ def publish_snapshot(con_or_path: duckdb.DuckDBPyConnection | str | Path, out_di
         if parquet_dir.exists() and not (snap_dir / PARQUET_LINK).resolve() == parquet_dir.resolve():
             shutil.rmtree(parquet_dir, ignore_errors=True)
     return {"snapshot": str(snap_dir / SNAPSHOT_FILE), "parquet": str(link), "views": views,
-            "manifest": str(snap_dir / "manifest.json")}
+            "manifest": str(snap_dir / "manifest.json"), "unchanged": False}
 
 
 def publish_review(con: duckdb.DuckDBPyConnection, review_id: str, out_dir: str | Path,
