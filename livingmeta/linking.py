@@ -192,6 +192,7 @@ _SPELLING = [(re.compile(p), r) for p, r in [
 ]]
 
 
+@functools.lru_cache(maxsize=262144)  # a review's vocabulary is small beside its word count
 def _spell(word: str) -> str:
     for pattern, repl in _SPELLING:
         word = pattern.sub(repl, word)
@@ -473,25 +474,33 @@ def _fuzzy_edges(records: Sequence[LinkRecord], threshold: float, registry_thres
     # token-sort ratio = plain ratio of the sorted tokens: sort once here, not inside every comparison
     titles = [_sorted_tokens(r.title) for r in pubs]
     surnames = [author_surname(r.authors[0]).lower() if r.authors else None for r in pubs]
-    by_year: dict[int | None, list[int]] = defaultdict(list)
-    for i, r in enumerate(pubs):
-        by_year[r.year].append(i)
-    years = sorted(y for y in by_year if y is not None)
-    blocks: list[tuple[list[int], list[int]]] = []
-    for y in years:  # each year against itself and the next (reports of one trial appear within a year or so)
-        blocks.append((by_year[y], by_year[y] + by_year.get(y + 1, [])))
-    if by_year.get(None):
-        blocks.append((by_year[None], list(range(len(pubs)))))
+    # Blocking: a title match ties two publications only when they have the same first author and years at most
+    # 1 apart (or unknown), so only those pairs are compared: per first author, each year against itself and the
+    # next, a publication without a year against all of that author's. Exactly the pairs the rule can accept
+    # (comparing every pair of a year, as before, grew with the square of the review's size).
+    by_author: dict[str, list[int]] = defaultdict(list)
+    for i, sn in enumerate(surnames):
+        if sn:
+            by_author[sn].append(i)
     candidates: dict[tuple[int, int], float] = {}
-    for left, right in blocks:
-        if not left or len(right) < 2:
+    for members in by_author.values():
+        if len(members) < 2:
             continue
-        scores = process.cdist([titles[i] for i in left], [titles[j] for j in right], scorer=fuzz.ratio,
-                               score_cutoff=threshold, workers=-1)
-        for li, rj in zip(*scores.nonzero()):
-            i, j = left[int(li)], right[int(rj)]
-            if i < j:
-                candidates[(i, j)] = float(scores[li, rj])
+        by_year: dict[int | None, list[int]] = defaultdict(list)
+        for i in members:
+            by_year[pubs[i].year].append(i)
+        blocks = [(by_year[y], by_year[y] + by_year.get(y + 1, [])) for y in sorted(y for y in by_year if y is not None)]
+        if by_year.get(None):
+            blocks.append((by_year[None], members))
+        for left, right in blocks:
+            if len(right) < 2:
+                continue
+            scores = process.cdist([titles[i] for i in left], [titles[j] for j in right], scorer=fuzz.ratio,
+                                   score_cutoff=threshold, workers=1 if len(left) * len(right) < 250_000 else -1)
+            for li, rj in zip(*scores.nonzero()):
+                i, j = left[int(li)], right[int(rj)]
+                if i != j:
+                    candidates[(min(i, j), max(i, j))] = float(scores[li, rj])
     # titles equal but for design or report words ("…: a randomised controlled trial", "Erratum: …") score low
     # when the title is short; the same first author and the same content words make them candidates too
     by_content: dict[tuple, list[int]] = defaultdict(list)
@@ -529,25 +538,63 @@ def _fuzzy_edges(records: Sequence[LinkRecord], threshold: float, registry_thres
                 if len(normalise_title(t)) >= MIN_TITLE_CHARS:
                     reg_titles.append((_sorted_tokens(t), t))
                     reg_of.append(k)
-        if reg_titles:
-            scores = process.cdist([_sorted_tokens(r.title) for r in lonely], [t for t, _ in reg_titles],
-                                   scorer=fuzz.ratio, score_cutoff=registry_threshold, workers=-1)
-            best: dict[tuple[int, int], tuple[float, str]] = {}
-            for li, rj in zip(*scores.nonzero()):
-                key = (int(li), reg_of[int(rj)])
-                cand = (float(scores[li, rj]), reg_titles[int(rj)][1])
-                if cand[0] > best.get(key, (0.0, ""))[0]:
-                    best[key] = cand
-            for (li, k), (score, reg_title) in sorted(best.items()):
-                why = title_difference(lonely[li].title, reg_title)
-                if why:
-                    conflicts.append(Conflict(lonely[li].record_id, regs[k].record_id, "fuzzy",
-                                              f"title {score:.0f}% alike the registry title of {regs[k].record_id}, "
-                                              f"but {why}: not linked; link by hand if they are one trial"))
-                    continue
-                edges.append(_Edge(regs[k].record_id, lonely[li].record_id, "fuzzy", round(score / 100, 4),
-                                   f"title {score:.0f}% alike the registry title of {regs[k].record_id}"))
+        best: dict[tuple[int, int], tuple[float, str]] = {}
+        for li, rj, score in _similar_titles([_sorted_tokens(r.title) for r in lonely], [t for t, _ in reg_titles],
+                                             registry_threshold):
+            key = (li, reg_of[rj])
+            cand = (score, reg_titles[rj][1])
+            if cand[0] > best.get(key, (0.0, ""))[0]:
+                best[key] = cand
+        for (li, k), (score, reg_title) in sorted(best.items()):
+            why = title_difference(lonely[li].title, reg_title)
+            if why:
+                conflicts.append(Conflict(lonely[li].record_id, regs[k].record_id, "fuzzy",
+                                          f"title {score:.0f}% alike the registry title of {regs[k].record_id}, "
+                                          f"but {why}: not linked; link by hand if they are one trial"))
+                continue
+            edges.append(_Edge(regs[k].record_id, lonely[li].record_id, "fuzzy", round(score / 100, 4),
+                               f"title {score:.0f}% alike the registry title of {regs[k].record_id}"))
     return edges
+
+
+def _similar_titles(left: Sequence[str], right: Sequence[str], cutoff: float) -> list[tuple[int, int, float]]:
+    """Every (i, j, score) with fuzz.ratio(left[i], right[j]) >= cutoff, i.e. what `process.cdist` with that
+    cutoff finds, without comparing strings whose lengths alone rule it out: ratio = 100 * (1 - d / (l1 + l2))
+    with d >= |l1 - l2| (insertions and deletions), so a pair can reach the cutoff only when
+    |l1 - l2| <= (1 - cutoff / 100) * (l1 + l2). Strings are compared by length band, each band against the bands
+    that can reach it."""
+    if not left or not right or cutoff <= 0:
+        return []
+    slack = 1.0 - cutoff / 100.0
+    by_len: dict[int, list[int]] = defaultdict(list)
+    for j, t in enumerate(right):
+        by_len[len(t)].append(j)
+    lens = sorted(by_len)
+    left_by_len: dict[int, list[int]] = defaultdict(list)
+    for i, t in enumerate(left):
+        left_by_len[len(t)].append(i)
+    out: list[tuple[int, int, float]] = []
+    band = 4  # left strings of lengths [b, b + band) share one comparison against the right strings they can reach
+    keys = sorted(left_by_len)
+    k = 0
+    while k < len(keys):
+        lo = keys[k]
+        group: list[int] = []
+        while k < len(keys) and keys[k] < lo + band:
+            group += left_by_len[keys[k]]
+            k += 1
+        hi = lo + band - 1
+        # l2 reachable from some l1 in [lo, hi]: (1 - s) l2 <= (1 + s) l1 and (1 + s) l2 >= (1 - s) l1
+        r_lo, r_hi = (1 - slack) * lo / (1 + slack), (1 + slack) * hi / (1 - slack)
+        cols = [j for n in lens if r_lo - 1e-9 <= n <= r_hi + 1e-9 for j in by_len[n]]
+        if not cols:
+            continue
+        scores = process.cdist([left[i] for i in group], [right[j] for j in cols], scorer=fuzz.ratio,
+                               score_cutoff=cutoff, workers=-1)
+        for gi, cj in zip(*scores.nonzero()):
+            out.append((group[int(gi)], cols[int(cj)], float(scores[gi, cj])))
+    out.sort()  # the order cdist over all of them gives
+    return out
 
 
 def _new_study_id(members: Sequence[LinkRecord], taken: set[str]) -> tuple[str, str]:
