@@ -117,8 +117,9 @@ def cli_cmd(review: Path, wh: Path, out: Path, replay: Path) -> list[str]:
 # ------------------------------------------------------------------------------------------- digests
 
 # keys inside JSON values (summaries, diffs, results) that are run bookkeeping
+# (content_digest: the snapshot manifest's digest of the warehouse, run ids and timestamps included)
 BOOKKEEPING_KEYS = {"run_id", "analysis_run_id", "reused_run_id", "effective_run_id", "update_id", "alert_id",
-                    "event_id", "raw_id", "flow_run_id"}
+                    "event_id", "raw_id", "flow_run_id", "content_digest"}
 _TS = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?( UTC)?")
 
 # Per table: the columns left out of the digest, and why. A table missing here fails the test (new tables must

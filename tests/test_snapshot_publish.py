@@ -198,5 +198,5 @@ def test_a_publish_killed_before_its_manifest_is_redone(tmp_path):
     redo = publish_snapshot(wh, out)
     assert redo["unchanged"] is False
     linked = json.loads((snap / "parquet" / "manifest.json").read_text())
-    assert linked["content"] == json.loads((snap / "manifest.json").read_text())["content"]
+    assert linked["content_digest"] == json.loads((snap / "manifest.json").read_text())["content_digest"]
     assert publish_snapshot(wh, out)["unchanged"] is True

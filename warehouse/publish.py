@@ -309,7 +309,7 @@ def _published(snap_dir: Path) -> dict | None:
         linked = json.loads((snap_dir / PARQUET_LINK / "manifest.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if not (snap_dir / SNAPSHOT_FILE).is_file() or linked.get("content") != manifest.get("content"):
+    if not (snap_dir / SNAPSHOT_FILE).is_file() or linked.get("content_digest") != manifest.get("content_digest"):
         return None
     return manifest
 
@@ -438,7 +438,7 @@ def publish_snapshot(con_or_path: duckdb.DuckDBPyConnection | str | Path, out_di
     _remove_leftovers(snap_dir)
     content = content_fingerprint(con)
     last = None if force else _published(snap_dir)
-    if last is not None and last.get("content") == content and last.get("schema_version") == schema_version(con):
+    if last is not None and last.get("content_digest") == content and last.get("schema_version") == schema_version(con):
         last["checked_at"] = now.isoformat()
         tmp_manifest = snap_dir / f".manifest-{uuid.uuid4().hex[:8]}.json"
         tmp_manifest.write_text(json.dumps(last, indent=2) + "\n", encoding="utf-8")
@@ -466,7 +466,7 @@ def publish_snapshot(con_or_path: duckdb.DuckDBPyConnection | str | Path, out_di
         versions = dict(con.execute("SELECT review_id, max(version) FROM review_versions GROUP BY 1").fetchall())
         manifest = {"published_at": now.isoformat(), "schema_version": schema_version(con),
                     "snapshot": SNAPSHOT_FILE, "parquet": PARQUET_LINK, "views": views,
-                    "latest_versions": versions, "content": content, "checked_at": now.isoformat()}
+                    "latest_versions": versions, "content_digest": content, "checked_at": now.isoformat()}
         (parquet_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         _fsync(tmp)
         os.replace(tmp, snap_dir / SNAPSHOT_FILE)
