@@ -86,7 +86,7 @@ def publish(review_dir: str, review_id: str, warehouse: str, out_dir: str) -> di
     runtime.kill_point("snapshot-published")  # crash tests: snapshot done, reports not written yet
     for old in missing:
         write_report(old, folder)
-    report = write_report(doc, folder) if doc else (latest if versions else None)
+    report = write_report(doc, folder) if doc else None
     index = write_index({"id": review_id, "title": title}, versions, folder)
     observe.log("published the report of version %s to %s and the snapshot to %s", versions[-1]["version"] if versions
                 else "none", report or index, snap["snapshot"])
