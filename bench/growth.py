@@ -18,7 +18,16 @@ once (Prefect engine included) for the nightly at the largest size. Figures: pro
 cycle (user + system, children included, from the parent's getrusage), peak RSS, per-stage CPU seconds,
 and the growth exponent log(cpu2/cpu1)/log(N2/N1) between sizes. Printed, never asserted.
 
+Each cycle line shows the process CPU (what a fresh worker process pays, imports included) and the CPU spent in
+the cycle's steps (what a long-running `serve` process pays); the issue's targets are printed beside the figures.
+
 Run:  .venv/bin/python bench/growth.py --sizes 10000 50000 [200000] [--flow] [--keep DIR] [--profile DIR]
+
+Measured 2026-12-03 (2 shared cores, other sessions loading the machine; 10k and 50k as separate runs, nice 10):
+  N=10k  nightly 8.49 CPU-s process / 4.59 in the cycle, no-change 5.18 / 1.30 (snapshot kept), first load 20.8
+  N=50k  nightly 12.53 / 9.69 (flag/rank 5.72 of it), no-change 3.69 / 1.06 (snapshot kept; start-up 2.63),
+         first load 81.2 CPU-s (link 35.1, was 198 with link ~100), peak RSS 2085 MB in the first load
+  200k not run (time). Before this change (last session): 50k nightly 24.8, no-change 12.1 (publish 7.6).
 """
 
 from __future__ import annotations
