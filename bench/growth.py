@@ -361,16 +361,17 @@ def run_cycle(review_dir: str, warehouse: str, out_dir: str, snapshot: str, as_o
         return out
 
     with disable_run_logger():
-        rid = timed("search/ingest", register_review.fn, review_dir, warehouse)
+        cfg = timed("search/ingest", register_review.fn, review_dir, warehouse)  # the validated config, as the flow
+        rid = cfg.id
         uid = timed("search/ingest", start_update.fn, rid, warehouse, when, "bench")
         summary["pubmed"] = timed("search/ingest", search_pubmed.fn, review_dir, warehouse, uid, when,
-                                  str(Path(snapshot) / "pubmed"))
+                                  str(Path(snapshot) / "pubmed"), cfg=cfg)
         summary["ctgov"] = timed("search/ingest", search_ctgov.fn, review_dir, warehouse, uid, when,
-                                 str(Path(snapshot) / "ctgov"))
+                                 str(Path(snapshot) / "ctgov"), cfg=cfg)
         summary["studies"] = timed("link", link_studies.fn, rid, warehouse)
-        summary["queue"] = timed("flag/rank", flag_candidates.fn, review_dir, rid, warehouse)
-        timed("analyse", analyze.fn, review_dir, rid, warehouse, uid)
-        timed("publish", record_version.fn, review_dir, rid, warehouse, uid, when, out_dir)
+        summary["queue"] = timed("flag/rank", flag_candidates.fn, review_dir, rid, warehouse, cfg)
+        timed("analyse", analyze.fn, review_dir, rid, warehouse, uid, cfg)
+        timed("publish", record_version.fn, review_dir, rid, warehouse, uid, when, out_dir, cfg)
         summary["publish"] = timed("publish", publish.fn, review_dir, rid, warehouse, out_dir)
         timed("publish", finish_update.fn, uid, warehouse, "succeeded", {})
     return {"stages": stages, "snapshot_unchanged": summary["publish"].get("snapshot_unchanged"), "new": summary["pubmed"].get("new", 0) + summary["ctgov"].get("new", 0),
