@@ -71,3 +71,18 @@ def demo_timeline(review_dir: str, out_dir: str) -> list[dict]:
             # a recorded step cannot fail offline: stop, saying which step and why, instead of replaying on
             raise RuntimeError(f"demo step {step.name} failed: {state.message}")
     return results
+
+
+def demo_account(warehouse: str | Path) -> tuple[str, str]:
+    """A lead account on the demo review for the web app, with a fresh random password: (name, password)."""
+    import secrets
+
+    from warehouse.accounts import accounts, add_user, set_password
+
+    name, password = "demo", secrets.token_urlsafe(12)
+    with accounts(warehouse) as con:
+        if con.execute("SELECT 1 FROM app_users WHERE username = ?", [name]).fetchall():
+            set_password(con, name, password)
+        else:
+            add_user(con, name, password, display_name="Demo lead", review_id="ivig-pnp", role="lead")
+    return name, password

@@ -155,3 +155,40 @@ def test_kill_at() -> tuple[str, int] | None:
     if not point or n < 1:
         raise ValueError(f"$LIVINGMETA_TEST_KILL_AT={raw!r}: write <point>[:<nth>], nth 1 or more")
     return point, n
+
+
+def web_secret(warehouse: Path) -> str:
+    """The web app's session-signing secret: $LIVINGMETA_WEB_SECRET, else `<warehouse>.web-secret` (made once,
+    readable by its owner only), so sessions survive a restart and several app processes agree."""
+    env = os.environ.get("LIVINGMETA_WEB_SECRET")
+    if env:
+        if len(env) < 32:
+            raise ValueError("LIVINGMETA_WEB_SECRET is shorter than 32 characters; use e.g. `python -c \"import "
+                             "secrets; print(secrets.token_urlsafe(48))\"`")
+        return env
+    import secrets
+
+    path = Path(f"{warehouse}.web-secret")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text(encoding="ascii").strip()
+    with os.fdopen(fd, "w", encoding="ascii") as f:
+        f.write(secrets.token_urlsafe(48) + "\n")
+    return path.read_text(encoding="ascii").strip()
+
+
+def warehouse_wait_seconds() -> float | None:
+    """$LIVINGMETA_WAREHOUSE_WAIT: how long a process waits for another's turn on the warehouse file."""
+    raw = os.environ.get("LIVINGMETA_WAREHOUSE_WAIT")
+    return float(raw) if raw else None
+
+
+def apply_warehouse_wait() -> None:
+    """Apply $LIVINGMETA_WAREHOUSE_WAIT to this process (`warehouse.access`; default 60 s)."""
+    wait = warehouse_wait_seconds()
+    if wait is not None:
+        from warehouse.access import set_wait
+
+        set_wait(wait)

@@ -26,6 +26,8 @@ from tasks.screening import flag_candidates
 from tasks.versions import record_version
 from warehouse.lock import update_lock
 
+settings.apply_warehouse_wait()  # how long a step waits for another process's turn on the warehouse
+
 
 @flow(name="update-review")
 def update_review(

@@ -97,6 +97,8 @@ class Screening(_Model):
     out_of_scope_animal: bool = True
     min_decisions_to_train: int = Field(default=10, ge=2)
     model: ScreeningModel = Field(default_factory=ScreeningModel)
+    # the reasons screeners pick from when they exclude (one key each in the web app: 1..9)
+    exclusion_reasons: list[str] = Field(default_factory=list, max_length=9)
 
 
 GRADE_LEVELS = ("high", "moderate", "low", "very low")
@@ -465,6 +467,7 @@ include_publication_types = ["Randomized Controlled Trial"]
 exclude_keywords = []
 out_of_scope_animal = true            # label animal-only records out of scope (never deleted)
 min_decisions_to_train = 10           # before this many decisions, rules alone rank the queue
+exclusion_reasons = ["wrong population", "wrong intervention", "wrong comparator", "not a trial"]  # one key each when screening on the web (at most 9)
 
 [screening.model]
 name = "tfidf-svm"

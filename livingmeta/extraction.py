@@ -46,7 +46,14 @@ MAX_MESSAGES = 25
 
 
 class ExtractionError(ValueError):
-    """An extraction file (or row) that cannot be stored; the message lists every problem with its line."""
+    """An extraction file (or row) that cannot be stored; the message lists every problem with its line.
+
+    `fields` maps a column to its problems (one row's validation), so a form can show each next to its field.
+    """
+
+    def __init__(self, message: str, fields: Mapping[str, list[str]] | None = None):
+        super().__init__(message)
+        self.fields: dict[str, list[str]] = dict(fields or {})
 
 
 @dataclass(frozen=True)
@@ -123,9 +130,11 @@ def validate_row(raw: Mapping[str, Any], outcomes: Mapping[str, str], *, where: 
         ExtractionError: listing every problem of the row, each naming the column.
     """
     problems: list[str] = []
+    by_field: dict[str, list[str]] = {}
 
     def bad(column: str, message: str) -> None:
         problems.append(f"{where}, column '{column}': {message}")
+        by_field.setdefault(column, []).append(message)
 
     numbers: dict[str, float | None] = {}
     for col in NUMBER_COLUMNS:
@@ -215,7 +224,7 @@ def validate_row(raw: Mapping[str, Any], outcomes: Mapping[str, str], *, where: 
                     bad(c, f"{numbers[c]:g} is not a ratio (ratios are > 0); give it on its natural scale or use "
                            f"scale 'difference' for a log ratio")
     if problems:
-        raise ExtractionError("; ".join(problems))
+        raise ExtractionError("; ".join(problems), by_field)
     assert study is not None and outcome is not None and extractor is not None
     return ExtractionRow(
         line=line, study=study, outcome=outcome, arm=arm, group_label=_text(raw.get("group_label")),

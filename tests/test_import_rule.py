@@ -13,6 +13,8 @@ FORBIDDEN = {
     "warehouse": {"prefect", "tasks", "flows", "deploy"},
     "tasks": {"flows", "deploy"},
     "flows": {"deploy"},
+    # the web app is a face like the CLI: it calls warehouse/ and livingmeta/, never the flows or Prefect
+    "web": {"prefect", "tasks", "flows", "deploy"},
 }
 
 

@@ -15,8 +15,8 @@ import pytest
 
 from tests.conftest import REPO_ROOT
 
-PACKAGES = ("livingmeta", "tasks", "flows", "deploy")  # everything but warehouse/ (and tests/, bench/)
-ENV_PACKAGES = ("livingmeta", "warehouse", "tasks", "flows", "deploy")
+PACKAGES = ("livingmeta", "tasks", "flows", "deploy", "web")  # everything but warehouse/ (and tests/, bench/)
+ENV_PACKAGES = ("livingmeta", "warehouse", "tasks", "flows", "deploy", "web")
 SETTINGS = "flows/settings.py"
 KNOWN_SQL: tuple[str, ...] = ()  # nothing is exempt (the CLI's SQL moved into warehouse operations)
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import duckdb
 
 from livingmeta.redaction import redact_data, redact_text
+from warehouse.access import turn
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 QUERIES_DIR = Path(__file__).with_name("queries")
@@ -185,12 +186,17 @@ _in_transaction: weakref.WeakSet = weakref.WeakSet()
 
 @contextlib.contextmanager
 def opened(path: str | Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-    """`connect` as a context manager that always closes the connection."""
-    con = connect(path, read_only=read_only)
-    try:
-        yield con
-    finally:
-        con.close()
+    """`connect` as a context manager that always closes the connection.
+
+    Takes this process's turn on the file first (`warehouse.access.turn`): another process that has the
+    warehouse open (an update step, a web request, a command) is waited for, boundedly, instead of failing.
+    """
+    with turn(path):
+        con = connect(path, read_only=read_only)
+        try:
+            yield con
+        finally:
+            con.close()
 
 
 @functools.cache  # read once per process: some run once per record in a loop

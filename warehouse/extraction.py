@@ -237,3 +237,17 @@ def included_study_ids(con: duckdb.DuckDBPyConnection, review_id: str) -> list[s
 def studies_not_included(con: duckdb.DuckDBPyConnection, review_id: str, study_ids: list[str]) -> list[str]:
     """Those of these studies that no analysis uses yet (not included at full text, or retracted), sorted."""
     return sorted(set(study_ids) - set(included_study_ids(con, review_id)))
+
+
+def extraction_counts(con: duckdb.DuckDBPyConnection, review_id: str) -> dict[tuple[str, str], int]:
+    """How many current extraction rows each (study, outcome) has."""
+    return {(s, o): int(n) for s, o, n in con.execute(
+        "SELECT study_id, outcome_id, count(*) FROM v_current_extraction WHERE review_id = ? GROUP BY ALL",
+        [review_id]).fetchall()}
+
+
+def current_arms(con: duckdb.DuckDBPyConnection, review_id: str, study_id: str, outcome_id: str) -> dict[str, dict]:
+    """The current rows of one study and outcome (whole population), by arm: what a form is prefilled with."""
+    return {r["arm"]: r for r in rows_as_dicts(
+        con, "SELECT * FROM v_current_extraction WHERE review_id = ? AND study_id = ? AND outcome_id = ? "
+             "AND subgroup IS NULL", [review_id, study_id, outcome_id])}

@@ -494,8 +494,11 @@ def _screeners(con: duckdb.DuckDBPyConnection, review_id: str,
 
 def record_decision(con: duckdb.DuckDBPyConnection, *, review_id: str, record_id: str, reviewer: str, stage: str,
                     decision: str, reason: str | None, origin: str, now: dt.datetime,
-                    decided_at: dt.datetime | None = None) -> int:
+                    decided_at: dt.datetime | None = None, key: str | None = None) -> int:
     """Append one human decision and update the queue; returns its decision_id.
+
+    `key` makes the call idempotent: a decision already stored with this key (a form sent twice, a retried
+    request) is returned as it is and nothing is added (stored in `import_key`, as file imports do).
 
     The rules of a decision file hold here too (`livingmeta.screening.decisions.check_decision` and
     `plan_against_stored`): a record of this review, a reviewer, a known stage and decision, a reason for a
@@ -506,6 +509,11 @@ def record_decision(con: duckdb.DuckDBPyConnection, *, review_id: str, record_id
     source = f"decision on {record_id}"
     head = f"{source} by {reviewer or '(no reviewer)'}: not recorded"
     with transaction(con):
+        if key is not None:
+            seen = con.execute("SELECT decision_id FROM screening_decisions WHERE review_id = ? AND import_key = ?",
+                               [review_id, key]).fetchone()
+            if seen:
+                return int(seen[0])
         known = {r for (r,) in con.execute("SELECT record_id FROM review_records WHERE review_id = ? AND record_id = ?",
                                            [review_id, record_id]).fetchall()}
         problems = check_decision(record_id=record_id, reviewer=reviewer, stage=stage, decision=decision,
@@ -526,7 +534,7 @@ def record_decision(con: duckdb.DuckDBPyConnection, *, review_id: str, record_id
         (did,) = con.execute(
             query("screening_decision_insert"),
             [review_id, record_id, ver[0] if ver else None, reviewer, decided_at or now, stage, decision,
-             reason or None, origin, now],
+             reason or None, origin, now, key],
         ).fetchone()
         refresh_queue_states(con, review_id)
     return int(did)
@@ -675,10 +683,36 @@ def next_to_screen(con: duckdb.DuckDBPyConnection, review_id: str, reviewer: str
     r = rows[0]
     rec = load_records(con, [r["record_id"]]).get(r["record_id"], {})
     r["reasons"] = json.loads(r["reasons"]) if isinstance(r["reasons"], str) else (r["reasons"] or [])
-    for k in ("abstract", "authors", "publication_types", "registry_ids", "doi", "mesh", "keywords"):
+    for k in ("abstract", "authors", "publication_types", "registry_ids", "doi", "mesh", "keywords", "source_id",
+              "retracted", "extra"):  # the web app shows links, retraction and registry status too
         r[k] = rec.get(k)
     r["waiting"] = int(r["waiting"])
     return r
+
+
+def conflict_details(con: duckdb.DuckDBPyConnection, review_id: str) -> list[dict]:
+    """Each open conflict with both reviewers' current decisions and reasons side by side (for leads)."""
+    out = []
+    for c in list_conflicts(con, review_id):
+        c["sides"] = rows_as_dicts(
+            con, "SELECT reviewer, decision, reason, decided_at FROM v_current_decisions WHERE review_id = ? "
+                 "AND record_id = ? AND stage = ? ORDER BY decided_at, reviewer", [review_id, c["record_id"], c["stage"]])
+        out.append(c)
+    return out
+
+
+def kappa_by_pair(con: duckdb.DuckDBPyConnection, review_id: str, stage: str = "title_abstract") -> list[dict]:
+    """Cohen's kappa for every pair of reviewers over the records both decided at a stage (first decisions,
+    undone ones aside, as `screening_kappa`)."""
+    first = _first_decisions(con, review_id, stage)
+    people = sorted({w for d in first.values() for w in d})
+    out = []
+    for i, a in enumerate(people):
+        for b in people[i + 1:]:
+            pairs = [(d[a], d[b]) for d in first.values() if a in d and b in d]
+            if pairs:
+                out.append({"a": a, "b": b, "records": len(pairs), "kappa": cohen_kappa(pairs)})
+    return out
 
 
 def list_conflicts(con: duckdb.DuckDBPyConnection, review_id: str) -> list[dict]:
@@ -687,19 +721,23 @@ def list_conflicts(con: duckdb.DuckDBPyConnection, review_id: str) -> list[dict]
                               "ORDER BY stage DESC, record_id", [review_id])
 
 
+def _first_decisions(con: duckdb.DuckDBPyConnection, review_id: str, stage: str) -> dict[str, dict[str, str]]:
+    """Per record, each reviewer's FIRST decision at a stage (undone ones aside), reviewers in the order they
+    first decided."""
+    rows = con.execute(query("screening_kappa_decisions"), [review_id, stage]).fetchall()
+    first: dict[str, dict[str, str]] = defaultdict(dict)
+    for rid, who, decision in rows:
+        first[rid].setdefault(who, decision)
+    return dict(first)
+
+
 def screening_kappa(con: duckdb.DuckDBPyConnection, review_id: str, stage: str = "title_abstract") -> float | None:
     """Cohen's kappa between the first two reviewers of each record at a stage (None when no record has two).
 
     Each reviewer's FIRST decision counts (undone ones aside): kappa measures independent screening, so a
     change of mind after the two compared notes must not raise it.
     """
-    rows = con.execute(
-        query("screening_kappa_decisions"), [review_id, stage]).fetchall()
-    first_two: dict[str, dict[str, str]] = defaultdict(dict)
-    for rid, who, decision in rows:
-        if who not in first_two[rid] and len(first_two[rid]) < 2:
-            first_two[rid][who] = decision
-    pairs = [tuple(a.values()) for a in first_two.values() if len(a) == 2]
+    pairs = [tuple(list(a.values())[:2]) for a in _first_decisions(con, review_id, stage).values() if len(a) >= 2]
     return cohen_kappa(pairs)
 
 

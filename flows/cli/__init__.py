@@ -7,7 +7,7 @@ Layout
     output.py    the one way to print (SafeConsole: data is text, never markup, never a secret); layout.py: tables
     review.py (init, update, status)   demo.py   meta.py   analysis.py (estimates, diff)   report.py
     deploy.py (serve, limits)   screen.py + simulate.py (`screen ...`)   extract.py (`extract ...`)
-    studies.py (`studies ...`)
+    studies.py (`studies ...`)   web.py (web)   users.py (`users ...`: the web app's accounts)
 
 Area modules import only common, output and layout (never root or this package's `app`), so there is no
 import circle (tests/test_cli_package.py); nothing heavy (duckdb, prefect, scipy) is imported at module level,
@@ -45,6 +45,12 @@ that every command is listed and every function exists):
     livingmeta studies link            warehouse.linking.link_record
     livingmeta studies unlink          warehouse.linking.unlink_record
     livingmeta studies merge           warehouse.linking.merge_into
+    livingmeta web                     web.app.create_app  (each page calls the warehouse operation above)
+    livingmeta users add               warehouse.accounts.add_user
+    livingmeta users add-role          warehouse.accounts.set_role
+    livingmeta users passwd            warehouse.accounts.set_password
+    livingmeta users remove            warehouse.accounts.remove_user
+    livingmeta users list              warehouse.accounts.list_users
 """
 
 from __future__ import annotations

@@ -47,3 +47,10 @@ def demo(
     for cmd in (f"livingmeta estimates ivig-pnp -w {wh}", f"livingmeta diff ivig-pnp -w {wh}",
                 f"livingmeta status ivig-pnp -w {wh}", f"livingmeta studies list ivig-pnp -w {wh}"):
         console.print(f"  {cmd}")
+    from flows.demo import demo_account
+
+    name, password = demo_account(wh)
+    console.print("\nThe team's web app on the demo review:")
+    console.print(f"  livingmeta web ivig-pnp -w {wh} --out {out}")
+    console.print(f"  then open http://127.0.0.1:8765/ and sign in as {name} / {password} (lead of ivig-pnp; "
+                  "a new password at every demo run)")

@@ -15,8 +15,10 @@ from flows import settings
 
 # before anything imports prefect: its settings are read once, at import
 settings.quiet_prefect_defaults()
+settings.apply_warehouse_wait()
 
-from flows.cli import analysis, demo, deploy, extract, meta, report, review, screen, studies  # noqa: E402
+from flows.cli import (analysis, demo, deploy, extract, meta, report, review, screen, studies, users,  # noqa: E402
+                       web)
 from flows.cli.common import describe_error, user_errors  # noqa: E402
 from flows.cli.output import console, error  # noqa: E402
 
@@ -39,6 +41,8 @@ AREAS: tuple[tuple[typer.Typer, str | None], ...] = (
     (screen.app, "screen"),  # screen next|export|import|conflicts, and simulate (flows/cli/simulate.py)
     (extract.app, "extract"),  # extract template|import|suggestions|accept
     (studies.app, "studies"),  # studies list|link|unlink|merge
+    (web.app, None),  # web
+    (users.app, "users"),  # users add|add-role|passwd|remove|list
 )
 for sub, name in AREAS:
     app.add_typer(sub, name=name)
