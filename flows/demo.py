@@ -77,12 +77,9 @@ def demo_account(warehouse: str | Path) -> tuple[str, str]:
     """A lead account on the demo review for the web app, with a fresh random password: (name, password)."""
     import secrets
 
-    from warehouse.accounts import accounts, add_user, set_password
+    from warehouse.accounts import accounts, ensure_user
 
     name, password = "demo", secrets.token_urlsafe(12)
     with accounts(warehouse) as con:
-        if con.execute("SELECT 1 FROM app_users WHERE username = ?", [name]).fetchall():
-            set_password(con, name, password)
-        else:
-            add_user(con, name, password, display_name="Demo lead", review_id="ivig-pnp", role="lead")
+        ensure_user(con, name, password, display_name="Demo lead", review_id="ivig-pnp", role="lead")
     return name, password

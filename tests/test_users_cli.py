@@ -1,4 +1,4 @@
-"""`livingmeta users add|add-role|passwd|remove|list`: accounts of the web app from the shell."""
+"""`livingmeta users add|role|passwd|remove|list`: accounts of the web app from the shell."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def test_users_commands_manage_accounts_and_never_print_a_hash(tmp_path):
                       input="long-enough-1\n")
     assert r.exit_code == 2 and "role 'boss'" in r.output
     assert runner.invoke(app, ["users", "add", "bo", "--password-stdin", "-w", wh], input="long-enough-1\n").exit_code == 0
-    assert runner.invoke(app, ["users", "add-role", "bo", "--review", "rev", "-w", wh]).exit_code == 0
+    assert runner.invoke(app, ["users", "role", "bo", "--review", "rev", "-w", wh]).exit_code == 0
     r = runner.invoke(app, ["users", "list", "--json", "-w", wh])
     rows = json.loads(r.output)
     assert [(u["username"], u["display_name"], u["reviews"]) for u in rows] == [

@@ -56,12 +56,23 @@ def add_user(con: duckdb.DuckDBPyConnection, username: str, password: str, *, di
     with transaction(con):
         if con.execute("SELECT 1 FROM app_users WHERE username = ?", [name]).fetchall():
             raise AccountError(f"user {name!r} exists already; use `livingmeta users passwd {name}` to change the "
-                               f"password or `livingmeta users add-role` to add a review")
+                               f"password or `livingmeta users role` to add a review")
         con.execute("INSERT INTO app_users VALUES (?, ?, ?, ?, ?)",
                     [name, (display_name or name).strip() or name, hash_password(password), now, now])
         if review_id is not None:
             con.execute("INSERT INTO review_members VALUES (?, ?, ?, ?)", [review_id, name, role, now])
     return {"username": name, "review_id": review_id, "role": role}
+
+
+def ensure_user(con: duckdb.DuckDBPyConnection, username: str, password: str, *, display_name: str,
+                review_id: str, role: str) -> None:
+    """The account with this password and role on this review, made or updated (the demo's account)."""
+    with transaction(con):
+        if con.execute("SELECT 1 FROM app_users WHERE username = ?", [username]).fetchall():
+            set_password(con, username, password)
+            set_role(con, username, review_id, role)
+        else:
+            add_user(con, username, password, display_name=display_name, review_id=review_id, role=role)
 
 
 def set_password(con: duckdb.DuckDBPyConnection, username: str, password: str) -> None:

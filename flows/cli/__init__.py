@@ -47,7 +47,7 @@ that every command is listed and every function exists):
     livingmeta studies merge           warehouse.linking.merge_into
     livingmeta web                     web.app.create_app  (each page calls the warehouse operation above)
     livingmeta users add               warehouse.accounts.add_user
-    livingmeta users add-role          warehouse.accounts.set_role
+    livingmeta users role              warehouse.accounts.set_role
     livingmeta users passwd            warehouse.accounts.set_password
     livingmeta users remove            warehouse.accounts.remove_user
     livingmeta users list              warehouse.accounts.list_users

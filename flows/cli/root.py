@@ -42,7 +42,7 @@ AREAS: tuple[tuple[typer.Typer, str | None], ...] = (
     (extract.app, "extract"),  # extract template|import|suggestions|accept
     (studies.app, "studies"),  # studies list|link|unlink|merge
     (web.app, None),  # web
-    (users.app, "users"),  # users add|add-role|passwd|remove|list
+    (users.app, "users"),  # users add|role|passwd|remove|list
 )
 for sub, name in AREAS:
     app.add_typer(sub, name=name)

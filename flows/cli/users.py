@@ -1,4 +1,4 @@
-"""`livingmeta users add|add-role|passwd|remove|list`: the web app's accounts (warehouse/accounts.py)."""
+"""`livingmeta users add|role|passwd|remove|list`: the web app's accounts (warehouse/accounts.py)."""
 
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ def add(username: Annotated[str, typer.Argument(help="Sign-in name (lower case, 
     console.print(f"Added {username}" + (f" as {role} of {review}." if review else " (on no review yet)."))
 
 
-@app.command("add-role")
+@app.command("role")
 def add_role(username: str, review: Annotated[str, typer.Option("--review", help="Review id.")],
              role: RoleOpt = "reviewer", warehouse: WarehouseOpt = None) -> None:
     """Put an existing account on a review (or change its role there)."""
