@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from livingmeta.screening.ranking import DEFAULT_MODEL, RANKERS, make_ranker  # noqa: E402
-from livingmeta.screening.simulation import draw_priors, parse_labelled_csv, simulate  # noqa: E402
+from livingmeta.screening.simulation import draw_priors, parse_labelled_csv  # noqa: E402
 from livingmeta.screening.stopping import (  # noqa: E402
     DEFAULT_CONFIDENCE,
     DEFAULT_SWITCH_AFTER,

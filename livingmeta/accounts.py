@@ -14,6 +14,7 @@ import re
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from argon2 import PasswordHasher
@@ -39,8 +40,10 @@ class AccountError(ValueError):
 def check_username(username: str) -> str:
     name = (username or "").strip()
     if not _USERNAME_RE.match(name):
-        raise AccountError(f"user name {username!r}: use 2-40 lower-case letters, digits, '.', '_' or '-', "
-                           "starting with a letter or digit (e.g. 'ana.silva')")
+        raise AccountError(
+            f"user name {username!r}: use 2-40 lower-case letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit (e.g. 'ana.silva')"
+        )
     return name
 
 
@@ -99,7 +102,7 @@ class LoginThrottle:
     max_failures: int = 5
     window: float = 900.0
     lockout: float = 900.0
-    clock: object = time.monotonic
+    clock: Callable[[], float] = time.monotonic
     _failures: dict[str, deque] = field(default_factory=dict)
     _locked_until: dict[str, float] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)

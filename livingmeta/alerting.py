@@ -10,14 +10,24 @@ from typing import Any
 from collections.abc import Mapping
 
 LABELS = {
-    "analysis_added": "first estimate", "analysis_removed": "no estimate any more",
-    "direction_change": "direction changed", "significance_gained": "became statistically significant",
-    "significance_lost": "no longer statistically significant", "relative_change": "estimate moved",
-    "ci_narrowed": "CI narrowed", "ci_widened": "CI widened", "tsa_boundary_crossed": "TSA boundary crossed",
-    "tsa_futility": "TSA futility boundary reached", "tsa_ris_reached": "TSA information size reached",
-    "studies_added": "studies added", "studies_removed": "studies removed", "studies_retracted": "studies retracted",
-    "data_changed": "extracted data changed", "estimate_changed": "numbers changed",
-    "estimate_undefined": "estimate not estimable", "estimate_appeared": "estimate now estimable",
+    "analysis_added": "first estimate",
+    "analysis_removed": "no estimate any more",
+    "direction_change": "direction changed",
+    "significance_gained": "became statistically significant",
+    "significance_lost": "no longer statistically significant",
+    "relative_change": "estimate moved",
+    "ci_narrowed": "CI narrowed",
+    "ci_widened": "CI widened",
+    "tsa_boundary_crossed": "TSA boundary crossed",
+    "tsa_futility": "TSA futility boundary reached",
+    "tsa_ris_reached": "TSA information size reached",
+    "studies_added": "studies added",
+    "studies_removed": "studies removed",
+    "studies_retracted": "studies retracted",
+    "data_changed": "extracted data changed",
+    "estimate_changed": "numbers changed",
+    "estimate_undefined": "estimate not estimable",
+    "estimate_appeared": "estimate now estimable",
 }
 
 
@@ -45,8 +55,11 @@ def _line(n: Mapping[str, Any] | None) -> str:
     if n.get("estimate") is None:
         return f"{measure} not estimable, k={_fmt(n.get('k'))}, n={_fmt(n.get('participants'))}".strip()
     p = n.get("p_value")
-    parts = [f"{measure} {_fmt(n.get('estimate'))} (95% CI {_fmt(n.get('ci_lower'))} to {_fmt(n.get('ci_upper'))})".strip(),
-             f"k={_fmt(n.get('k'))}", f"n={_fmt(n.get('participants'))}"]
+    parts = [
+        f"{measure} {_fmt(n.get('estimate'))} (95% CI {_fmt(n.get('ci_lower'))} to {_fmt(n.get('ci_upper'))})".strip(),
+        f"k={_fmt(n.get('k'))}",
+        f"n={_fmt(n.get('participants'))}",
+    ]
     if n.get("i2") is not None:
         parts.append(f"I²={_fmt(n.get('i2'))}%")
     if p is not None:
@@ -68,9 +81,14 @@ def version_severity(diffs: Mapping[str, Mapping[str, Any]], rules: Mapping[str,
     return "warning" if hit else "info"
 
 
-def version_message(review_title: str, version: int, diffs: Mapping[str, Mapping[str, Any]],
-                    trigger: Mapping[str, Any], rules: Mapping[str, Any],
-                    labels: Mapping[str, str] | None = None) -> tuple[str, str, str]:
+def version_message(
+    review_title: str,
+    version: int,
+    diffs: Mapping[str, Mapping[str, Any]],
+    trigger: Mapping[str, Any],
+    rules: Mapping[str, Any],
+    labels: Mapping[str, str] | None = None,
+) -> tuple[str, str, str]:
     """(severity, title, Markdown body) announcing a new review version.
 
     Args:
@@ -86,8 +104,12 @@ def version_message(review_title: str, version: int, diffs: Mapping[str, Mapping
     title = f"{review_title}: version {version}"
     lines = [f"**{title}**", ""]
     why = []
-    for key, word in (("new_studies", "new studies"), ("retracted", "retracted"), ("removed_studies", "removed"),
-                      ("changed_data", "data changed")):
+    for key, word in (
+        ("new_studies", "new studies"),
+        ("retracted", "retracted"),
+        ("removed_studies", "removed"),
+        ("changed_data", "data changed"),
+    ):
         if trigger.get(key):
             why.append(f"{word}: {', '.join((labels or {}).get(str(s), str(s)) for s in trigger[key])}")
     if why:
@@ -105,9 +127,12 @@ def registry_event_message(event: Mapping[str, Any]) -> tuple[str, str, str]:
     """(severity, title, body) for a registry event (status change, results posted, retraction, deletion)."""
     kind = event.get("kind")
     rid = event.get("record_id")
-    what = {"status_change": f"status changed from {event.get('old_value') or '–'} to {event.get('new_value') or '–'}",
-            "results_posted": "results were posted", "retracted": "the record was retracted",
-            "deleted": "the record was deleted"}.get(kind, f"{kind}: {event.get('new_value') or ''}")
+    what = {
+        "status_change": f"status changed from {event.get('old_value') or '–'} to {event.get('new_value') or '–'}",
+        "results_posted": "results were posted",
+        "retracted": "the record was retracted",
+        "deleted": "the record was deleted",
+    }.get(kind, f"{kind}: {event.get('new_value') or ''}")
     severity = "warning" if kind in ("retracted", "deleted", "results_posted") else "info"
     title = f"{rid}: {what}"
     body = f"{title}" + (f"\n\n{event['title']}" if event.get("title") else "")
@@ -117,8 +142,10 @@ def registry_event_message(event: Mapping[str, Any]) -> tuple[str, str, str]:
 def search_failed_message(run: Mapping[str, Any]) -> tuple[str, str, str]:
     """(severity, title, body) for a failed search run (its watermark did not move)."""
     title = f"{run.get('source')} search failed (run {run.get('run_id')})"
-    body = (f"{title}: {run.get('error') or 'no message'}. The source's watermark did not move; the next update "
-            f"searches the same window again.")
+    body = (
+        f"{title}: {run.get('error') or 'no message'}. The source's watermark did not move; the next update "
+        f"searches the same window again."
+    )
     return "critical", title, body
 
 

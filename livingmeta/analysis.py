@@ -16,8 +16,13 @@ from collections.abc import Iterable, Mapping
 from livingmeta.records import hash_json
 from livingmeta.stats import ENGINE_VERSION, StatsInputError, cumulative, leave_one_out, meta_analyze, subgroup_analysis
 from livingmeta.stats.effect_sizes import CI_Z
-from livingmeta.stats.tsa import (TsaInputError, diversity, required_information_size_binary,
-                                  required_information_size_continuous, trial_sequential_analysis)
+from livingmeta.stats.tsa import (
+    TsaInputError,
+    diversity,
+    required_information_size_binary,
+    required_information_size_continuous,
+    trial_sequential_analysis,
+)
 
 RATIO_MEASURES = ("OR", "RR", "PETO", "ROM")
 
@@ -44,7 +49,9 @@ def _pick(rows: list[Mapping]) -> list[Mapping]:
     return overall or rows
 
 
-def build_study_rows(extraction: Iterable[Mapping], *, kind: str, arm: str = "treatment") -> tuple[list[dict], list[str]]:
+def build_study_rows(
+    extraction: Iterable[Mapping], *, kind: str, arm: str = "treatment"
+) -> tuple[list[dict], list[str]]:
     """Turn extraction rows of one outcome into the stats engine's study rows.
 
     Args:
@@ -139,8 +146,9 @@ def _strip(result) -> dict:
     return d
 
 
-def _tsa(rows: list[dict], settings: Mapping[str, Any], kind: str, cum: list[tuple[str, Any]],
-         engine_opts: dict) -> dict | None:
+def _tsa(
+    rows: list[dict], settings: Mapping[str, Any], kind: str, cum: list[tuple[str, Any]], engine_opts: dict
+) -> dict | None:
     tsa = settings.get("tsa")
     if not tsa or not tsa.get("enabled", True):
         return None
@@ -168,11 +176,12 @@ def _tsa(rows: list[dict], settings: Mapping[str, Any], kind: str, cum: list[tup
         measure = engine_opts["measure"] if engine_opts["measure"] != "PETO" else "OR"
         fe = meta_analyze(rows, measure=measure, method="FE", level=engine_opts["level"])
         re = meta_analyze(rows, measure=measure, method="DL", level=engine_opts["level"])
-        d2 = diversity(None if re.se is None else re.se ** 2, None if fe.se is None else fe.se ** 2)
+        d2 = diversity(None if re.se is None else re.se**2, None if fe.se is None else fe.se**2)
     ris = ris0 / (1 - d2) if d2 < 1 else math.inf
     points = [{"label": study, "information": r.participants, "z": r.statistic} for study, r in cum]
-    return trial_sequential_analysis(points, ris, alpha=alpha, beta=beta, d2=d2, direction=direction,
-                                     ris_unadjusted=ris0)
+    return trial_sequential_analysis(
+        points, ris, alpha=alpha, beta=beta, d2=d2, direction=direction, ris_unadjusted=ris0
+    )
 
 
 def _same_generic_columns(rows: list[dict], scale: str) -> list[dict]:
@@ -191,13 +200,16 @@ def _same_generic_columns(rows: list[dict], scale: str) -> list[dict]:
             continue
         lo, hi = r.get("ci_lower"), r.get("ci_upper")
         if lo is None or hi is None:
-            raise StatsInputError(f"study {r['study']}: the contrast row has neither se nor both ci_lower and "
-                                  f"ci_upper; fill them in")
+            raise StatsInputError(
+                f"study {r['study']}: the contrast row has neither se nor both ci_lower and ci_upper; fill them in"
+            )
         lo, hi = float(lo), float(hi)
         if scale == "ratio":
             if not (lo > 0 and hi > 0):
-                raise StatsInputError(f"study {r['study']}: ci_lower {lo:g} / ci_upper {hi:g} are not ratios "
-                                      f"(ratios are > 0); give the CI on the ratio scale or use scale 'difference'")
+                raise StatsInputError(
+                    f"study {r['study']}: ci_lower {lo:g} / ci_upper {hi:g} are not ratios "
+                    f"(ratios are > 0); give the CI on the ratio scale or use scale 'difference'"
+                )
             lo, hi = math.log(lo), math.log(hi)
         if not hi > lo:
             raise StatsInputError(f"study {r['study']}: ci_upper {hi:g} must be above ci_lower {lo:g}")
@@ -222,8 +234,12 @@ def run_analysis(rows: list[dict], settings: Mapping[str, Any], kind: str) -> di
     Raises:
         StatsInputError: the engine refused the rows or settings (message names study and column).
     """
-    opts: dict[str, Any] = {"measure": settings["measure"], "method": settings["method"],
-                            "test": settings.get("test", "z"), "level": settings.get("level", 0.95)}
+    opts: dict[str, Any] = {
+        "measure": settings["measure"],
+        "method": settings["method"],
+        "test": settings.get("test", "z"),
+        "level": settings.get("level", 0.95),
+    }
     if kind == "generic":
         scales = sorted({r.get("scale") or "difference" for r in rows})
         if len(scales) > 1:
@@ -231,8 +247,10 @@ def run_analysis(rows: list[dict], settings: Mapping[str, Any], kind: str) -> di
         opts["scale"] = scales[0]
         rows = [{k: v for k, v in r.items() if k != "scale"} for r in rows]
         rows = _same_generic_columns(rows, scales[0])
-    engine_rows = [{k: v for k, v in r.items() if not (k == "subgroup" and v is None)
-                    and not (k == "year" and v is None)} for r in rows]
+    engine_rows = [
+        {k: v for k, v in r.items() if not (k == "subgroup" and v is None) and not (k == "year" and v is None)}
+        for r in rows
+    ]
     if any("year" not in r for r in engine_rows):
         engine_rows = [{k: v for k, v in r.items() if k != "year"} for r in engine_rows]
     if any("subgroup" not in r for r in engine_rows):
@@ -251,9 +269,14 @@ def run_analysis(rows: list[dict], settings: Mapping[str, Any], kind: str) -> di
     if settings.get("subgroups"):
         if all(r.get("subgroup") for r in rows):
             sg = subgroup_analysis(engine_rows, by="subgroup", **opts)
-            subgroups = {"by": "subgroup", "subgroups": {g: _strip(r) for g, r in sg["subgroups"].items()},
-                         "q_between": sg["q_between"], "q_between_df": sg["q_between_df"],
-                         "q_between_p": sg["q_between_p"], "moderator": sg["moderator"]}
+            subgroups = {
+                "by": "subgroup",
+                "subgroups": {g: _strip(r) for g, r in sg["subgroups"].items()},
+                "q_between": sg["q_between"],
+                "q_between_df": sg["q_between_df"],
+                "q_between_p": sg["q_between_p"],
+                "moderator": sg["moderator"],
+            }
         else:
             missing = [r["study"] for r in rows if not r.get("subgroup")]
             notes.append(f"subgroup analysis skipped: no subgroup extracted for {', '.join(missing)}")
@@ -263,5 +286,12 @@ def run_analysis(rows: list[dict], settings: Mapping[str, Any], kind: str) -> di
         tsa = None
         notes.append(f"TSA not computed: {e}")
     inputs = [{k: v for k, v in r.items() if k not in ("subgroup",)} for r in rows]
-    return {"meta": meta.to_dict(), "leave_one_out": loo, "cumulative": cum_out, "subgroups": subgroups,
-            "tsa": tsa, "notes": notes, "inputs": inputs}
+    return {
+        "meta": meta.to_dict(),
+        "leave_one_out": loo,
+        "cumulative": cum_out,
+        "subgroups": subgroups,
+        "tsa": tsa,
+        "notes": notes,
+        "inputs": inputs,
+    }

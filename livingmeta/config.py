@@ -53,7 +53,9 @@ class PubMedSource(_Model):
     @classmethod
     def _query_not_blank(cls, v: str) -> str:
         if not v.strip():
-            raise ValueError("the PubMed query is empty; write the search strategy, e.g. \"immunoglobulin AND neuralgia\"")
+            raise ValueError(
+                'the PubMed query is empty; write the search strategy, e.g. "immunoglobulin AND neuralgia"'
+            )
         return v
 
 
@@ -87,7 +89,9 @@ class ScreeningModel(_Model):
 
 class Screening(_Model):
     reviewers: Literal[1, 2] = 1
-    stages: list[Literal["title_abstract", "full_text"]] = Field(default_factory=lambda: ["title_abstract", "full_text"])
+    stages: list[Literal["title_abstract", "full_text"]] = Field(
+        default_factory=lambda: ["title_abstract", "full_text"]
+    )
     include_publication_types: list[str] = Field(default_factory=lambda: ["Randomized Controlled Trial"])
     exclude_publication_types: list[str] = Field(default_factory=list)
     include_keywords: list[str] = Field(default_factory=list)
@@ -131,18 +135,26 @@ class Certainty(_Model):
     def _level_follows(self) -> Certainty:
         unknown = sorted(set(self.footnotes) - set(GRADE_DOMAINS) - {"upgrade", "level"})
         if unknown:
-            raise ValueError(f"footnotes: unknown domain {', '.join(map(repr, unknown))}; footnotes are keyed by "
-                             f"{', '.join(GRADE_DOMAINS)}, upgrade or level")
+            raise ValueError(
+                f"footnotes: unknown domain {', '.join(map(repr, unknown))}; footnotes are keyed by "
+                f"{', '.join(GRADE_DOMAINS)}, upgrade or level"
+            )
         downgraded = [d for d in GRADE_DOMAINS if getattr(self, d) not in ("not serious", "undetected")]
-        missing = [d for d in downgraded + (["upgrade"] if self.upgrade else []) if not self.footnotes.get(d, "").strip()]
+        missing = [
+            d for d in downgraded + (["upgrade"] if self.upgrade else []) if not self.footnotes.get(d, "").strip()
+        ]
         if missing:
             wanted = ", ".join(d + ' = "..."' for d in missing)
-            raise ValueError(f"footnotes: explain each downgrade or upgrade (GRADE asks for it): add {wanted} "
-                             "under [outcomes.certainty.footnotes]")
+            raise ValueError(
+                f"footnotes: explain each downgrade or upgrade (GRADE asks for it): add {wanted} "
+                "under [outcomes.certainty.footnotes]"
+            )
         if self.level != self.computed_level():
-            raise ValueError(f"level {self.level!r} does not follow from the judgments ({self.study_design} design, "
-                             f"{len(downgraded)} domain(s) downgraded, upgrade {self.upgrade}): they give "
-                             f"{self.computed_level()!r}; fix level or the domain judgments")
+            raise ValueError(
+                f"level {self.level!r} does not follow from the judgments ({self.study_design} design, "
+                f"{len(downgraded)} domain(s) downgraded, upgrade {self.upgrade}): they give "
+                f"{self.computed_level()!r}; fix level or the domain judgments"
+            )
         return self
 
 
@@ -215,7 +227,9 @@ class AlertRules(_Model):
 
 class AlertChannel(_Model):
     type: Literal["file", "block", "webhook"]
-    path: str | None = None  # file channel: where to append alerts (relative to the review's output folder <out>/<review id>/)
+    path: str | None = (
+        None  # file channel: where to append alerts (relative to the review's output folder <out>/<review id>/)
+    )
     block: str | None = None  # Prefect notification block "type-slug/name", e.g. "slack-webhook/team-alerts"
     url_env: str | None = None  # webhook channel: environment variable holding the URL (never the URL itself)
 
@@ -225,8 +239,10 @@ class AlertChannel(_Model):
         if not getattr(self, need):
             raise ValueError(f"a {self.type!r} channel needs `{need}`")
         if self.type == "block" and "/" not in self.block.strip("/"):
-            raise ValueError(f"block {self.block!r} must be \"<block type slug>/<block name>\" as `prefect block ls` "
-                             "shows it, e.g. \"slack-webhook/team-alerts\"")
+            raise ValueError(
+                f'block {self.block!r} must be "<block type slug>/<block name>" as `prefect block ls` '
+                'shows it, e.g. "slack-webhook/team-alerts"'
+            )
         return self
 
 
@@ -254,7 +270,7 @@ class Schedule(_Model):
     @classmethod
     def _cron_fields(cls, v: str | None) -> str | None:
         if v is not None and len(v.split()) != 5:
-            raise ValueError(f"cron {v!r} must have 5 fields (minute hour day month weekday), e.g. \"0 2 * * *\"")
+            raise ValueError(f'cron {v!r} must have 5 fields (minute hour day month weekday), e.g. "0 2 * * *"')
         return v
 
     @field_validator("interval", mode="before")
@@ -262,16 +278,20 @@ class Schedule(_Model):
     def _interval_seconds(cls, v: Any) -> Any:
         # a bool is an int to Python and a float would be truncated: refuse both rather than guess
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < MIN_INTERVAL_SECONDS):
-            raise ValueError(f"interval must be a whole number of seconds, at least {MIN_INTERVAL_SECONDS} "
-                             "(e.g. 86400 for daily); searches more often than that only load the sources")
+            raise ValueError(
+                f"interval must be a whole number of seconds, at least {MIN_INTERVAL_SECONDS} "
+                "(e.g. 86400 for daily); searches more often than that only load the sources"
+            )
         return v
 
     @model_validator(mode="after")
     def _one_kind(self) -> Schedule:
         if self.cron is not None and self.interval is not None:
-            raise ValueError("give either cron or interval, not both (cron = \"0 2 * * *\" or interval = 86400)")
+            raise ValueError('give either cron or interval, not both (cron = "0 2 * * *" or interval = 86400)')
         if self.anchor_date is not None and self.interval is None:
-            raise ValueError("anchor_date only applies to interval = <seconds>; remove it or replace cron by an interval")
+            raise ValueError(
+                "anchor_date only applies to interval = <seconds>; remove it or replace cron by an interval"
+            )
         if self.cron is None and self.interval is None:
             self.cron = DEFAULT_CRON
         return self
@@ -284,7 +304,7 @@ class Schedule(_Model):
         try:
             zoneinfo.ZoneInfo(v)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {v!r}; use an IANA name such as \"Europe/London\"") from None
+            raise ValueError(f'unknown time zone {v!r}; use an IANA name such as "Europe/London"') from None
         return v
 
 
@@ -398,7 +418,9 @@ def parse_review(text: str, source: str = "review.toml") -> ReviewConfig:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{source}: not valid TOML: {e}.{_toml_hint(text, str(e))} Fix the syntax at that line.") from None
+        raise ConfigError(
+            f"{source}: not valid TOML: {e}.{_toml_hint(text, str(e))} Fix the syntax at that line."
+        ) from None
     try:
         return ReviewConfig.model_validate(data)
     except ValidationError as e:
@@ -431,16 +453,22 @@ def load_review(path: str | Path) -> ReviewConfig:
 
     f = review_file(path)
     if not f.exists():
-        raise ConfigError(f"{f}: no such file. A review is a folder with review.toml; create one with `livingmeta init PATH`.")
+        raise ConfigError(
+            f"{f}: no such file. A review is a folder with review.toml; create one with `livingmeta init PATH`."
+        )
     try:
-        text = read_user_text(f, what="review.toml", max_bytes=MAX_CONFIG_BYTES,
-                              empty_hint="write the review's settings in it; `livingmeta init PATH` writes a template")
+        text = read_user_text(
+            f,
+            what="review.toml",
+            max_bytes=MAX_CONFIG_BYTES,
+            empty_hint="write the review's settings in it; `livingmeta init PATH` writes a template",
+        )
     except UserFileError as e:
         raise ConfigError(str(e)) from None
     return parse_review(text, str(f))
 
 
-TEMPLATE = '''# review.toml — one living systematic review.  Validate with `livingmeta status PATH`.
+TEMPLATE = """# review.toml — one living systematic review.  Validate with `livingmeta status PATH`.
 id = "my-review"                      # lower-case letters, digits, - and _
 title = "Drug X for condition Y"
 
@@ -513,4 +541,4 @@ path = "alerts.log"                   # relative to the output folder: <out>/<re
 [schedule]
 cron = "0 2 * * *"                    # or: interval = 86400 (seconds) and anchor_date = 2025-01-06T02:00:00
 timezone = "UTC"
-'''
+"""

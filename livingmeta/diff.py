@@ -24,8 +24,24 @@ from collections.abc import Mapping
 
 # comparative measures: the null is 0 on the analysis scale (log scale for ratios)
 COMPARATIVE = ("OR", "RR", "RD", "PETO", "MD", "SMD", "ROM", "GEN")
-SHOWN = ("estimate", "ci_lower", "ci_upper", "pi_lower", "pi_upper", "k", "participants", "tau2", "i2", "p_value",
-         "log_estimate", "log_ci_lower", "log_ci_upper", "measure", "method", "tsa_status")
+SHOWN = (
+    "estimate",
+    "ci_lower",
+    "ci_upper",
+    "pi_lower",
+    "pi_upper",
+    "k",
+    "participants",
+    "tau2",
+    "i2",
+    "p_value",
+    "log_estimate",
+    "log_ci_lower",
+    "log_ci_upper",
+    "measure",
+    "method",
+    "tsa_status",
+)
 _TOL = 1e-10
 
 # The default thresholds of a "relative_change" and of "ci_narrowed"/"ci_widened" (review.toml [alerts.rules]
@@ -45,12 +61,24 @@ def shown_numbers(est: Mapping[str, Any] | None) -> dict | None:
         v = est.get(f"{name}_bt")
         return v if v is not None else est.get(name)
 
-    return {"estimate": bt("estimate"), "ci_lower": bt("ci_lower"), "ci_upper": bt("ci_upper"),
-            "pi_lower": bt("pi_lower"), "pi_upper": bt("pi_upper"), "k": est.get("k"),
-            "participants": est.get("participants"), "tau2": est.get("tau2"), "i2": est.get("i2"),
-            "p_value": est.get("p_value"), "log_estimate": est.get("estimate"), "log_ci_lower": est.get("ci_lower"),
-            "log_ci_upper": est.get("ci_upper"), "measure": est.get("measure"), "method": est.get("method"),
-            "tsa_status": est.get("tsa_status")}
+    return {
+        "estimate": bt("estimate"),
+        "ci_lower": bt("ci_lower"),
+        "ci_upper": bt("ci_upper"),
+        "pi_lower": bt("pi_lower"),
+        "pi_upper": bt("pi_upper"),
+        "k": est.get("k"),
+        "participants": est.get("participants"),
+        "tau2": est.get("tau2"),
+        "i2": est.get("i2"),
+        "p_value": est.get("p_value"),
+        "log_estimate": est.get("estimate"),
+        "log_ci_lower": est.get("ci_lower"),
+        "log_ci_upper": est.get("ci_upper"),
+        "measure": est.get("measure"),
+        "method": est.get("method"),
+        "tsa_status": est.get("tsa_status"),
+    }
 
 
 def _differs(a, b) -> bool:
@@ -68,9 +96,14 @@ def _side(lo, hi) -> int | None:
     return 1 if lo > 0 else -1 if hi < 0 else 0
 
 
-def classify(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None, *,
-             relative_change: float = RELATIVE_CHANGE, ci_width_change: float = CI_WIDTH_CHANGE,
-             retracted: set[str] | frozenset[str] = frozenset()) -> dict:
+def classify(
+    old: Mapping[str, Any] | None,
+    new: Mapping[str, Any] | None,
+    *,
+    relative_change: float = RELATIVE_CHANGE,
+    ci_width_change: float = CI_WIDTH_CHANGE,
+    retracted: set[str] | frozenset[str] = frozenset(),
+) -> dict:
     """Classify what changed between two published estimates of one analysis.
 
     Args:
@@ -94,8 +127,16 @@ def classify(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None, *,
     changes: list[str] = []
     o_show, n_show = shown_numbers(old), shown_numbers(new)
     if old is None and new is None:
-        return {"old": None, "new": None, "changes": [], "studies_added": [], "studies_removed": [],
-                "studies_retracted": [], "studies_changed": [], "changed": False}
+        return {
+            "old": None,
+            "new": None,
+            "changes": [],
+            "studies_added": [],
+            "studies_removed": [],
+            "studies_retracted": [],
+            "studies_changed": [],
+            "changed": False,
+        }
     if old is None:
         changes.append("analysis_added")
     elif new is None:
@@ -129,8 +170,13 @@ def classify(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None, *,
                 changes.append("ci_widened")
         ot, nt = old.get("tsa_status"), new.get("tsa_status")
         if nt != ot and nt in ("boundary_crossed", "futility", "ris_reached"):
-            changes.append({"boundary_crossed": "tsa_boundary_crossed", "futility": "tsa_futility",
-                            "ris_reached": "tsa_ris_reached"}[nt])
+            changes.append(
+                {
+                    "boundary_crossed": "tsa_boundary_crossed",
+                    "futility": "tsa_futility",
+                    "ris_reached": "tsa_ris_reached",
+                }[nt]
+            )
     if added:
         changes.append("studies_added")
     if set(removed) - set(gone_retracted):
@@ -142,12 +188,21 @@ def classify(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None, *,
     if changed_studies:
         changes.append("data_changed")
     numbers_differ = (old is None) != (new is None) or (
-        old is not None and new is not None and any(_differs(o_show[k], n_show[k]) for k in SHOWN))
+        old is not None and new is not None and any(_differs(o_show[k], n_show[k]) for k in SHOWN)
+    )
     changed = numbers_differ or bool(added or removed) or "data_changed" in changes
     if changed and not changes:
         changes.append("estimate_changed")
-    return {"old": o_show, "new": n_show, "changes": changes, "studies_added": added, "studies_removed": removed,
-            "studies_retracted": gone_retracted, "studies_changed": changed_studies, "changed": changed}
+    return {
+        "old": o_show,
+        "new": n_show,
+        "changes": changes,
+        "studies_added": added,
+        "studies_removed": removed,
+        "studies_retracted": gone_retracted,
+        "studies_changed": changed_studies,
+        "changed": changed,
+    }
 
 
 def _width(est: Mapping[str, Any]) -> float | None:
@@ -160,11 +215,15 @@ def _width(est: Mapping[str, Any]) -> float | None:
 def version_trigger(diffs: Mapping[str, Mapping[str, Any]]) -> dict:
     """The `trigger` of a new version from its per-analysis diffs: which studies are new, which changed,
     which were retracted or removed, and which analyses appeared or disappeared."""
+
     def union(key: str) -> list[str]:
         return sorted({s for d in diffs.values() for s in d.get(key, [])})
 
-    return {"new_studies": union("studies_added"), "removed_studies": sorted(set(union("studies_removed")) -
-                                                                            set(union("studies_retracted"))),
-            "retracted": union("studies_retracted"), "changed_data": union("studies_changed"),
-            "analyses_added": sorted(a for a, d in diffs.items() if "analysis_added" in d["changes"]),
-            "analyses_removed": sorted(a for a, d in diffs.items() if "analysis_removed" in d["changes"])}
+    return {
+        "new_studies": union("studies_added"),
+        "removed_studies": sorted(set(union("studies_removed")) - set(union("studies_retracted"))),
+        "retracted": union("studies_retracted"),
+        "changed_data": union("studies_changed"),
+        "analyses_added": sorted(a for a, d in diffs.items() if "analysis_added" in d["changes"]),
+        "analyses_removed": sorted(a for a, d in diffs.items() if "analysis_removed" in d["changes"]),
+    }

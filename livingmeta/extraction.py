@@ -31,8 +31,27 @@ from collections.abc import Mapping
 
 from livingmeta.records import hash_json
 
-COLUMNS = ("study", "outcome", "arm", "group_label", "events", "total", "mean", "sd", "n", "estimate", "se",
-           "ci_lower", "ci_upper", "scale", "subgroup", "extractor", "extracted_on", "source_ref", "notes")
+COLUMNS = (
+    "study",
+    "outcome",
+    "arm",
+    "group_label",
+    "events",
+    "total",
+    "mean",
+    "sd",
+    "n",
+    "estimate",
+    "se",
+    "ci_lower",
+    "ci_upper",
+    "scale",
+    "subgroup",
+    "extractor",
+    "extracted_on",
+    "source_ref",
+    "notes",
+)
 NUMBER_COLUMNS = ("events", "total", "mean", "sd", "n", "estimate", "se", "ci_lower", "ci_upper")
 REQUIRED_COLUMNS = ("study", "outcome", "arm", "extractor")
 ARMS_BY_KIND = {
@@ -216,20 +235,34 @@ def validate_row(raw: Mapping[str, Any], outcomes: Mapping[str, str], *, where: 
         if has_ci and numbers["ci_lower"] >= numbers["ci_upper"]:
             bad("ci_lower", f"ci_lower {numbers['ci_lower']:g} must be below ci_upper {numbers['ci_upper']:g}")
         if scale not in SCALES:
-            bad("scale", f"{scale or '(empty)'!r}: say whether the estimate is a 'ratio' (OR, RR, HR on their natural "
-                         f"scale) or a 'difference' (MD, RD, log ratio)")
+            bad(
+                "scale",
+                f"{scale or '(empty)'!r}: say whether the estimate is a 'ratio' (OR, RR, HR on their natural "
+                f"scale) or a 'difference' (MD, RD, log ratio)",
+            )
         elif scale == "ratio":
             for c in ("estimate", "ci_lower", "ci_upper"):
                 if numbers[c] is not None and numbers[c] <= 0:
-                    bad(c, f"{numbers[c]:g} is not a ratio (ratios are > 0); give it on its natural scale or use "
-                           f"scale 'difference' for a log ratio")
+                    bad(
+                        c,
+                        f"{numbers[c]:g} is not a ratio (ratios are > 0); give it on its natural scale or use "
+                        f"scale 'difference' for a log ratio",
+                    )
     if problems:
         raise ExtractionError("; ".join(problems), by_field)
     assert study is not None and outcome is not None and extractor is not None
     return ExtractionRow(
-        line=line, study=study, outcome=outcome, arm=arm, group_label=_text(raw.get("group_label")),
-        scale=scale if kind == "generic" else None, subgroup=_text(raw.get("subgroup")), extractor=extractor,
-        extracted_on=extracted_on, source_ref=_text(raw.get("source_ref")), notes=_text(raw.get("notes")),
+        line=line,
+        study=study,
+        outcome=outcome,
+        arm=arm,
+        group_label=_text(raw.get("group_label")),
+        scale=scale if kind == "generic" else None,
+        subgroup=_text(raw.get("subgroup")),
+        extractor=extractor,
+        extracted_on=extracted_on,
+        source_ref=_text(raw.get("source_ref")),
+        notes=_text(raw.get("notes")),
         **numbers,
     )
 
@@ -251,8 +284,10 @@ def parse_extraction(text: str, outcomes: Mapping[str, str], source: str = "extr
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
     header = [h.strip() for h in (reader.fieldnames or [])]
     if not header:
-        raise ExtractionError(f"{source}: the file is empty; it needs the header {','.join(COLUMNS)} "
-                              f"(write one with `livingmeta extract template REVIEW OUTCOME`)")
+        raise ExtractionError(
+            f"{source}: the file is empty; it needs the header {','.join(COLUMNS)} "
+            f"(write one with `livingmeta extract template REVIEW OUTCOME`)"
+        )
     unknown = [h for h in header if h not in COLUMNS]
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if unknown or missing:
@@ -280,19 +315,25 @@ def parse_extraction(text: str, outcomes: Mapping[str, str], source: str = "extr
             continue
         slot = row.slot(row.study)
         if slot in seen:
-            problems.append(f"{source}, line {line}: the same study, outcome, arm, group_label and subgroup as line "
-                            f"{seen[slot]}; keep one row (a correction replaces the stored row on import)")
+            problems.append(
+                f"{source}, line {line}: the same study, outcome, arm, group_label and subgroup as line "
+                f"{seen[slot]}; keep one row (a correction replaces the stored row on import)"
+            )
             continue
         seen[slot] = line
         rows.append(row)
     if problems:
         shown = problems[:MAX_MESSAGES]
         more = f" … and {len(problems) - MAX_MESSAGES} more problem(s)" if len(problems) > MAX_MESSAGES else ""
-        raise ExtractionError(f"{source}: nothing was imported; fix these and import again: " + " | ".join(shown) + more)
+        raise ExtractionError(
+            f"{source}: nothing was imported; fix these and import again: " + " | ".join(shown) + more
+        )
     if not rows:  # a header alone imports nothing: say so rather than report "0 rows" as if it had worked
-        raise ExtractionError(f"{source}: the file holds no data rows (only the header); nothing was imported. "
-                              f"Fill in one row per study arm (`livingmeta extract template REVIEW OUTCOME` "
-                              f"prefills the included studies) and import again")
+        raise ExtractionError(
+            f"{source}: the file holds no data rows (only the header); nothing was imported. "
+            f"Fill in one row per study arm (`livingmeta extract template REVIEW OUTCOME` "
+            f"prefills the included studies) and import again"
+        )
     return rows
 
 
@@ -307,9 +348,13 @@ def read_extraction(path: str | Path, outcomes: Mapping[str, str]) -> list[Extra
 
     p = Path(path)
     try:
-        text = read_user_text(p, what="extraction CSV", max_bytes=MAX_CSV_BYTES,
-                              empty_hint=f"it needs the header {','.join(COLUMNS)} and one row per study arm "
-                                         f"(write one with `livingmeta extract template REVIEW OUTCOME`)")
+        text = read_user_text(
+            p,
+            what="extraction CSV",
+            max_bytes=MAX_CSV_BYTES,
+            empty_hint=f"it needs the header {','.join(COLUMNS)} and one row per study arm "
+            f"(write one with `livingmeta extract template REVIEW OUTCOME`)",
+        )
     except UserFileError as e:
         raise ExtractionError(str(e)) from None
     return parse_extraction(text, outcomes, source=str(p))
@@ -325,8 +370,12 @@ def template_rows(study_ids: list[str], outcome: str, kind: str) -> list[dict[st
     Returns:
         dicts with every column of COLUMNS (study, outcome, arm prefilled).
     """
-    arms = {"binary": ("treatment", "control"), "proportion": ("treatment",),
-            "continuous": ("treatment", "control"), "generic": ("contrast",)}[kind]
+    arms = {
+        "binary": ("treatment", "control"),
+        "proportion": ("treatment",),
+        "continuous": ("treatment", "control"),
+        "generic": ("contrast",),
+    }[kind]
     out = []
     for s in study_ids:
         for a in arms:

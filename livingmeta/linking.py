@@ -151,23 +151,91 @@ def _sorted_tokens(title: str) -> str:
 # (a person links them with `livingmeta studies link`; the refused pair is listed as a conflict) than merge two
 # trials, which silently drops one of them from screening and the analyses.
 
-_GREEK = {"α": "alpha", "β": "beta", "γ": "gamma", "δ": "delta", "ε": "epsilon", "κ": "kappa", "λ": "lambda",
-          "μ": "mu", "µ": "mu", "τ": "tau", "ω": "omega", "θ": "theta", "σ": "sigma"}
-_NUMBER_WORDS = {w: str(i) for i, w in enumerate(
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
-    "seventeen eighteen nineteen twenty".split())}
+_GREEK = {
+    "α": "alpha",
+    "β": "beta",
+    "γ": "gamma",
+    "δ": "delta",
+    "ε": "epsilon",
+    "κ": "kappa",
+    "λ": "lambda",
+    "μ": "mu",
+    "µ": "mu",
+    "τ": "tau",
+    "ω": "omega",
+    "θ": "theta",
+    "σ": "sigma",
+}
+_NUMBER_WORDS = {
+    w: str(i)
+    for i, w in enumerate(
+        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+        "seventeen eighteen nineteen twenty".split()
+    )
+}
 _NUMBER_WORDS.update({"thirty": "30", "forty": "40", "fifty": "50", "sixty": "60", "hundred": "100"})
-_ORDINALS = {w: str(i) for i, w in enumerate(
-    "zeroth first second third fourth fifth sixth seventh eighth ninth tenth".split()) if i}
-_ROMAN = {"i": 1, "ii": 2, "iii": 3, "iv": 4, "v": 5, "vi": 6, "vii": 7, "viii": 8, "ix": 9, "x": 10, "xi": 11,
-          "xii": 12}
+_ORDINALS = {
+    w: str(i)
+    for i, w in enumerate("zeroth first second third fourth fifth sixth seventh eighth ninth tenth".split())
+    if i
+}
+_ROMAN = {
+    "i": 1,
+    "ii": 2,
+    "iii": 3,
+    "iv": 4,
+    "v": 5,
+    "vi": 6,
+    "vii": 7,
+    "viii": 8,
+    "ix": 9,
+    "x": 10,
+    "xi": 11,
+    "xii": 12,
+}
 # words after which a numeral, roman numeral or single letter names a trial, part, arm or cohort
-_LABEL_WORDS = {"part", "phase", "study", "trial", "stage", "type", "grade", "cohort", "arm", "group", "class",
-                "period", "series", "wave", "experiment", "protocol", "step", "substudy", "panel", "module"}
-_DURATION_UNITS = {"year", "month", "week", "day", "days", "hour", "minute", "yr", "yrs", "hrs", "wks", "mo",
-                   "mos", "wk", "h", "d"}
+_LABEL_WORDS = {
+    "part",
+    "phase",
+    "study",
+    "trial",
+    "stage",
+    "type",
+    "grade",
+    "cohort",
+    "arm",
+    "group",
+    "class",
+    "period",
+    "series",
+    "wave",
+    "experiment",
+    "protocol",
+    "step",
+    "substudy",
+    "panel",
+    "module",
+}
+_DURATION_UNITS = {
+    "year",
+    "month",
+    "week",
+    "day",
+    "days",
+    "hour",
+    "minute",
+    "yr",
+    "yrs",
+    "hrs",
+    "wks",
+    "mo",
+    "mos",
+    "wk",
+    "h",
+    "d",
+}
 # see REPORT_WORDS (spelt through _spell below)
-_REPORT_TEXT = ("""
+_REPORT_TEXT = """
 a an the of in on at by for from to with and or its their as is are was were be this that
 results result report reports reported trial study randomized controlled clinical multicenter
 double blind blinded masked placebo pragmatic noninferiority non inferiority superiority equivalence head parallel
@@ -176,20 +244,33 @@ corrected corrigendum retraction retracted notice comment commentary reply respo
 rationale baseline characteristic analysis analyses outcome findings final interim update updated preliminary
 dose ranging finding escalation
 efficacy effect effectiveness safety evaluation versus compared comparison comparing investigation
-""")
+"""
 # design words that cannot describe one trial together (each pair: one side's words vs the other's)
-_CONTRASTING_DESIGNS = (({"open"}, {"blind", "blinded", "masked", "placebo", "sham"}),
-                        ({"crossover", "cross"}, {"parallel"}),
-                        ({"noninferiority", "inferiority", "equivalence"}, {"superiority"}))
+_CONTRASTING_DESIGNS = (
+    ({"open"}, {"blind", "blinded", "masked", "placebo", "sham"}),
+    ({"crossover", "cross"}, {"parallel"}),
+    ({"noninferiority", "inferiority", "equivalence"}, {"superiority"}),
+)
 # a later report of the same trial names its follow-up; two different follow-ups are two reports to keep apart
 _FOLLOW_UP_WORDS = {"follow", "up", "followup", "long", "term", "longterm"}
 # spelling: applied to both titles, so over-reaching only makes two spellings of one word equal
-_SPELLING = [(re.compile(p), r) for p, r in [
-    (r"^oe", "e"), (r"ae", "e"), (r"oe", "e"), (r"isation", "ization"), (r"is(e|ed|es|ing)$", r"iz\1"),
-    (r"ys(e|ed|es|ing)$", r"yz\1"), (r"(?<!h)our(?=(s|al|ally|ed|ing|able|ite|ites)?$)", "or"),
-    (r"(?<=..[^aeiou])re$", "er"), (r"ll(ed|ing)$", r"l\1"),
-    (r"ogue$", "og"), (r"amme$", "am"), (r"eing$", "ing"),
-]]
+_SPELLING = [
+    (re.compile(p), r)
+    for p, r in [
+        (r"^oe", "e"),
+        (r"ae", "e"),
+        (r"oe", "e"),
+        (r"isation", "ization"),
+        (r"is(e|ed|es|ing)$", r"iz\1"),
+        (r"ys(e|ed|es|ing)$", r"yz\1"),
+        (r"(?<!h)our(?=(s|al|ally|ed|ing|able|ite|ites)?$)", "or"),
+        (r"(?<=..[^aeiou])re$", "er"),
+        (r"ll(ed|ing)$", r"l\1"),
+        (r"ogue$", "og"),
+        (r"amme$", "am"),
+        (r"eing$", "ing"),
+    ]
+]
 
 
 @functools.lru_cache(maxsize=262144)  # a review's vocabulary is small beside its word count
@@ -236,8 +317,7 @@ def _title_words(title: str) -> tuple[str, ...]:
         elif prev == "phase" and re.fullmatch(r"(i{1,3}|iv|v)([ab]?)", w):
             m = re.fullmatch(r"(i{1,3}|iv|v)([ab]?)", w)
             w = f"{_ROMAN[m.group(1)]}{m.group(2)}"  # phase IIb
-        elif w in _ROMAN and (prev in _LABEL_WORDS or (last and w not in ("iv", "x"))
-                              or (len(w) > 1 and w != "iv")):
+        elif w in _ROMAN and (prev in _LABEL_WORDS or (last and w not in ("iv", "x")) or (len(w) > 1 and w != "iv")):
             w = str(_ROMAN[w])  # part II, OPERA II, ASTERIA I at the end; "iv" alone is intravenous
         elif w in _NUMBER_WORDS:
             w = _NUMBER_WORDS[w]
@@ -341,8 +421,9 @@ def title_difference(a: str, b: str) -> str | None:
     wa, wb = title_words(a), title_words(b)
     # design words vary between reports of one trial, unless they contradict: an open-label and a blinded trial
     for one, other in _CONTRASTING_DESIGNS:
-        if (one & set(wa) and other & set(wb) and not other & set(wa)) or \
-                (one & set(wb) and other & set(wa) and not other & set(wb)):
+        if (one & set(wa) and other & set(wb) and not other & set(wa)) or (
+            one & set(wb) and other & set(wa) and not other & set(wb)
+        ):
             return f"titles describe other designs ({'/'.join(sorted(one))} vs {'/'.join(sorted(other))})"
     skip_a, skip_b = _durations(wa), _durations(wb)
     ca = Counter(w for k, w in enumerate(wa) if k not in skip_a and w not in REPORT_WORDS and w not in _FOLLOW_UP_WORDS)
@@ -353,16 +434,22 @@ def title_difference(a: str, b: str) -> str | None:
     for left, right, seq in ((only_a, only_b, wb), (only_b, only_a, wa)):
         for n in (2, 3):
             for i in range(len(seq) - n + 1):
-                joined = "".join(seq[i:i + n])
+                joined = "".join(seq[i : i + n])
                 if joined in left:
                     left.remove(joined)
-                    for part in seq[i:i + n]:
+                    for part in seq[i : i + n]:
                         if part in right:
                             right.remove(part)
     # a misspelt long word is the same word (revised records fix typos); drug names a few letters apart are not
     for x in list(only_a):
-        y = next((y for y in only_b if len(x) >= 8 and len(y) >= 8 and not re.search(r"\d", x + y)
-                  and fuzz.ratio(x, y) >= 90), None)
+        y = next(
+            (
+                y
+                for y in only_b
+                if len(x) >= 8 and len(y) >= 8 and not re.search(r"\d", x + y) and fuzz.ratio(x, y) >= 90
+            ),
+            None,
+        )
         if y is not None:
             only_a.remove(x)
             only_b.remove(y)
@@ -375,8 +462,9 @@ def _content_key(title: str) -> tuple[str, ...]:
     """The sorted content words of a title (REPORT_WORDS and follow-up qualifiers left out)."""
     words = title_words(title)
     skip = _durations(words)
-    return tuple(sorted(w for k, w in enumerate(words) if k not in skip and w not in REPORT_WORDS
-                        and w not in _FOLLOW_UP_WORDS))
+    return tuple(
+        sorted(w for k, w in enumerate(words) if k not in skip and w not in REPORT_WORDS and w not in _FOLLOW_UP_WORDS)
+    )
 
 
 def _discriminator_signature(title: str) -> frozenset[tuple[str, int]]:
@@ -414,8 +502,9 @@ def _with_suffix(base: str, taken: set[str]) -> str:
     raise ValueError(f"more than 700 studies named {base}")  # pragma: no cover - not a realistic review
 
 
-def _candidate_edges(records: Sequence[LinkRecord], fuzzy_threshold: float,
-                     registry_title_threshold: float) -> tuple[list[_Edge], list[Conflict]]:
+def _candidate_edges(
+    records: Sequence[LinkRecord], fuzzy_threshold: float, registry_title_threshold: float
+) -> tuple[list[_Edge], list[Conflict]]:
     by_id = {r.record_id: r for r in records}
     edges: list[_Edge] = []
     conflicts: list[Conflict] = []
@@ -444,9 +533,15 @@ def _candidate_edges(records: Sequence[LinkRecord], fuzzy_threshold: float,
                 continue
             own = {x for x in pub.registry_ids if x.startswith("NCT")}
             if own and nct not in own:
-                conflicts.append(Conflict(pub.record_id, r.record_id, "pmid",
-                                          f"{r.record_id} lists PMID {pmid} as its publication, but that publication "
-                                          f"names {', '.join(sorted(own))}; not linked"))
+                conflicts.append(
+                    Conflict(
+                        pub.record_id,
+                        r.record_id,
+                        "pmid",
+                        f"{r.record_id} lists PMID {pmid} as its publication, but that publication "
+                        f"names {', '.join(sorted(own))}; not linked",
+                    )
+                )
                 continue
             edges.append(_Edge(r.record_id, pub.record_id, "pmid", 1.0, f"{r.record_id} lists PMID {pmid}"))
     # shared DOI
@@ -462,8 +557,9 @@ def _candidate_edges(records: Sequence[LinkRecord], fuzzy_threshold: float,
     return edges, conflicts
 
 
-def _fuzzy_edges(records: Sequence[LinkRecord], threshold: float, registry_threshold: float,
-                 conflicts: list[Conflict] | None = None) -> list[_Edge]:
+def _fuzzy_edges(
+    records: Sequence[LinkRecord], threshold: float, registry_threshold: float, conflicts: list[Conflict] | None = None
+) -> list[_Edge]:
     """Title matches: publication vs publication (same first author, years at most 1 apart) and a publication
     without a trial id vs a registry title. A pair whose titles name different trials (`title_difference`) is
     never an edge; it is reported in `conflicts` instead, so a person can still link it by hand."""
@@ -489,14 +585,21 @@ def _fuzzy_edges(records: Sequence[LinkRecord], threshold: float, registry_thres
         by_year: dict[int | None, list[int]] = defaultdict(list)
         for i in members:
             by_year[pubs[i].year].append(i)
-        blocks = [(by_year[y], by_year[y] + by_year.get(y + 1, [])) for y in sorted(y for y in by_year if y is not None)]
+        blocks = [
+            (by_year[y], by_year[y] + by_year.get(y + 1, [])) for y in sorted(y for y in by_year if y is not None)
+        ]
         if by_year.get(None):
             blocks.append((by_year[None], members))
         for left, right in blocks:
             if len(right) < 2:
                 continue
-            scores = process.cdist([titles[i] for i in left], [titles[j] for j in right], scorer=fuzz.ratio,
-                                   score_cutoff=threshold, workers=1 if len(left) * len(right) < 250_000 else -1)
+            scores = process.cdist(
+                [titles[i] for i in left],
+                [titles[j] for j in right],
+                scorer=fuzz.ratio,
+                score_cutoff=threshold,
+                workers=1 if len(left) * len(right) < 250_000 else -1,
+            )
             for li, rj in zip(*scores.nonzero()):
                 i, j = left[int(li)], right[int(rj)]
                 if i != j:
@@ -523,13 +626,25 @@ def _fuzzy_edges(records: Sequence[LinkRecord], threshold: float, registry_thres
             continue
         why = title_difference(a.title, b.title)
         if why:
-            conflicts.append(Conflict(b.record_id, a.record_id, "fuzzy",
-                                      f"titles {score:.0f}% alike, same first author, but {why}: not linked; link by "
-                                      "hand if they are one trial"))
+            conflicts.append(
+                Conflict(
+                    b.record_id,
+                    a.record_id,
+                    "fuzzy",
+                    f"titles {score:.0f}% alike, same first author, but {why}: not linked; link by "
+                    "hand if they are one trial",
+                )
+            )
             continue
-        edges.append(_Edge(a.record_id, b.record_id, "fuzzy", round(score / 100, 4),
-                           f"title {score:.0f}% alike, first author {author_surname(a.authors[0])}, "
-                           f"years {a.year}/{b.year}"))
+        edges.append(
+            _Edge(
+                a.record_id,
+                b.record_id,
+                "fuzzy",
+                round(score / 100, 4),
+                f"title {score:.0f}% alike, first author {author_surname(a.authors[0])}, years {a.year}/{b.year}",
+            )
+        )
     lonely = [r for r in pubs if not any(x.startswith("NCT") for x in r.registry_ids)]
     if lonely and regs:
         reg_titles, reg_of = [], []
@@ -539,8 +654,9 @@ def _fuzzy_edges(records: Sequence[LinkRecord], threshold: float, registry_thres
                     reg_titles.append((_sorted_tokens(t), t))
                     reg_of.append(k)
         best: dict[tuple[int, int], tuple[float, str]] = {}
-        for li, rj, score in _similar_titles([_sorted_tokens(r.title) for r in lonely], [t for t, _ in reg_titles],
-                                             registry_threshold):
+        for li, rj, score in _similar_titles(
+            [_sorted_tokens(r.title) for r in lonely], [t for t, _ in reg_titles], registry_threshold
+        ):
             key = (li, reg_of[rj])
             cand = (score, reg_titles[rj][1])
             if cand[0] > best.get(key, (0.0, ""))[0]:
@@ -548,12 +664,25 @@ def _fuzzy_edges(records: Sequence[LinkRecord], threshold: float, registry_thres
         for (li, k), (score, reg_title) in sorted(best.items()):
             why = title_difference(lonely[li].title, reg_title)
             if why:
-                conflicts.append(Conflict(lonely[li].record_id, regs[k].record_id, "fuzzy",
-                                          f"title {score:.0f}% alike the registry title of {regs[k].record_id}, "
-                                          f"but {why}: not linked; link by hand if they are one trial"))
+                conflicts.append(
+                    Conflict(
+                        lonely[li].record_id,
+                        regs[k].record_id,
+                        "fuzzy",
+                        f"title {score:.0f}% alike the registry title of {regs[k].record_id}, "
+                        f"but {why}: not linked; link by hand if they are one trial",
+                    )
+                )
                 continue
-            edges.append(_Edge(regs[k].record_id, lonely[li].record_id, "fuzzy", round(score / 100, 4),
-                               f"title {score:.0f}% alike the registry title of {regs[k].record_id}"))
+            edges.append(
+                _Edge(
+                    regs[k].record_id,
+                    lonely[li].record_id,
+                    "fuzzy",
+                    round(score / 100, 4),
+                    f"title {score:.0f}% alike the registry title of {regs[k].record_id}",
+                )
+            )
     return edges
 
 
@@ -589,8 +718,9 @@ def _similar_titles(left: Sequence[str], right: Sequence[str], cutoff: float) ->
         cols = [j for n in lens if r_lo - 1e-9 <= n <= r_hi + 1e-9 for j in by_len[n]]
         if not cols:
             continue
-        scores = process.cdist([left[i] for i in group], [right[j] for j in cols], scorer=fuzz.ratio,
-                               score_cutoff=cutoff, workers=-1)
+        scores = process.cdist(
+            [left[i] for i in group], [right[j] for j in cols], scorer=fuzz.ratio, score_cutoff=cutoff, workers=-1
+        )
         for gi, cj in zip(*scores.nonzero()):
             out.append((group[int(gi)], cols[int(cj)], float(scores[gi, cj])))
     out.sort()  # the order cdist over all of them gives
@@ -598,8 +728,7 @@ def _similar_titles(left: Sequence[str], right: Sequence[str], cutoff: float) ->
 
 
 def _new_study_id(members: Sequence[LinkRecord], taken: set[str]) -> tuple[str, str]:
-    pubs = sorted((r for r in members if r.source != "ctgov"),
-                  key=lambda r: (r.year is None, r.year or 0, r.record_id))
+    pubs = sorted((r for r in members if r.source != "ctgov"), key=lambda r: (r.year is None, r.year or 0, r.record_id))
     regs = sorted(r.record_id for r in members if r.source == "ctgov")
     with_author = [r for r in pubs if r.authors and _id_part(author_surname(r.authors[0]))]
     if with_author:
@@ -615,7 +744,7 @@ def _new_study_id(members: Sequence[LinkRecord], taken: set[str]) -> tuple[str, 
         base = "PMID" + pubs[0].record_id.split(":", 1)[1]
         label = f"{pubs[0].title[:60]} ({pubs[0].year or 'n.d.'})" if pubs[0].title else base
     sid = _with_suffix(base, taken)
-    return sid, (label if sid == base else f"{label}{sid[len(base):]}")
+    return sid, (label if sid == base else f"{label}{sid[len(base) :]}")
 
 
 def link_records(
@@ -695,10 +824,15 @@ def link_records(
 
 
 def _refusal(ca: _Component, cb: _Component, e: _Edge) -> str | None:
-    if ca.registry and cb.registry and not (e.method == "nct" and e.a in ca.registry | cb.registry
-                                            and e.b in ca.registry | cb.registry):
-        return (f"would put two registry entries ({', '.join(sorted(ca.registry | cb.registry))}) in one study; "
-                f"link by hand if they are one trial")
+    if (
+        ca.registry
+        and cb.registry
+        and not (e.method == "nct" and e.a in ca.registry | cb.registry and e.b in ca.registry | cb.registry)
+    ):
+        return (
+            f"would put two registry entries ({', '.join(sorted(ca.registry | cb.registry))}) in one study; "
+            f"link by hand if they are one trial"
+        )
     if ca.ncts and cb.ncts and not (ca.ncts & cb.ncts):
         return f"names other trial ids ({', '.join(sorted(ca.ncts))} vs {', '.join(sorted(cb.ncts))})"
     if e.method == "fuzzy" and ca.marks and cb.marks and ca.marks != cb.marks:
@@ -711,14 +845,23 @@ def _refusal(ca: _Component, cb: _Component, e: _Edge) -> str | None:
         if x.forbidden & (y.priors | y.pinned):
             return f"a person split this record from study {', '.join(sorted(x.forbidden & (y.priors | y.pinned)))}"
         if x.pinned and y.priors and y.priors != x.pinned:
-            return (f"a person placed a record in {', '.join(sorted(x.pinned))}; automatic linking does not move "
-                    f"study {', '.join(sorted(y.priors))} there")
+            return (
+                f"a person placed a record in {', '.join(sorted(x.pinned))}; automatic linking does not move "
+                f"study {', '.join(sorted(y.priors))} there"
+            )
     return None
 
 
-def _assign(by_id: dict[str, LinkRecord], comps: dict[str, _Component], accepted: dict[str, list[_Edge]],
-            pinned: dict[str, str], forbidden: dict[str, str], previous: dict[str, str], known: list[str],
-            conflicts: list[Conflict]) -> Linking:
+def _assign(
+    by_id: dict[str, LinkRecord],
+    comps: dict[str, _Component],
+    accepted: dict[str, list[_Edge]],
+    pinned: dict[str, str],
+    forbidden: dict[str, str],
+    previous: dict[str, str],
+    known: list[str],
+    conflicts: list[Conflict],
+) -> Linking:
     out = Linking(conflicts=conflicts)
     order = {s: i for i, s in enumerate(known)}
     taken = set(known)

@@ -33,7 +33,10 @@ _SECRET_NAMES = r"(?:api[_-]?key|apikey|access[_-]?token|auth[_-]?token|token|se
 _PATTERNS: list[tuple[re.Pattern, str]] = [
     # ?api_key=...&  /  api_key: ...  /  "api_key": "..."
     (re.compile(rf"(?i)(\b{_SECRET_NAMES}\b[\"']?\s*(?:=|:|%3D)\s*[\"']?)([^\s&\"'<>,;}}]+)"), rf"\1{MASK}"),
-    (re.compile(r"(?i)(\bauthorization\b[\"']?\s*[:=]\s*[\"']?(?:bearer|basic|token)?\s*)([^\s\"'<>,;]+)"), rf"\1{MASK}"),
+    (
+        re.compile(r"(?i)(\bauthorization\b[\"']?\s*[:=]\s*[\"']?(?:bearer|basic|token)?\s*)([^\s\"'<>,;]+)"),
+        rf"\1{MASK}",
+    ),
     # scheme://user:password@host
     (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s:@]+:[^/\s@]+@"), rf"\1{MASK}@"),
     # webhook URLs whose path is the credential
@@ -45,9 +48,15 @@ _PATTERNS: list[tuple[re.Pattern, str]] = [
 
 def _forms(secret: str) -> set[str]:
     """A secret as it may appear in text: as is, URL-encoded (both ways), JSON-escaped and XML/HTML-escaped."""
-    forms = {secret, urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret),
-             urllib.parse.quote(secret, safe="/:"), secret.replace("/", "\\/"), html.escape(secret),
-             html.escape(secret, quote=False)}
+    forms = {
+        secret,
+        urllib.parse.quote(secret, safe=""),
+        urllib.parse.quote_plus(secret),
+        urllib.parse.quote(secret, safe="/:"),
+        secret.replace("/", "\\/"),
+        html.escape(secret),
+        html.escape(secret, quote=False),
+    }
     return {f for f in forms if len(f) >= MIN_SECRET_LENGTH}
 
 
@@ -267,8 +276,11 @@ def install_log_redaction(logger_names: Iterable[str] = ("", "prefect")) -> None
             _factory_installed = True
     names = set(logger_names)
     loggers = [logging.getLogger(n) for n in names]
-    loggers += [lg for name, lg in list(logging.Logger.manager.loggerDict.items())
-                if isinstance(lg, logging.Logger) and any(name.startswith(n + ".") for n in names if n)]
+    loggers += [
+        lg
+        for name, lg in list(logging.Logger.manager.loggerDict.items())
+        if isinstance(lg, logging.Logger) and any(name.startswith(n + ".") for n in names if n)
+    ]
     for lg in loggers:
         for h in lg.handlers:
             if _FILTER not in h.filters:

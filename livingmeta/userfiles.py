@@ -91,8 +91,9 @@ def check_user_file(path: str | Path, *, what: str = "file", max_bytes: int = MA
     if not stat.S_ISREG(st.st_mode):
         raise UserFileError(f"{p} is not a regular file (a device, pipe or socket); give the path of the {what}")
     if st.st_size > max_bytes:
-        raise UserFileError(f"{p}: {_size(st.st_size)} is larger than the {_size(max_bytes)} a {what} may have; "
-                            f"is it the right file?")
+        raise UserFileError(
+            f"{p}: {_size(st.st_size)} is larger than the {_size(max_bytes)} a {what} may have; is it the right file?"
+        )
     if not os.access(p, os.R_OK):
         raise UserFileError(describe_os_error(PermissionError(errno.EACCES, "Permission denied", str(p)), p))
     return p
@@ -110,19 +111,27 @@ def decode_user_bytes(data: bytes, source: str, *, what: str = "file") -> str:
     Raises:
         UserFileError: UTF-16/UTF-32 text, a binary file, or bytes that are not UTF-8 (line and byte offset).
     """
-    for bom, name in ((codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"),
-                      (codecs.BOM_UTF16_LE, "UTF-16"), (codecs.BOM_UTF16_BE, "UTF-16")):
+    for bom, name in (
+        (codecs.BOM_UTF32_LE, "UTF-32"),
+        (codecs.BOM_UTF32_BE, "UTF-32"),
+        (codecs.BOM_UTF16_LE, "UTF-16"),
+        (codecs.BOM_UTF16_BE, "UTF-16"),
+    ):
         if data.startswith(bom) and not data.startswith(codecs.BOM_UTF8):
-            raise UserFileError(f"{source}: the file is {name} text; save it as UTF-8 (e.g. in Excel: "
-                                f"Save As → CSV UTF-8; in an editor: encoding UTF-8)")
+            raise UserFileError(
+                f"{source}: the file is {name} text; save it as UTF-8 (e.g. in Excel: "
+                f"Save As → CSV UTF-8; in an editor: encoding UTF-8)"
+            )
     if data.startswith(codecs.BOM_UTF8):
-        data = data[len(codecs.BOM_UTF8):]
+        data = data[len(codecs.BOM_UTF8) :]
     head = data[:_SNIFF]
     if b"\x00" in head:
         # UTF-16 without a BOM has a NUL beside every ASCII letter
         utf16 = head.count(b"\x00") * 3 >= len(head)
-        raise UserFileError(f"{source}: this is a binary file, not a text {what}"
-                            + (" (or UTF-16 text: save it as UTF-8)" if utf16 else "; is it the right file?"))
+        raise UserFileError(
+            f"{source}: this is a binary file, not a text {what}"
+            + (" (or UTF-16 text: save it as UTF-8)" if utf16 else "; is it the right file?")
+        )
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -135,13 +144,20 @@ def decode_user_bytes(data: bytes, source: str, *, what: str = "file") -> str:
             hint = "it looks like Latin-1 (Windows-1252) text: save it as UTF-8 (e.g. in Excel: Save As → CSV UTF-8)"
         except UnicodeDecodeError:
             pass
-        raise UserFileError(f"{source}, line {line}, column {column}: not UTF-8 text (byte 0x{bad:02x} at offset "
-                            f"{e.start}); {hint}") from None
+        raise UserFileError(
+            f"{source}, line {line}, column {column}: not UTF-8 text (byte 0x{bad:02x} at offset {e.start}); {hint}"
+        ) from None
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
-def read_user_text(path: str | Path, *, what: str = "file", max_bytes: int = MAX_CSV_BYTES,
-                   allow_empty: bool = False, empty_hint: str = "") -> str:
+def read_user_text(
+    path: str | Path,
+    *,
+    what: str = "file",
+    max_bytes: int = MAX_CSV_BYTES,
+    allow_empty: bool = False,
+    empty_hint: str = "",
+) -> str:
     """Read a file the user gave as UTF-8 text, with one clear message for every way it can be unusable.
 
     Args:

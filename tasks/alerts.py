@@ -8,7 +8,6 @@ raises: publishing a version must not depend on Slack being up.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import time
 from collections.abc import Callable, Mapping

@@ -19,9 +19,32 @@ from livingmeta.config import ReviewConfig
 from livingmeta.stats import ENGINE_VERSION, StatsInputError
 from warehouse.db import query, rows_as_dicts, safe_text, transaction
 
-_EST_COLS = ("measure", "method", "test", "k", "participants", "estimate", "se", "ci_lower", "ci_upper", "pi_lower",
-             "pi_upper", "estimate_bt", "ci_lower_bt", "ci_upper_bt", "pi_lower_bt", "pi_upper_bt", "statistic",
-             "p_value", "tau2", "i2", "h2", "q", "q_df", "q_p")
+_EST_COLS = (
+    "measure",
+    "method",
+    "test",
+    "k",
+    "participants",
+    "estimate",
+    "se",
+    "ci_lower",
+    "ci_upper",
+    "pi_lower",
+    "pi_upper",
+    "estimate_bt",
+    "ci_lower_bt",
+    "ci_upper_bt",
+    "pi_lower_bt",
+    "pi_upper_bt",
+    "statistic",
+    "p_value",
+    "tau2",
+    "i2",
+    "h2",
+    "q",
+    "q_df",
+    "q_p",
+)
 
 
 def analysis_inputs(con: duckdb.DuckDBPyConnection, review_id: str, outcome_id: str) -> list[dict]:
@@ -34,34 +57,71 @@ def analysis_inputs(con: duckdb.DuckDBPyConnection, review_id: str, outcome_id: 
 def last_reusable_run(con: duckdb.DuckDBPyConnection, review_id: str, analysis_id: str) -> dict | None:
     """The latest run that computed something (computed or no_data) for an analysis, or None."""
     rows = rows_as_dicts(
-        con, "SELECT analysis_run_id, input_hash, status FROM analysis_runs WHERE review_id = ? AND analysis_id = ? "
-             "AND status IN ('computed', 'no_data') ORDER BY analysis_run_id DESC LIMIT 1", [review_id, analysis_id])
+        con,
+        "SELECT analysis_run_id, input_hash, status FROM analysis_runs WHERE review_id = ? AND analysis_id = ? "
+        "AND status IN ('computed', 'no_data') ORDER BY analysis_run_id DESC LIMIT 1",
+        [review_id, analysis_id],
+    )
     return rows[0] if rows else None
 
 
-def store_run(con: duckdb.DuckDBPyConnection, *, review_id: str, analysis_id: str, update_id: int | None,
-              input_hash: str, engine_version: str, settings: dict, now: dt.datetime, status: str,
-              result: dict | None = None, reused_run_id: int | None = None, error: str | None = None) -> int:
+def store_run(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    review_id: str,
+    analysis_id: str,
+    update_id: int | None,
+    input_hash: str,
+    engine_version: str,
+    settings: dict,
+    now: dt.datetime,
+    status: str,
+    result: dict | None = None,
+    reused_run_id: int | None = None,
+    error: str | None = None,
+) -> int:
     """Store one analysis run (+ estimates and estimate_studies for a computed run) atomically; returns its id."""
     with transaction(con):
         (run_id,) = con.execute(
             "INSERT INTO analysis_runs (review_id, analysis_id, update_id, input_hash, engine_version, settings, "
             "started_at, status, reused_run_id, result, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "RETURNING analysis_run_id",
-            [review_id, analysis_id, update_id, input_hash, engine_version, json.dumps(settings), now, status,
-             reused_run_id, None if result is None else json.dumps(result), safe_text(error)],
+            [
+                review_id,
+                analysis_id,
+                update_id,
+                input_hash,
+                engine_version,
+                json.dumps(settings),
+                now,
+                status,
+                reused_run_id,
+                None if result is None else json.dumps(result),
+                safe_text(error),
+            ],
         ).fetchone()
         if status == "computed" and result is not None:
             meta = result["meta"]
             tsa = result.get("tsa") or {}
             con.execute(
-                "INSERT INTO estimates (analysis_run_id, review_id, analysis_id, " + ", ".join(_EST_COLS) +
-                ", tsa_status, warnings) VALUES (" + ", ".join(["?"] * (3 + len(_EST_COLS) + 2)) + ")",
-                [run_id, review_id, analysis_id, *(meta.get(c) for c in _EST_COLS), tsa.get("status"),
-                 json.dumps(meta.get("warnings") or [])],
+                "INSERT INTO estimates (analysis_run_id, review_id, analysis_id, "
+                + ", ".join(_EST_COLS)
+                + ", tsa_status, warnings) VALUES ("
+                + ", ".join(["?"] * (3 + len(_EST_COLS) + 2))
+                + ")",
+                [
+                    run_id,
+                    review_id,
+                    analysis_id,
+                    *(meta.get(c) for c in _EST_COLS),
+                    tsa.get("status"),
+                    json.dumps(meta.get("warnings") or []),
+                ],
             )
-            studies = [(run_id, s["study"], s["yi"], s["vi"], s["weight"], s["ci_lower"], s["ci_upper"])
-                       for s in meta.get("studies", [])]
+            studies = [
+                (run_id, s["study"], s["yi"], s["vi"], s["weight"], s["ci_lower"], s["ci_upper"])
+                for s in meta.get("studies", [])
+            ]
             if studies:
                 con.executemany("INSERT INTO estimate_studies VALUES (?, ?, ?, ?, ?, ?, ?)", studies)
     return int(run_id)
@@ -70,17 +130,25 @@ def store_run(con: duckdb.DuckDBPyConnection, *, review_id: str, analysis_id: st
 def runs_for_update(con: duckdb.DuckDBPyConnection, review_id: str, update_id: int) -> dict[str, dict]:
     """analysis_id -> {run_id, status, effective_run_id} of the latest run of each analysis in this update
     (falling back to each analysis' latest run overall when the update did not run it)."""
-    rows = rows_as_dicts(con, """
+    rows = rows_as_dicts(
+        con,
+        """
         SELECT analysis_id, analysis_run_id, status, reused_run_id, update_id FROM (
             SELECT *, row_number() OVER (PARTITION BY analysis_id
                 ORDER BY (update_id = ?) DESC NULLS LAST, analysis_run_id DESC) AS rn
-            FROM analysis_runs WHERE review_id = ?) WHERE rn = 1""", [update_id, review_id])
+            FROM analysis_runs WHERE review_id = ?) WHERE rn = 1""",
+        [update_id, review_id],
+    )
     out = {}
     for r in rows:
         eff = r["reused_run_id"] if r["status"] == "unchanged" and r["reused_run_id"] else r["analysis_run_id"]
         eff_status = con.execute("SELECT status FROM analysis_runs WHERE analysis_run_id = ?", [eff]).fetchone()[0]
-        out[r["analysis_id"]] = {"run_id": r["analysis_run_id"], "status": r["status"], "effective_run_id": eff,
-                                 "effective_status": eff_status}
+        out[r["analysis_id"]] = {
+            "run_id": r["analysis_run_id"],
+            "status": r["status"],
+            "effective_run_id": eff,
+            "effective_status": eff_status,
+        }
     return out
 
 
@@ -90,8 +158,12 @@ def latest_version(con: duckdb.DuckDBPyConnection, review_id: str) -> tuple[int 
     if row[0] is None:
         return None, {}
     v = int(row[0])
-    runs = dict(con.execute("SELECT analysis_id, analysis_run_id FROM review_version_runs WHERE review_id = ? "
-                            "AND version = ?", [review_id, v]).fetchall())
+    runs = dict(
+        con.execute(
+            "SELECT analysis_id, analysis_run_id FROM review_version_runs WHERE review_id = ? AND version = ?",
+            [review_id, v],
+        ).fetchall()
+    )
     return v, runs
 
 
@@ -103,8 +175,9 @@ def run_summary(con: duckdb.DuckDBPyConnection, run_id: int | None) -> dict | No
     if not est:
         return None
     e = est[0]
-    studies = rows_as_dicts(con, "SELECT study_id, yi, vi FROM estimate_studies WHERE analysis_run_id = ? "
-                                 "ORDER BY study_id", [run_id])
+    studies = rows_as_dicts(
+        con, "SELECT study_id, yi, vi FROM estimate_studies WHERE analysis_run_id = ? ORDER BY study_id", [run_id]
+    )
     e["studies"] = {s["study_id"]: [s["yi"], s["vi"]] for s in studies}
     e["run_id"] = run_id
     e.pop("warnings", None)
@@ -113,33 +186,80 @@ def run_summary(con: duckdb.DuckDBPyConnection, run_id: int | None) -> dict | No
 
 def retracted_studies(con: duckdb.DuckDBPyConnection, review_id: str) -> set[str]:
     """Included studies with a retracted (or deleted) record: they have left the analyses."""
-    return {r[0] for r in con.execute(
-        "SELECT study_id FROM v_included_studies WHERE review_id = ? AND (coalesce(retracted, false) "
-        "OR coalesce(deleted, false))", [review_id]).fetchall()}
+    return {
+        r[0]
+        for r in con.execute(
+            "SELECT study_id FROM v_included_studies WHERE review_id = ? AND (coalesce(retracted, false) "
+            "OR coalesce(deleted, false))",
+            [review_id],
+        ).fetchall()
+    }
 
 
-def store_version(con: duckdb.DuckDBPyConnection, *, review_id: str, version: int, now: dt.datetime,
-                  as_of: dt.datetime | None, update_id: int | None, trigger: dict, summary: str,
-                  runs: dict[str, int], diffs: list[dict]) -> None:
+def store_version(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    review_id: str,
+    version: int,
+    now: dt.datetime,
+    as_of: dt.datetime | None,
+    update_id: int | None,
+    trigger: dict,
+    summary: str,
+    runs: dict[str, int],
+    diffs: list[dict],
+) -> None:
     """Write a review version, the runs it publishes and its diffs in one transaction."""
     with transaction(con):
-        insert_version(con, review_id=review_id, version=version, now=now, as_of=as_of, update_id=update_id,
-                       trigger=trigger, summary=summary, runs=runs, diffs=diffs)
+        insert_version(
+            con,
+            review_id=review_id,
+            version=version,
+            now=now,
+            as_of=as_of,
+            update_id=update_id,
+            trigger=trigger,
+            summary=summary,
+            runs=runs,
+            diffs=diffs,
+        )
 
 
-def insert_version(con: duckdb.DuckDBPyConnection, *, review_id: str, version: int, now: dt.datetime,
-                   as_of: dt.datetime | None, update_id: int | None, trigger: dict, summary: str,
-                   runs: dict[str, int], diffs: list[dict]) -> None:
+def insert_version(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    review_id: str,
+    version: int,
+    now: dt.datetime,
+    as_of: dt.datetime | None,
+    update_id: int | None,
+    trigger: dict,
+    summary: str,
+    runs: dict[str, int],
+    diffs: list[dict],
+) -> None:
     """`store_version`'s rows inside the caller's transaction (which also writes the version's alert)."""
-    con.execute("INSERT INTO review_versions VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [review_id, version, now, as_of, update_id, json.dumps(trigger), summary])
+    con.execute(
+        "INSERT INTO review_versions VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [review_id, version, now, as_of, update_id, json.dumps(trigger), summary],
+    )
     for aid, rid in sorted(runs.items()):
         con.execute("INSERT INTO review_version_runs VALUES (?, ?, ?, ?)", [review_id, version, aid, rid])
     for d in diffs:
         con.execute(
             "INSERT INTO estimate_diffs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [review_id, d["from_version"], version, d["analysis_id"], json.dumps(d["old"]), json.dumps(d["new"]),
-             json.dumps(d["changes"]), json.dumps(d["studies_added"]), json.dumps(d["studies_removed"])])
+            [
+                review_id,
+                d["from_version"],
+                version,
+                d["analysis_id"],
+                json.dumps(d["old"]),
+                json.dumps(d["new"]),
+                json.dumps(d["changes"]),
+                json.dumps(d["studies_added"]),
+                json.dumps(d["studies_removed"]),
+            ],
+        )
 
 
 def version_estimates(con: duckdb.DuckDBPyConnection, review_id: str, version: int | None = None) -> list[dict]:
@@ -148,8 +268,11 @@ def version_estimates(con: duckdb.DuckDBPyConnection, review_id: str, version: i
         version = latest_version(con, review_id)[0]
         if version is None:
             return []
-    return rows_as_dicts(con, "SELECT * FROM v_estimate_history WHERE review_id = ? AND version = ? "
-                              "ORDER BY analysis_id", [review_id, version])
+    return rows_as_dicts(
+        con,
+        "SELECT * FROM v_estimate_history WHERE review_id = ? AND version = ? ORDER BY analysis_id",
+        [review_id, version],
+    )
 
 
 def published_estimates(con: duckdb.DuckDBPyConnection, review_id: str, version: int | None = None) -> list[dict]:
@@ -161,15 +284,19 @@ def published_estimates(con: duckdb.DuckDBPyConnection, review_id: str, version:
     if version is not None:
         have = versions(con, review_id)
         if version not in have:
-            raise ValueError(f"{review_id} has no version {version}; published versions: "
-                             f"{', '.join(map(str, have)) or 'none yet'}")
+            raise ValueError(
+                f"{review_id} has no version {version}; published versions: {', '.join(map(str, have)) or 'none yet'}"
+            )
     return version_estimates(con, review_id, version)
 
 
 def version_diffs(con: duckdb.DuckDBPyConnection, review_id: str, to_version: int) -> list[dict]:
     """Stored diffs of one version against its predecessor."""
-    rows = rows_as_dicts(con, "SELECT * FROM estimate_diffs WHERE review_id = ? AND to_version = ? ORDER BY analysis_id",
-                         [review_id, to_version])
+    rows = rows_as_dicts(
+        con,
+        "SELECT * FROM estimate_diffs WHERE review_id = ? AND to_version = ? ORDER BY analysis_id",
+        [review_id, to_version],
+    )
     for r in rows:
         for k in ("old", "new", "changes", "studies_added", "studies_removed"):
             if isinstance(r[k], str):
@@ -179,21 +306,31 @@ def version_diffs(con: duckdb.DuckDBPyConnection, review_id: str, to_version: in
 
 def versions(con: duckdb.DuckDBPyConnection, review_id: str) -> list[int]:
     """All version numbers of a review, ascending."""
-    return [r[0] for r in con.execute("SELECT version FROM review_versions WHERE review_id = ? ORDER BY version",
-                                      [review_id]).fetchall()]
+    return [
+        r[0]
+        for r in con.execute(
+            "SELECT version FROM review_versions WHERE review_id = ? ORDER BY version", [review_id]
+        ).fetchall()
+    ]
 
 
 def runs_of_version(con: duckdb.DuckDBPyConnection, review_id: str, version: int) -> dict[str, int]:
     """analysis_id -> run id that a version publishes."""
-    return dict(con.execute("SELECT analysis_id, analysis_run_id FROM review_version_runs WHERE review_id = ? AND "
-                            "version = ?", [review_id, version]).fetchall())
+    return dict(
+        con.execute(
+            "SELECT analysis_id, analysis_run_id FROM review_version_runs WHERE review_id = ? AND version = ?",
+            [review_id, version],
+        ).fetchall()
+    )
 
 
 def update_events(con: duckdb.DuckDBPyConnection, review_id: str, update_id: int) -> list[dict[str, Any]]:
     """Registry events recorded for records of this review by this update's search runs, and by those of any
     update since the last succeeded one (an update killed after its search committed: its events were stored but
     never alerted, and this update finds those records unchanged). Alerts dedupe on the event id."""
-    return rows_as_dicts(con, """
+    return rows_as_dicts(
+        con,
+        """
         SELECT e.event_id, e.record_id, e.kind, e.old_value, e.new_value, e.occurred_at, r.title
         FROM registry_events e JOIN search_runs s ON s.run_id = e.run_id
         JOIN review_records rr ON rr.review_id = s.review_id AND rr.record_id = e.record_id
@@ -201,13 +338,19 @@ def update_events(con: duckdb.DuckDBPyConnection, review_id: str, update_id: int
         WHERE s.review_id = ? AND (s.update_id = ? OR s.update_id > (
             SELECT coalesce(max(update_id), 0) FROM update_runs WHERE review_id = ? AND status = 'succeeded'
             AND update_id < ?) AND s.update_id < ?)
-        ORDER BY e.event_id""", [review_id, update_id, review_id, update_id, update_id])
+        ORDER BY e.event_id""",
+        [review_id, update_id, review_id, update_id, update_id],
+    )
 
 
 def failed_searches(con: duckdb.DuckDBPyConnection, review_id: str, update_id: int) -> list[dict]:
     """Search runs of this update that failed."""
-    return rows_as_dicts(con, "SELECT run_id, source, error FROM search_runs WHERE review_id = ? AND update_id = ? "
-                              "AND status = 'failed' ORDER BY run_id", [review_id, update_id])
+    return rows_as_dicts(
+        con,
+        "SELECT run_id, source, error FROM search_runs WHERE review_id = ? AND update_id = ? "
+        "AND status = 'failed' ORDER BY run_id",
+        [review_id, update_id],
+    )
 
 
 def reanalyse(con: duckdb.DuckDBPyConnection, cfg: ReviewConfig, update_id: int | None, now: dt.datetime) -> dict:
@@ -234,8 +377,15 @@ def reanalyse(con: duckdb.DuckDBPyConnection, cfg: ReviewConfig, update_id: int 
             rows, notes = build_study_rows(analysis_inputs(con, review_id, a.outcome), kind=kind, arm=a.arm)
             h = input_hash(rows, settings)
             prev = last_reusable_run(con, review_id, a.id)
-            common = dict(review_id=review_id, analysis_id=a.id, update_id=update_id, input_hash=h,
-                          engine_version=ENGINE_VERSION, settings=settings, now=now)
+            common = dict(
+                review_id=review_id,
+                analysis_id=a.id,
+                update_id=update_id,
+                input_hash=h,
+                engine_version=ENGINE_VERSION,
+                settings=settings,
+                now=now,
+            )
             if not rows:
                 store_run(con, status="no_data", result=None, error="; ".join(notes) or None, **common)
                 out["no_data"].append(a.id)

@@ -27,8 +27,15 @@ def dashboard(con: duckdb.DuckDBPyConnection, review_id: str) -> dict:
     p = [review_id]
     history = _rows(con, "SELECT * FROM v_estimate_history WHERE review_id = ? ORDER BY analysis_id, version", p)
     last = max((h["version"] for h in history), default=None)
-    diffs = _rows(con, "SELECT * FROM v_estimate_diffs WHERE review_id = ? AND to_version = ? ORDER BY analysis_id",
-                  [review_id, last]) if last is not None else []
+    diffs = (
+        _rows(
+            con,
+            "SELECT * FROM v_estimate_diffs WHERE review_id = ? AND to_version = ? ORDER BY analysis_id",
+            [review_id, last],
+        )
+        if last is not None
+        else []
+    )
     runs = _rows(con, query("dashboard_runs"), p)
     for r in runs:
         if isinstance(r.get("sources"), str):
@@ -38,8 +45,12 @@ def dashboard(con: duckdb.DuckDBPyConnection, review_id: str) -> dict:
         "history": history,
         "diffs": diffs,
         "runs": runs,
-        "alerts": _rows(con, "SELECT created_at, kind, severity, version, title, body FROM v_alerts "
-                             "WHERE review_id = ? ORDER BY created_at DESC LIMIT 30", p),
+        "alerts": _rows(
+            con,
+            "SELECT created_at, kind, severity, version, title, body FROM v_alerts "
+            "WHERE review_id = ? ORDER BY created_at DESC LIMIT 30",
+            p,
+        ),
         "progress": _rows(con, query("dashboard_progress"), p),
     }
 

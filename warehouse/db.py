@@ -129,7 +129,9 @@ def connect(path: str | Path, read_only: bool = False, migrate_schema: bool = Tr
     if p != ":memory:":
         Path(p).parent.mkdir(parents=True, exist_ok=True)
         if read_only and not Path(p).exists():
-            raise WarehouseError(f"{p}: no warehouse here yet; run `livingmeta update REVIEW` or `livingmeta demo` first")
+            raise WarehouseError(
+                f"{p}: no warehouse here yet; run `livingmeta update REVIEW` or `livingmeta demo` first"
+            )
     try:
         con = duckdb.connect(p, read_only=read_only)
     except duckdb.Error as e:  # a locked file, a folder, a file that is no DuckDB database (a user's --warehouse)
@@ -140,8 +142,9 @@ def connect(path: str | Path, read_only: bool = False, migrate_schema: bool = Tr
                 "one writer; wait for the running update to finish (or stop that process), or read the published "
                 "snapshot instead"
             ) from e
-        raise WarehouseError(f"{p}: cannot open the warehouse: {e}; give a livingmeta warehouse (a DuckDB file) "
-                             f"with --warehouse") from e
+        raise WarehouseError(
+            f"{p}: cannot open the warehouse: {e}; give a livingmeta warehouse (a DuckDB file) with --warehouse"
+        ) from e
     con.execute("SET TimeZone = 'UTC'")
     if not read_only and migrate_schema:
         migrate(con)
@@ -153,7 +156,9 @@ def connect(path: str | Path, read_only: bool = False, migrate_schema: bool = Tr
             have = 0
         if have > known:
             con.close()
-            raise WarehouseError(f"{p} was migrated by a newer livingmeta (schema {have} > {known}); upgrade livingmeta")
+            raise WarehouseError(
+                f"{p} was migrated by a newer livingmeta (schema {have} > {known}); upgrade livingmeta"
+            )
     return con
 
 

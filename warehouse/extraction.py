@@ -17,14 +17,32 @@ from livingmeta.config import ReviewConfig
 from livingmeta.extraction import ExtractionError, ExtractionRow, content_key, read_extraction, validate_row
 from warehouse.db import rows_as_dicts, transaction
 
-_STORED = ("group_label", "events", "total", "mean", "sd", "n", "estimate", "se", "ci_lower", "ci_upper", "scale",
-           "subgroup", "extractor", "extracted_on", "source_ref", "notes")
+_STORED = (
+    "group_label",
+    "events",
+    "total",
+    "mean",
+    "sd",
+    "n",
+    "estimate",
+    "se",
+    "ci_lower",
+    "ci_upper",
+    "scale",
+    "subgroup",
+    "extractor",
+    "extracted_on",
+    "source_ref",
+    "notes",
+)
 
 
 def _fallback_resolve(con: duckdb.DuckDBPyConnection, review_id: str, identifier: str) -> str | None:
     # used only while warehouse.linking.resolve_study is not available
     ident = identifier.strip()
-    hit = con.execute("SELECT study_id FROM studies WHERE review_id = ? AND study_id = ?", [review_id, ident]).fetchone()
+    hit = con.execute(
+        "SELECT study_id FROM studies WHERE review_id = ? AND study_id = ?", [review_id, ident]
+    ).fetchone()
     if hit:
         return hit[0]
     low = ident.lower()
@@ -36,15 +54,18 @@ def _fallback_resolve(con: duckdb.DuckDBPyConnection, review_id: str, identifier
     if low.startswith("nct"):
         candidates.append(f"ctgov:{ident.upper()}")
     for rid in candidates:
-        hit = con.execute("SELECT study_id FROM study_links WHERE review_id = ? AND record_id = ?",
-                          [review_id, rid]).fetchone()
+        hit = con.execute(
+            "SELECT study_id FROM study_links WHERE review_id = ? AND record_id = ?", [review_id, rid]
+        ).fetchone()
         if hit:
             return hit[0]
     doi = low.removeprefix("https://doi.org/").removeprefix("doi:")
     if doi.startswith("10."):
         hit = con.execute(
             "SELECT DISTINCT l.study_id FROM study_links l JOIN records r USING (record_id) "
-            "WHERE l.review_id = ? AND lower(r.doi) = ?", [review_id, doi]).fetchall()
+            "WHERE l.review_id = ? AND lower(r.doi) = ?",
+            [review_id, doi],
+        ).fetchall()
         if len(hit) == 1:
             return hit[0][0]
     return None
@@ -67,21 +88,51 @@ def _current_by_slot(con, review_id: str) -> dict[tuple, dict]:
     return {(r["study_id"], r["outcome_id"], r["arm"], r["group_label"] or "", r["subgroup"] or ""): r for r in rows}
 
 
-def _insert(con, review_id: str, study_id: str, row: ExtractionRow, *, origin: str, key: str,
-            supersedes: int | None, now: dt.datetime, derived_from: int | None = None) -> int:
+def _insert(
+    con,
+    review_id: str,
+    study_id: str,
+    row: ExtractionRow,
+    *,
+    origin: str,
+    key: str,
+    supersedes: int | None,
+    now: dt.datetime,
+    derived_from: int | None = None,
+) -> int:
     values = row.values()
     (rid,) = con.execute(
-        "INSERT INTO extraction_rows (review_id, study_id, outcome_id, arm, " + ", ".join(_STORED) +
-        ", origin, status, supersedes, import_key, created_at, derived_from) VALUES (" +
-        ", ".join(["?"] * (4 + len(_STORED) + 6)) + ") RETURNING row_id",
-        [review_id, study_id, row.outcome, row.arm, *(values[c] for c in _STORED), origin, "active", supersedes,
-         key, now, derived_from],
+        "INSERT INTO extraction_rows (review_id, study_id, outcome_id, arm, "
+        + ", ".join(_STORED)
+        + ", origin, status, supersedes, import_key, created_at, derived_from) VALUES ("
+        + ", ".join(["?"] * (4 + len(_STORED) + 6))
+        + ") RETURNING row_id",
+        [
+            review_id,
+            study_id,
+            row.outcome,
+            row.arm,
+            *(values[c] for c in _STORED),
+            origin,
+            "active",
+            supersedes,
+            key,
+            now,
+            derived_from,
+        ],
     ).fetchone()
     return int(rid)
 
 
-def store_rows(con: duckdb.DuckDBPyConnection, review_id: str, rows: list[tuple[str, ExtractionRow]], *,
-               origin: str, now: dt.datetime, derived_from: Mapping[int, int] | None = None) -> dict:
+def store_rows(
+    con: duckdb.DuckDBPyConnection,
+    review_id: str,
+    rows: list[tuple[str, ExtractionRow]],
+    *,
+    origin: str,
+    now: dt.datetime,
+    derived_from: Mapping[int, int] | None = None,
+) -> dict:
     """Store resolved rows in one transaction (identical rows skipped, changed rows supersede).
 
     Args:
@@ -100,16 +151,31 @@ def store_rows(con: duckdb.DuckDBPyConnection, review_id: str, rows: list[tuple[
             if old is not None and old["import_key"] == key:
                 counts["unchanged"] += 1
                 continue
-            rid = _insert(con, review_id, study_id, row, origin=origin, key=key,
-                          supersedes=old["row_id"] if old else None, now=now,
-                          derived_from=(derived_from or {}).get(i))
+            rid = _insert(
+                con,
+                review_id,
+                study_id,
+                row,
+                origin=origin,
+                key=key,
+                supersedes=old["row_id"] if old else None,
+                now=now,
+                derived_from=(derived_from or {}).get(i),
+            )
             counts["corrected" if old else "added"] += 1
             counts["row_ids"].append(rid)
     return counts
 
 
-def import_extraction(con: duckdb.DuckDBPyConnection, review_id: str, path: str | Path,
-                      outcomes: Mapping[str, str], *, origin: str = "manual", now: dt.datetime | None = None) -> dict:
+def import_extraction(
+    con: duckdb.DuckDBPyConnection,
+    review_id: str,
+    path: str | Path,
+    outcomes: Mapping[str, str],
+    *,
+    origin: str = "manual",
+    now: dt.datetime | None = None,
+) -> dict:
     """Validate an extraction CSV, resolve its studies and store it (all or nothing).
 
     Args:
@@ -136,14 +202,18 @@ def import_extraction(con: duckdb.DuckDBPyConnection, review_id: str, path: str 
             unknown.append(f"{path}, line {row.line}, column 'study': {e}")
             continue
         if sid is None:
-            unknown.append(f"{path}, line {row.line}, column 'study': {row.study!r} is not a study of review "
-                           f"{review_id} (no study id, record id, PMID, NCT id or DOI matches); check "
-                           f"`livingmeta studies list {review_id}`")
+            unknown.append(
+                f"{path}, line {row.line}, column 'study': {row.study!r} is not a study of review "
+                f"{review_id} (no study id, record id, PMID, NCT id or DOI matches); check "
+                f"`livingmeta studies list {review_id}`"
+            )
             continue
         slot = row.slot(sid)
         if slot in slots:
-            unknown.append(f"{path}, line {row.line}: names study {sid} like line {slots[slot]} (same outcome, arm, "
-                           f"group_label and subgroup); keep one row")
+            unknown.append(
+                f"{path}, line {row.line}: names study {sid} like line {slots[slot]} (same outcome, arm, "
+                f"group_label and subgroup); keep one row"
+            )
             continue
         slots[slot] = row.line
         resolved.append((sid, row))
@@ -153,8 +223,14 @@ def import_extraction(con: duckdb.DuckDBPyConnection, review_id: str, path: str 
     return {"file": str(path), "rows": len(rows), **counts, "study_ids": sorted({sid for sid, _ in resolved})}
 
 
-def import_extraction_file(con: duckdb.DuckDBPyConnection, cfg: ReviewConfig, path: str | Path, *,
-                           origin: str = "manual", now: dt.datetime | None = None) -> dict:
+def import_extraction_file(
+    con: duckdb.DuckDBPyConnection,
+    cfg: ReviewConfig,
+    path: str | Path,
+    *,
+    origin: str = "manual",
+    now: dt.datetime | None = None,
+) -> dict:
     """`livingmeta extract import`: an extraction CSV validated against the review's outcomes and stored all or
     nothing (`import_extraction`), and the studies it names that no analysis uses yet — not included at full
     text, or retracted — so that is said, never silent (their rows are stored and count once included).
@@ -178,9 +254,17 @@ def list_suggestions(con: duckdb.DuckDBPyConnection, review_id: str) -> list[dic
     )
 
 
-def accept_suggestions(con: duckdb.DuckDBPyConnection, review_id: str, row_ids: list[int], *, outcome: str,
-                       outcomes: Mapping[str, str], extractor: str, arm: str | None = None,
-                       now: dt.datetime | None = None) -> dict:
+def accept_suggestions(
+    con: duckdb.DuckDBPyConnection,
+    review_id: str,
+    row_ids: list[int],
+    *,
+    outcome: str,
+    outcomes: Mapping[str, str],
+    extractor: str,
+    arm: str | None = None,
+    now: dt.datetime | None = None,
+) -> dict:
     """Turn suggested registry rows into active rows that cite them (`derived_from`), all or nothing.
 
     Args:
@@ -205,16 +289,23 @@ def accept_suggestions(con: duckdb.DuckDBPyConnection, review_id: str, row_ids: 
             continue
         s = found[0]
         if s["status"] != "suggested":
-            problems.append(f"row {rid}: status is {s['status']!r}, not 'suggested'; only registry suggestions "
-                            f"can be accepted")
+            problems.append(
+                f"row {rid}: status is {s['status']!r}, not 'suggested'; only registry suggestions can be accepted"
+            )
             continue
         raw = {c: s.get(c) for c in _STORED}
-        raw.update(study=s["study_id"], outcome=outcome, arm=arm or s["arm"], extractor=extractor,
-                   extracted_on=now.date().isoformat(),
-                   source_ref=f"registry suggestion row {rid}" + (f": {s['source_ref']}" if s.get("source_ref") else ""))
+        raw.update(
+            study=s["study_id"],
+            outcome=outcome,
+            arm=arm or s["arm"],
+            extractor=extractor,
+            extracted_on=now.date().isoformat(),
+            source_ref=f"registry suggestion row {rid}" + (f": {s['source_ref']}" if s.get("source_ref") else ""),
+        )
         try:
-            row = validate_row({k: ("" if v is None else v) for k, v in raw.items()}, outcomes,
-                               where=f"suggestion row {rid}")
+            row = validate_row(
+                {k: ("" if v is None else v) for k, v in raw.items()}, outcomes, where=f"suggestion row {rid}"
+            )
         except ExtractionError as e:
             problems.append(str(e))
             continue
@@ -223,15 +314,23 @@ def accept_suggestions(con: duckdb.DuckDBPyConnection, review_id: str, row_ids: 
     if problems:
         raise ExtractionError("nothing was accepted: " + " | ".join(problems))
     counts = store_rows(con, review_id, rows, origin="registry", now=now, derived_from=derived)
-    return {"accepted": counts["added"] + counts["corrected"], "unchanged": counts["unchanged"],
-            "row_ids": counts["row_ids"]}
+    return {
+        "accepted": counts["added"] + counts["corrected"],
+        "unchanged": counts["unchanged"],
+        "row_ids": counts["row_ids"],
+    }
 
 
 def included_study_ids(con: duckdb.DuckDBPyConnection, review_id: str) -> list[str]:
     """Studies that enter the analyses (included, not retracted or deleted), sorted."""
-    return [r[0] for r in con.execute(
-        "SELECT study_id FROM v_included_studies WHERE review_id = ? AND NOT coalesce(retracted, false) "
-        "AND NOT coalesce(deleted, false) ORDER BY study_id", [review_id]).fetchall()]
+    return [
+        r[0]
+        for r in con.execute(
+            "SELECT study_id FROM v_included_studies WHERE review_id = ? AND NOT coalesce(retracted, false) "
+            "AND NOT coalesce(deleted, false) ORDER BY study_id",
+            [review_id],
+        ).fetchall()
+    ]
 
 
 def studies_not_included(con: duckdb.DuckDBPyConnection, review_id: str, study_ids: list[str]) -> list[str]:
@@ -241,13 +340,23 @@ def studies_not_included(con: duckdb.DuckDBPyConnection, review_id: str, study_i
 
 def extraction_counts(con: duckdb.DuckDBPyConnection, review_id: str) -> dict[tuple[str, str], int]:
     """How many current extraction rows each (study, outcome) has."""
-    return {(s, o): int(n) for s, o, n in con.execute(
-        "SELECT study_id, outcome_id, count(*) FROM v_current_extraction WHERE review_id = ? GROUP BY ALL",
-        [review_id]).fetchall()}
+    return {
+        (s, o): int(n)
+        for s, o, n in con.execute(
+            "SELECT study_id, outcome_id, count(*) FROM v_current_extraction WHERE review_id = ? GROUP BY ALL",
+            [review_id],
+        ).fetchall()
+    }
 
 
 def current_arms(con: duckdb.DuckDBPyConnection, review_id: str, study_id: str, outcome_id: str) -> dict[str, dict]:
     """The current rows of one study and outcome (whole population), by arm: what a form is prefilled with."""
-    return {r["arm"]: r for r in rows_as_dicts(
-        con, "SELECT * FROM v_current_extraction WHERE review_id = ? AND study_id = ? AND outcome_id = ? "
-             "AND subgroup IS NULL", [review_id, study_id, outcome_id])}
+    return {
+        r["arm"]: r
+        for r in rows_as_dicts(
+            con,
+            "SELECT * FROM v_current_extraction WHERE review_id = ? AND study_id = ? AND outcome_id = ? "
+            "AND subgroup IS NULL",
+            [review_id, study_id, outcome_id],
+        )
+    }

@@ -35,21 +35,67 @@ import pandas as pd
 
 from livingmeta.records import Record, canonical_json, hash_json
 from livingmeta.redaction import contains_known_secret, has_secrets, redact_known
-from livingmeta.sources.changes import (Change, Fetched, IngestCounts, Stored, apply_deletions, canonical,
-                                        payload_text, plan_ingest, record_dict)
+from livingmeta.sources.changes import (
+    Change,
+    Fetched,
+    IngestCounts,
+    Stored,
+    apply_deletions,
+    canonical,
+    payload_text,
+    plan_ingest,
+    record_dict,
+)
 from livingmeta.sources.skips import SkippedRecord
 from warehouse.alerts import add_alert
 from warehouse.db import safe_text, transaction
 
 _RECORD_COLUMNS = [
-    "record_id", "source", "source_id", "version", "source_version", "title", "abstract", "authors",
-    "journal", "year", "month", "doi", "pmcid", "language", "publication_types", "is_rct", "mesh",
-    "keywords", "registry_ids", "deleted", "retracted", "corrections", "extra", "content_hash",
-    "first_seen_at", "updated_at", "last_run_id",
+    "record_id",
+    "source",
+    "source_id",
+    "version",
+    "source_version",
+    "title",
+    "abstract",
+    "authors",
+    "journal",
+    "year",
+    "month",
+    "doi",
+    "pmcid",
+    "language",
+    "publication_types",
+    "is_rct",
+    "mesh",
+    "keywords",
+    "registry_ids",
+    "deleted",
+    "retracted",
+    "corrections",
+    "extra",
+    "content_hash",
+    "first_seen_at",
+    "updated_at",
+    "last_run_id",
 ]
 _JSON_FIELDS = ("authors", "publication_types", "mesh", "keywords", "registry_ids", "corrections", "extra")
-_PLAIN_FIELDS = ("source", "source_id", "source_version", "title", "abstract", "journal", "year", "month", "doi",
-                 "pmcid", "language", "is_rct", "deleted", "retracted")
+_PLAIN_FIELDS = (
+    "source",
+    "source_id",
+    "source_version",
+    "title",
+    "abstract",
+    "journal",
+    "year",
+    "month",
+    "doi",
+    "pmcid",
+    "language",
+    "is_rct",
+    "deleted",
+    "retracted",
+)
 
 
 INTERRUPTED_ERROR = (
@@ -99,7 +145,9 @@ def start_search_run(
     return int(run_id)
 
 
-def fail_search_run(con: duckdb.DuckDBPyConnection, run_id: int, error: str, now: dt.datetime, n_requests: int = 0) -> None:
+def fail_search_run(
+    con: duckdb.DuckDBPyConnection, run_id: int, error: str, now: dt.datetime, n_requests: int = 0
+) -> None:
     """Mark a run failed with a message for people (redacted); its watermark does not move."""
     con.execute(
         "UPDATE search_runs SET status = 'failed', finished_at = ?, error = ?, n_requests = ? WHERE run_id = ?",
@@ -136,38 +184,85 @@ def redact_data_known(value):
     return value
 
 
-def _record_skips(con: duckdb.DuckDBPyConnection, *, run_id: int, review_id: str, source: str, now: dt.datetime,
-                  skipped: Sequence[SkippedRecord], unrequested: Sequence[Fetched | str]) -> None:
+def _record_skips(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    run_id: int,
+    review_id: str,
+    source: str,
+    now: dt.datetime,
+    skipped: Sequence[SkippedRecord],
+    unrequested: Sequence[Fetched | str],
+) -> None:
     """Keep, count and alert what the run received but did not store (inside the caller's transaction)."""
-    rows: list[tuple] = [(run_id, review_id, source, s.source_id, "malformed", s.field, safe_text(s.problem),
-             redact_known(s.payload) if s.payload is not None else None, now) for s in skipped]
+    rows: list[tuple] = [
+        (
+            run_id,
+            review_id,
+            source,
+            s.source_id,
+            "malformed",
+            s.field,
+            safe_text(s.problem),
+            redact_known(s.payload) if s.payload is not None else None,
+            now,
+        )
+        for s in skipped
+    ]
     unreq_ids = []
     for u in unrequested:
         sid = u if isinstance(u, str) else u.record.source_id
         payload = None if isinstance(u, str) else redact_known(u.payload)
         unreq_ids.append(sid)
-        rows.append((run_id, review_id, source, sid, "unrequested", None,
-                     f"{source} sent {sid} although it was not requested; not stored as a record of this review",
-                     payload, now))
+        rows.append(
+            (
+                run_id,
+                review_id,
+                source,
+                sid,
+                "unrequested",
+                None,
+                f"{source} sent {sid} although it was not requested; not stored as a record of this review",
+                payload,
+                now,
+            )
+        )
     if rows:
         con.executemany("INSERT INTO source_record_skips VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
     if skipped:
         names = sorted({s.label for s in skipped})
         lines = [f"- {s.label}, field {s.field}: {s.problem}" for s in skipped]
-        add_alert(con, review_id=review_id, kind="source_record_skipped", severity="warning", run_id=run_id, now=now,
-                  title=f"{source}: {len(skipped)} record(s) could not be read and were skipped (run {run_id}): "
-                        f"{', '.join(names[:5])}{' ...' if len(names) > 5 else ''}",
-                  body="\n".join([f"Search run {run_id} stored every other record; these were left out (kept in "
-                                   "source_record_skips with their payload):", *lines]),
-                  dedupe_key=f"source_record_skipped:{run_id}")
+        add_alert(
+            con,
+            review_id=review_id,
+            kind="source_record_skipped",
+            severity="warning",
+            run_id=run_id,
+            now=now,
+            title=f"{source}: {len(skipped)} record(s) could not be read and were skipped (run {run_id}): "
+            f"{', '.join(names[:5])}{' ...' if len(names) > 5 else ''}",
+            body="\n".join(
+                [
+                    f"Search run {run_id} stored every other record; these were left out (kept in "
+                    "source_record_skips with their payload):",
+                    *lines,
+                ]
+            ),
+            dedupe_key=f"source_record_skipped:{run_id}",
+        )
     if unreq_ids:
-        add_alert(con, review_id=review_id, kind="source_record_unrequested", severity="warning", run_id=run_id,
-                  now=now, title=f"{source}: {len(unreq_ids)} record(s) sent that were not requested (run {run_id})",
-                  body=f"Search run {run_id}: {source} answered with {', '.join(sorted(set(unreq_ids)))}, which no "
-                       "request asked for; they were not stored as records of this review.",
-                  dedupe_key=f"source_record_unrequested:{run_id}")
-
-
+        add_alert(
+            con,
+            review_id=review_id,
+            kind="source_record_unrequested",
+            severity="warning",
+            run_id=run_id,
+            now=now,
+            title=f"{source}: {len(unreq_ids)} record(s) sent that were not requested (run {run_id})",
+            body=f"Search run {run_id}: {source} answered with {', '.join(sorted(set(unreq_ids)))}, which no "
+            "request asked for; they were not stored as records of this review.",
+            dedupe_key=f"source_record_unrequested:{run_id}",
+        )
 
 
 def finish_search_run(
@@ -216,52 +311,78 @@ def finish_search_run(
         _write_records(con, run_id=run_id, now=now, changes=plan.changes)
         _write_membership(con, review_id=review_id, run_id=run_id, now=now, record_ids=plan.member_ids)
         _write_events(con, run_id=run_id, now=now, changes=plan.changes)
-        _record_skips(con, run_id=run_id, review_id=review_id, source=source, now=now, skipped=skipped,
-                      unrequested=unrequested)
+        _record_skips(
+            con, run_id=run_id, review_id=review_id, source=source, now=now, skipped=skipped, unrequested=unrequested
+        )
         _mark_succeeded(con, run_id=run_id, now=now, counts=counts, n_requests=n_requests)
         if watermark is not None:
             _move_watermark(con, review_id=review_id, source=source, watermark=watermark, run_id=run_id, now=now)
     return counts
 
 
-def _load_stored(con: duckdb.DuckDBPyConnection, source: str, record_ids: Sequence[str],
-                 source_ids: Sequence[str]) -> tuple[dict[str, Stored], dict[str, str]]:
+def _load_stored(
+    con: duckdb.DuckDBPyConnection, source: str, record_ids: Sequence[str], source_ids: Sequence[str]
+) -> tuple[dict[str, Stored], dict[str, str]]:
     """The current stored version of each record, and the latest raw payload hash of each source id."""
     if not record_ids:
         return {}, {}
     ids_df = pd.DataFrame({"record_id": record_ids})  # noqa: F841 (DuckDB scans it by name)
     sids_df = pd.DataFrame({"source_id": source_ids})  # noqa: F841
-    stored = {rid: Stored(h, ver, data, deleted) for rid, h, ver, data, deleted in con.execute(
-        "SELECT r.record_id, r.content_hash, r.version, v.data, r.deleted FROM records r "
-        "JOIN ids_df USING (record_id) "
-        "JOIN record_versions v ON v.record_id = r.record_id AND v.version = r.version"
-    ).fetchall()}
-    latest = dict(con.execute(
-        "SELECT w.source_id, arg_max(w.payload_hash, w.raw_id) FROM raw_records w "
-        "JOIN sids_df USING (source_id) WHERE w.source = ? GROUP BY w.source_id", [source]).fetchall())
+    stored = {
+        rid: Stored(h, ver, data, deleted)
+        for rid, h, ver, data, deleted in con.execute(
+            "SELECT r.record_id, r.content_hash, r.version, v.data, r.deleted FROM records r "
+            "JOIN ids_df USING (record_id) "
+            "JOIN record_versions v ON v.record_id = r.record_id AND v.version = r.version"
+        ).fetchall()
+    }
+    latest = dict(
+        con.execute(
+            "SELECT w.source_id, arg_max(w.payload_hash, w.raw_id) FROM raw_records w "
+            "JOIN sids_df USING (source_id) WHERE w.source = ? GROUP BY w.source_id",
+            [source],
+        ).fetchall()
+    )
     return stored, latest
 
 
-def _write_payloads(con: duckdb.DuckDBPyConnection, *, source: str, run_id: int, now: dt.datetime,
-                    payloads: Sequence[tuple[str, str, str]]) -> None:
+def _write_payloads(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    source: str,
+    run_id: int,
+    now: dt.datetime,
+    payloads: Sequence[tuple[str, str, str]],
+) -> None:
     if not payloads:
         return
-    raw_df = pd.DataFrame({"source_id": [p[0] for p in payloads], "payload": [p[1] for p in payloads],  # noqa: F841
-                           "payload_hash": [p[2] for p in payloads]})
-    con.execute("INSERT INTO raw_records (source, source_id, run_id, fetched_at, payload, payload_hash) "
-                "SELECT ?, source_id, ?, ?, payload, payload_hash FROM raw_df", [source, run_id, now])
+    raw_df = pd.DataFrame(  # noqa: F841 (read by name in the SQL below)
+        {
+            "source_id": [p[0] for p in payloads],
+            "payload": [p[1] for p in payloads],
+            "payload_hash": [p[2] for p in payloads],
+        }
+    )
+    con.execute(
+        "INSERT INTO raw_records (source, source_id, run_id, fetched_at, payload, payload_hash) "
+        "SELECT ?, source_id, ?, ?, payload, payload_hash FROM raw_df",
+        [source, run_id, now],
+    )
 
 
-def _write_records(con: duckdb.DuckDBPyConnection, *, run_id: int, now: dt.datetime,
-                   changes: Sequence[Change]) -> None:
+def _write_records(con: duckdb.DuckDBPyConnection, *, run_id: int, now: dt.datetime, changes: Sequence[Change]) -> None:
     """Upsert the new and changed records (keeping first_seen_at of records already stored) and add their
     versions."""
     if not changes:
         return
     rec_cols: dict[str, list] = {c: [] for c in _RECORD_COLUMNS}
     for ch in changes:
-        for c, v in (("record_id", ch.record_id), ("version", ch.version), ("content_hash", ch.content_hash),
-                     ("first_seen_at", now if ch.kind == "new" else None)):
+        for c, v in (
+            ("record_id", ch.record_id),
+            ("version", ch.version),
+            ("content_hash", ch.content_hash),
+            ("first_seen_at", now if ch.kind == "new" else None),
+        ):
             rec_cols[c].append(v)
         for c in _PLAIN_FIELDS:
             rec_cols[c].append(ch.data[c])
@@ -279,20 +400,26 @@ def _write_records(con: duckdb.DuckDBPyConnection, *, run_id: int, now: dt.datet
         "ON CONFLICT (record_id) DO UPDATE SET "
         + ", ".join(f"{c} = excluded.{c}" for c in _RECORD_COLUMNS if c not in ("record_id", "first_seen_at"))
     )
-    ver_df = pd.DataFrame({  # noqa: F841
-        "record_id": [ch.record_id for ch in changes],
-        "version": [ch.version for ch in changes],
-        "content_hash": [ch.content_hash for ch in changes],
-        "data": [ch.data_json for ch in changes],
-        "changed_fields": [json.dumps(ch.changed_fields) if ch.changed_fields is not None else None
-                           for ch in changes],
-    })
-    con.execute("INSERT INTO record_versions SELECT record_id, version, content_hash, data, changed_fields, ?, ? "
-                "FROM ver_df", [run_id, now])
+    ver_df = pd.DataFrame(  # noqa: F841 (read by name in the SQL below)
+        {
+            "record_id": [ch.record_id for ch in changes],
+            "version": [ch.version for ch in changes],
+            "content_hash": [ch.content_hash for ch in changes],
+            "data": [ch.data_json for ch in changes],
+            "changed_fields": [
+                json.dumps(ch.changed_fields) if ch.changed_fields is not None else None for ch in changes
+            ],
+        }
+    )
+    con.execute(
+        "INSERT INTO record_versions SELECT record_id, version, content_hash, data, changed_fields, ?, ? FROM ver_df",
+        [run_id, now],
+    )
 
 
-def _write_membership(con: duckdb.DuckDBPyConnection, *, review_id: str, run_id: int, now: dt.datetime,
-                      record_ids: Sequence[str]) -> None:
+def _write_membership(
+    con: duckdb.DuckDBPyConnection, *, review_id: str, run_id: int, now: dt.datetime, record_ids: Sequence[str]
+) -> None:
     """Every record the run saw belongs to the review (first sighting kept, last run updated)."""
     if not record_ids:
         return
@@ -305,8 +432,7 @@ def _write_membership(con: duckdb.DuckDBPyConnection, *, review_id: str, run_id:
     )
 
 
-def _write_events(con: duckdb.DuckDBPyConnection, *, run_id: int, now: dt.datetime,
-                  changes: Sequence[Change]) -> None:
+def _write_events(con: duckdb.DuckDBPyConnection, *, run_id: int, now: dt.datetime, changes: Sequence[Change]) -> None:
     events = [(ch.record_id, run_id, kind, before, after, now) for ch in changes for kind, before, after in ch.events]
     if events:
         con.executemany(
@@ -316,19 +442,37 @@ def _write_events(con: duckdb.DuckDBPyConnection, *, run_id: int, now: dt.dateti
         )
 
 
-def _mark_succeeded(con: duckdb.DuckDBPyConnection, *, run_id: int, now: dt.datetime, counts: IngestCounts,
-                    n_requests: int) -> None:
+def _mark_succeeded(
+    con: duckdb.DuckDBPyConnection, *, run_id: int, now: dt.datetime, counts: IngestCounts, n_requests: int
+) -> None:
     con.execute(
         "UPDATE search_runs SET status = 'succeeded', finished_at = ?, n_found = ?, n_new = ?, n_changed = ?, "
         "n_unchanged = ?, n_deleted = ?, n_requests = ?, n_skipped = ?, n_unrequested = ?, error = NULL "
         "WHERE run_id = ?",
-        [now, counts.found, counts.new, counts.changed, counts.unchanged, counts.deleted, n_requests,
-         counts.skipped, counts.unrequested, run_id],
+        [
+            now,
+            counts.found,
+            counts.new,
+            counts.changed,
+            counts.unchanged,
+            counts.deleted,
+            n_requests,
+            counts.skipped,
+            counts.unrequested,
+            run_id,
+        ],
     )
 
 
-def _move_watermark(con: duckdb.DuckDBPyConnection, *, review_id: str, source: str, watermark: dt.datetime,
-                    run_id: int, now: dt.datetime) -> None:
+def _move_watermark(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    review_id: str,
+    source: str,
+    watermark: dt.datetime,
+    run_id: int,
+    now: dt.datetime,
+) -> None:
     con.execute(
         "INSERT INTO source_watermarks VALUES (?, ?, ?, ?, ?) ON CONFLICT (review_id, source) DO UPDATE SET "
         "watermark = excluded.watermark, run_id = excluded.run_id, updated_at = excluded.updated_at",
@@ -340,6 +484,7 @@ def watermark_query(con: duckdb.DuckDBPyConnection, review_id: str, source: str)
     """The query text of the run that set a review's source watermark (None before the first success)."""
     row = con.execute(
         "SELECT r.query FROM source_watermarks w JOIN search_runs r USING (run_id) WHERE w.review_id = ? "
-        "AND w.source = ?", [review_id, source]).fetchone()
+        "AND w.source = ?",
+        [review_id, source],
+    ).fetchone()
     return row[0] if row else None
-

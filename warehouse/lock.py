@@ -57,8 +57,10 @@ def _acquire(warehouse: str | Path) -> str:
         except BlockingIOError:
             pid = _holder(fd)
             os.close(fd)
-            raise WarehouseBusy(f"warehouse {warehouse} is busy ({f'held by PID {pid}' if pid else 'locked'}): another "
-                                "update is running; try again later") from None
+            raise WarehouseBusy(
+                f"warehouse {warehouse} is busy ({f'held by PID {pid}' if pid else 'locked'}): another "
+                "update is running; try again later"
+            ) from None
         except BaseException:
             os.close(fd)
             raise

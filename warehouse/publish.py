@@ -41,8 +41,20 @@ RUN_LOG_COLUMNS = {"reviews": ("updated_at",), "review_records": ("last_run_id",
 # by new queue rows, decisions (screening_decisions, screening_undos), new record versions or a new ranking
 # (screening_rank_state), study_links / _evidence / _keys / _inputs / studies by relinking, which runs only for
 # new, changed or gone records, new link decisions or new rules (study_link_state.rules).
-COUNTED_TABLES = frozenset({"records", "raw_records", "record_versions", "review_records", "screening_queue",
-                            "study_links", "study_link_evidence", "study_link_keys", "study_link_inputs", "studies"})
+COUNTED_TABLES = frozenset(
+    {
+        "records",
+        "raw_records",
+        "record_versions",
+        "review_records",
+        "screening_queue",
+        "study_links",
+        "study_link_evidence",
+        "study_link_keys",
+        "study_link_inputs",
+        "studies",
+    }
+)
 
 
 def _json(value: Any) -> Any:
@@ -65,8 +77,12 @@ def _view_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
 
 def review_versions(con: duckdb.DuckDBPyConnection, review_id: str) -> list[dict]:
     """Every version of a review, oldest first: version, created_at, as_of, update_id, trigger, summary."""
-    rows = rows_as_dicts(con, "SELECT version, created_at, as_of, update_id, trigger, summary FROM review_versions "
-                              "WHERE review_id = ? ORDER BY version", [review_id])
+    rows = rows_as_dicts(
+        con,
+        "SELECT version, created_at, as_of, update_id, trigger, summary FROM review_versions "
+        "WHERE review_id = ? ORDER BY version",
+        [review_id],
+    )
     for r in rows:
         r["trigger"] = _json(r["trigger"])
         r["created_at"], r["as_of"] = _iso(r["created_at"]), _iso(r["as_of"])
@@ -75,34 +91,50 @@ def review_versions(con: duckdb.DuckDBPyConnection, review_id: str) -> list[dict
 
 def versions_of_unfinished_updates(con: duckdb.DuckDBPyConnection, review_id: str) -> set[int]:
     """Versions made by an update that did not succeed (killed or failed after committing the version)."""
-    return {int(v) for (v,) in con.execute(
-        "SELECT v.version FROM review_versions v JOIN update_runs u USING (update_id) WHERE v.review_id = ? "
-        "AND u.status <> 'succeeded'", [review_id]).fetchall()}
+    return {
+        int(v)
+        for (v,) in con.execute(
+            "SELECT v.version FROM review_versions v JOIN update_runs u USING (update_id) WHERE v.review_id = ? "
+            "AND u.status <> 'succeeded'",
+            [review_id],
+        ).fetchall()
+    }
 
 
 def _review(con: duckdb.DuckDBPyConnection, review_id: str) -> tuple[dict, dict]:
     rows = rows_as_dicts(con, "SELECT review_id, title, config_json FROM reviews WHERE review_id = ?", [review_id])
     if not rows:
         known = [r for (r,) in con.execute("SELECT review_id FROM reviews ORDER BY 1").fetchall()]
-        raise WarehouseError(f"review {review_id!r} is not in this warehouse (reviews here: {', '.join(known) or 'none'}); "
-                             "run `livingmeta update REVIEW_FOLDER` first, or check --warehouse")
+        raise WarehouseError(
+            f"review {review_id!r} is not in this warehouse (reviews here: {', '.join(known) or 'none'}); "
+            "run `livingmeta update REVIEW_FOLDER` first, or check --warehouse"
+        )
     config = _json(rows[0]["config_json"]) or {}
     return {"id": review_id, "title": rows[0]["title"], "question": config.get("question")}, config
 
 
-def _prisma(con, review_id: str, version: int, previous: int | None, latest: bool, n_studies: int,
-            notes: list[str]) -> dict | None:
+def _prisma(
+    con, review_id: str, version: int, previous: int | None, latest: bool, n_studies: int, notes: list[str]
+) -> dict | None:
     if _view_exists(con, "v_prisma_by_version"):
-        rows = rows_as_dicts(con, "SELECT * FROM v_prisma_by_version WHERE review_id = ? AND version IN (?, ?)",
-                             [review_id, version, previous if previous is not None else version])
+        rows = rows_as_dicts(
+            con,
+            "SELECT * FROM v_prisma_by_version WHERE review_id = ? AND version IN (?, ?)",
+            [review_id, version, previous if previous is not None else version],
+        )
         by_v = {r["version"]: r for r in rows}
         cur = by_v.get(version)
         if cur is not None:
-            return {"current": _plain_counts(cur), "previous": _plain_counts(by_v.get(previous)) if previous else None,
-                    "source": "v_prisma_by_version"}
+            return {
+                "current": _plain_counts(cur),
+                "previous": _plain_counts(by_v.get(previous)) if previous else None,
+                "source": "v_prisma_by_version",
+            }
     if not latest:
-        notes.append(f"PRISMA counts per version are not recorded in this warehouse; version {version} is not the "
-                     "latest, so its flow diagram is left out rather than shown with today's counts.")
+        notes.append(
+            f"PRISMA counts per version are not recorded in this warehouse; version {version} is not the "
+            "latest, so its flow diagram is left out rather than shown with today's counts."
+        )
         return None
     rows = rows_as_dicts(con, "SELECT * FROM v_prisma_counts WHERE review_id = ?", [review_id])
     if not rows:
@@ -111,16 +143,23 @@ def _prisma(con, review_id: str, version: int, previous: int | None, latest: boo
     cur.setdefault("studies_included", n_studies)
     reasons = con.execute(
         "SELECT coalesce(nullif(trim(full_text_reason), ''), 'no reason given'), count(*) FROM v_record_screening "
-        "WHERE review_id = ? AND full_text = 'exclude' GROUP BY 1 ORDER BY 2 DESC, 1", [review_id]).fetchall()
+        "WHERE review_id = ? AND full_text = 'exclude' GROUP BY 1 ORDER BY 2 DESC, 1",
+        [review_id],
+    ).fetchall()
     if reasons and "excluded_reasons" not in cur:
         cur["excluded_reasons"] = {r: int(n) for r, n in reasons}
-    notes.append("PRISMA counts show the current screening state (v_prisma_counts); previous-version counts "
-                 "appear once the warehouse records counts per version (v_prisma_by_version).")
+    notes.append(
+        "PRISMA counts show the current screening state (v_prisma_counts); previous-version counts "
+        "appear once the warehouse records counts per version (v_prisma_by_version)."
+    )
     return {"current": cur, "previous": None, "source": "v_prisma_counts"}
 
 
-_COUNT_NAMES = {"included_studies": "studies_included", "included_reports": "included",
-                "excluded_full_text_reasons": "excluded_reasons"}
+_COUNT_NAMES = {
+    "included_studies": "studies_included",
+    "included_reports": "included",
+    "excluded_full_text_reasons": "excluded_reasons",
+}
 
 
 def _plain_counts(row: dict | None) -> dict | None:
@@ -151,14 +190,17 @@ def report_document(con: duckdb.DuckDBPyConnection, review_id: str, version: int
     review, config = _review(con, review_id)
     versions = review_versions(con, review_id)
     if not versions:
-        raise WarehouseError(f"review {review_id!r} has no version yet: a version is recorded when analyses run "
-                             "on included studies with extracted data; run `livingmeta update` after extraction")
+        raise WarehouseError(
+            f"review {review_id!r} has no version yet: a version is recorded when analyses run "
+            "on included studies with extracted data; run `livingmeta update` after extraction"
+        )
     by_v = {v["version"]: v for v in versions}
     if version is None:
         version = versions[-1]["version"]
     if version not in by_v:
-        raise WarehouseError(f"review {review_id!r} has no version {version}; versions: "
-                             f"{', '.join(str(v) for v in by_v)}")
+        raise WarehouseError(
+            f"review {review_id!r} has no version {version}; versions: {', '.join(str(v) for v in by_v)}"
+        )
     this = by_v[version]
     earlier = [v for v in versions if v["version"] < version]
     prev = earlier[-1] if earlier else None
@@ -167,9 +209,12 @@ def report_document(con: duckdb.DuckDBPyConnection, review_id: str, version: int
 
     runs = {r["analysis_id"]: r for r in rows_as_dicts(con, query("report_analyses"), [review_id, version])}
     history: dict[str, list] = {}
-    for h in rows_as_dicts(con, "SELECT analysis_id, version, as_of, estimate, ci_lower, ci_upper, k, participants "
-                                "FROM v_estimate_history WHERE review_id = ? AND version <= ? ORDER BY version",
-                           [review_id, version]):
+    for h in rows_as_dicts(
+        con,
+        "SELECT analysis_id, version, as_of, estimate, ci_lower, ci_upper, k, participants "
+        "FROM v_estimate_history WHERE review_id = ? AND version <= ? ORDER BY version",
+        [review_id, version],
+    ):
         history.setdefault(h.pop("analysis_id"), []).append({k: _iso(v) for k, v in h.items()})
     configured = {a["id"]: a for a in config.get("analyses") or []}
     kinds = {o.get("id"): o.get("kind") for o in config.get("outcomes") or []}
@@ -177,47 +222,79 @@ def report_document(con: duckdb.DuckDBPyConnection, review_id: str, version: int
     analyses = []
     for aid in order:
         cfg, run = configured.get(aid, {}), runs.get(aid)
-        analyses.append({
-            "analysis_id": aid, "label": cfg.get("label") or aid, "role": cfg.get("role"), "outcome": cfg.get("outcome"),
-            "measure": (run or {}).get("measure") or cfg.get("measure") or "GEN",
-            "method": (run or {}).get("method") or cfg.get("method") or "",
-            "test": (run or {}).get("test") or cfg.get("test"),
-            "status": run["status"] if run else "not_in_version", "error": (run or {}).get("error"),
-            "result": _json(run["result"]) if run and run["result"] is not None else None,
-            "history": history.get(aid, []),
-            "kind": kinds.get(cfg.get("outcome")), "settings": cfg or None,
-        })
-    changes = rows_as_dicts(con, "SELECT analysis_id, from_version, to_version, changes, studies_added, studies_removed "
-                                 "FROM estimate_diffs WHERE review_id = ? AND to_version = ? ORDER BY analysis_id",
-                            [review_id, version])
+        analyses.append(
+            {
+                "analysis_id": aid,
+                "label": cfg.get("label") or aid,
+                "role": cfg.get("role"),
+                "outcome": cfg.get("outcome"),
+                "measure": (run or {}).get("measure") or cfg.get("measure") or "GEN",
+                "method": (run or {}).get("method") or cfg.get("method") or "",
+                "test": (run or {}).get("test") or cfg.get("test"),
+                "status": run["status"] if run else "not_in_version",
+                "error": (run or {}).get("error"),
+                "result": _json(run["result"]) if run and run["result"] is not None else None,
+                "history": history.get(aid, []),
+                "kind": kinds.get(cfg.get("outcome")),
+                "settings": cfg or None,
+            }
+        )
+    changes = rows_as_dicts(
+        con,
+        "SELECT analysis_id, from_version, to_version, changes, studies_added, studies_removed "
+        "FROM estimate_diffs WHERE review_id = ? AND to_version = ? ORDER BY analysis_id",
+        [review_id, version],
+    )
     for c in changes:
         for k in ("changes", "studies_added", "studies_removed"):
             c[k] = _json(c[k]) or []
 
     studies: dict[str, dict] = {}
-    (published_at,) = con.execute("SELECT created_at FROM review_versions WHERE review_id = ? AND version = ?",
-                                  [review_id, version]).fetchone()
+    (published_at,) = con.execute(
+        "SELECT created_at FROM review_versions WHERE review_id = ? AND version = ?", [review_id, version]
+    ).fetchone()
     for r in rows_as_dicts(con, query("report_studies"), [review_id, version, published_at]):
-        st = studies.setdefault(r["study_id"], {"study_id": r["study_id"], "label": r["label"], "retracted": False,
-                                                "records": []})
+        st = studies.setdefault(
+            r["study_id"], {"study_id": r["study_id"], "label": r["label"], "retracted": False, "records": []}
+        )
         if r["record_id"] is None:
             continue
         st["retracted"] = st["retracted"] or bool(r["retracted"])
-        st["records"].append({
-            "record_id": r["record_id"], "source": r["source"], "source_id": r["source_id"], "title": r["title"],
-            "authors": _json(r["authors"]) or [], "journal": r["journal"], "year": r["year"], "doi": r["doi"],
-            "pmid": r["source_id"] if r["source"] == "pubmed" else None,
-            "registry_ids": _json(r["registry_ids"]) or [], "retracted": bool(r["retracted"]),
-            "deleted": bool(r["deleted"])})
+        st["records"].append(
+            {
+                "record_id": r["record_id"],
+                "source": r["source"],
+                "source_id": r["source_id"],
+                "title": r["title"],
+                "authors": _json(r["authors"]) or [],
+                "journal": r["journal"],
+                "year": r["year"],
+                "doi": r["doi"],
+                "pmid": r["source_id"] if r["source"] == "pubmed" else None,
+                "registry_ids": _json(r["registry_ids"]) or [],
+                "retracted": bool(r["retracted"]),
+                "deleted": bool(r["deleted"]),
+            }
+        )
     if not latest:
-        notes.append(f"Included studies of version {version} are those included when it was published; their "
-                     "titles are shown as they are now.")
+        notes.append(
+            f"Included studies of version {version} are those included when it was published; their "
+            "titles are shown as they are now."
+        )
 
-    searches = [{k: _iso(v) for k, v in s.items()}
-                for s in rows_as_dicts(con, query("report_search_runs"), [review_id, this["update_id"]])]
-    definitions = [{k: _iso(v) for k, v in d.items()} for d in rows_as_dicts(
-        con, "SELECT source, query, earliest_date, first_used_at FROM search_definitions WHERE review_id = ? "
-             "ORDER BY source, first_used_at", [review_id])]
+    searches = [
+        {k: _iso(v) for k, v in s.items()}
+        for s in rows_as_dicts(con, query("report_search_runs"), [review_id, this["update_id"]])
+    ]
+    definitions = [
+        {k: _iso(v) for k, v in d.items()}
+        for d in rows_as_dicts(
+            con,
+            "SELECT source, query, earliest_date, first_used_at FROM search_definitions WHERE review_id = ? "
+            "ORDER BY source, first_used_at",
+            [review_id],
+        )
+    ]
     engine = sorted({r["engine_version"] for r in runs.values() if r.get("engine_version")})
     return {
         "review": review,
@@ -274,14 +351,16 @@ def content_fingerprint(con: duckdb.DuckDBPyConnection) -> str:
     """
     tables = con.execute(
         "SELECT table_name, sql FROM duckdb_tables() WHERE database_name = current_database() AND NOT temporary "
-        "AND schema_name = 'main' ORDER BY table_name").fetchall()
+        "AND schema_name = 'main' ORDER BY table_name"
+    ).fetchall()
     # views by name and columns: DuckDB renders a view's SQL with EXCLUDE lists in no fixed order, and views only
     # change by migration, whose files' checksums are in _migrations (hashed below)
     views = con.execute(
         "SELECT c.table_name, list(c.column_name || ' ' || c.data_type ORDER BY c.column_index) FROM duckdb_columns() c "
         "JOIN duckdb_views() v ON v.database_name = c.database_name AND v.schema_name = c.schema_name "
         "AND v.view_name = c.table_name WHERE v.database_name = current_database() AND NOT v.internal "
-        "AND NOT v.temporary AND v.schema_name = 'main' GROUP BY c.table_name ORDER BY c.table_name").fetchall()
+        "AND NOT v.temporary AND v.schema_name = 'main' GROUP BY c.table_name ORDER BY c.table_name"
+    ).fetchall()
     parts = []
     for name, _ in tables:
         t = _ident(name)
@@ -290,11 +369,16 @@ def content_fingerprint(con: duckdb.DuckDBPyConnection) -> str:
             continue
         skip = [_ident(c) for c in RUN_LOG_COLUMNS.get(name, ())]
         inner = f"SELECT * EXCLUDE ({', '.join(skip)}) FROM {t}" if skip else f"SELECT * FROM {t}"
-        parts.append(f"SELECT {_sql_str(name)} AS t, count(*)::VARCHAR || ':' || coalesce(sum(hash(x)), 0)::VARCHAR AS d "
-                     f"FROM ({inner}) x")
+        parts.append(
+            f"SELECT {_sql_str(name)} AS t, count(*)::VARCHAR || ':' || coalesce(sum(hash(x)), 0)::VARCHAR AS d "
+            f"FROM ({inner}) x"
+        )
     rows = con.execute(" UNION ALL ".join(parts) + " ORDER BY t").fetchall() if parts else []
-    digest = {"tables": [(n, sql) for n, sql in tables], "views": views,
-              "rows": [(n, d) for n, d in rows if n not in RUN_LOG_TABLES]}
+    digest = {
+        "tables": [(n, sql) for n, sql in tables],
+        "views": views,
+        "rows": [(n, d) for n, d in rows if n not in RUN_LOG_TABLES],
+    }
     return hashlib.sha256(json.dumps(digest, default=str).encode("utf-8")).hexdigest()
 
 
@@ -342,8 +426,19 @@ def _copy_settled_file(con: duckdb.DuckDBPyConnection, source_db: str, target: P
     # In a child process: DuckDB's lock on the live file is a POSIX record lock, which the kernel drops for the
     # whole process as soon as the process closes ANY descriptor of that file, so this process must not open it.
     # shutil.copyfile uses copy_file_range/sendfile on Linux: the kernel copies, no user-space buffer.
-    done = subprocess.run([sys.executable, "-I", "-S", "-c", "import shutil, sys; shutil.copyfile(sys.argv[1], sys.argv[2])",
-                           str(source), str(target)], capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-I",
+            "-S",
+            "-c",
+            "import shutil, sys; shutil.copyfile(sys.argv[1], sys.argv[2])",
+            str(source),
+            str(target),
+        ],
+        capture_output=True,
+        text=True,
+    )
     if done.returncode != 0:
         raise WarehouseError(f"copying {source} to {target} failed: {done.stderr.strip()[-500:]}")
     if (_file_state(source), _file_state(wal)) != before:
@@ -358,9 +453,13 @@ def _export_parquet(snapshot: Path, target: Path) -> list[str]:
     con = duckdb.connect(str(snapshot), read_only=True)
     try:
         con.execute("SET TimeZone = 'UTC'")
-        views = [v for (v,) in con.execute(
-            "SELECT view_name FROM duckdb_views() WHERE NOT internal AND schema_name = 'main' "
-            "AND starts_with(view_name, 'v_') ORDER BY view_name").fetchall()]
+        views = [
+            v
+            for (v,) in con.execute(
+                "SELECT view_name FROM duckdb_views() WHERE NOT internal AND schema_name = 'main' "
+                "AND starts_with(view_name, 'v_') ORDER BY view_name"
+            ).fetchall()
+        ]
         for v in views:
             con.execute(f"COPY (SELECT * FROM {_ident(v)}) TO ? (FORMAT parquet)", [str(target / f"{v}.parquet")])
     finally:
@@ -376,8 +475,11 @@ def _swap_parquet(snap_dir: Path, new_dir: Path) -> Path:
     tmp_link = snap_dir / f".{PARQUET_LINK}-{new_dir.name}.link"
     os.symlink(new_dir.name, tmp_link)
     os.replace(tmp_link, link)
-    generations = sorted((p for p in snap_dir.glob("parquet-*") if p.is_dir() and not p.is_symlink()),
-                         key=lambda p: p.stat().st_mtime_ns, reverse=True)
+    generations = sorted(
+        (p for p in snap_dir.glob("parquet-*") if p.is_dir() and not p.is_symlink()),
+        key=lambda p: p.stat().st_mtime_ns,
+        reverse=True,
+    )
     keep = {new_dir.name} | {p.name for p in generations[:KEEP_PARQUET_GENERATIONS]}
     for p in generations:
         if p.name not in keep:
@@ -402,9 +504,13 @@ def _remove_leftovers(snap_dir: Path) -> None:
             shutil.rmtree(p, ignore_errors=True)
 
 
-def publish_snapshot(con_or_path: duckdb.DuckDBPyConnection | str | Path, out_dir: str | Path,
-                     now: dt.datetime | None = None, checkpoint: Callable[[str], None] | None = None,
-                     force: bool = False) -> dict:
+def publish_snapshot(
+    con_or_path: duckdb.DuckDBPyConnection | str | Path,
+    out_dir: str | Path,
+    now: dt.datetime | None = None,
+    checkpoint: Callable[[str], None] | None = None,
+    force: bool = False,
+) -> dict:
     """Publish a read-only copy of the warehouse and a Parquet export of its dashboard views.
 
     Runs in the writer: pass the open writable connection (or the warehouse path, opened here). The copy is
@@ -443,8 +549,13 @@ def publish_snapshot(con_or_path: duckdb.DuckDBPyConnection | str | Path, out_di
         tmp_manifest = snap_dir / f".manifest-{uuid.uuid4().hex[:8]}.json"
         tmp_manifest.write_text(json.dumps(last, indent=2) + "\n", encoding="utf-8")
         os.replace(tmp_manifest, snap_dir / "manifest.json")
-        return {"snapshot": str(snap_dir / SNAPSHOT_FILE), "parquet": str(snap_dir / PARQUET_LINK),
-                "views": last.get("views", []), "manifest": str(snap_dir / "manifest.json"), "unchanged": True}
+        return {
+            "snapshot": str(snap_dir / SNAPSHOT_FILE),
+            "parquet": str(snap_dir / PARQUET_LINK),
+            "views": last.get("views", []),
+            "manifest": str(snap_dir / "manifest.json"),
+            "unchanged": True,
+        }
     token = f"{now.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
     tmp = snap_dir / f".warehouse-{token}.duckdb"
     parquet_dir = snap_dir / f"parquet-{token}"
@@ -464,9 +575,16 @@ def publish_snapshot(con_or_path: duckdb.DuckDBPyConnection | str | Path, out_di
             raise WarehouseError(f"{tmp}: the copy left a write-ahead log behind; not publishing a partial file")
         views = _export_parquet(tmp, parquet_dir)
         versions = dict(con.execute("SELECT review_id, max(version) FROM review_versions GROUP BY 1").fetchall())
-        manifest = {"published_at": now.isoformat(), "schema_version": schema_version(con),
-                    "snapshot": SNAPSHOT_FILE, "parquet": PARQUET_LINK, "views": views,
-                    "latest_versions": versions, "content_digest": content, "checked_at": now.isoformat()}
+        manifest = {
+            "published_at": now.isoformat(),
+            "schema_version": schema_version(con),
+            "snapshot": SNAPSHOT_FILE,
+            "parquet": PARQUET_LINK,
+            "views": views,
+            "latest_versions": versions,
+            "content_digest": content,
+            "checked_at": now.isoformat(),
+        }
         (parquet_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         _fsync(tmp)
         os.replace(tmp, snap_dir / SNAPSHOT_FILE)
@@ -477,19 +595,31 @@ def publish_snapshot(con_or_path: duckdb.DuckDBPyConnection | str | Path, out_di
         tmp_manifest.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         os.replace(tmp_manifest, snap_dir / "manifest.json")
     except duckdb.Error as e:
-        raise WarehouseError(f"publishing the snapshot to {snap_dir} failed: {e}; the previous snapshot is unchanged") from e
+        raise WarehouseError(
+            f"publishing the snapshot to {snap_dir} failed: {e}; the previous snapshot is unchanged"
+        ) from e
     finally:
         for leftover in (tmp, Path(f"{tmp}.wal")):
             if leftover.exists():
                 leftover.unlink()
         if parquet_dir.exists() and not (snap_dir / PARQUET_LINK).resolve() == parquet_dir.resolve():
             shutil.rmtree(parquet_dir, ignore_errors=True)
-    return {"snapshot": str(snap_dir / SNAPSHOT_FILE), "parquet": str(link), "views": views,
-            "manifest": str(snap_dir / "manifest.json"), "unchanged": False}
+    return {
+        "snapshot": str(snap_dir / SNAPSHOT_FILE),
+        "parquet": str(link),
+        "views": views,
+        "manifest": str(snap_dir / "manifest.json"),
+        "unchanged": False,
+    }
 
 
-def publish_review(con: duckdb.DuckDBPyConnection, review_id: str, out_dir: str | Path,
-                   report_written: Callable[[int], bool], checkpoint: Callable[[str], None] | None = None) -> dict:
+def publish_review(
+    con: duckdb.DuckDBPyConnection,
+    review_id: str,
+    out_dir: str | Path,
+    report_written: Callable[[int], bool],
+    checkpoint: Callable[[str], None] | None = None,
+) -> dict:
     """What publishing a review takes from the warehouse: the report documents to write, read in one
     transaction (one consistent state), then the read-only snapshot (`publish_snapshot`, which cannot run in a
     transaction: it checkpoints the file first).
@@ -507,8 +637,11 @@ def publish_review(con: duckdb.DuckDBPyConnection, review_id: str, out_dir: str 
         versions = review_versions(con, review_id)
         doc = report_document(con, review_id) if versions else None
         unfinished = versions_of_unfinished_updates(con, review_id)
-        missing = [report_document(con, review_id, v["version"]) for v in versions[:-1] if v["version"] in unfinished
-                   and not report_written(v["version"])]
+        missing = [
+            report_document(con, review_id, v["version"])
+            for v in versions[:-1]
+            if v["version"] in unfinished and not report_written(v["version"])
+        ]
         (title,) = con.execute("SELECT title FROM reviews WHERE review_id = ?", [review_id]).fetchone()
     # the copy runs inside this (writer) process: readers never need the live file
     snap = publish_snapshot(con, out_dir, checkpoint=checkpoint)

@@ -40,8 +40,9 @@ def stored_config(con: duckdb.DuckDBPyConnection, review_id: str) -> ReviewConfi
     return ReviewConfig.model_validate(json.loads(data) if isinstance(data, str) else data)
 
 
-def start_update(con: duckdb.DuckDBPyConnection, review_id: str, now: dt.datetime, as_of: dt.datetime,
-                 flow_run_id: str | None) -> int:
+def start_update(
+    con: duckdb.DuckDBPyConnection, review_id: str, now: dt.datetime, as_of: dt.datetime, flow_run_id: str | None
+) -> int:
     """Record the start of one update cycle (committed at once) and return its id.
 
     An older cycle of the same review still `running` belongs to a process that died before finishing
@@ -56,15 +57,26 @@ def start_update(con: duckdb.DuckDBPyConnection, review_id: str, now: dt.datetim
         con.execute(
             "UPDATE update_runs SET status = 'interrupted', finished_at = ?, error = ? "
             "WHERE review_id = ? AND status = 'running' AND update_id < ?",
-            [now, f"interrupted: the process stopped before this update finished (killed, crashed or the machine "
-                  f"restarted); steps it had committed are kept, the step it was in stored nothing. Update {uid}, "
-                  f"started {now.isoformat()}, runs the cycle again.", review_id, uid],
+            [
+                now,
+                f"interrupted: the process stopped before this update finished (killed, crashed or the machine "
+                f"restarted); steps it had committed are kept, the step it was in stored nothing. Update {uid}, "
+                f"started {now.isoformat()}, runs the cycle again.",
+                review_id,
+                uid,
+            ],
         )
     return int(uid)
 
 
-def finish_update(con: duckdb.DuckDBPyConnection, update_id: int, status: str, summary: dict, now: dt.datetime,
-                  error: str | None = None) -> None:
+def finish_update(
+    con: duckdb.DuckDBPyConnection,
+    update_id: int,
+    status: str,
+    summary: dict,
+    now: dt.datetime,
+    error: str | None = None,
+) -> None:
     """Close an update cycle with its summary (summary and error redacted: they quote sources' errors)."""
     con.execute(
         "UPDATE update_runs SET status = ?, finished_at = ?, summary = ?, error = ? WHERE update_id = ?",
@@ -76,6 +88,7 @@ def review_status(con: duckdb.DuckDBPyConnection, review_id: str) -> dict:
     """Everything `livingmeta status` shows: last runs per source, counts, queue, latest version, and the
     screening progress and stopping guidance of `warehouse.screening.screening_status` (its keys added)."""
     from warehouse.screening import screening_status  # screening loads pandas and the ranking features
+
     last_runs = rows_as_dicts(
         con,
         "SELECT * EXCLUDE (rn) FROM (SELECT source, run_id, mode, status, started_at, finished_at, window_start, "
@@ -84,21 +97,32 @@ def review_status(con: duckdb.DuckDBPyConnection, review_id: str) -> dict:
         "WHERE rn = 1 ORDER BY source",
         [review_id],
     )
-    watermarks = {s: w for s, w in con.execute(
-        "SELECT source, watermark FROM source_watermarks WHERE review_id = ?", [review_id]).fetchall()}
+    watermarks = {
+        s: w
+        for s, w in con.execute(
+            "SELECT source, watermark FROM source_watermarks WHERE review_id = ?", [review_id]
+        ).fetchall()
+    }
     for r in last_runs:
         r["watermark"] = watermarks.get(r["source"])
     (n_records,) = con.execute("SELECT count(*) FROM review_records WHERE review_id = ?", [review_id]).fetchone()
-    (n_studies,) = con.execute("SELECT count(DISTINCT study_id) FROM study_links WHERE review_id = ?", [review_id]).fetchone()
+    (n_studies,) = con.execute(
+        "SELECT count(DISTINCT study_id) FROM study_links WHERE review_id = ?", [review_id]
+    ).fetchone()
     (queue,) = con.execute("SELECT count(*) FROM v_screening_queue WHERE review_id = ?", [review_id]).fetchone()
     # current decisions only: an undone or superseded decision no longer counts (matches the screened counts)
     (n_decisions,) = con.execute("SELECT count(*) FROM v_current_decisions WHERE review_id = ?", [review_id]).fetchone()
     latest = rows_as_dicts(
-        con, "SELECT version, created_at, as_of, summary FROM review_versions WHERE review_id = ? ORDER BY version DESC LIMIT 1",
-        [review_id])
+        con,
+        "SELECT version, created_at, as_of, summary FROM review_versions WHERE review_id = ? ORDER BY version DESC LIMIT 1",
+        [review_id],
+    )
     last_update = rows_as_dicts(
-        con, "SELECT update_id, status, started_at, finished_at, as_of, error FROM update_runs WHERE review_id = ? "
-        "ORDER BY update_id DESC LIMIT 1", [review_id])
+        con,
+        "SELECT update_id, status, started_at, finished_at, as_of, error FROM update_runs WHERE review_id = ? "
+        "ORDER BY update_id DESC LIMIT 1",
+        [review_id],
+    )
     return {
         "review_id": review_id,
         "last_update": last_update[0] if last_update else None,

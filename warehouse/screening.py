@@ -91,6 +91,7 @@ def _text(rec: dict) -> str:
 
 # ---------------------------------------------------------------------------------------------- queue
 
+
 def _study_states(con: duckdb.DuckDBPyConnection, review_id: str, new_ids: list[str]) -> dict[str, StudyState]:
     """For each new record whose study has another, already screened record: that study's state."""
     if not new_ids:
@@ -108,12 +109,22 @@ def _study_states(con: duckdb.DuckDBPyConnection, review_id: str, new_ids: list[
         screened = [r for r in by_study.get(sid, []) if r["record_id"] not in wanted]
         if not screened:
             continue
-        in_play = [r for r in screened if r["full_text"] == "include" or r["title_abstract"] in ("include", "maybe")
-                   or (r["full_text"] is None and r["title_abstract"] is None)]
+        in_play = [
+            r
+            for r in screened
+            if r["full_text"] == "include"
+            or r["title_abstract"] in ("include", "maybe")
+            or (r["full_text"] is None and r["title_abstract"] is None)
+        ]
         if in_play:
             r = in_play[0]
-            detail = ("included" if r["full_text"] == "include" else
-                      "passed title/abstract" if r["title_abstract"] in ("include", "maybe") else "being screened")
+            detail = (
+                "included"
+                if r["full_text"] == "include"
+                else "passed title/abstract"
+                if r["title_abstract"] in ("include", "maybe")
+                else "being screened"
+            )
             out[rid] = StudyState(sid, r["record_id"], "in_play", detail)
         else:
             r = screened[0]
@@ -155,8 +166,11 @@ def refresh_queue_states(con: duckdb.DuckDBPyConnection, review_id: str) -> int:
             stage = r["stage"]
             fresh = (r["fresh_ft"] if stage == "full_text" else r["fresh_ta"]) >= needed
             final = ft if stage == "full_text" else ta
-            done = fresh and final is not None and final != "maybe" if stage == "full_text" else \
-                fresh and final is not None
+            done = (
+                fresh and final is not None and final != "maybe"
+                if stage == "full_text"
+                else fresh and final is not None
+            )
             if done and stage == "title_abstract" and final in ("include", "maybe") and full_text_stage:
                 stage, done = "full_text", ft in ("include", "exclude") and r["fresh_ft"] >= needed
             state = "decided" if done else "pending"
@@ -171,7 +185,9 @@ def refresh_queue_states(con: duckdb.DuckDBPyConnection, review_id: str) -> int:
         if (stage, state) != (r["stage"], r["state"]):
             updates.append((r["record_id"], stage, state))
     if updates:
-        with _registered(con, "_queue_states", pd.DataFrame(updates, columns=["record_id", "stage", "state"], dtype=object)):
+        with _registered(
+            con, "_queue_states", pd.DataFrame(updates, columns=["record_id", "stage", "state"], dtype=object)
+        ):
             con.execute(query("screening_queue_states_write"), [review_id])
     return len(updates)
 
@@ -197,8 +213,15 @@ def _rules_fingerprint(screening: Screening) -> str:
     return hash_json({"settings": settings, "code": hash_json(inspect.getsource(rules))})
 
 
-def rank_queue(con: duckdb.DuckDBPyConnection, review_id: str, cfg: ReviewConfig | None = None, *,
-               force: bool = False, full: bool = False, live: bool = False) -> dict:
+def rank_queue(
+    con: duckdb.DuckDBPyConnection,
+    review_id: str,
+    cfg: ReviewConfig | None = None,
+    *,
+    force: bool = False,
+    full: bool = False,
+    live: bool = False,
+) -> dict:
     """Score every queue record of a review (rules, or the model once it can train) and store the scores.
 
     Deterministic: the same records, decisions and model seed give the same scores, so a ranking whose inputs
@@ -226,14 +249,29 @@ def rank_queue(con: duckdb.DuckDBPyConnection, review_id: str, cfg: ReviewConfig
     labels = {pos[rid]: y for rid, y in _training_labels(con, review_id).items() if rid in pos}
     model = {"name": screening.model.name, "seed": screening.model.seed, **screening.model.params}
     rules_fp = _rules_fingerprint(screening)
-    inputs = hash_json({"keys": hashlib.sha256("\n".join(keys).encode()).hexdigest(),
-                        "labels": sorted((ids[k], y) for k, y in labels.items()), "model": model,
-                        "min": screening.min_decisions_to_train, "rules": rules_fp, "ranking": RANKING_VERSION})
-    state = next(iter(con.execute("SELECT inputs, rules, ranker, trained_on FROM screening_rank_state WHERE review_id = ?",
-                                  [review_id]).fetchall()), None)
+    inputs = hash_json(
+        {
+            "keys": hashlib.sha256("\n".join(keys).encode()).hexdigest(),
+            "labels": sorted((ids[k], y) for k, y in labels.items()),
+            "model": model,
+            "min": screening.min_decisions_to_train,
+            "rules": rules_fp,
+            "ranking": RANKING_VERSION,
+        }
+    )
+    state = next(
+        iter(
+            con.execute(
+                "SELECT inputs, rules, ranker, trained_on FROM screening_rank_state WHERE review_id = ?", [review_id]
+            ).fetchall()
+        ),
+        None,
+    )
     if not (force or full) and state is not None and state[0] == inputs:
-        ((others,),) = con.execute("SELECT count(*) FROM screening_queue WHERE review_id = ? AND ranker IS DISTINCT FROM ?",
-                                   [review_id, state[2]]).fetchall()
+        ((others,),) = con.execute(
+            "SELECT count(*) FROM screening_queue WHERE review_id = ? AND ranker IS DISTINCT FROM ?",
+            [review_id, state[2]],
+        ).fetchall()
         if not others:
             return {"ranker": state[2], "trained_on": int(state[3]), "scored": len(ids), "skipped": True}
     # rule scores: stored per queued version; computed for rows without one (or all, when the rules changed)
@@ -246,8 +284,11 @@ def rank_queue(con: duckdb.DuckDBPyConnection, review_id: str, cfg: ReviewConfig
         rule_score.update(fresh)
         store = [(rid, fresh[rid]) for rid in todo for r in [rows[pos[rid]]] if r[2] == r[3]]
         if store:
-            with _registered(con, "_rule_scores", pd.DataFrame({"record_id": [x for x, _ in store],
-                                                                "rule_score": [float(y) for _, y in store]})):
+            with _registered(
+                con,
+                "_rule_scores",
+                pd.DataFrame({"record_id": [x for x, _ in store], "rule_score": [float(y) for _, y in store]}),
+            ):
                 con.execute(query("screening_rule_scores_write"), [review_id])
     rule_scores = [float(rule_score[i]) if rule_score[i] is not None else 0.0 for i in ids]
 
@@ -256,16 +297,34 @@ def rank_queue(con: duckdb.DuckDBPyConnection, review_id: str, cfg: ReviewConfig
         return [_text(recs.get(i, {})) for i in ids]
 
     def documents(ranker):
-        return queue_documents(con, review_id, keys, ranker.analysis_key(), ranker.analyzer(),
-                               lambda rids: {rid: _text(rec) for rid, rec in load_records(con, rids).items()})
+        return queue_documents(
+            con,
+            review_id,
+            keys,
+            ranker.analysis_key(),
+            ranker.analyzer(),
+            lambda rids: {rid: _text(rec) for rid, rec in load_records(con, rids).items()},
+        )
 
     def features(ranker):
-        return queue_features(con, review_id, keys, ranker,
-                              lambda rids: {rid: _text(rec) for rid, rec in load_records(con, rids).items()},
-                              persist=live)
+        return queue_features(
+            con,
+            review_id,
+            keys,
+            ranker,
+            lambda rids: {rid: _text(rec) for rid, rec in load_records(con, rids).items()},
+            persist=live,
+        )
 
-    ranking = rank_records(texts, labels, rule_scores, model, screening.min_decisions_to_train,
-                           documents=None if full else documents, features=None if full else features)
+    ranking = rank_records(
+        texts,
+        labels,
+        rule_scores,
+        model,
+        screening.min_decisions_to_train,
+        documents=None if full else documents,
+        features=None if full else features,
+    )
     if ranking.ranker == RULES_RANKER and labels and live and not full:
         _warm_features(model, features)
     with _registered(con, "_screening_scores", pd.DataFrame({"record_id": ids, "score": ranking.scores.astype(float)})):
@@ -273,8 +332,10 @@ def rank_queue(con: duckdb.DuckDBPyConnection, review_id: str, cfg: ReviewConfig
             query("screening_scores_write"),
             [ranking.ranker, review_id, ranking.ranker],
         )
-    con.execute(query("screening_rank_state_upsert"),
-                [review_id, inputs, rules_fp, ranking.ranker, ranking.trained_on, _utcnow()])
+    con.execute(
+        query("screening_rank_state_upsert"),
+        [review_id, inputs, rules_fp, ranking.ranker, ranking.trained_on, _utcnow()],
+    )
     return {"ranker": ranking.ranker, "trained_on": ranking.trained_on, "scored": len(ids), "skipped": False}
 
 
@@ -310,8 +371,9 @@ def _latest_update_id(con: duckdb.DuckDBPyConnection, review_id: str) -> int | N
     return row[0] if row and row[0] is not None else None
 
 
-def flag_candidates(con: duckdb.DuckDBPyConnection, review_id: str, cfg: ReviewConfig, now: dt.datetime, *,
-                    full_rank: bool = False) -> dict:
+def flag_candidates(
+    con: duckdb.DuckDBPyConnection, review_id: str, cfg: ReviewConfig, now: dt.datetime, *, full_rank: bool = False
+) -> dict:
     """Put new and changed records in the screening queue, rank it, and alert people (one transaction).
 
     New records enter with their rule reasons (see `livingmeta.screening.queue` for duplicates of studies
@@ -327,8 +389,7 @@ def flag_candidates(con: duckdb.DuckDBPyConnection, review_id: str, cfg: ReviewC
     screening = cfg.screening
     counts = {"new": 0, "duplicates": 0, "new_reports": 0, "out_of_scope": 0, "changed": 0, "restored": 0}
     with transaction(con):
-        new_ids = [r for (r,) in con.execute(
-            query("screening_new_records"), [review_id]).fetchall()]
+        new_ids = [r for (r,) in con.execute(query("screening_new_records"), [review_id]).fetchall()]
         recs = load_records(con, new_ids)
         studies = _study_states(con, review_id, new_ids)
         inserts = []
@@ -336,19 +397,29 @@ def flag_candidates(con: duckdb.DuckDBPyConnection, review_id: str, cfg: ReviewC
             rec = recs[rid]
             rules = apply_rules(rec, screening)
             place = place_new_record(rules.label, studies.get(rid))
-            inserts.append((rid, rec["version"], canonical_json(rules.reasons), place.label, place.note,
-                            rules.score, place.stage, place.state))
+            inserts.append(
+                (
+                    rid,
+                    rec["version"],
+                    canonical_json(rules.reasons),
+                    place.label,
+                    place.note,
+                    rules.score,
+                    place.stage,
+                    place.state,
+                )
+            )
             counts["new"] += 1
             counts["duplicates"] += place.state == "duplicate"
             counts["new_reports"] += place.label == "new_report"
             counts["out_of_scope"] += place.label == "out_of_scope"
         if inserts:
-            frame = pd.DataFrame(inserts, columns=["record_id", "record_version", "reasons", "label", "change_note",
-                                                   "score", "stage", "state"]).astype({"change_note": object})
+            frame = pd.DataFrame(
+                inserts,
+                columns=["record_id", "record_version", "reasons", "label", "change_note", "score", "stage", "state"],
+            ).astype({"change_note": object})
             with _registered(con, "_queue_new", frame):
-                con.execute(
-                    query("screening_queue_insert"),
-                    [review_id, now, RULES_RANKER])
+                con.execute(query("screening_queue_insert"), [review_id, now, RULES_RANKER])
         restored = _restore_unlinked_duplicates(con, review_id, screening, now)
         counts["restored"] = len(restored)
         changed_back = _requeue_changed(con, review_id, screening, now)
@@ -364,11 +435,17 @@ def flag_candidates(con: duckdb.DuckDBPyConnection, review_id: str, cfg: ReviewC
     return {**counts, "pending": int(pending), "ranker": ranking["ranker"], "alert_id": alert_id}
 
 
-def _restore_unlinked_duplicates(con: duckdb.DuckDBPyConnection, review_id: str, screening: Screening,
-                                 now: dt.datetime) -> list[str]:
+def _restore_unlinked_duplicates(
+    con: duckdb.DuckDBPyConnection, review_id: str, screening: Screening, now: dt.datetime
+) -> list[str]:
     """Duplicates whose study no longer has an excluded screened record go back to people (see flag_candidates)."""
-    dups = [r for (r,) in con.execute("SELECT record_id FROM screening_queue WHERE review_id = ? AND state = 'duplicate' "
-                                      "ORDER BY record_id", [review_id]).fetchall()]
+    dups = [
+        r
+        for (r,) in con.execute(
+            "SELECT record_id FROM screening_queue WHERE review_id = ? AND state = 'duplicate' ORDER BY record_id",
+            [review_id],
+        ).fetchall()
+    ]
     if not dups:
         return []
     studies = _study_states(con, review_id, dups)
@@ -378,16 +455,32 @@ def _restore_unlinked_duplicates(con: duckdb.DuckDBPyConnection, review_id: str,
         rules = apply_rules(rec, screening)
         place = place_new_record(rules.label, studies.get(rid))
         note = "no longer linked to an excluded study (set aside as a duplicate before); screen it" + (
-            f"; {place.note}" if place.note else "")
+            f"; {place.note}" if place.note else ""
+        )
         con.execute(
             query("screening_queue_restore"),
-            [rec["version"], now, canonical_json(rules.reasons), place.label, note, rules.score, RULES_RANKER,
-             place.stage, place.state, rules.score, review_id, rid])
+            [
+                rec["version"],
+                now,
+                canonical_json(rules.reasons),
+                place.label,
+                note,
+                rules.score,
+                RULES_RANKER,
+                place.stage,
+                place.state,
+                rules.score,
+                review_id,
+                rid,
+            ],
+        )
         back.append(rid)
     return sorted(back)
 
 
-def _requeue_changed(con: duckdb.DuckDBPyConnection, review_id: str, screening: Screening, now: dt.datetime) -> list[str]:
+def _requeue_changed(
+    con: duckdb.DuckDBPyConnection, review_id: str, screening: Screening, now: dt.datetime
+) -> list[str]:
     """Records that changed since they entered the queue: screened ones with a change people must see come
     back; for the others only the stored version (and rule reasons) move on."""
     rows = rows_as_dicts(con, query("screening_changed_records"), [review_id])
@@ -406,39 +499,69 @@ def _requeue_changed(con: duckdb.DuckDBPyConnection, review_id: str, screening: 
             stage = "full_text" if r["passed_ta"] and "full_text" in screening.stages else "title_abstract"
             con.execute(
                 query("screening_queue_requeue_changed"),
-                [r["version"], now, f"v{r['queued_version']} -> v{r['version']}: {note}", reasons, stage, rules.score,
-                 review_id, r["record_id"]])
+                [
+                    r["version"],
+                    now,
+                    f"v{r['queued_version']} -> v{r['version']}: {note}",
+                    reasons,
+                    stage,
+                    rules.score,
+                    review_id,
+                    r["record_id"],
+                ],
+            )
             back.append(r["record_id"])
         else:
             con.execute(
                 query("screening_queue_refresh_version"),
-                [r["version"], reasons, rules.score, note, note, review_id, r["record_id"]])
+                [r["version"], reasons, rules.score, note, note, review_id, r["record_id"]],
+            )
     return back
 
 
-def _alert_new_candidates(con: duckdb.DuckDBPyConnection, review_id: str, now: dt.datetime, pending: int,
-                          counts: dict, fresh: list[str]) -> int | None:
-    top = rows_as_dicts(con, "SELECT record_id, title, label, score FROM v_screening_queue WHERE review_id = ? "
-                             "ORDER BY rank LIMIT ?", [review_id, TOP_TITLES])
+def _alert_new_candidates(
+    con: duckdb.DuckDBPyConnection, review_id: str, now: dt.datetime, pending: int, counts: dict, fresh: list[str]
+) -> int | None:
+    top = rows_as_dicts(
+        con,
+        "SELECT record_id, title, label, score FROM v_screening_queue WHERE review_id = ? ORDER BY rank LIMIT ?",
+        [review_id, TOP_TITLES],
+    )
     update_id = _latest_update_id(con, review_id)
     # one alert per update cycle; outside a cycle, one per set of newly flagged records
-    key = f"new_candidates:update:{update_id}" if update_id is not None else f"new_candidates:{hash_json(sorted(fresh))[:16]}"
+    key = (
+        f"new_candidates:update:{update_id}"
+        if update_id is not None
+        else f"new_candidates:{hash_json(sorted(fresh))[:16]}"
+    )
     parts = [f"{counts['new'] - counts['duplicates']} new", f"{counts['changed']} changed since screened"]
-    body = [f"{pending} record(s) wait for screening ({', '.join(parts)}; {counts['duplicates']} set aside as "
-            "duplicates of studies already screened). Top ranked:"]
+    body = [
+        f"{pending} record(s) wait for screening ({', '.join(parts)}; {counts['duplicates']} set aside as "
+        "duplicates of studies already screened). Top ranked:"
+    ]
     for k, t in enumerate(top, 1):
         flag = f" [{t['label']}]" if t["label"] not in ("candidate",) else ""
         body.append(f"{k}. {t['title'] or '(no title)'} ({t['record_id']}){flag}")
     body.append(f"Screen them with `livingmeta screen next {review_id}`.")
-    return add_alert(con, review_id=review_id, kind="new_candidates", severity="info",
-                     title=f"{pending} record(s) wait for screening in {review_id}", body="\n".join(body), now=now,
-                     dedupe_key=key)
+    return add_alert(
+        con,
+        review_id=review_id,
+        kind="new_candidates",
+        severity="info",
+        title=f"{pending} record(s) wait for screening in {review_id}",
+        body="\n".join(body),
+        now=now,
+        dedupe_key=key,
+    )
 
 
 # ------------------------------------------------------------------------------------------ decisions
 
+
 def _review_record_ids(con: duckdb.DuckDBPyConnection, review_id: str) -> set[str]:
-    return {r for (r,) in con.execute("SELECT record_id FROM review_records WHERE review_id = ?", [review_id]).fetchall()}
+    return {
+        r for (r,) in con.execute("SELECT record_id FROM review_records WHERE review_id = ?", [review_id]).fetchall()
+    }
 
 
 def _other_reviews(con: duckdb.DuckDBPyConnection, review_id: str, record_ids: list[str]) -> dict[str, list[str]]:
@@ -453,16 +576,15 @@ def _other_reviews(con: duckdb.DuckDBPyConnection, review_id: str, record_ids: l
     return {rid: list(reviews) for rid, reviews in rows}
 
 
-def _stored_decisions(con: duckdb.DuckDBPyConnection, review_id: str,
-                      record_ids: set[str]) -> dict[tuple[str, str, str], StoredDecision]:
+def _stored_decisions(
+    con: duckdb.DuckDBPyConnection, review_id: str, record_ids: set[str]
+) -> dict[tuple[str, str, str], StoredDecision]:
     """Each reviewer's current decision (undone ones aside) per record and stage, for the given records."""
     if not record_ids:
         return {}
     con.register("_decision_ids", pd.DataFrame({"record_id": sorted(record_ids)}))
     try:
-        rows = con.execute(
-            query("screening_current_decisions_of"),
-            [review_id]).fetchall()
+        rows = con.execute(query("screening_current_decisions_of"), [review_id]).fetchall()
     finally:
         con.unregister("_decision_ids")
     return {(r[0], r[1], r[2]): StoredDecision(*r) for r in rows}
@@ -474,16 +596,16 @@ def _reviewers(con: duckdb.DuckDBPyConnection, review_id: str) -> int:
     return int(rows[0][0]) if rows and rows[0][0] else 1
 
 
-def _screeners(con: duckdb.DuckDBPyConnection, review_id: str,
-               record_ids: set[str]) -> dict[tuple[str, str], list[tuple[str, dt.datetime]]]:
+def _screeners(
+    con: duckdb.DuckDBPyConnection, review_id: str, record_ids: set[str]
+) -> dict[tuple[str, str], list[tuple[str, dt.datetime]]]:
     """(record, stage) -> (reviewer, first decision time) of everyone who decided it (undone ones aside), earliest
     first: the order `v_stage_final_as_of` takes a two-reviewer record's screeners in."""
     if not record_ids:
         return {}
     con.register("_screener_ids", pd.DataFrame({"record_id": sorted(record_ids)}))
     try:
-        rows = con.execute(
-            query("screening_screeners"), [review_id]).fetchall()
+        rows = con.execute(query("screening_screeners"), [review_id]).fetchall()
     finally:
         con.unregister("_screener_ids")
     out: dict[tuple[str, str], list[tuple[str, dt.datetime]]] = defaultdict(list)
@@ -492,9 +614,20 @@ def _screeners(con: duckdb.DuckDBPyConnection, review_id: str,
     return dict(out)
 
 
-def record_decision(con: duckdb.DuckDBPyConnection, *, review_id: str, record_id: str, reviewer: str, stage: str,
-                    decision: str, reason: str | None, origin: str, now: dt.datetime,
-                    decided_at: dt.datetime | None = None, key: str | None = None) -> int:
+def record_decision(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    review_id: str,
+    record_id: str,
+    reviewer: str,
+    stage: str,
+    decision: str,
+    reason: str | None,
+    origin: str,
+    now: dt.datetime,
+    decided_at: dt.datetime | None = None,
+    key: str | None = None,
+) -> int:
     """Append one human decision and update the queue; returns its decision_id.
 
     `key` makes the call idempotent: a decision already stored with this key (a form sent twice, a retried
@@ -510,53 +643,103 @@ def record_decision(con: duckdb.DuckDBPyConnection, *, review_id: str, record_id
     head = f"{source} by {reviewer or '(no reviewer)'}: not recorded"
     with transaction(con):
         if key is not None:
-            seen = con.execute("SELECT decision_id FROM screening_decisions WHERE review_id = ? AND import_key = ?",
-                               [review_id, key]).fetchone()
+            seen = con.execute(
+                "SELECT decision_id FROM screening_decisions WHERE review_id = ? AND import_key = ?", [review_id, key]
+            ).fetchone()
             if seen:
                 return int(seen[0])
-        known = {r for (r,) in con.execute("SELECT record_id FROM review_records WHERE review_id = ? AND record_id = ?",
-                                           [review_id, record_id]).fetchall()}
-        problems = check_decision(record_id=record_id, reviewer=reviewer, stage=stage, decision=decision,
-                                  reason=reason, decided_at=decided_at, now=now, is_known=known.__contains__)
+        known = {
+            r
+            for (r,) in con.execute(
+                "SELECT record_id FROM review_records WHERE review_id = ? AND record_id = ?", [review_id, record_id]
+            ).fetchall()
+        }
+        problems = check_decision(
+            record_id=record_id,
+            reviewer=reviewer,
+            stage=stage,
+            decision=decision,
+            reason=reason,
+            decided_at=decided_at,
+            now=now,
+            is_known=known.__contains__,
+        )
         if problems:
             raise refuse(source, problems, head)
         row = DecisionRow(record_id, reviewer, stage, decision, reason or None, decided_at, 0, "")
-        plan = plan_against_stored([row], _stored_decisions(con, review_id, {record_id}), now=now, source=source,
-                                   head=head,
-                                   reviewers=_reviewers(con, review_id),
-                                   screeners=_screeners(con, review_id, {record_id}))
+        plan = plan_against_stored(
+            [row],
+            _stored_decisions(con, review_id, {record_id}),
+            now=now,
+            source=source,
+            head=head,
+            reviewers=_reviewers(con, review_id),
+            screeners=_screeners(con, review_id, {record_id}),
+        )
         if plan.unchanged:
             # an older word repeating the current one changes nothing: report the current decision
-            (did,) = con.execute("SELECT decision_id FROM v_current_decisions WHERE review_id = ? AND record_id = ? "
-                                 "AND stage = ? AND reviewer = ?", [review_id, record_id, stage, reviewer]).fetchone()
+            (did,) = con.execute(
+                "SELECT decision_id FROM v_current_decisions WHERE review_id = ? AND record_id = ? "
+                "AND stage = ? AND reviewer = ?",
+                [review_id, record_id, stage, reviewer],
+            ).fetchone()
             return int(did)
         ver = con.execute("SELECT version FROM records WHERE record_id = ?", [record_id]).fetchone()
         (did,) = con.execute(
             query("screening_decision_insert"),
-            [review_id, record_id, ver[0] if ver else None, reviewer, decided_at or now, stage, decision,
-             reason or None, origin, now, key],
+            [
+                review_id,
+                record_id,
+                ver[0] if ver else None,
+                reviewer,
+                decided_at or now,
+                stage,
+                decision,
+                reason or None,
+                origin,
+                now,
+                key,
+            ],
         ).fetchone()
         refresh_queue_states(con, review_id)
     return int(did)
 
 
-def undo_decision(con: duckdb.DuckDBPyConnection, *, review_id: str, decision_id: int, reviewer: str,
-                  now: dt.datetime, origin: str = "terminal") -> None:
+def undo_decision(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    review_id: str,
+    decision_id: int,
+    reviewer: str,
+    now: dt.datetime,
+    origin: str = "terminal",
+) -> None:
     """Retract one decision (a new row in screening_undos; the decision itself stays on record)."""
     with transaction(con):
-        row = con.execute("SELECT reviewer FROM screening_decisions WHERE decision_id = ? AND review_id = ?",
-                          [decision_id, review_id]).fetchone()
+        row = con.execute(
+            "SELECT reviewer FROM screening_decisions WHERE decision_id = ? AND review_id = ?", [decision_id, review_id]
+        ).fetchone()
         if row is None:
             raise ValueError(f"no decision {decision_id} in review {review_id!r}")
         if row[0] != reviewer:
             raise ValueError(f"decision {decision_id} was made by {row[0]!r}; only they can undo it")
-        con.execute("INSERT INTO screening_undos (review_id, decision_id, reviewer, undone_at, origin) VALUES (?, ?, ?, ?, ?)",
-                    [review_id, decision_id, reviewer, now, origin])
+        con.execute(
+            "INSERT INTO screening_undos (review_id, decision_id, reviewer, undone_at, origin) VALUES (?, ?, ?, ?, ?)",
+            [review_id, decision_id, reviewer, now, origin],
+        )
         refresh_queue_states(con, review_id)
 
 
-def import_decisions(con: duckdb.DuckDBPyConnection, review_id: str, path: str | Path, origin: str = "import", *,
-                     reviewer: str | None = None, stage: str | None = None, now: dt.datetime | None = None) -> dict:
+def import_decisions(
+    con: duckdb.DuckDBPyConnection,
+    review_id: str,
+    path: str | Path,
+    origin: str = "import",
+    *,
+    reviewer: str | None = None,
+    stage: str | None = None,
+    now: dt.datetime | None = None,
+) -> dict:
     """Import a decision file (native CSV or ASReview LAB export) all-or-nothing.
 
     The whole file is validated first (`livingmeta.screening.decisions.validate_decision_file`: every row,
@@ -590,56 +773,103 @@ def import_decisions(con: duckdb.DuckDBPyConnection, review_id: str, path: str |
     try:
         text = p.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as e:
-        raise DecisionFileError(f"{p}: not UTF-8 text (byte {e.start}); save the CSV as UTF-8 and import again") from None
+        raise DecisionFileError(
+            f"{p}: not UTF-8 text (byte {e.start}); save the CSV as UTF-8 and import again"
+        ) from None
     with transaction(con):
         known = _review_record_ids(con, review_id)
         if not known:
-            raise DecisionFileError(f"{p}: review {review_id!r} has no records yet; run an update before importing "
-                                    "decisions")
+            raise DecisionFileError(
+                f"{p}: review {review_id!r} has no records yet; run an update before importing decisions"
+            )
         dois = {}
-        for rid, doi in con.execute(query("screening_review_dois"),
-                                    [review_id]).fetchall():
+        for rid, doi in con.execute(query("screening_review_dois"), [review_id]).fetchall():
             d = normalise_doi(doi)
             if d:
                 dois.setdefault(d, rid)
-        checked = validate_decision_file(text, source=str(p), is_known=known.__contains__, now=now, reviewer=reviewer,
-                                         stage=stage, doi_to_record=dois,
-                                         elsewhere=lambda ids: _other_reviews(con, review_id, ids),
-                                         export_labels=lambda export_id: _export_labels(con, review_id, export_id))
+        checked = validate_decision_file(
+            text,
+            source=str(p),
+            is_known=known.__contains__,
+            now=now,
+            reviewer=reviewer,
+            stage=stage,
+            doi_to_record=dois,
+            elsewhere=lambda ids: _other_reviews(con, review_id, ids),
+            export_labels=lambda export_id: _export_labels(con, review_id, export_id),
+        )
         stored_origin = "asreview" if checked.format.startswith("asreview") and origin == "import" else origin
-        seen = {k for (k,) in con.execute(
-            "SELECT import_key FROM screening_decisions WHERE review_id = ? AND import_key IS NOT NULL", [review_id]).fetchall()}
+        seen = {
+            k
+            for (k,) in con.execute(
+                "SELECT import_key FROM screening_decisions WHERE review_id = ? AND import_key IS NOT NULL", [review_id]
+            ).fetchall()
+        }
         fresh = [r for r in checked.rows if r.import_key not in seen]
         ids = {r.record_id for r in fresh}
-        plan = plan_against_stored(fresh, _stored_decisions(con, review_id, ids), now=now, source=str(p),
-                                   reviewers=_reviewers(con, review_id),
-                                   screeners=_screeners(con, review_id, ids))
-        versions = dict(con.execute("SELECT r.record_id, r.version FROM records r JOIN review_records rr USING (record_id) "
-                                    "WHERE rr.review_id = ?", [review_id]).fetchall())
-        add = [(review_id, r.record_id, versions.get(r.record_id), r.reviewer, r.decided_at or now, r.stage,
-                r.decision, r.reason, stored_origin, r.import_key, now) for r in plan.add]
+        plan = plan_against_stored(
+            fresh,
+            _stored_decisions(con, review_id, ids),
+            now=now,
+            source=str(p),
+            reviewers=_reviewers(con, review_id),
+            screeners=_screeners(con, review_id, ids),
+        )
+        versions = dict(
+            con.execute(
+                "SELECT r.record_id, r.version FROM records r JOIN review_records rr USING (record_id) "
+                "WHERE rr.review_id = ?",
+                [review_id],
+            ).fetchall()
+        )
+        add = [
+            (
+                review_id,
+                r.record_id,
+                versions.get(r.record_id),
+                r.reviewer,
+                r.decided_at or now,
+                r.stage,
+                r.decision,
+                r.reason,
+                stored_origin,
+                r.import_key,
+                now,
+            )
+            for r in plan.add
+        ]
         if add:
-            con.executemany(
-                query("screening_decision_import"), add)
+            con.executemany(query("screening_decision_import"), add)
             refresh_queue_states(con, review_id)
             # the decisions changed: retrain now, so the queue order and the ranker `status` names match them
             ranking = rank_queue(con, review_id)
-    return {"file": str(p), "format": checked.format, "rows": checked.read, "added": len(add),
-            "already_imported": len(checked.rows) - len(fresh), "duplicates": len(checked.duplicates),
-            "unchanged": len(plan.unchanged), "replaced": len(plan.replaces), "priors": len(checked.priors),
-            "ranker": ranking["ranker"] if add else None}
+    return {
+        "file": str(p),
+        "format": checked.format,
+        "rows": checked.read,
+        "added": len(add),
+        "already_imported": len(checked.rows) - len(fresh),
+        "duplicates": len(checked.duplicates),
+        "unchanged": len(plan.unchanged),
+        "replaced": len(plan.replaces),
+        "priors": len(checked.priors),
+        "ranker": ranking["ranker"] if add else None,
+    }
 
 
 def _export_labels(con: duckdb.DuckDBPyConnection, review_id: str, export_id: int) -> dict[str, int] | None:
     """record id -> label that export of this review carried (None: the review has no such export)."""
-    if not con.execute("SELECT 1 FROM screening_exports WHERE export_id = ? AND review_id = ?",
-                       [export_id, review_id]).fetchall():
+    if not con.execute(
+        "SELECT 1 FROM screening_exports WHERE export_id = ? AND review_id = ?", [export_id, review_id]
+    ).fetchall():
         return None
-    return dict(con.execute("SELECT record_id, label FROM screening_export_labels WHERE export_id = ?",
-                            [export_id]).fetchall())
+    return dict(
+        con.execute("SELECT record_id, label FROM screening_export_labels WHERE export_id = ?", [export_id]).fetchall()
+    )
 
 
 # ------------------------------------------------------------------------------------- people's views
+
 
 def records_to_screen(con: duckdb.DuckDBPyConnection, review_id: str, reviewer: str, stage: str) -> list[dict]:
     """Pending records at a stage that this reviewer has not decided yet, best first, with their fields."""
@@ -653,8 +883,15 @@ def records_to_screen(con: duckdb.DuckDBPyConnection, review_id: str, reviewer: 
     return rows
 
 
-def next_to_screen(con: duckdb.DuckDBPyConnection, review_id: str, reviewer: str, stage: str = "title_abstract", *,
-                   skip: Iterable[str] = (), cfg: ReviewConfig | None = None) -> dict | None:
+def next_to_screen(
+    con: duckdb.DuckDBPyConnection,
+    review_id: str,
+    reviewer: str,
+    stage: str = "title_abstract",
+    *,
+    skip: Iterable[str] = (),
+    cfg: ReviewConfig | None = None,
+) -> dict | None:
     """Live re-ranking: the record this reviewer should screen next, ranked by a model that has seen every decision.
 
     The terminal (`livingmeta screen next`) and the web app call it after each decision. The queue is re-ranked
@@ -683,8 +920,18 @@ def next_to_screen(con: duckdb.DuckDBPyConnection, review_id: str, reviewer: str
     r = rows[0]
     rec = load_records(con, [r["record_id"]]).get(r["record_id"], {})
     r["reasons"] = json.loads(r["reasons"]) if isinstance(r["reasons"], str) else (r["reasons"] or [])
-    for k in ("abstract", "authors", "publication_types", "registry_ids", "doi", "mesh", "keywords", "source_id",
-              "retracted", "extra"):  # the web app shows links, retraction and registry status too
+    for k in (
+        "abstract",
+        "authors",
+        "publication_types",
+        "registry_ids",
+        "doi",
+        "mesh",
+        "keywords",
+        "source_id",
+        "retracted",
+        "extra",
+    ):  # the web app shows links, retraction and registry status too
         r[k] = rec.get(k)
     r["waiting"] = int(r["waiting"])
     return r
@@ -695,8 +942,11 @@ def conflict_details(con: duckdb.DuckDBPyConnection, review_id: str) -> list[dic
     out = []
     for c in list_conflicts(con, review_id):
         c["sides"] = rows_as_dicts(
-            con, "SELECT reviewer, decision, reason, decided_at FROM v_current_decisions WHERE review_id = ? "
-                 "AND record_id = ? AND stage = ? ORDER BY decided_at, reviewer", [review_id, c["record_id"], c["stage"]])
+            con,
+            "SELECT reviewer, decision, reason, decided_at FROM v_current_decisions WHERE review_id = ? "
+            "AND record_id = ? AND stage = ? ORDER BY decided_at, reviewer",
+            [review_id, c["record_id"], c["stage"]],
+        )
         out.append(c)
     return out
 
@@ -708,7 +958,7 @@ def kappa_by_pair(con: duckdb.DuckDBPyConnection, review_id: str, stage: str = "
     people = sorted({w for d in first.values() for w in d})
     out = []
     for i, a in enumerate(people):
-        for b in people[i + 1:]:
+        for b in people[i + 1 :]:
             pairs = [(d[a], d[b]) for d in first.values() if a in d and b in d]
             if pairs:
                 out.append({"a": a, "b": b, "records": len(pairs), "kappa": cohen_kappa(pairs)})
@@ -717,8 +967,12 @@ def kappa_by_pair(con: duckdb.DuckDBPyConnection, review_id: str, stage: str = "
 
 def list_conflicts(con: duckdb.DuckDBPyConnection, review_id: str) -> list[dict]:
     """Two-reviewer disagreements waiting for a third decision: record, stage, each reviewer's decision, title."""
-    return rows_as_dicts(con, "SELECT record_id, stage, decisions, title FROM v_screening_conflicts WHERE review_id = ? "
-                              "ORDER BY stage DESC, record_id", [review_id])
+    return rows_as_dicts(
+        con,
+        "SELECT record_id, stage, decisions, title FROM v_screening_conflicts WHERE review_id = ? "
+        "ORDER BY stage DESC, record_id",
+        [review_id],
+    )
 
 
 def _first_decisions(con: duckdb.DuckDBPyConnection, review_id: str, stage: str) -> dict[str, dict[str, str]]:
@@ -760,21 +1014,29 @@ def export_records(con: duckdb.DuckDBPyConnection, review_id: str) -> list[dict]
     for k, r in enumerate(rows, 1):
         rec = recs.get(r["livingmeta_id"], {})
         label = r["label_ta"]
-        out.append({
-            "record_id": k, "livingmeta_id": r["livingmeta_id"], "title": rec.get("title") or "",
-            "abstract": rec.get("abstract") or "", "authors": "; ".join(rec.get("authors") or []),
-            "year": rec.get("year") or "", "journal": rec.get("journal") or "", "doi": rec.get("doi") or "",
-            "keywords": "; ".join(rec.get("keywords") or []),
-            "included": "" if label is None or blind else (1 if label == 1 else 0),
-            "decision": r["decision_ta"], "source": rec.get("source"), "source_id": rec.get("source_id"),
-            "keywords_list": rec.get("keywords") or [],
-            "authors_list": rec.get("authors") or [],
-        })
+        out.append(
+            {
+                "record_id": k,
+                "livingmeta_id": r["livingmeta_id"],
+                "title": rec.get("title") or "",
+                "abstract": rec.get("abstract") or "",
+                "authors": "; ".join(rec.get("authors") or []),
+                "year": rec.get("year") or "",
+                "journal": rec.get("journal") or "",
+                "doi": rec.get("doi") or "",
+                "keywords": "; ".join(rec.get("keywords") or []),
+                "included": "" if label is None or blind else (1 if label == 1 else 0),
+                "decision": r["decision_ta"],
+                "source": rec.get("source"),
+                "source_id": rec.get("source_id"),
+                "keywords_list": rec.get("keywords") or [],
+                "authors_list": rec.get("authors") or [],
+            }
+        )
     return out
 
 
-def record_export(con: duckdb.DuckDBPyConnection, review_id: str, rows: list[dict], fmt: str,
-                  now: dt.datetime) -> int:
+def record_export(con: duckdb.DuckDBPyConnection, review_id: str, rows: list[dict], fmt: str, now: dt.datetime) -> int:
     """Store what an export carries (its labels), so a file coming back is read against it; returns its id.
 
     Args:
@@ -784,10 +1046,16 @@ def record_export(con: duckdb.DuckDBPyConnection, review_id: str, rows: list[dic
         the export id, to be written into the file (CSV column / RIS note `livingmeta_export`).
     """
     with transaction(con):
-        (export_id,) = con.execute("INSERT INTO screening_exports (review_id, exported_at, format, n_records) "
-                                   "VALUES (?, ?, ?, ?) RETURNING export_id", [review_id, now, fmt, len(rows)]).fetchone()
-        labelled = [(export_id, r["livingmeta_id"], int(r["included"]), "include" if int(r["included"]) else "exclude")
-                    for r in rows if r["included"] != ""]
+        (export_id,) = con.execute(
+            "INSERT INTO screening_exports (review_id, exported_at, format, n_records) "
+            "VALUES (?, ?, ?, ?) RETURNING export_id",
+            [review_id, now, fmt, len(rows)],
+        ).fetchone()
+        labelled = [
+            (export_id, r["livingmeta_id"], int(r["included"]), "include" if int(r["included"]) else "exclude")
+            for r in rows
+            if r["included"] != ""
+        ]
         if labelled:
             con.executemany("INSERT INTO screening_export_labels VALUES (?, ?, ?, ?)", labelled)
     return int(export_id)
@@ -803,15 +1071,21 @@ def screening_status(con: duckdb.DuckDBPyConnection, review_id: str) -> dict:
     """
     p = rows_as_dicts(con, "SELECT * FROM v_prisma_counts WHERE review_id = ?", [review_id])
     p = p[0] if p else {}
-    (pending,) = con.execute("SELECT count(*) FROM v_screening_queue WHERE review_id = ? AND stage = 'title_abstract'",
-                             [review_id]).fetchone()
-    (changed,) = con.execute("SELECT count(*) FROM v_screening_queue WHERE review_id = ? AND label = 'changed'",
-                             [review_id]).fetchone()
+    (pending,) = con.execute(
+        "SELECT count(*) FROM v_screening_queue WHERE review_id = ? AND stage = 'title_abstract'", [review_id]
+    ).fetchone()
+    (changed,) = con.execute(
+        "SELECT count(*) FROM v_screening_queue WHERE review_id = ? AND label = 'changed'", [review_id]
+    ).fetchone()
     (conflicts,) = con.execute("SELECT count(*) FROM v_screening_conflicts WHERE review_id = ?", [review_id]).fetchone()
-    ranker_row = con.execute("SELECT any_value(ranker) FROM screening_queue WHERE review_id = ?", [review_id]).fetchone()
+    ranker_row = con.execute(
+        "SELECT any_value(ranker) FROM screening_queue WHERE review_id = ?", [review_id]
+    ).fetchone()
     ranker = ranker_row[0] if ranker_row and ranker_row[0] else RULES_RANKER
-    order = [1 if d in ("include", "maybe") else 0 for (d,) in con.execute(
-        query("screening_title_abstract_decisions"), [review_id]).fetchall()]
+    order = [
+        1 if d in ("include", "maybe") else 0
+        for (d,) in con.execute(query("screening_title_abstract_decisions"), [review_id]).fetchall()
+    ]
     kappa = screening_kappa(con, review_id)
     expected = estimate_remaining(order, int(pending))
     since = since_last_include(order)
@@ -830,9 +1104,17 @@ def screening_status(con: duckdb.DuckDBPyConnection, review_id: str) -> dict:
         "awaiting_full_text": int(p.get("awaiting_full_text") or 0),
     }
     status["guidance"] = stopping_guidance(
-        screened=screened, pending=int(pending), conflicts=int(conflicts), kappa=kappa, since_include=since,
-        expected=expected, ranker=ranker, awaiting_full_text=status["awaiting_full_text"], changed=int(changed),
-        review=review_id)
+        screened=screened,
+        pending=int(pending),
+        conflicts=int(conflicts),
+        kappa=kappa,
+        since_include=since,
+        expected=expected,
+        ranker=ranker,
+        awaiting_full_text=status["awaiting_full_text"],
+        changed=int(changed),
+        review=review_id,
+    )
     status["stopping"] = stopping_status(con, review_id)
     if screened:
         status["guidance"] += stopping_lines(status["stopping"], review_id, since_include=since)
@@ -846,18 +1128,29 @@ def stopping_status(con: duckdb.DuckDBPyConnection, review_id: str) -> dict:
     (origin 'sample', `livingmeta screen next REVIEW --sample`); its outcome is its final title/abstract
     decision (the latest one while two reviewers have not agreed), include or maybe counting as an include.
     """
-    decided = [DecidedRecord(label=1 if (final or latest) in ("include", "maybe") else 0,
-                             sampled=origin == SAMPLE_ORIGIN, decided_at=first_at)
-               for _rid, first_at, origin, latest, final in con.execute(
-                   "SELECT d.record_id, min(d.decided_at), arg_min(d.origin, (d.decided_at, d.decision_id)), "
-                   "arg_max(d.decision, (d.decided_at, d.decision_id)), any_value(f.title_abstract) "
-                   "FROM v_current_decisions d LEFT JOIN v_record_screening f USING (review_id, record_id) "
-                   "WHERE d.review_id = ? AND d.stage = 'title_abstract' GROUP BY d.record_id",
-                   [review_id]).fetchall()]
-    waiting = [t for (t,) in con.execute(
-        "SELECT q.entered_at FROM v_screening_queue q WHERE q.review_id = ? AND q.stage = 'title_abstract' "
-        "AND NOT EXISTS (SELECT 1 FROM v_current_decisions d WHERE d.review_id = q.review_id "
-        "AND d.record_id = q.record_id AND d.stage = 'title_abstract')", [review_id]).fetchall()]
+    decided = [
+        DecidedRecord(
+            label=1 if (final or latest) in ("include", "maybe") else 0,
+            sampled=origin == SAMPLE_ORIGIN,
+            decided_at=first_at,
+        )
+        for _rid, first_at, origin, latest, final in con.execute(
+            "SELECT d.record_id, min(d.decided_at), arg_min(d.origin, (d.decided_at, d.decision_id)), "
+            "arg_max(d.decision, (d.decided_at, d.decision_id)), any_value(f.title_abstract) "
+            "FROM v_current_decisions d LEFT JOIN v_record_screening f USING (review_id, record_id) "
+            "WHERE d.review_id = ? AND d.stage = 'title_abstract' GROUP BY d.record_id",
+            [review_id],
+        ).fetchall()
+    ]
+    waiting = [
+        t
+        for (t,) in con.execute(
+            "SELECT q.entered_at FROM v_screening_queue q WHERE q.review_id = ? AND q.stage = 'title_abstract' "
+            "AND NOT EXISTS (SELECT 1 FROM v_current_decisions d WHERE d.review_id = q.review_id "
+            "AND d.record_id = q.record_id AND d.stage = 'title_abstract')",
+            [review_id],
+        ).fetchall()
+    ]
     return review_stopping(decided, waiting)
 
 
@@ -871,9 +1164,21 @@ def prisma_by_version(con: duckdb.DuckDBPyConnection, review_id: str) -> list[di
     return out
 
 
-_PRISMA_COLUMNS = ("identified_pubmed", "identified_ctgov", "identified_total", "duplicates_removed", "screened",
-                   "excluded_title_abstract", "full_text_sought", "full_text_assessed", "excluded_full_text",
-                   "excluded_full_text_reasons", "included_reports", "included_studies", "awaiting_full_text")
+_PRISMA_COLUMNS = (
+    "identified_pubmed",
+    "identified_ctgov",
+    "identified_total",
+    "duplicates_removed",
+    "screened",
+    "excluded_title_abstract",
+    "full_text_sought",
+    "full_text_assessed",
+    "excluded_full_text",
+    "excluded_full_text_reasons",
+    "included_reports",
+    "included_studies",
+    "awaiting_full_text",
+)
 
 
 def freeze_prisma(con: duckdb.DuckDBPyConnection, review_id: str, version: int, now: dt.datetime) -> dict:
@@ -889,19 +1194,37 @@ def freeze_prisma(con: duckdb.DuckDBPyConnection, review_id: str, version: int, 
         ValueError: the review has no such version.
     """
     cols = ", ".join(_PRISMA_COLUMNS)
-    exists = con.execute("SELECT 1 FROM review_versions WHERE review_id = ? AND version = ?",
-                         [review_id, version]).fetchone()
+    exists = con.execute(
+        "SELECT 1 FROM review_versions WHERE review_id = ? AND version = ?", [review_id, version]
+    ).fetchone()
     if not exists:
-        raise ValueError(f"review {review_id!r} has no version {version}; create the version before freezing "
-                         "its PRISMA counts")
+        raise ValueError(
+            f"review {review_id!r} has no version {version}; create the version before freezing its PRISMA counts"
+        )
     stored = con.execute(query("screening_freeze_prisma").format(cols=cols), [now, review_id, version]).fetchall()
-    out = rows_as_dicts(con, f"SELECT version, {cols} FROM prisma_versions WHERE review_id = ? AND version = ?",
-                        [review_id, version])[0]
+    out = rows_as_dicts(
+        con, f"SELECT version, {cols} FROM prisma_versions WHERE review_id = ? AND version = ?", [review_id, version]
+    )[0]
     return {**out, "frozen": bool(stored)}
 
 
 __all__ = [
-    "DecisionFileError", "export_records", "flag_candidates", "record_export", "freeze_prisma", "import_decisions", "list_conflicts", "load_records", "next_to_screen",
-    "prisma_by_version", "rank_queue", "record_decision", "records_to_screen", "refresh_queue_states",
-    "review_config", "screening_kappa", "screening_status", "undo_decision",
+    "DecisionFileError",
+    "export_records",
+    "flag_candidates",
+    "record_export",
+    "freeze_prisma",
+    "import_decisions",
+    "list_conflicts",
+    "load_records",
+    "next_to_screen",
+    "prisma_by_version",
+    "rank_queue",
+    "record_decision",
+    "records_to_screen",
+    "refresh_queue_states",
+    "review_config",
+    "screening_kappa",
+    "screening_status",
+    "undo_decision",
 ]

@@ -56,8 +56,13 @@ def load(path: Path | None, analysis_key: str) -> TermCounts:
                 return TermCounts.empty()
             terms = bytes(z["terms"]).decode("utf-8").split("\n") if int(meta["n_terms"]) else []
             keys = bytes(z["keys"]).decode("utf-8").split("\n") if int(meta["n_keys"]) else []
-            docs = TermCounts(terms, keys, np.asarray(z["indptr"], dtype=np.int64),
-                              np.asarray(z["indices"], dtype=np.int32), np.asarray(z["counts"], dtype=np.int32))
+            docs = TermCounts(
+                terms,
+                keys,
+                np.asarray(z["indptr"], dtype=np.int64),
+                np.asarray(z["indices"], dtype=np.int32),
+                np.asarray(z["counts"], dtype=np.int32),
+            )
         if len(docs.indptr) != len(keys) + 1 or len(terms) != int(meta["n_terms"]):
             return TermCounts.empty()
         return docs
@@ -70,10 +75,15 @@ def save(path: Path | None, analysis_key: str, docs: TermCounts) -> None:
     if path is None:
         return
     meta = {"format": FORMAT, "analysis_key": analysis_key, "n_terms": len(docs.terms), "n_keys": len(docs.keys)}
-    _write_atomic(path, meta=np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8),
-                  terms=np.frombuffer("\n".join(docs.terms).encode("utf-8"), dtype=np.uint8),
-                  keys=np.frombuffer("\n".join(docs.keys).encode("utf-8"), dtype=np.uint8),
-                  indptr=docs.indptr, indices=docs.indices, counts=docs.counts)
+    _write_atomic(
+        path,
+        meta=np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8),
+        terms=np.frombuffer("\n".join(docs.terms).encode("utf-8"), dtype=np.uint8),
+        keys=np.frombuffer("\n".join(docs.keys).encode("utf-8"), dtype=np.uint8),
+        indptr=docs.indptr,
+        indices=docs.indices,
+        counts=docs.counts,
+    )
 
 
 def _write_atomic(path: Path, **arrays: np.ndarray) -> None:
@@ -92,8 +102,14 @@ def _write_atomic(path: Path, **arrays: np.ndarray) -> None:
         raise
 
 
-def queue_documents(con: duckdb.DuckDBPyConnection, review_id: str, keys: list[str], analysis_key: str,
-                    analyzer: Callable[[str], list[str]], texts: Callable[[list[str]], dict[str, str]]) -> TermCounts:
+def queue_documents(
+    con: duckdb.DuckDBPyConnection,
+    review_id: str,
+    keys: list[str],
+    analysis_key: str,
+    analyzer: Callable[[str], list[str]],
+    texts: Callable[[list[str]], dict[str, str]],
+) -> TermCounts:
     """The analysed documents of these keys ("record_id\\tcontent_hash"), in this order.
 
     Args:
@@ -127,8 +143,11 @@ def features_fingerprint(keys: list[str], ranker) -> str:
     """What a queue's features depend on: its documents in order (record id and content hash), the analyzer
     and the ranker's settings. Labels are not part of it: features carry none."""
     h = hashlib.sha256()
-    h.update(json.dumps([FORMAT, ranker.name, ranker.analysis_key(), sorted(ranker.params.items())],
-                        default=str).encode("utf-8"))
+    h.update(
+        json.dumps([FORMAT, ranker.name, ranker.analysis_key(), sorted(ranker.params.items())], default=str).encode(
+            "utf-8"
+        )
+    )
     h.update("\n".join(keys).encode("utf-8"))
     return h.hexdigest()
 
@@ -136,12 +155,23 @@ def features_fingerprint(keys: list[str], ranker) -> str:
 def _save_features(path: Path, fingerprint: str, features) -> None:
     mats = list(features) if isinstance(features, tuple) else [features]
     arrays: dict[str, np.ndarray] = {
-        "meta": np.frombuffer(json.dumps({"format": FORMAT, "fingerprint": fingerprint, "n": len(mats),
-                                          "tuple": isinstance(features, tuple)}).encode("utf-8"), dtype=np.uint8)}
+        "meta": np.frombuffer(
+            json.dumps(
+                {"format": FORMAT, "fingerprint": fingerprint, "n": len(mats), "tuple": isinstance(features, tuple)}
+            ).encode("utf-8"),
+            dtype=np.uint8,
+        )
+    }
     for i, m in enumerate(mats):
         m = m.tocsr()
-        arrays.update({f"data{i}": m.data, f"indices{i}": m.indices, f"indptr{i}": m.indptr,
-                       f"shape{i}": np.asarray(m.shape, dtype=np.int64)})
+        arrays.update(
+            {
+                f"data{i}": m.data,
+                f"indices{i}": m.indices,
+                f"indptr{i}": m.indptr,
+                f"shape{i}": np.asarray(m.shape, dtype=np.int64),
+            }
+        )
     _write_atomic(path, **arrays)
 
 
@@ -153,15 +183,26 @@ def _load_features(path: Path, fingerprint: str):
             meta = json.loads(bytes(z["meta"]).decode("utf-8"))
             if meta.get("format") != FORMAT or meta.get("fingerprint") != fingerprint:
                 return None
-            mats = [sp.csr_matrix((z[f"data{i}"], z[f"indices{i}"], z[f"indptr{i}"]),
-                                  shape=tuple(int(x) for x in z[f"shape{i}"])) for i in range(int(meta["n"]))]
+            mats = [
+                sp.csr_matrix(
+                    (z[f"data{i}"], z[f"indices{i}"], z[f"indptr{i}"]), shape=tuple(int(x) for x in z[f"shape{i}"])
+                )
+                for i in range(int(meta["n"]))
+            ]
         return tuple(mats) if meta.get("tuple") else mats[0]
     except (OSError, ValueError, KeyError, json.JSONDecodeError):
         return None  # a damaged cache is rebuilt, never trusted
 
 
-def queue_features(con: duckdb.DuckDBPyConnection, review_id: str, keys: list[str], ranker,
-                   texts: Callable[[list[str]], dict[str, str]], *, persist: bool = False):
+def queue_features(
+    con: duckdb.DuckDBPyConnection,
+    review_id: str,
+    keys: list[str],
+    ranker,
+    texts: Callable[[list[str]], dict[str, str]],
+    *,
+    persist: bool = False,
+):
     """The queue's features for this ranker (`Ranker.features_from_counts`), built at most once per queue.
 
     Looked up in this process's memory, then in `<analysis key>.tfidf.npz` beside the counts; built from the
@@ -179,7 +220,7 @@ def queue_features(con: duckdb.DuckDBPyConnection, review_id: str, keys: list[st
     counts_path = cache_path(con, review_id, ranker.analysis_key())
     where = str(counts_path) if counts_path is not None else f"memory:{id(con)}:{review_id}"
     slot = (where, fingerprint)
-    tfidf_path = counts_path.with_name(counts_path.name[:-len(".npz")] + ".tfidf.npz") if counts_path else None
+    tfidf_path = counts_path.with_name(counts_path.name[: -len(".npz")] + ".tfidf.npz") if counts_path else None
     with _MEMORY_LOCK:
         features, on_disk = _MEMORY.get(slot, (None, False))
         if features is not None:

@@ -17,14 +17,29 @@ from livingmeta.alerting import channel_name, version_message
 from livingmeta.config import ReviewConfig
 from livingmeta.diff import classify, version_trigger
 from warehouse.alerts import add_alert, queue_deliveries
-from warehouse.analysis import (insert_version, latest_version, retracted_studies, run_summary, runs_for_update,
-                                runs_of_version, version_diffs, versions)
+from warehouse.analysis import (
+    insert_version,
+    latest_version,
+    retracted_studies,
+    run_summary,
+    runs_for_update,
+    runs_of_version,
+    version_diffs,
+    versions,
+)
 from warehouse.db import transaction
 from warehouse.screening import freeze_prisma, review_config
 
 
-def diff_runs(con: duckdb.DuckDBPyConnection, review_id: str, old_runs: dict[str, int | None],
-              new_runs: dict[str, int | None], cfg: ReviewConfig, *, retracted: set[str] | None = None) -> dict[str, dict]:
+def diff_runs(
+    con: duckdb.DuckDBPyConnection,
+    review_id: str,
+    old_runs: dict[str, int | None],
+    new_runs: dict[str, int | None],
+    cfg: ReviewConfig,
+    *,
+    retracted: set[str] | None = None,
+) -> dict[str, dict]:
     """analysis_id -> `livingmeta.diff.classify` of the estimates of two sets of runs (a run id per analysis; an
     analysis missing from a side, or whose run has no estimate, has none there), with the review's thresholds."""
     rules = cfg.alerts.rules
@@ -33,13 +48,15 @@ def diff_runs(con: duckdb.DuckDBPyConnection, review_id: str, old_runs: dict[str
     for aid in sorted(set(old_runs) | set(new_runs)):
         old = run_summary(con, old_runs.get(aid))
         new = run_summary(con, new_runs.get(aid)) if aid in new_runs else None
-        out[aid] = classify(old, new, relative_change=rules.relative_change, ci_width_change=rules.ci_width_change,
-                            retracted=retracted)
+        out[aid] = classify(
+            old, new, relative_change=rules.relative_change, ci_width_change=rules.ci_width_change, retracted=retracted
+        )
     return out
 
 
-def compare_versions(con: duckdb.DuckDBPyConnection, review_id: str, from_version: int | None = None,
-                     to_version: int | None = None) -> dict[str, Any]:
+def compare_versions(
+    con: duckdb.DuckDBPyConnection, review_id: str, from_version: int | None = None, to_version: int | None = None
+) -> dict[str, Any]:
     """What changed per analysis between two published versions (what `livingmeta diff` shows).
 
     Defaults: `to_version` the latest version, `from_version` the one before it. Between consecutive versions the
@@ -70,8 +87,11 @@ def compare_versions(con: duckdb.DuckDBPyConnection, review_id: str, from_versio
             raise ValueError(f"review {review_id!r} is not registered in this warehouse")
         old_runs = runs_of_version(con, review_id, from_v) if from_v else {}
         diffs = diff_runs(con, review_id, old_runs, runs_of_version(con, review_id, to_v), cfg)
-        rows = [{"review_id": review_id, "from_version": from_v, "to_version": to_v, "analysis_id": aid, **d}
-                for aid, d in diffs.items() if d["changed"]]
+        rows = [
+            {"review_id": review_id, "from_version": from_v, "to_version": to_v, "analysis_id": aid, **d}
+            for aid, d in diffs.items()
+            if d["changed"]
+        ]
     return {"from_version": from_v, "to_version": to_v, "rows": rows}
 
 
@@ -97,12 +117,17 @@ class RecordedVersion:
         """The cycle summary's `version` entry (alerts and deliveries are added by the caller)."""
         if self.version is None:
             return {"version": None, "latest_version": self.latest_version}
-        return {"version": self.version, "from_version": self.from_version, "trigger": self.trigger,
-                "changes": {aid: d["changes"] for aid, d in self.changed.items()}}
+        return {
+            "version": self.version,
+            "from_version": self.from_version,
+            "trigger": self.trigger,
+            "changes": {aid: d["changes"] for aid, d in self.changed.items()},
+        }
 
 
-def record_version(con: duckdb.DuckDBPyConnection, cfg: ReviewConfig, update_id: int, as_of: dt.datetime | None,
-                   now: dt.datetime) -> RecordedVersion:
+def record_version(
+    con: duckdb.DuckDBPyConnection, cfg: ReviewConfig, update_id: int, as_of: dt.datetime | None, now: dt.datetime
+) -> RecordedVersion:
     """Compare this update's runs with the latest version; when any estimate changed, store version N+1 with
     its diffs, its frozen PRISMA counts, its alert and the alert's queued deliveries (one per configured
     channel) — one transaction, so a crash leaves either none of them (the rerun makes the version) or all
@@ -123,13 +148,38 @@ def record_version(con: duckdb.DuckDBPyConnection, cfg: ReviewConfig, update_id:
         severity, title, body = version_message(cfg.title, version, changed, trigger, rules)
         runs = {aid: r["effective_run_id"] for aid, r in current.items()}
         rows = [{"analysis_id": aid, "from_version": prev_version, **d} for aid, d in changed.items()]
-        insert_version(con, review_id=review_id, version=version, now=now, as_of=as_of, update_id=update_id,
-                       trigger=trigger, summary=body, runs=runs, diffs=rows)
+        insert_version(
+            con,
+            review_id=review_id,
+            version=version,
+            now=now,
+            as_of=as_of,
+            update_id=update_id,
+            trigger=trigger,
+            summary=body,
+            runs=runs,
+            diffs=rows,
+        )
         freeze_prisma(con, review_id, version, now)  # a later merge or split never rewrites these counts
-        alert_id = add_alert(con, review_id=review_id, kind="estimate_change", severity=severity, title=title,
-                             body=body, now=now, version=version, dedupe_key=f"version:{version}")
+        alert_id = add_alert(
+            con,
+            review_id=review_id,
+            kind="estimate_change",
+            severity=severity,
+            title=title,
+            body=body,
+            now=now,
+            version=version,
+            dedupe_key=f"version:{version}",
+        )
         if alert_id:
             queue_deliveries(con, alert_id, [channel_name(c.model_dump()) for c in cfg.alerts.channels])
     out.version, out.latest_version, out.trigger, out.title, out.body, out.alert_id = (
-        version, version, trigger, title, body, alert_id)
+        version,
+        version,
+        trigger,
+        title,
+        body,
+        alert_id,
+    )
     return out

@@ -11,12 +11,35 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from livingmeta.report.document import (Plot, Report, _change_rows, join_prose, _prisma_rows, _search_rows, _study_rows,
-                                        _summary_row, check_document, display_numbers, sof_rows, study_arms,
-                                        study_label_map, tsa_section)
-from livingmeta.report.plots import (FUNNEL_MIN_K, cumulative_plot, figure_files, forest_plot, funnel_plot,
-                                     heterogeneity_text, is_common_effect, overall_test_text, prisma_diagram,
-                                     tsa_plot, _finite)
+from livingmeta.report.document import (
+    Plot,
+    Report,
+    _change_rows,
+    join_prose,
+    _prisma_rows,
+    _search_rows,
+    _study_rows,
+    _summary_row,
+    check_document,
+    display_numbers,
+    sof_rows,
+    study_arms,
+    study_label_map,
+    tsa_section,
+)
+from livingmeta.report.plots import (
+    FUNNEL_MIN_K,
+    cumulative_plot,
+    figure_files,
+    forest_plot,
+    funnel_plot,
+    heterogeneity_text,
+    is_common_effect,
+    overall_test_text,
+    prisma_diagram,
+    tsa_plot,
+    _finite,
+)
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -45,8 +68,9 @@ def report_plots(report: Report) -> list[Plot]:
     def add(fig: Figure, kind: str, title: str, aid: str | None) -> None:
         prefix = f"fig{len(plots) + 1}"
         svg, png = figure_files(fig, prefix, title)
-        plots.append(Plot(kind=kind, title=title, analysis_id=aid, filename=_file_name(aid or "review", kind),
-                          svg=svg, png=png))
+        plots.append(
+            Plot(kind=kind, title=title, analysis_id=aid, filename=_file_name(aid or "review", kind), svg=svg, png=png)
+        )
 
     for row, a in zip(report.summary, report.doc["analyses"]):
         result = a.get("result") or {}
@@ -57,34 +81,90 @@ def report_plots(report: Report) -> list[Plot]:
         out = _outcome(report.doc, a)
         kind = a.get("kind") or out.get("kind") or ""
         studies = list(meta.get("studies") or [])
-        add(forest_plot(studies, meta, measure, ratio, label, arms=study_arms(result, kind), labels=labels,
-                        kind=kind, treatment=out.get("treatment_label") or "treatment",
-                        control=out.get("control_label") or "control",
-                        higher_is_better=bool(out.get("higher_is_better"))), "forest", f"Forest plot: {label}", aid)
-        cum = [{"label": (f"+ {report.study_label(c.get('added'))}" + (f" ({c.get('year')})" if c.get("year") is not None
-                                                                        and str(c.get("year")) not in report.study_label(c.get("added")) else "")),
-                **display_numbers(c), "k": c.get("k")}
-               for c in result.get("cumulative") or []]
+        add(
+            forest_plot(
+                studies,
+                meta,
+                measure,
+                ratio,
+                label,
+                arms=study_arms(result, kind),
+                labels=labels,
+                kind=kind,
+                treatment=out.get("treatment_label") or "treatment",
+                control=out.get("control_label") or "control",
+                higher_is_better=bool(out.get("higher_is_better")),
+            ),
+            "forest",
+            f"Forest plot: {label}",
+            aid,
+        )
+        cum = [
+            {
+                "label": (
+                    f"+ {report.study_label(c.get('added'))}"
+                    + (
+                        f" ({c.get('year')})"
+                        if c.get("year") is not None and str(c.get("year")) not in report.study_label(c.get("added"))
+                        else ""
+                    )
+                ),
+                **display_numbers(c),
+                "k": c.get("k"),
+            }
+            for c in result.get("cumulative") or []
+        ]
         if cum:
-            add(cumulative_plot(cum, ratio, measure, f"Cumulative meta-analysis by study: {label}"),
-                "cumulative", f"Cumulative forest plot (studies added in order of year): {label}", aid)
+            add(
+                cumulative_plot(cum, ratio, measure, f"Cumulative meta-analysis by study: {label}"),
+                "cumulative",
+                f"Cumulative forest plot (studies added in order of year): {label}",
+                aid,
+            )
         hist = a.get("history") or []
         if len(hist) >= 2:
-            rows = [{"label": f"version {h.get('version')}" + (f" ({str(h.get('as_of'))[:10]})" if h.get("as_of") else ""),
-                     **{k: h.get(k) for k in ("estimate", "ci_lower", "ci_upper", "k")}} for h in hist]
-            add(cumulative_plot(rows, ratio, measure, f"Pooled estimate across review versions: {label}"),
-                "versions", f"Cumulative forest plot across review versions: {label}", aid)
+            rows = [
+                {
+                    "label": f"version {h.get('version')}"
+                    + (f" ({str(h.get('as_of'))[:10]})" if h.get("as_of") else ""),
+                    **{k: h.get(k) for k in ("estimate", "ci_lower", "ci_upper", "k")},
+                }
+                for h in hist
+            ]
+            add(
+                cumulative_plot(rows, ratio, measure, f"Pooled estimate across review versions: {label}"),
+                "versions",
+                f"Cumulative forest plot across review versions: {label}",
+                aid,
+            )
         if result.get("tsa"):
-            add(tsa_plot(result["tsa"], f"Trial sequential analysis: {label}",
-                         settings=(a.get("settings") or {}).get("tsa") or {}, kind=kind, labels=labels), "tsa",
-                f"Trial sequential analysis: {label}", aid)
+            add(
+                tsa_plot(
+                    result["tsa"],
+                    f"Trial sequential analysis: {label}",
+                    settings=(a.get("settings") or {}).get("tsa") or {},
+                    kind=kind,
+                    labels=labels,
+                ),
+                "tsa",
+                f"Trial sequential analysis: {label}",
+                aid,
+            )
         if sum(1 for s in studies if _finite(s.get("yi")) is not None) >= FUNNEL_MIN_K:
-            add(funnel_plot(studies, meta, measure, ratio, f"Funnel plot: {label}"), "funnel",
-                f"Funnel plot: {label}", aid)
+            add(
+                funnel_plot(studies, meta, measure, ratio, f"Funnel plot: {label}"),
+                "funnel",
+                f"Funnel plot: {label}",
+                aid,
+            )
     prisma = report.doc.get("prisma") or {}
     if prisma.get("current"):
-        add(prisma_diagram(prisma["current"], prisma.get("previous"), "PRISMA 2020 flow diagram for updated reviews"),
-            "prisma", "PRISMA 2020 flow diagram for updated reviews", None)
+        add(
+            prisma_diagram(prisma["current"], prisma.get("previous"), "PRISMA 2020 flow diagram for updated reviews"),
+            "prisma",
+            "PRISMA 2020 flow diagram for updated reviews",
+            None,
+        )
     return plots
 
 
@@ -108,9 +188,18 @@ def build_report(doc: dict[str, Any], *, plots: bool = True) -> Report:
         for key in ("studies_added", "studies_removed"):
             c[key] = [labels.get(x, x) for x in c[key]]
     sof, sof_changes, sof_notes = sof_rows(doc, summary)
-    report = Report(doc=doc, summary=summary, changes=changes, prisma=_prisma_rows(doc["prisma"]),
-                    searches=_search_rows(doc["searches"]), studies=_study_rows(doc["studies"], labels),
-                    labels=labels, sof=sof, sof_changes=sof_changes, sof_footnotes=sof_notes)
+    report = Report(
+        doc=doc,
+        summary=summary,
+        changes=changes,
+        prisma=_prisma_rows(doc["prisma"]),
+        searches=_search_rows(doc["searches"]),
+        studies=_study_rows(doc["studies"], labels),
+        labels=labels,
+        sof=sof,
+        sof_changes=sof_changes,
+        sof_footnotes=sof_notes,
+    )
     for a in doc["analyses"]:
         meta = (a.get("result") or {}).get("meta")
         if meta:

@@ -54,18 +54,41 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from livingmeta.report.formatting import (COMMON_EFFECT_METHODS, _finite, display_numbers, fmt_count, fmt_effect, fmt_interval,  # noqa: F401
-                                          fmt_p, fmt_p_text, fmt_percent, fmt_tau2, fmt_value, join_prose,
-                                          tsa_assumption_lines)
+from livingmeta.report.formatting import (
+    COMMON_EFFECT_METHODS,
+    _finite,
+    display_numbers,
+    fmt_count,
+    fmt_effect,
+    fmt_interval,  # noqa: F401
+    fmt_p,
+    fmt_p_text,  # noqa: F401
+    fmt_percent,
+    fmt_tau2,
+    fmt_value,
+    join_prose,  # noqa: F401
+    tsa_assumption_lines,
+)
 from livingmeta.report.scales import is_ratio, measure_name
 
 REPORT_SCHEMA = 1
 _PMID_RE = re.compile(r"^\d{1,9}$")
 _NCT_RE = re.compile(r"^NCT\d{8}$")
 
-PRISMA_KEYS = ("identified_pubmed", "identified_ctgov", "identified_total", "duplicates_removed", "screened",
-               "excluded_title_abstract", "full_text_sought", "awaiting_full_text", "full_text_assessed",
-               "excluded_full_text", "included", "studies_included")
+PRISMA_KEYS = (
+    "identified_pubmed",
+    "identified_ctgov",
+    "identified_total",
+    "duplicates_removed",
+    "screened",
+    "excluded_title_abstract",
+    "full_text_sought",
+    "awaiting_full_text",
+    "full_text_assessed",
+    "excluded_full_text",
+    "included",
+    "studies_included",
+)
 
 
 class ReportInputError(ValueError):
@@ -76,10 +99,10 @@ class ReportInputError(ValueError):
 class Plot:
     """One figure of the report, as inline SVG (real text, titled) and as PNG bytes."""
 
-    kind: str            # forest | cumulative | versions | tsa | funnel | prisma
+    kind: str  # forest | cumulative | versions | tsa | funnel | prisma
     title: str
     analysis_id: str | None
-    filename: str        # PNG file name beside the report
+    filename: str  # PNG file name beside the report
     svg: str
     png: bytes
 
@@ -95,7 +118,7 @@ class Report:
     searches: list[dict[str, Any]]
     studies: list[dict[str, Any]]
     plots: list[Plot] = field(default_factory=list)
-    labels: dict[str, str] = field(default_factory=dict)   # study id -> the one label people read
+    labels: dict[str, str] = field(default_factory=dict)  # study id -> the one label people read
     sof: list[dict[str, Any]] = field(default_factory=list)  # summary of findings (GRADE), one row per outcome
     sof_changes: list[dict[str, Any]] = field(default_factory=list)
     sof_footnotes: list[dict[str, str]] = field(default_factory=list)
@@ -142,14 +165,35 @@ def _summary_row(a: dict[str, Any], i: int) -> dict[str, Any]:
     result = a.get("result") or None
     meta = (result or {}).get("meta") or None
     row: dict[str, Any] = {
-        "analysis_id": aid, "label": a.get("label") or aid, "role": a.get("role") or "",
-        "measure": measure, "measure_name": measure_name(measure), "method": a.get("method") or "",
-        "status": a.get("status"), "error": a.get("error"), "has_result": meta is not None,
+        "analysis_id": aid,
+        "label": a.get("label") or aid,
+        "role": a.get("role") or "",
+        "measure": measure,
+        "measure_name": measure_name(measure),
+        "method": a.get("method") or "",
+        "status": a.get("status"),
+        "error": a.get("error"),
+        "has_result": meta is not None,
     }
     if meta is None:
-        row.update({"estimate": None, "ci_lower": None, "ci_upper": None, "pi_lower": None, "pi_upper": None,
-                    "k": None, "participants": None, "tau2": None, "i2": None, "q_p": None, "p_value": None,
-                    "tsa_status": None, "warnings": [], "ratio": measure in ("OR", "RR", "PETO", "ROM")})
+        row.update(
+            {
+                "estimate": None,
+                "ci_lower": None,
+                "ci_upper": None,
+                "pi_lower": None,
+                "pi_upper": None,
+                "k": None,
+                "participants": None,
+                "tau2": None,
+                "i2": None,
+                "q_p": None,
+                "p_value": None,
+                "tsa_status": None,
+                "warnings": [],
+                "ratio": measure in ("OR", "RR", "PETO", "ROM"),
+            }
+        )
     else:
         for key in ("k", "estimate"):
             if key not in meta:
@@ -161,13 +205,16 @@ def _summary_row(a: dict[str, Any], i: int) -> dict[str, Any]:
         row["warnings"] = list(meta.get("warnings") or [])
         row["ratio"] = is_ratio(measure, meta.get("estimate"), meta.get("estimate_bt"))
     row["fmt"] = {
-        "estimate": fmt_value(row["estimate"]), "ci": fmt_interval(row["ci_lower"], row["ci_upper"]),
-        "pi": fmt_interval(row["pi_lower"], row["pi_upper"]), "k": fmt_count(row["k"]),
+        "estimate": fmt_value(row["estimate"]),
+        "ci": fmt_interval(row["ci_lower"], row["ci_upper"]),
+        "pi": fmt_interval(row["pi_lower"], row["pi_upper"]),
+        "k": fmt_count(row["k"]),
         "participants": fmt_count(row["participants"]),
         # a common-effect model assumes tau² = 0; printing "0" beside a large I² would read as a finding
         "tau2": "–" if str(row["method"]).upper() in COMMON_EFFECT_METHODS else fmt_tau2(row["tau2"]),
         "i2": fmt_percent(row["i2"]),
-        "q_p": fmt_p(row["q_p"]), "p_value": fmt_p(row["p_value"]),
+        "q_p": fmt_p(row["q_p"]),
+        "p_value": fmt_p(row["p_value"]),
         "tsa": TSA_STATUS_TEXT.get(row["tsa_status"], row["tsa_status"] or "not run"),
     }
     return row
@@ -181,18 +228,31 @@ def _change_rows(doc: dict[str, Any], summary: list[dict[str, Any]]) -> list[dic
         hist = [h for h in a.get("history") or [] if prev_v is not None and h.get("version") == prev_v]
         old = hist[0] if hist else None
         diff = by_id.get(s["analysis_id"]) or {}
-        rows.append({
-            "analysis_id": s["analysis_id"], "label": s["label"],
-            "old": old and {"estimate": old.get("estimate"), "ci_lower": old.get("ci_lower"),
-                            "ci_upper": old.get("ci_upper"), "k": old.get("k")},
-            "changes": [str(c) for c in diff.get("changes") or []],
-            "studies_added": [str(x) for x in diff.get("studies_added") or []],
-            "studies_removed": [str(x) for x in diff.get("studies_removed") or []],
-            "fmt_old": (f"{fmt_effect(old.get('estimate'), old.get('ci_lower'), old.get('ci_upper'))}, "
-                        f"k = {fmt_count(old.get('k'))}") if old else "–",
-            "fmt_new": (f"{fmt_effect(s['estimate'], s['ci_lower'], s['ci_upper'])}, k = {s['fmt']['k']}")
-            if s["has_result"] else "no estimate",
-        })
+        rows.append(
+            {
+                "analysis_id": s["analysis_id"],
+                "label": s["label"],
+                "old": old
+                and {
+                    "estimate": old.get("estimate"),
+                    "ci_lower": old.get("ci_lower"),
+                    "ci_upper": old.get("ci_upper"),
+                    "k": old.get("k"),
+                },
+                "changes": [str(c) for c in diff.get("changes") or []],
+                "studies_added": [str(x) for x in diff.get("studies_added") or []],
+                "studies_removed": [str(x) for x in diff.get("studies_removed") or []],
+                "fmt_old": (
+                    f"{fmt_effect(old.get('estimate'), old.get('ci_lower'), old.get('ci_upper'))}, "
+                    f"k = {fmt_count(old.get('k'))}"
+                )
+                if old
+                else "–",
+                "fmt_new": (f"{fmt_effect(s['estimate'], s['ci_lower'], s['ci_upper'])}, k = {s['fmt']['k']}")
+                if s["has_result"]
+                else "no estimate",
+            }
+        )
     return rows
 
 
@@ -222,9 +282,18 @@ def _prisma_rows(prisma: dict[str, Any] | None) -> list[dict[str, Any]]:
             continue
         new, old = cur.get(k), (prev or {}).get(k)
         delta = (new - old) if isinstance(new, (int, float)) and isinstance(old, (int, float)) else None
-        rows.append({"key": k, "label": PRISMA_LABELS[k], "previous": old, "current": new, "delta": delta,
-                     "fmt_previous": fmt_count(old) if prev is not None else "–", "fmt_current": fmt_count(new),
-                     "fmt_delta": ("–" if delta is None else f"{delta:+,.0f}")})
+        rows.append(
+            {
+                "key": k,
+                "label": PRISMA_LABELS[k],
+                "previous": old,
+                "current": new,
+                "delta": delta,
+                "fmt_previous": fmt_count(old) if prev is not None else "–",
+                "fmt_current": fmt_count(new),
+                "fmt_delta": ("–" if delta is None else f"{delta:+,.0f}"),
+            }
+        )
     return rows
 
 
@@ -260,19 +329,32 @@ def _study_rows(studies: list[dict[str, Any]], labels: dict[str, str] | None = N
         for r in s.get("records") or []:
             authors = list(r.get("authors") or [])
             first = authors[0] if authors else ""
-            recs.append({**r, "first_author": first + (" et al." if len(authors) > 1 else ""),
-                         "links": record_links(r)})
-        rows.append({"study_id": sid, "label": (labels or {}).get(sid) or s.get("label") or sid,
-                     "retracted": bool(s.get("retracted")),
-                     "records": recs})
+            recs.append(
+                {**r, "first_author": first + (" et al." if len(authors) > 1 else ""), "links": record_links(r)}
+            )
+        rows.append(
+            {
+                "study_id": sid,
+                "label": (labels or {}).get(sid) or s.get("label") or sid,
+                "retracted": bool(s.get("retracted")),
+                "records": recs,
+            }
+        )
     return rows
 
 
 def _search_rows(searches: list[dict[str, Any]]) -> list[dict[str, Any]]:
     def day(x):
         return str(x)[:10] if x else "–"
-    return [{**s, "fmt_window": f"{day(s.get('window_start'))} to {day(s.get('window_end'))}",
-             "fmt_run": str(s.get("started_at") or "")[:19].replace("T", " ")} for s in searches or []]
+
+    return [
+        {
+            **s,
+            "fmt_window": f"{day(s.get('window_start'))} to {day(s.get('window_end'))}",
+            "fmt_run": str(s.get("started_at") or "")[:19].replace("T", " "),
+        }
+        for s in searches or []
+    ]
 
 
 def _plain_values(x: Any) -> Any:
@@ -317,6 +399,7 @@ def check_document(doc: dict[str, Any]) -> dict[str, Any]:
 
 # --- one name per study ---------------------------------------------------------------------------------------
 
+
 def study_label_map(studies: list[dict[str, Any]]) -> dict[str, str]:
     """Study id -> the label every part of the report uses (plots, tables, text, what changed).
 
@@ -329,8 +412,11 @@ def study_label_map(studies: list[dict[str, Any]]) -> dict[str, str]:
     for s in studies or []:
         sid = str(s.get("study_id"))
         base[sid] = " ".join(str(s.get("label") or sid).split())
-        ids = [x for r in s.get("records") or [] for x in ([r.get("source_id")] if r.get("source") == "ctgov" else [])
-               + list(r.get("registry_ids") or [])]
+        ids = [
+            x
+            for r in s.get("records") or []
+            for x in ([r.get("source_id")] if r.get("source") == "ctgov" else []) + list(r.get("registry_ids") or [])
+        ]
         regs[sid] = next((str(x) for x in ids if x), "")
     count: dict[str, int] = {}
     for lab in base.values():
@@ -354,6 +440,7 @@ def study_label(labels: dict[str, str], study_id: Any) -> str:
 
 # --- arm data of the forest plots -----------------------------------------------------------------------------
 
+
 def study_arms(result: dict[str, Any] | None, kind: str) -> dict[str, dict[str, dict[str, Any]]]:
     """{study id: {"treatment": {...}, "control": {...}}} from the analysis' stored input rows (`inputs`).
 
@@ -364,11 +451,15 @@ def study_arms(result: dict[str, Any] | None, kind: str) -> dict[str, dict[str, 
     for r in (result or {}).get("inputs") or []:
         sid = str(r.get("study"))
         if kind == "binary":
-            out[sid] = {"treatment": {"events": r.get("treat_events"), "total": r.get("treat_total")},
-                        "control": {"events": r.get("control_events"), "total": r.get("control_total")}}
+            out[sid] = {
+                "treatment": {"events": r.get("treat_events"), "total": r.get("treat_total")},
+                "control": {"events": r.get("control_events"), "total": r.get("control_total")},
+            }
         elif kind == "continuous":
-            out[sid] = {a: {"mean": r.get(f"{p}_mean"), "sd": r.get(f"{p}_sd"), "n": r.get(f"{p}_n")}
-                        for a, p in (("treatment", "treat"), ("control", "control"))}
+            out[sid] = {
+                a: {"mean": r.get(f"{p}_mean"), "sd": r.get(f"{p}_sd"), "n": r.get(f"{p}_n")}
+                for a, p in (("treatment", "treat"), ("control", "control"))
+            }
         elif kind == "proportion":
             out[sid] = {"treatment": {"events": r.get("events"), "total": r.get("total")}}
     return out
@@ -377,9 +468,15 @@ def study_arms(result: dict[str, Any] | None, kind: str) -> dict[str, dict[str, 
 # --- summary of findings (GRADE) ------------------------------------------------------------------------------
 
 GRADE_SYMBOLS = {"high": "⊕⊕⊕⊕", "moderate": "⊕⊕⊕◯", "low": "⊕⊕◯◯", "very low": "⊕◯◯◯"}
-GRADE_DOMAIN_NAMES = {"risk_of_bias": "Risk of bias", "inconsistency": "Inconsistency",
-                      "indirectness": "Indirectness", "imprecision": "Imprecision",
-                      "publication_bias": "Publication bias", "upgrade": "Upgraded", "level": "Certainty"}
+GRADE_DOMAIN_NAMES = {
+    "risk_of_bias": "Risk of bias",
+    "inconsistency": "Inconsistency",
+    "indirectness": "Indirectness",
+    "imprecision": "Imprecision",
+    "publication_bias": "Publication bias",
+    "upgrade": "Upgraded",
+    "level": "Certainty",
+}
 
 
 def corresponding_risk(control_risk: float, measure: str, value: float | None) -> float | None:
@@ -416,8 +513,11 @@ def _difference_per_1000(cr: float | None, acr: float) -> str:
 
 def pooled_control_risk(result: dict[str, Any] | None) -> tuple[float | None, int]:
     """(events / participants over the control arms of the included studies, number of studies)."""
-    rows = [r for r in (result or {}).get("inputs") or []
-            if _finite(r.get("control_events")) is not None and _finite(r.get("control_total"))]
+    rows = [
+        r
+        for r in (result or {}).get("inputs") or []
+        if _finite(r.get("control_events")) is not None and _finite(r.get("control_total"))
+    ]
     ev, tot = sum(float(r["control_events"]) for r in rows), sum(float(r["control_total"]) for r in rows)
     return (ev / tot if tot > 0 else None), len(rows)
 
@@ -427,10 +527,15 @@ def _sof_numbers(measure: str, est: Any, lo: Any, hi: Any, acr: float | None) ->
     return {
         "relative": fmt_effect(est, lo, hi),
         "assumed": _per_1000(acr) + " per 1,000" if acr is not None and cr[0] is not None else "–",
-        "corresponding": (f"{_per_1000(cr[0])} per 1,000 ({_per_1000(cr[1])} to {_per_1000(cr[2])})"
-                          if cr[0] is not None else "–"),
-        "difference": (f"{_difference_per_1000(cr[0], acr)} per 1,000 (from {_difference_per_1000(cr[1], acr)} to "
-                       f"{_difference_per_1000(cr[2], acr)})" if cr[0] is not None and acr is not None else "–"),
+        "corresponding": (
+            f"{_per_1000(cr[0])} per 1,000 ({_per_1000(cr[1])} to {_per_1000(cr[2])})" if cr[0] is not None else "–"
+        ),
+        "difference": (
+            f"{_difference_per_1000(cr[0], acr)} per 1,000 (from {_difference_per_1000(cr[1], acr)} to "
+            f"{_difference_per_1000(cr[2], acr)})"
+            if cr[0] is not None and acr is not None
+            else "–"
+        ),
         "risks": cr,
     }
 
@@ -471,47 +576,84 @@ def sof_rows(doc: dict[str, Any], summary: list[dict[str, Any]]) -> tuple[list[d
             else:
                 acr, k_ctrl = pooled_control_risk(a.get("result"))
                 source = f"pooled control arms of {k_ctrl} {'study' if k_ctrl == 1 else 'studies'}" if acr else ""
-        nums = _sof_numbers(measure, s.get("estimate"), s.get("ci_lower"), s.get("ci_upper"), acr) \
-            if s.get("has_result") else _sof_numbers(measure, None, None, None, None)
+        nums = (
+            _sof_numbers(measure, s.get("estimate"), s.get("ci_lower"), s.get("ci_upper"), acr)
+            if s.get("has_result")
+            else _sof_numbers(measure, None, None, None, None)
+        )
         if not s.get("has_result"):
-            why = {"no_data": "no data extracted", "not_in_version": "not analysed in this version",
-                   "failed": "the analysis failed"}.get(s.get("status"), str(s.get("status") or "no data").replace("_", " "))
+            why = {
+                "no_data": "no data extracted",
+                "not_in_version": "not analysed in this version",
+                "failed": "the analysis failed",
+            }.get(s.get("status"), str(s.get("status") or "no data").replace("_", " "))
             nums["relative"] = f"not estimable ({why})"
         cert = o.get("certainty") or None
         marks = []
         if cert:
-            for dom in ("risk_of_bias", "inconsistency", "indirectness", "imprecision", "publication_bias", "upgrade",
-                        "level"):
+            for dom in (
+                "risk_of_bias",
+                "inconsistency",
+                "indirectness",
+                "imprecision",
+                "publication_bias",
+                "upgrade",
+                "level",
+            ):
                 text = str((cert.get("footnotes") or {}).get(dom) or "").strip()
                 if text:
                     mark = chr(ord("a") + len(notes))
                     judged = cert.get(dom)
-                    prefix = GRADE_DOMAIN_NAMES[dom] + (f" ({judged})" if isinstance(judged, str) and dom != "level" else "")
+                    prefix = GRADE_DOMAIN_NAMES[dom] + (
+                        f" ({judged})" if isinstance(judged, str) and dom != "level" else ""
+                    )
                     notes.append({"mark": mark, "text": f"{prefix}: {text}"})
                     marks.append(mark)
         level = (cert or {}).get("level")
         row = {
-            "outcome": o.get("id"), "label": o.get("label") or o.get("id"), "analysis_id": a["analysis_id"],
-            "measure": measure, "measure_name": measure_name(measure), "control_risk": acr,
-            "control_risk_source": source, "risks": nums.pop("risks"),
-            "participants": s.get("participants"), "k": s.get("k"),
-            "fmt": {**nums, "participants": (f"{fmt_count(s.get('participants'))} ({fmt_count(s.get('k'))} "
-                                             f"{'study' if s.get('k') == 1 else 'studies'})") if s.get("has_result") else "–",
-                    "certainty": (f"{GRADE_SYMBOLS[level]} {level.capitalize()}" if level in GRADE_SYMBOLS
-                                  else "not assessed")},
-            "certainty": level, "footnote_marks": marks,
+            "outcome": o.get("id"),
+            "label": o.get("label") or o.get("id"),
+            "analysis_id": a["analysis_id"],
+            "measure": measure,
+            "measure_name": measure_name(measure),
+            "control_risk": acr,
+            "control_risk_source": source,
+            "risks": nums.pop("risks"),
+            "participants": s.get("participants"),
+            "k": s.get("k"),
+            "fmt": {
+                **nums,
+                "participants": (
+                    f"{fmt_count(s.get('participants'))} ({fmt_count(s.get('k'))} "
+                    f"{'study' if s.get('k') == 1 else 'studies'})"
+                )
+                if s.get("has_result")
+                else "–",
+                "certainty": (
+                    f"{GRADE_SYMBOLS[level]} {level.capitalize()}" if level in GRADE_SYMBOLS else "not assessed"
+                ),
+            },
+            "certainty": level,
+            "footnote_marks": marks,
         }
         rows.append(row)
         if prev_v is None:
             continue
         old = next((h for h in a.get("history") or [] if h.get("version") == prev_v), None)
         if old is None:
-            changes.append({"outcome": row["outcome"], "label": row["label"],
-                            "changes": [f"new in this version: {row['fmt']['relative']}"]})
+            changes.append(
+                {
+                    "outcome": row["outcome"],
+                    "label": row["label"],
+                    "changes": [f"new in this version: {row['fmt']['relative']}"],
+                }
+            )
             continue
         before = _sof_numbers(measure, old.get("estimate"), old.get("ci_lower"), old.get("ci_upper"), acr)
-        before_part = (f"{fmt_count(old.get('participants'))} ({fmt_count(old.get('k'))} "
-                       f"{'study' if old.get('k') == 1 else 'studies'})")
+        before_part = (
+            f"{fmt_count(old.get('participants'))} ({fmt_count(old.get('k'))} "
+            f"{'study' if old.get('k') == 1 else 'studies'})"
+        )
         diffs = []
         for key, name in (("relative", measure_name(measure)), ("corresponding", "risk with the intervention")):
             if before[key] != row["fmt"][key] and row["fmt"][key] != "–":
@@ -525,6 +667,7 @@ def sof_rows(doc: dict[str, Any], summary: list[dict[str, Any]]) -> tuple[list[d
 
 # --- trial sequential analysis in words -----------------------------------------------------------------------
 
+
 def tsa_section(a: dict[str, Any], labels: dict[str, str]) -> dict[str, Any] | None:
     """The TSA of one analysis for the report text: its assumptions, status and looks.
 
@@ -535,11 +678,21 @@ def tsa_section(a: dict[str, Any], labels: dict[str, str]) -> dict[str, Any] | N
     if not tsa:
         return None
     settings = (a.get("settings") or {}).get("tsa") or {}
-    looks = [{"label": study_label(labels, p.get("label")), "information": fmt_count(p.get("information")),
-              "fraction": fmt_percent(100 * float(p["fraction"])) if _finite(p.get("fraction")) is not None else "–",
-              "z": "–" if _finite(p.get("z")) is None else f"{float(p['z']):.2f}",
-              "boundary": "–" if _finite(p.get("upper")) is None else f"±{float(p['upper']):.2f}",
-              "futility": "not yet (nothing spent)" if _finite(p.get("futility")) is None else f"{float(p['futility']):.2f}"}
-             for p in tsa.get("points") or []]
-    return {"assumptions": tsa_assumption_lines(tsa, settings, a.get("kind") or ""),
-            "status": TSA_STATUS_TEXT.get(tsa.get("status"), tsa.get("status") or ""), "looks": looks}
+    looks = [
+        {
+            "label": study_label(labels, p.get("label")),
+            "information": fmt_count(p.get("information")),
+            "fraction": fmt_percent(100 * float(p["fraction"])) if _finite(p.get("fraction")) is not None else "–",
+            "z": "–" if _finite(p.get("z")) is None else f"{float(p['z']):.2f}",
+            "boundary": "–" if _finite(p.get("upper")) is None else f"±{float(p['upper']):.2f}",
+            "futility": "not yet (nothing spent)"
+            if _finite(p.get("futility")) is None
+            else f"{float(p['futility']):.2f}",
+        }
+        for p in tsa.get("points") or []
+    ]
+    return {
+        "assumptions": tsa_assumption_lines(tsa, settings, a.get("kind") or ""),
+        "status": TSA_STATUS_TEXT.get(tsa.get("status"), tsa.get("status") or ""),
+        "looks": looks,
+    }

@@ -43,7 +43,7 @@ def fmt_value(x: Any) -> str:
 
 
 def fmt_interval(lo: Any, hi: Any) -> str:
-    """"lo to hi" (the Cochrane style avoids the ambiguity of a hyphen next to a minus sign)."""
+    """ "lo to hi" (the Cochrane style avoids the ambiguity of a hyphen next to a minus sign)."""
     if _finite(lo) is None and _finite(hi) is None:
         return "–"
     return f"{fmt_value(lo)} to {fmt_value(hi)}"
@@ -82,7 +82,7 @@ def fmt_p_text(p: Any) -> str:
 
 
 def fmt_effect(est: Any, lo: Any, hi: Any, reason: str = "") -> str:
-    """"1.23 (0.95 to 1.60)"; "not estimable (reason)" when there is no estimate."""
+    """ "1.23 (0.95 to 1.60)"; "not estimable (reason)" when there is no estimate."""
     if _finite(est) is None:
         return "not estimable" + (f" ({reason})" if reason else "")
     if _finite(lo) is None and _finite(hi) is None:
@@ -103,9 +103,11 @@ def join_prose(parts: list[str]) -> str:
 
 def display_numbers(meta: dict[str, Any]) -> dict[str, Any]:
     """The people-facing numbers of a MetaResult dict: back-transformed where the engine did so."""
+
     def pick(k):
         bt = meta.get(f"{k}_bt")
         return bt if _finite(bt) is not None else meta.get(k)
+
     return {k: pick(k) for k in ("estimate", "ci_lower", "ci_upper", "pi_lower", "pi_upper")}
 
 
@@ -113,26 +115,34 @@ def tsa_assumption_lines(tsa: dict, settings: dict | None, kind: str = "") -> li
     """The assumptions a TSA chart rests on, as short lines (the chart's box and the report's text)."""
     st = dict(settings or {})
     alpha, beta = tsa.get("alpha", st.get("alpha", 0.05)), tsa.get("beta", st.get("beta", 0.20))
-    lines = [f"Two-sided α = {float(alpha):g}, β = {float(beta):g} (power {100 * (1 - float(beta)):.0f}%); "
-             "Lan–DeMets O'Brien–Fleming α- and β-spending"]
+    lines = [
+        f"Two-sided α = {float(alpha):g}, β = {float(beta):g} (power {100 * (1 - float(beta)):.0f}%); "
+        "Lan–DeMets O'Brien–Fleming α- and β-spending"
+    ]
     eff, src = st.get("anticipated_effect"), str(st.get("effect_source") or "").strip()
     if kind == "continuous" or st.get("sd") is not None:
-        lines.append(f"Assumed mean difference {fmt_value(eff)}, SD {fmt_value(st.get('sd'))}"
-                     + (f" (source: {src})" if src else " (source not recorded in review.toml)"))
+        lines.append(
+            f"Assumed mean difference {fmt_value(eff)}, SD {fmt_value(st.get('sd'))}"
+            + (f" (source: {src})" if src else " (source not recorded in review.toml)")
+        )
     else:
         word = "increase" if st.get("effect_direction") == "increase" else "reduction"
         rel = f"{100 * float(eff):.0f}%" if _finite(eff) is not None else "–"
         cer = _finite(st.get("control_event_rate"))
-        lines.append(f"Control event proportion {'–' if cer is None else f'{cer:g}'}; assumed relative risk "
-                     f"{word} {rel}" + (f" (source: {src})" if src else " (source not recorded in review.toml)"))
+        lines.append(
+            f"Control event proportion {'–' if cer is None else f'{cer:g}'}; assumed relative risk "
+            f"{word} {rel}" + (f" (source: {src})" if src else " (source not recorded in review.toml)")
+        )
     d2 = _finite(tsa.get("d2"))
     if str(st.get("heterogeneity_correction", "diversity")) == "none":
         lines.append("No heterogeneity correction")
     else:
         lines.append(f"Heterogeneity correction: diversity D² = {100 * (d2 or 0.0):.0f}%")
-    lines.append(f"RIS {fmt_count(tsa.get('ris_unadjusted'))} before and {fmt_count(tsa.get('ris'))} after the "
-                 f"correction; accrued information {fmt_count(_accrued(tsa))} participants "
-                 f"({fmt_percent(100 * _accrued(tsa) / float(tsa['ris'])) if _finite(tsa.get('ris')) else '–'} of the RIS)")
+    lines.append(
+        f"RIS {fmt_count(tsa.get('ris_unadjusted'))} before and {fmt_count(tsa.get('ris'))} after the "
+        f"correction; accrued information {fmt_count(_accrued(tsa))} participants "
+        f"({fmt_percent(100 * _accrued(tsa) / float(tsa['ris'])) if _finite(tsa.get('ris')) else '–'} of the RIS)"
+    )
     return lines
 
 

@@ -32,16 +32,36 @@ from matplotlib.patches import FancyBboxPatch, Polygon  # noqa: E402
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator  # noqa: E402
 from matplotlib.transforms import blended_transform_factory  # noqa: E402
 
-from livingmeta.report.formatting import (COMMON_EFFECT_METHODS, display_numbers, fmt_count, fmt_interval, fmt_p_text,  # noqa: E402
-                                          fmt_tau2, fmt_value, tsa_assumption_lines)
-from livingmeta.report.scales import (PROPORTION_MEASURES, TRANSFORM_NAMES, measure_name, null_value,  # noqa: E402
-                                     study_display, study_transform)
+from livingmeta.report.formatting import (
+    COMMON_EFFECT_METHODS,
+    display_numbers,
+    fmt_count,
+    fmt_interval,
+    fmt_p_text,  # noqa: E402
+    fmt_tau2,
+    fmt_value,
+    tsa_assumption_lines,
+)
+from livingmeta.report.scales import (
+    PROPORTION_MEASURES,
+    TRANSFORM_NAMES,
+    measure_name,
+    null_value,  # noqa: E402
+    study_display,
+    study_transform,
+)
 from livingmeta.stats.tsa import boundary_curve  # noqa: E402
 
 FUNNEL_MIN_K = 10
 TSA_Y_CAP = 8.0  # |Z| shown on a TSA chart before a boundary is marked "off scale" at the edge
-_RC = {"svg.fonttype": "none", "path.simplify": False, "svg.hashsalt": "livingmeta", "font.size": 9, "axes.spines.top": False,
-       "axes.spines.right": False}
+_RC = {
+    "svg.fonttype": "none",
+    "path.simplify": False,
+    "svg.hashsalt": "livingmeta",
+    "font.size": 9,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+}
 _COLOR = "#1f4e79"
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -71,7 +91,11 @@ def _inline_svg(raw: str, prefix: str, title: str = "") -> str:
     s = re.sub(r"<!DOCTYPE[^>]*>", "", s)
     s = re.sub(r"<!--.*?-->", "", s, flags=re.S)
     s = re.sub(r"<metadata>.*?</metadata>", "", s, flags=re.S)
-    s = s.replace(' id="', f' id="{prefix}-').replace('href="#', f'href="#{prefix}-').replace("url(#", f"url(#{prefix}-")
+    s = (
+        s.replace(' id="', f' id="{prefix}-')
+        .replace('href="#', f'href="#{prefix}-')
+        .replace("url(#", f"url(#{prefix}-")
+    )
     label = html.escape(title, quote=True)
 
     def root(m: re.Match) -> str:
@@ -80,7 +104,9 @@ def _inline_svg(raw: str, prefix: str, title: str = "") -> str:
         tag = re.sub(r'\s(width|height)="[^"]*"', "", tag)
         style = f' style="width:100%;max-width:{width.group(1)}pt;height:auto"' if width else ""
         aria = f' aria-label="{label}"' if title else ""
-        return tag[:-1] + f'{style} role="img"{aria}>' + (f'<title id="{prefix}-title">{label}</title>' if title else "")
+        return (
+            tag[:-1] + f'{style} role="img"{aria}>' + (f'<title id="{prefix}-title">{label}</title>' if title else "")
+        )
 
     # checked before our own (escaped) title goes in: matplotlib escapes text, so markup can only be its own
     if _ACTIVE.search(s):
@@ -117,7 +143,7 @@ def _xlimits(values: list[float], log: bool, null: float | None) -> tuple[float,
     return lo - pad, hi + pad
 
 
-_LOG_TICKS = [m * 10.0 ** e for e in range(-4, 5) for m in (1, 2, 5)]
+_LOG_TICKS = [m * 10.0**e for e in range(-4, 5) for m in (1, 2, 5)]
 
 
 def _log_axis(ax) -> None:
@@ -157,11 +183,14 @@ def forest_values(studies: list[dict], meta: dict, measure: str, ratio: bool) ->
     shown = [study_display(s, measure, ratio) for s in studies]
     estimable = [i for i, s in enumerate(studies) if _finite(s.get("yi")) is not None]
     on_display = study_transform(measure, ratio) is not None or (
-        bool(estimable) and all(shown[i] is not None for i in estimable))
+        bool(estimable) and all(shown[i] is not None for i in estimable)
+    )
     if on_display:
         return shown, display_numbers(meta), True
-    raw = [tuple(_finite(s.get(k)) for k in ("yi", "ci_lower", "ci_upper")) if i in estimable else None
-           for i, s in enumerate(studies)]
+    raw = [
+        tuple(_finite(s.get(k)) for k in ("yi", "ci_lower", "ci_upper")) if i in estimable else None
+        for i, s in enumerate(studies)
+    ]
     return raw, {k: meta.get(k) for k in ("estimate", "ci_lower", "ci_upper", "pi_lower", "pi_upper")}, False
 
 
@@ -228,7 +257,7 @@ def heterogeneity_text(meta: dict) -> str:
 
 
 def overall_test_text(meta: dict) -> str:
-    """"Test for overall effect: Z = 2.31 (p = 0.021)" (t with its df for Knapp-Hartung)."""
+    """ "Test for overall effect: Z = 2.31 (p = 0.021)" (t with its df for Knapp-Hartung)."""
     stat = _finite(meta.get("statistic"))
     if stat is None:
         return ""
@@ -256,9 +285,20 @@ def not_estimable_reason(arms: dict | None, kind: str) -> str:
     return "effect not estimable from the data"
 
 
-def forest_plot(studies: list[dict], meta: dict, measure: str, ratio: bool, title: str, *,
-                arms: dict[str, dict] | None = None, labels: dict[str, str] | None = None, kind: str = "",
-                treatment: str = "treatment", control: str = "control", higher_is_better: bool = False) -> Figure:
+def forest_plot(
+    studies: list[dict],
+    meta: dict,
+    measure: str,
+    ratio: bool,
+    title: str,
+    *,
+    arms: dict[str, dict] | None = None,
+    labels: dict[str, str] | None = None,
+    kind: str = "",
+    treatment: str = "treatment",
+    control: str = "control",
+    higher_is_better: bool = False,
+) -> Figure:
     """Forest plot in the Cochrane/RevMan layout.
 
     Per study: its label, the arm data (events/total per arm, or mean (SD), n for continuous outcomes), the
@@ -302,7 +342,16 @@ def forest_plot(studies: list[dict], meta: dict, measure: str, ratio: bool, titl
     fig = Figure(figsize=(10, height))
     x0, x1 = (0.44, 0.70) if two_arm else (0.30, 0.66)
     ax = fig.add_axes((x0, 1.0 / height, x1 - x0, 1 - 1.55 / height))
-    fig.text(0.01, 1 - 0.12 / height, _printable(title), ha="left", va="top", fontsize=10, fontweight="bold", parse_math=False)
+    fig.text(
+        0.01,
+        1 - 0.12 / height,
+        _printable(title),
+        ha="left",
+        va="top",
+        fontsize=10,
+        fontweight="bold",
+        parse_math=False,
+    )
     ax.set_ylim(-0.6 - len(footer) - (1 if show_pi else 0), n + 1.4)
     ax.set_yticks([])
     for side in ("left", "top", "right"):
@@ -379,13 +428,24 @@ def forest_plot(studies: list[dict], meta: dict, measure: str, ratio: bool, titl
     y_pool = -1.0
     txt(c_study, y_pool, f"Total ({fmt_count(meta.get('k'))} studies)", **bold)
     if two_arm and kind == "binary" and arms:
-        tot = {a: [sum(float((arms.get(str(s.get('study'))) or {}).get(a, {}).get(k) or 0) for s in studies)
-                   for k in ("events", "total")] for a in ("treatment", "control")}
+        tot = {
+            a: [
+                sum(float((arms.get(str(s.get("study"))) or {}).get(a, {}).get(k) or 0) for s in studies)
+                for k in ("events", "total")
+            ]
+            for a in ("treatment", "control")
+        }
         txt(c_t, y_pool, f"{fmt_count(tot['treatment'][0])}/{fmt_count(tot['treatment'][1])}", ha="right", **bold)
         txt(c_c, y_pool, f"{fmt_count(tot['control'][0])}/{fmt_count(tot['control'][1])}", ha="right", **bold)
     if est is not None and plo is not None and phi is not None:
-        ax.add_patch(Polygon([(max(plo, lo_lim), y_pool), (est, y_pool + 0.35), (min(phi, hi_lim), y_pool),
-                              (est, y_pool - 0.35)], closed=True, color=_COLOR, zorder=3))
+        ax.add_patch(
+            Polygon(
+                [(max(plo, lo_lim), y_pool), (est, y_pool + 0.35), (min(phi, hi_lim), y_pool), (est, y_pool - 0.35)],
+                closed=True,
+                color=_COLOR,
+                zorder=3,
+            )
+        )
         txt(c_eff, y_pool, f"{fmt_value(est)} ({fmt_interval(plo, phi)})", **bold)
         txt(c_w, y_pool, "100%", ha="right", **bold)
     else:
@@ -410,20 +470,40 @@ def forest_plot(studies: list[dict], meta: dict, measure: str, ratio: bool, titl
     if null is not None and kind in ("binary", "continuous", "generic", ""):
         left, right = (control, treatment) if higher_is_better else (treatment, control)
         for side, name, dx, ha in (("left", left, -4, "right"), ("right", right, 4, "left")):
-            ax.annotate(f"Favours {name}", xy=(null, 0), xycoords=("data", "axes fraction"), xytext=(dx, -30),
-                        textcoords="offset points", ha=ha, va="top", fontsize=8, annotation_clip=False,
-                        parse_math=False, gid=f"favours-{side}")
+            ax.annotate(
+                f"Favours {name}",
+                xy=(null, 0),
+                xycoords=("data", "axes fraction"),
+                xytext=(dx, -30),
+                textcoords="offset points",
+                ha=ha,
+                va="top",
+                fontsize=8,
+                annotation_clip=False,
+                parse_math=False,
+                gid=f"favours-{side}",
+            )
     notes = []
     if zero_weight and str(meta.get("method", "")).upper() == "MH":
-        notes.append("Mantel–Haenszel weight 0% for " + ", ".join(zero_weight) + ": a zero cell (no events, or "
-                     "no non-events, in an arm) gives the study no weight in the pooled estimate; its own effect "
-                     "is shown with a 0.5 continuity correction.")
+        notes.append(
+            "Mantel–Haenszel weight 0% for " + ", ".join(zero_weight) + ": a zero cell (no events, or "
+            "no non-events, in an arm) gives the study no weight in the pooled estimate; its own effect "
+            "is shown with a 0.5 continuity correction."
+        )
     clipped = any((lo is not None and lo < lo_lim) or (hi is not None and hi > hi_lim) for _, _, lo, hi, _ in pieces)
     if clipped:
         notes.append("Arrows: the confidence interval continues beyond the axis.")
     for j, note in enumerate(notes):
-        fig.text(0.01, 0.12 / height + 0.2 * (len(notes) - 1 - j) / height, note, ha="left", va="bottom",
-                 fontsize=7.5, parse_math=False, color="#333")
+        fig.text(
+            0.01,
+            0.12 / height + 0.2 * (len(notes) - 1 - j) / height,
+            note,
+            ha="left",
+            va="bottom",
+            fontsize=7.5,
+            parse_math=False,
+            color="#333",
+        )
     return fig
 
 
@@ -455,16 +535,29 @@ def cumulative_plot(rows: list[dict], ratio: bool, measure: str, title: str) -> 
         ax.text(-0.02, y, _printable(r.get("label")), transform=left, ha="right", va="center", parse_math=False)
         e, lo, hi = (_finite(r.get(k)) for k in ("estimate", "ci_lower", "ci_upper"))
         if e is None:
-            ax.text(1.03, y, f"not estimable, k = {fmt_count(r.get('k'))}", transform=left, ha="left", va="center",
-                    color="#555")
+            ax.text(
+                1.03,
+                y,
+                f"not estimable, k = {fmt_count(r.get('k'))}",
+                transform=left,
+                ha="left",
+                va="center",
+                color="#555",
+            )
             continue
         if lo is not None and hi is not None:
             ax.plot([lo, hi], [y, y], color="black", lw=0.9)
             xs += [lo, hi]
         ax.scatter([e], [y], marker="D", s=22, color=_COLOR, zorder=3)
         xs.append(e)
-        ax.text(1.03, y, f"{fmt_value(e)} ({fmt_interval(lo, hi)}), k = {fmt_count(r.get('k'))}", transform=left,
-                ha="left", va="center")
+        ax.text(
+            1.03,
+            y,
+            f"{fmt_value(e)} ({fmt_interval(lo, hi)}), k = {fmt_count(r.get('k'))}",
+            transform=left,
+            ha="left",
+            va="center",
+        )
     null = null_value(measure, ratio)
     if ratio:
         ax.set_xscale("log")
@@ -487,12 +580,15 @@ def tsa_curve(tsa: dict) -> list[dict]:
     fracs = [float(p["information"]) / ris for p in tsa.get("points") or [] if _finite(p.get("information"))]
     curve = boundary_curve(fracs, float(tsa.get("alpha") or 0.05), _finite(tsa.get("beta")))  # no beta: no futility
     sign = -1 if (tsa.get("direction") or 1) < 0 else 1
-    return [{**c, "information": c["fraction"] * ris,
-             "futility": None if c["futility"] is None else sign * c["futility"]} for c in curve]
+    return [
+        {**c, "information": c["fraction"] * ris, "futility": None if c["futility"] is None else sign * c["futility"]}
+        for c in curve
+    ]
 
 
-def tsa_plot(tsa: dict, title: str, *, settings: dict | None = None, kind: str = "",
-             labels: dict[str, str] | None = None) -> Figure:
+def tsa_plot(
+    tsa: dict, title: str, *, settings: dict | None = None, kind: str = "", labels: dict[str, str] | None = None
+) -> Figure:
     """Trial sequential analysis chart: cumulative Z against accrued information; the monitoring boundaries
     and, when computed, the futility boundaries drawn as curves evaluated on a dense grid (`tsa_curve`); the
     conventional ±1.96 lines; the required information size (RIS); each look marked with the study that
@@ -504,7 +600,11 @@ def tsa_plot(tsa: dict, title: str, *, settings: dict | None = None, kind: str =
     ax.spines["right"].set_visible(False)
     fig.text(0.01, 0.985, _printable(title), ha="left", va="top", fontsize=10, fontweight="bold", parse_math=False)
     ris = _finite(tsa.get("ris"))
-    pts = [p for p in tsa.get("points") or [] if _finite(p.get("information")) is not None and _finite(p.get("z")) is not None]
+    pts = [
+        p
+        for p in tsa.get("points") or []
+        if _finite(p.get("information")) is not None and _finite(p.get("z")) is not None
+    ]
     infos = [float(p["information"]) for p in pts]
     xmax = max([ris or 0.0] + infos) * 1.08 or 1.0
     zs = [float(p["z"]) for p in pts]
@@ -523,12 +623,28 @@ def tsa_plot(tsa: dict, title: str, *, settings: dict | None = None, kind: str =
         ax.plot([xmax / 1.08 if ris is None else ris, xmax], [-up[-1], -up[-1]], color="#b03a2e", lw=1.5)
         fut = [(c["information"], c["futility"]) for c in curve if c.get("futility") is not None]
         if fut:
-            ax.plot([x for x, _ in fut], [f for _, f in fut], color="#7d6608", lw=1.2, ls="-.",
-                    label="futility boundary", gid="tsa-futility")
+            ax.plot(
+                [x for x, _ in fut],
+                [f for _, f in fut],
+                color="#7d6608",
+                lw=1.2,
+                ls="-.",
+                label="futility boundary",
+                gid="tsa-futility",
+            )
     if pts and current is not None and current > ylim:
-        ax.annotate(f"boundary at {_printable(labels.get(str(pts[-1].get('label')), pts[-1].get('label')) or 'this look')}: "
-                    f"±{current:.1f} (off scale)", (infos[-1], ylim), xytext=(6, -12), textcoords="offset points",
-                    fontsize=8, color="#b03a2e", va="top", annotation_clip=False, parse_math=False)
+        ax.annotate(
+            f"boundary at {_printable(labels.get(str(pts[-1].get('label')), pts[-1].get('label')) or 'this look')}: "
+            f"±{current:.1f} (off scale)",
+            (infos[-1], ylim),
+            xytext=(6, -12),
+            textcoords="offset points",
+            fontsize=8,
+            color="#b03a2e",
+            va="top",
+            annotation_clip=False,
+            parse_math=False,
+        )
     ax.axhline(1.96, color="#555", lw=0.8, ls="--", label="conventional ±1.96")
     ax.axhline(-1.96, color="#555", lw=0.8, ls="--")
     ax.axhline(0, color="#999", lw=0.6)
@@ -541,14 +657,31 @@ def tsa_plot(tsa: dict, title: str, *, settings: dict | None = None, kind: str =
             if many and i not in (0, len(pts) - 1) and i % max(1, len(pts) // 8):
                 continue
             name = _printable(labels.get(str(p.get("label")), str(p.get("label") or "")))
-            ax.annotate(name, (x, z), xytext=(3, 6 if i % 2 == 0 else -10), textcoords="offset points",
-                        fontsize=7, annotation_clip=False, parse_math=False, rotation=30 if many else 0)
-    no_z = [p for p in tsa.get("points") or [] if _finite(p.get("information")) is not None and _finite(p.get("z")) is None]
+            ax.annotate(
+                name,
+                (x, z),
+                xytext=(3, 6 if i % 2 == 0 else -10),
+                textcoords="offset points",
+                fontsize=7,
+                annotation_clip=False,
+                parse_math=False,
+                rotation=30 if many else 0,
+            )
+    no_z = [
+        p for p in tsa.get("points") or [] if _finite(p.get("information")) is not None and _finite(p.get("z")) is None
+    ]
     for p in no_z:
         x = float(p["information"])
         ax.plot([x], [0], marker="x", color=_COLOR, ms=6, zorder=4)
-        ax.annotate(f"{_printable(labels.get(str(p.get('label')), str(p.get('label') or '')))} (Z not estimable)", (x, 0),
-                    xytext=(3, -12), textcoords="offset points", fontsize=7, annotation_clip=False, parse_math=False)
+        ax.annotate(
+            f"{_printable(labels.get(str(p.get('label')), str(p.get('label') or '')))} (Z not estimable)",
+            (x, 0),
+            xytext=(3, -12),
+            textcoords="offset points",
+            fontsize=7,
+            annotation_clip=False,
+            parse_math=False,
+        )
     ax.set_xlim(0, xmax)
     ax.set_ylim(-ylim, ylim)
     ax.set_xlabel("Information (participants)")
@@ -557,8 +690,17 @@ def tsa_plot(tsa: dict, title: str, *, settings: dict | None = None, kind: str =
     lines = tsa_assumption_lines(tsa, settings, kind) if settings is not None or tsa.get("ris_unadjusted") else []
     if lines:
         fig.text(0.01, 0.24, "Assumptions", ha="left", va="top", fontsize=8.5, fontweight="bold")
-        fig.text(0.01, 0.205, "\n".join(lines), ha="left", va="top", fontsize=8, parse_math=False,
-                 linespacing=1.5, gid="tsa-assumptions")
+        fig.text(
+            0.01,
+            0.205,
+            "\n".join(lines),
+            ha="left",
+            va="top",
+            fontsize=8,
+            parse_math=False,
+            linespacing=1.5,
+            gid="tsa-assumptions",
+        )
     return fig
 
 
@@ -568,8 +710,11 @@ def funnel_plot(studies: list[dict], meta: dict, measure: str, ratio: bool, titl
     fig = Figure(figsize=(6.5, 4.6))
     ax = fig.add_subplot(1, 1, 1)
     ax.set_title(_printable(title), loc="left", fontsize=10, fontweight="bold", parse_math=False)
-    pts = [(float(s["yi"]), math.sqrt(float(s["vi"]))) for s in studies
-           if _finite(s.get("yi")) is not None and _finite(s.get("vi")) is not None and float(s["vi"]) > 0]
+    pts = [
+        (float(s["yi"]), math.sqrt(float(s["vi"])))
+        for s in studies
+        if _finite(s.get("yi")) is not None and _finite(s.get("vi")) is not None and float(s["vi"]) > 0
+    ]
     est = _finite(meta.get("estimate"))
     se_max = max((se for _, se in pts), default=1.0) * 1.05
     if est is not None:
@@ -583,13 +728,22 @@ def funnel_plot(studies: list[dict], meta: dict, measure: str, ratio: bool, titl
 
 
 def _box(ax, x, y, w, h, lines: list[str], bold_first: bool = True, color: str = "#eaf1f8", gid: str = "") -> None:
-    ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.02,rounding_size=0.08", fc=color, ec="#1f4e79",
-                                lw=0.9))
+    ax.add_patch(
+        FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.02,rounding_size=0.08", fc=color, ec="#1f4e79", lw=0.9)
+    )
     top = y + h - 0.18
     for i, line in enumerate(lines):
-        ax.text(x + 0.12, top - i * 0.34, _printable(line), ha="left", va="top", fontsize=9,
-                fontweight="bold" if (bold_first and i == 0) else "normal", parse_math=False,
-                gid=f"{gid}-{i}" if gid else None)
+        ax.text(
+            x + 0.12,
+            top - i * 0.34,
+            _printable(line),
+            ha="left",
+            va="top",
+            fontsize=9,
+            fontweight="bold" if (bold_first and i == 0) else "normal",
+            parse_math=False,
+            gid=f"{gid}-{i}" if gid else None,
+        )
 
 
 def _num(d: dict | None, key: str) -> float | None:
@@ -624,13 +778,23 @@ def prisma_update_counts(current: dict, previous: dict | None) -> dict[str, Any]
     reasons = {r: n - reasons_before.get(r, 0) for r, n in reasons_now.items() if n - reasons_before.get(r, 0) > 0}
     return {
         "first_version": previous is None,
-        "previous_studies": _num(prev, "studies_included") or 0.0, "previous_reports": _num(prev, "included") or 0.0,
-        "pubmed": new("identified_pubmed"), "ctgov": new("identified_ctgov"), "identified": new("identified_total"),
-        "duplicates": new("duplicates_removed"), "screened": new("screened"),
-        "excluded_screening": new("excluded_title_abstract"), "sought": sought, "not_retrieved": not_retrieved,
-        "assessed": assessed, "excluded_full_text": new("excluded_full_text"), "reasons": reasons,
-        "new_studies": new("studies_included"), "new_reports": new("included"),
-        "total_studies": _num(current, "studies_included"), "total_reports": _num(current, "included"),
+        "previous_studies": _num(prev, "studies_included") or 0.0,
+        "previous_reports": _num(prev, "included") or 0.0,
+        "pubmed": new("identified_pubmed"),
+        "ctgov": new("identified_ctgov"),
+        "identified": new("identified_total"),
+        "duplicates": new("duplicates_removed"),
+        "screened": new("screened"),
+        "excluded_screening": new("excluded_title_abstract"),
+        "sought": sought,
+        "not_retrieved": not_retrieved,
+        "assessed": assessed,
+        "excluded_full_text": new("excluded_full_text"),
+        "reasons": reasons,
+        "new_studies": new("studies_included"),
+        "new_reports": new("included"),
+        "total_studies": _num(current, "studies_included"),
+        "total_reports": _num(current, "included"),
     }
 
 
@@ -647,14 +811,45 @@ def prisma_diagram(current: dict, previous: dict | None, title: str) -> Figure:
     ax.set_ylim(0, 12)
     ax.axis("off")
     prev_label = "first version: none" if c["first_version"] else "previous version"
-    _box(ax, 0.15, 9.3, 2.9, 2.2, ["Previous version", "Studies included", f"({prev_label}):",
-                                   f"n = {n(c['previous_studies'])}", f"Reports: n = {n(c['previous_reports'])}"],
-         color="#f2f2f2", gid="prisma-previous")
-    _box(ax, 3.4, 9.3, 4.4, 2.2, ["New records identified", f"PubMed: n = {n(c['pubmed'])}",
-                                  f"ClinicalTrials.gov: n = {n(c['ctgov'])}", f"Total: n = {n(c['identified'])}"],
-         gid="prisma-identified")
-    _box(ax, 8.2, 9.6, 3.65, 1.6, ["Removed before screening", "Duplicate records", "(linked to one study):",
-                                   f"n = {n(c['duplicates'])}"], color="#f8f1ea")
+    _box(
+        ax,
+        0.15,
+        9.3,
+        2.9,
+        2.2,
+        [
+            "Previous version",
+            "Studies included",
+            f"({prev_label}):",
+            f"n = {n(c['previous_studies'])}",
+            f"Reports: n = {n(c['previous_reports'])}",
+        ],
+        color="#f2f2f2",
+        gid="prisma-previous",
+    )
+    _box(
+        ax,
+        3.4,
+        9.3,
+        4.4,
+        2.2,
+        [
+            "New records identified",
+            f"PubMed: n = {n(c['pubmed'])}",
+            f"ClinicalTrials.gov: n = {n(c['ctgov'])}",
+            f"Total: n = {n(c['identified'])}",
+        ],
+        gid="prisma-identified",
+    )
+    _box(
+        ax,
+        8.2,
+        9.6,
+        3.65,
+        1.6,
+        ["Removed before screening", "Duplicate records", "(linked to one study):", f"n = {n(c['duplicates'])}"],
+        color="#f8f1ea",
+    )
     _box(ax, 3.4, 7.5, 4.4, 1.2, ["Records screened", f"n = {n(c['screened'])}"])
     _box(ax, 8.2, 7.5, 3.65, 1.2, ["Records excluded", f"n = {n(c['excluded_screening'])}"], color="#f8f1ea")
     _box(ax, 3.4, 5.7, 4.4, 1.2, ["Reports sought for retrieval", f"n = {n(c['sought'])}"])
@@ -664,15 +859,40 @@ def prisma_diagram(current: dict, previous: dict | None, title: str) -> Figure:
     shown = reasons[:6]
     reason_lines = [(str(r) if len(str(r)) <= 30 else str(r)[:29] + "…") + f": {n(k)}" for r, k in shown]
     if len(reasons) > len(shown):
-        reason_lines.append(f"other reasons: {n(sum(k for _, k in reasons[len(shown):]))}")
+        reason_lines.append(f"other reasons: {n(sum(k for _, k in reasons[len(shown) :]))}")
     h = max(1.2, 0.45 + 0.34 * (1 + len(reason_lines)) + 0.2)
-    _box(ax, 8.2, 5.1 - h, 3.65, h, [f"Reports excluded: n = {n(c['excluded_full_text'])}", *reason_lines],
-         color="#f8f1ea", gid="prisma-excluded")
-    _box(ax, 3.4, 1.75, 4.4, 1.35, ["New studies included", f"n = {n(c['new_studies'])}",
-                                    f"Reports of new studies: n = {n(c['new_reports'])}"], color="#e9f7ef")
-    _box(ax, 0.15, 0.1, 7.65, 1.25, ["Total studies included in the review", f"n = {n(c['total_studies'])}; "
-                                     f"reports of total included studies: n = {n(c['total_reports'])}"],
-         color="#e9f7ef", gid="prisma-total")
+    _box(
+        ax,
+        8.2,
+        5.1 - h,
+        3.65,
+        h,
+        [f"Reports excluded: n = {n(c['excluded_full_text'])}", *reason_lines],
+        color="#f8f1ea",
+        gid="prisma-excluded",
+    )
+    _box(
+        ax,
+        3.4,
+        1.75,
+        4.4,
+        1.35,
+        ["New studies included", f"n = {n(c['new_studies'])}", f"Reports of new studies: n = {n(c['new_reports'])}"],
+        color="#e9f7ef",
+    )
+    _box(
+        ax,
+        0.15,
+        0.1,
+        7.65,
+        1.25,
+        [
+            "Total studies included in the review",
+            f"n = {n(c['total_studies'])}; reports of total included studies: n = {n(c['total_reports'])}",
+        ],
+        color="#e9f7ef",
+        gid="prisma-total",
+    )
     arrow = dict(arrowstyle="-|>", color="#1f4e79", lw=1)
     for y0, y1 in ((9.3, 8.7), (7.5, 6.9), (5.7, 5.1), (3.9, 3.1), (1.75, 1.35)):
         ax.annotate("", xy=(5.6, y1), xytext=(5.6, y0), arrowprops=arrow)

@@ -17,8 +17,9 @@ from markupsafe import Markup, escape
 from livingmeta.report.document import Report
 from livingmeta.report.templates import CSS, HTML, INDEX
 
-_ENV = jinja2.Environment(autoescape=True, undefined=jinja2.ChainableUndefined, trim_blocks=False,
-                          keep_trailing_newline=True)
+_ENV = jinja2.Environment(
+    autoescape=True, undefined=jinja2.ChainableUndefined, trim_blocks=False, keep_trailing_newline=True
+)
 _HTML = _ENV.from_string(HTML)
 _INDEX = _ENV.from_string(INDEX)
 _MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_{}[]()#+!|~"} | {"<": "&lt;", ">": "&gt;", "&": "&amp;"})
@@ -83,7 +84,9 @@ def render_html(report: Report) -> str:
     Returns:
         the HTML text.
     """
-    return _HTML.render(r=report, doc=report.doc, css=CSS, summary_html=_summary_html(report.doc["version"].get("summary")))
+    return _HTML.render(
+        r=report, doc=report.doc, css=CSS, summary_html=_summary_html(report.doc["version"].get("summary"))
+    )
 
 
 def render_index(review: dict[str, Any], versions: list[dict[str, Any]]) -> str:
@@ -122,10 +125,14 @@ def render_markdown(report: Report) -> str:
     """
     doc = report.doc
     v, prev = doc["version"], doc.get("previous_version")
-    L = [f"# {md(report.title)}", "",
-         f"Living systematic review `{doc['review']['id']}` — version {v['version']}"
-         + (f", evidence searched up to {str(v['as_of'])[:10]}" if v.get("as_of") else "")
-         + (f", published {str(v['created_at'])[:19].replace('T', ' ')}" if v.get("created_at") else ""), ""]
+    L = [
+        f"# {md(report.title)}",
+        "",
+        f"Living systematic review `{doc['review']['id']}` — version {v['version']}"
+        + (f", evidence searched up to {str(v['as_of'])[:10]}" if v.get("as_of") else "")
+        + (f", published {str(v['created_at'])[:19].replace('T', ' ')}" if v.get("created_at") else ""),
+        "",
+    ]
     L += [f"## What changed since {'version ' + str(prev['version']) if prev else 'the start'}", ""]
     if not prev:
         L += ["This is the first version of the review.", ""]
@@ -136,22 +143,47 @@ def render_markdown(report: Report) -> str:
         if items:
             L.append(f"- {md(str(key).replace('_', ' '))}: {', '.join(md(report.study_label(i)) for i in items)}")
     L.append("")
-    L += _md_table(["Analysis", "Previous version", "This version", "Changes", "Studies added", "Studies removed"],
-                   [[md(c["label"]), c["fmt_old"], c["fmt_new"],
-                     ", ".join(md(x.replace("_", " ")) for x in c["changes"]) or "–",
-                     ", ".join(md(x) for x in c["studies_added"]) or "–",
-                     ", ".join(md(x) for x in c["studies_removed"]) or "–"] for c in report.changes])
+    L += _md_table(
+        ["Analysis", "Previous version", "This version", "Changes", "Studies added", "Studies removed"],
+        [
+            [
+                md(c["label"]),
+                c["fmt_old"],
+                c["fmt_new"],
+                ", ".join(md(x.replace("_", " ")) for x in c["changes"]) or "–",
+                ", ".join(md(x) for x in c["studies_added"]) or "–",
+                ", ".join(md(x) for x in c["studies_removed"]) or "–",
+            ]
+            for c in report.changes
+        ],
+    )
     L += ["## Summary of findings", ""]
     if report.sof:
         L += [f"GRADE summary of findings for version {report.version}: per outcome, from its primary analysis.", ""]
-        L += _md_table(["Outcome", "Relative effect (95% CI)", "Assumed risk without intervention",
-                        "Corresponding risk with intervention (95% CI)", "Difference (95% CI)",
-                        "Participants (studies)", "Certainty (GRADE)"],
-                       [[md(o["label"]), o["fmt"]["relative"],
-                         o["fmt"]["assumed"] + (f" (from {md(o['control_risk_source'])})" if o["control_risk_source"] else ""),
-                         o["fmt"]["corresponding"], o["fmt"]["difference"], o["fmt"]["participants"],
-                         o["fmt"]["certainty"] + (f" ({','.join(o['footnote_marks'])})" if o["footnote_marks"] else "")]
-                        for o in report.sof])
+        L += _md_table(
+            [
+                "Outcome",
+                "Relative effect (95% CI)",
+                "Assumed risk without intervention",
+                "Corresponding risk with intervention (95% CI)",
+                "Difference (95% CI)",
+                "Participants (studies)",
+                "Certainty (GRADE)",
+            ],
+            [
+                [
+                    md(o["label"]),
+                    o["fmt"]["relative"],
+                    o["fmt"]["assumed"]
+                    + (f" (from {md(o['control_risk_source'])})" if o["control_risk_source"] else ""),
+                    o["fmt"]["corresponding"],
+                    o["fmt"]["difference"],
+                    o["fmt"]["participants"],
+                    o["fmt"]["certainty"] + (f" ({','.join(o['footnote_marks'])})" if o["footnote_marks"] else ""),
+                ]
+                for o in report.sof
+            ],
+        )
         L += [f"{f['mark']}. {md(f['text'])}" for f in report.sof_footnotes] + ([""] if report.sof_footnotes else [])
         if report.sof_changes:
             L += [f"Summary of findings, what changed since version {prev['version']}:", ""]
@@ -161,13 +193,41 @@ def render_markdown(report: Report) -> str:
     for s in report.summary:
         f = s["fmt"]
         if s["has_result"]:
-            rows.append([md(s["label"]), md(s["measure_name"]), f["estimate"], f["ci"], f["pi"], f["k"],
-                         f["participants"], f["p_value"], f["tau2"], f["i2"], f["q_p"], md(f["tsa"])])
+            rows.append(
+                [
+                    md(s["label"]),
+                    md(s["measure_name"]),
+                    f["estimate"],
+                    f["ci"],
+                    f["pi"],
+                    f["k"],
+                    f["participants"],
+                    f["p_value"],
+                    f["tau2"],
+                    f["i2"],
+                    f["q_p"],
+                    md(f["tsa"]),
+                ]
+            )
         else:
-            rows.append([md(s["label"]), md(s["measure_name"]), "no estimate " + md(s.get("status") or ""),
-                         *["–"] * 9])
-    L += _md_table(["Analysis", "Measure", "Estimate", "95% CI", "95% PI", "k", "Participants", "p", "τ²", "I²",
-                    "Q test p", "TSA"], rows)
+            rows.append([md(s["label"]), md(s["measure_name"]), "no estimate " + md(s.get("status") or ""), *["–"] * 9])
+    L += _md_table(
+        [
+            "Analysis",
+            "Measure",
+            "Estimate",
+            "95% CI",
+            "95% PI",
+            "k",
+            "Participants",
+            "p",
+            "τ²",
+            "I²",
+            "Q test p",
+            "TSA",
+        ],
+        rows,
+    )
     for s in report.summary:
         L += [f"- **Warning** ({md(s['label'])}): {md(w)}" for w in s["warnings"]]
     L += ["## Plots", ""]
@@ -181,15 +241,27 @@ def render_markdown(report: Report) -> str:
             if t:
                 L += [f"Trial sequential analysis: {md(t['status'])}. Assumptions:", ""]
                 L += [f"- {md(line)}" for line in t["assumptions"]] + [""]
-                L += _md_table(["Look (study added)", "Information", "Fraction of RIS", "Cumulative Z",
-                                "Monitoring boundary", "Futility boundary"],
-                               [[md(lk["label"]), lk["information"], lk["fraction"], lk["z"], lk["boundary"],
-                                 lk["futility"]] for lk in t["looks"]])
+                L += _md_table(
+                    [
+                        "Look (study added)",
+                        "Information",
+                        "Fraction of RIS",
+                        "Cumulative Z",
+                        "Monitoring boundary",
+                        "Futility boundary",
+                    ],
+                    [
+                        [md(lk["label"]), lk["information"], lk["fraction"], lk["z"], lk["boundary"], lk["futility"]]
+                        for lk in t["looks"]
+                    ],
+                )
     L += ["## PRISMA 2020 flow", ""]
     L += [f"![{md(p.title)}]({p.filename})\n" for p in report.plots_for(None) if p.kind == "prisma"]
     if report.prisma:
-        L += _md_table(["Step", "Previous version", "This version", "Change"],
-                       [[p["label"], p["fmt_previous"], p["fmt_current"], p["fmt_delta"]] for p in report.prisma])
+        L += _md_table(
+            ["Step", "Previous version", "This version", "Change"],
+            [[p["label"], p["fmt_previous"], p["fmt_current"], p["fmt_delta"]] for p in report.prisma],
+        )
     reasons = ((doc.get("prisma") or {}).get("current") or {}).get("excluded_reasons") or {}
     if reasons:
         L += ["Reasons for exclusion at full text:", ""] + [f"- {md(r)}: {n}" for r, n in reasons.items()] + [""]
@@ -199,25 +271,46 @@ def render_markdown(report: Report) -> str:
         L += [f"**Screening automation.** {md(doc['screening_automation'])}", ""]
     L += ["## Search log", ""]
     if doc.get("search_definitions"):
-        L += _md_table(["Source", "Query as sent", "Earliest date", "First used"],
-                       [[md(d.get("source")), md(d.get("query")), str(d.get("earliest_date") or "–")[:10],
-                         str(d.get("first_used_at") or "–")[:10]] for d in doc["search_definitions"]])
-    L += _md_table(["Run", "Source", "Mode", "Window searched", "Status", "Found", "New", "Changed", "Unchanged",
-                    "Deleted"],
-                   [[s["fmt_run"], md(s.get("source")), md(s.get("mode")), s["fmt_window"],
-                     md(s.get("status")) + (f" ({md(s['error'])})" if s.get("error") else ""),
-                     *(str(s.get(k, "")) for k in ("n_found", "n_new", "n_changed", "n_unchanged", "n_deleted"))]
-                    for s in report.searches])
+        L += _md_table(
+            ["Source", "Query as sent", "Earliest date", "First used"],
+            [
+                [
+                    md(d.get("source")),
+                    md(d.get("query")),
+                    str(d.get("earliest_date") or "–")[:10],
+                    str(d.get("first_used_at") or "–")[:10],
+                ]
+                for d in doc["search_definitions"]
+            ],
+        )
+    L += _md_table(
+        ["Run", "Source", "Mode", "Window searched", "Status", "Found", "New", "Changed", "Unchanged", "Deleted"],
+        [
+            [
+                s["fmt_run"],
+                md(s.get("source")),
+                md(s.get("mode")),
+                s["fmt_window"],
+                md(s.get("status")) + (f" ({md(s['error'])})" if s.get("error") else ""),
+                *(str(s.get(k, "")) for k in ("n_found", "n_new", "n_changed", "n_unchanged", "n_deleted")),
+            ]
+            for s in report.searches
+        ],
+    )
     L += [f"## Included studies ({len(report.studies)})", ""]
     for st in report.studies:
         L.append(f"- **{md(st['label'])}**" + (" — retracted" if st["retracted"] else ""))
         for rec in st["records"]:
-            links = " ".join(f"[{md(lk['label'])}]({lk['url']})" if lk["url"] else md(lk["label"]) for lk in rec["links"])
-            L.append(f"  - {md(rec.get('first_author'))}{'. ' if rec.get('first_author') else ''}"
-                     f"{md(rec.get('title') or rec.get('record_id'))}"
-                     f"{' *' + md(rec['journal']) + '*' if rec.get('journal') else ''}"
-                     f"{' ' + str(rec['year']) if rec.get('year') else ''}. {links}"
-                     + (" — retracted" if rec.get("retracted") else ""))
+            links = " ".join(
+                f"[{md(lk['label'])}]({lk['url']})" if lk["url"] else md(lk["label"]) for lk in rec["links"]
+            )
+            L.append(
+                f"  - {md(rec.get('first_author'))}{'. ' if rec.get('first_author') else ''}"
+                f"{md(rec.get('title') or rec.get('record_id'))}"
+                f"{' *' + md(rec['journal']) + '*' if rec.get('journal') else ''}"
+                f"{' ' + str(rec['year']) if rec.get('year') else ''}. {links}"
+                + (" — retracted" if rec.get("retracted") else "")
+            )
     L.append("")
     if doc.get("notes"):
         L += ["## Notes", ""] + [f"- {md(n)}" for n in doc["notes"]] + [""]
@@ -254,8 +347,9 @@ def render_json(report: Report) -> str:
         "summary_of_findings": {"rows": report.sof, "changes": report.sof_changes, "footnotes": report.sof_footnotes},
         "tsa": report.tsa,
         "forest_notes": report.forest_notes,
-        "plots": [{"kind": p.kind, "title": p.title, "analysis_id": p.analysis_id, "file": p.filename}
-                  for p in report.plots],
+        "plots": [
+            {"kind": p.kind, "title": p.title, "analysis_id": p.analysis_id, "file": p.filename} for p in report.plots
+        ],
         "document": report.doc,
     }
     return json.dumps(_plain(out), indent=2, sort_keys=False, default=str, allow_nan=False) + "\n"

@@ -16,10 +16,18 @@ from collections.abc import Callable
 RATIO_MEASURES = frozenset({"OR", "RR", "PETO", "ROM", "HR", "IRR"})
 
 MEASURE_NAMES = {
-    "OR": "Odds ratio", "RR": "Risk ratio", "RD": "Risk difference", "PETO": "Peto odds ratio",
-    "PR": "Proportion", "PLO": "Proportion (logit)", "PAS": "Proportion (arcsine)",
-    "PFT": "Proportion (Freeman-Tukey)", "MD": "Mean difference", "SMD": "Standardised mean difference",
-    "ROM": "Ratio of means", "GEN": "Effect (generic inverse variance)",
+    "OR": "Odds ratio",
+    "RR": "Risk ratio",
+    "RD": "Risk difference",
+    "PETO": "Peto odds ratio",
+    "PR": "Proportion",
+    "PLO": "Proportion (logit)",
+    "PAS": "Proportion (arcsine)",
+    "PFT": "Proportion (Freeman-Tukey)",
+    "MD": "Mean difference",
+    "SMD": "Standardised mean difference",
+    "ROM": "Ratio of means",
+    "GEN": "Effect (generic inverse variance)",
 }
 
 
@@ -67,6 +75,7 @@ def study_display(study: dict, measure: str, ratio: bool) -> tuple[float | None,
     `study_transform`; None for a study without an effect (yi None) and for measures with no back-transform
     (their values are shown on the analysis scale by the caller).
     """
+
     def num(key):
         v = study.get(key)
         try:

@@ -33,8 +33,9 @@ import numpy as np
 __all__ = ["brier", "expected_calibration_error", "out_of_fold_scores", "platt", "platt_probabilities"]
 
 
-def out_of_fold_scores(ranker, features, positions: np.ndarray, y: np.ndarray, folds: int = 5,
-                       seed: int = 0) -> np.ndarray:
+def out_of_fold_scores(
+    ranker, features, positions: np.ndarray, y: np.ndarray, folds: int = 5, seed: int = 0
+) -> np.ndarray:
     """Each labelled record's score from a model trained on the other folds (stratified, shuffled).
 
     ``ranker`` is a :class:`livingmeta.screening.ranking.Ranker`; ``features`` its feature matrix for all
@@ -69,8 +70,9 @@ def platt(scores: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return float(model.coef_[0, 0]), float(model.intercept_[0])
 
 
-def platt_probabilities(ranker, texts: Sequence[str], labels: Mapping[int, int], folds: int = 5,
-                        seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def platt_probabilities(
+    ranker, texts: Sequence[str], labels: Mapping[int, int], folds: int = 5, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Scores and calibrated include probabilities for every text.
 
     Returns:

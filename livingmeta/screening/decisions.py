@@ -100,7 +100,7 @@ class Problem:
     message: str
 
     def describe(self, source: str) -> str:
-        """"<source>, line N, column 'c', record 'r': message"."""
+        """ "<source>, line N, column 'c', record 'r': message"."""
         where = source + (f", line {self.line}" if self.line else "")
         where += f", column {self.column!r}" if self.column else ""
         where += f", record {self.record_id!r}" if self.record_id else ""
@@ -130,8 +130,11 @@ def refuse(source: str, problems: Sequence[Problem], head: str | None = None) ->
         the DecisionFileError to raise.
     """
     problems = sorted(problems, key=lambda p: (p.line, p.column or "", p.message))
-    head = head or (f"{source}: Nothing was imported: {len(problems)} problem(s); fix them and import the file again"
-                    if len(problems) != 1 else f"{source}: Nothing was imported; fix the row and import the file again")
+    head = head or (
+        f"{source}: Nothing was imported: {len(problems)} problem(s); fix them and import the file again"
+        if len(problems) != 1
+        else f"{source}: Nothing was imported; fix the row and import the file again"
+    )
     lines = [head] + [p.describe(source) for p in problems[:MAX_LISTED_PROBLEMS]]
     if len(problems) > MAX_LISTED_PROBLEMS:
         lines.append(f"… and {len(problems) - MAX_LISTED_PROBLEMS} more")
@@ -254,8 +257,9 @@ def _read_rows(text: str, source: str) -> tuple[list[str], list[tuple[int, dict[
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
     header = [h.strip() for h in (reader.fieldnames or [])]
     if not header:
-        raise DecisionFileError(f"{source}: the file is empty; expected a header line such as "
-                                f"{','.join(NATIVE_COLUMNS)}")
+        raise DecisionFileError(
+            f"{source}: the file is empty; expected a header line such as {','.join(NATIVE_COLUMNS)}"
+        )
     reader.fieldnames = header
     rows = []
     for row in reader:
@@ -274,14 +278,24 @@ def detect_format(header: list[str]) -> str:
     return "unknown"
 
 
-def _key(source_format: str, record_id: str, reviewer: str, stage: str, decision: str, reason: str | None,
-         decided_at: str) -> str:
+def _key(
+    source_format: str, record_id: str, reviewer: str, stage: str, decision: str, reason: str | None, decided_at: str
+) -> str:
     return hash_json([source_format, record_id, reviewer, stage, decision, reason or "", decided_at])
 
 
-def check_decision(*, record_id: str, reviewer: str, stage: str, decision: str, reason: str | None,
-                   decided_at: dt.datetime | None, now: dt.datetime, is_known: Callable[[str], bool],
-                   line: int = 0) -> list[Problem]:
+def check_decision(
+    *,
+    record_id: str,
+    reviewer: str,
+    stage: str,
+    decision: str,
+    reason: str | None,
+    decided_at: dt.datetime | None,
+    now: dt.datetime,
+    is_known: Callable[[str], bool],
+    line: int = 0,
+) -> list[Problem]:
     """The rules one decision obeys, wherever it comes from (file row or terminal).
 
     Args:
@@ -299,22 +313,35 @@ def check_decision(*, record_id: str, reviewer: str, stage: str, decision: str, 
     if not record_id:
         out.append(Problem(line, "record_id", None, "record_id is empty"))
     elif not is_known(record_id):
-        out.append(Problem(line, "record_id", rid, "unknown record: this review has no such record (check the id, "
-                           "or run an update that finds it first)"))
+        out.append(
+            Problem(
+                line,
+                "record_id",
+                rid,
+                "unknown record: this review has no such record (check the id, or run an update that finds it first)",
+            )
+        )
     if not (reviewer or "").strip():
         out.append(Problem(line, "reviewer", rid, "no reviewer: fill the reviewer column or give --reviewer NAME"))
     if stage not in STAGES:
         out.append(Problem(line, "stage", rid, f"stage {stage!r} is not allowed; use one of: {', '.join(STAGES)}"))
     if decision not in DECISIONS:
-        out.append(Problem(line, "decision", rid,
-                           f"decision {decision!r} is not allowed; use one of: {', '.join(DECISIONS)}"))
+        out.append(
+            Problem(line, "decision", rid, f"decision {decision!r} is not allowed; use one of: {', '.join(DECISIONS)}")
+        )
     if stage == "full_text" and decision == "exclude" and not (reason or "").strip():
         out.append(Problem(line, "reason", rid, "a full-text exclusion needs a reason (PRISMA reports them)"))
     if decided_at is not None and decided_at > now + MAX_CLOCK_SKEW:
-        out.append(Problem(line, "decided_at", rid,
-                           f"decided_at {_when(decided_at)} is in the future (now is {_when(now)}; at most "
-                           f"{MAX_CLOCK_SKEW.days} day ahead is accepted, for time zones): give the date the "
-                           "decision was made, or leave it blank for the import time"))
+        out.append(
+            Problem(
+                line,
+                "decided_at",
+                rid,
+                f"decided_at {_when(decided_at)} is in the future (now is {_when(now)}; at most "
+                f"{MAX_CLOCK_SKEW.days} day ahead is accepted, for time zones): give the date the "
+                "decision was made, or leave it blank for the import time",
+            )
+        )
     return out
 
 
@@ -357,17 +384,27 @@ def validate_decision_file(
     if fmt == "unknown":
         raise DecisionFileError(
             f"{source}, line 1: not a decision file: expected the columns {','.join(NATIVE_COLUMNS)} (native) "
-            f"or an ASReview LAB export with an 'included' column; found {','.join(header)}")
-    if fmt.startswith("asreview") and not (reviewer or "").strip() and "asreview_user_name" not in {
-            h.lower() for h in header}:
+            f"or an ASReview LAB export with an 'included' column; found {','.join(header)}"
+        )
+    if (
+        fmt.startswith("asreview")
+        and not (reviewer or "").strip()
+        and "asreview_user_name" not in {h.lower() for h in header}
+    ):
         raise DecisionFileError(
-            f"{source}: an ASReview LAB export does not say who screened; give the reviewer with --reviewer NAME")
+            f"{source}: an ASReview LAB export does not say who screened; give the reviewer with --reviewer NAME"
+        )
     cols = {h.lower() for h in header}
     if fmt == "native":
         missing = [c for c in ("record_id", "decision") if c not in cols]
         if missing:
-            raise refuse(source, [Problem(1, c, None, f"column {c!r} is missing; the header must include "
-                                          f"{','.join(NATIVE_COLUMNS)}") for c in missing])
+            raise refuse(
+                source,
+                [
+                    Problem(1, c, None, f"column {c!r} is missing; the header must include {','.join(NATIVE_COLUMNS)}")
+                    for c in missing
+                ],
+            )
     problems: list[Problem] = []
     rows: list[DecisionRow] = []
     priors: list[int] = []
@@ -379,8 +416,9 @@ def validate_decision_file(
         if fmt == "native":
             parsed = _native_row(get, line, is_known, reviewer, stage, now, problems)
         else:
-            parsed = _asreview_row(get, line, is_known, reviewer, stage, now, doi_to_record or {}, problems,
-                                   exports, priors)
+            parsed = _asreview_row(
+                get, line, is_known, reviewer, stage, now, doi_to_record or {}, problems, exports, priors
+            )
         if parsed is not None:
             rows.append(parsed)
     kept, duplicates = _collapse(rows, problems)
@@ -402,8 +440,9 @@ def _read_ris_rows(text: str, source: str) -> tuple[list[str], list[tuple[int, d
     try:
         rows = read_asreview_ris(text.lstrip("\ufeff"))
     except Exception as e:  # rispy's own errors name no line: say what the file should be
-        raise DecisionFileError(f"{source}: not a readable RIS file ({e}); import the RIS file ASReview LAB "
-                                "exported, or its CSV export") from None
+        raise DecisionFileError(
+            f"{source}: not a readable RIS file ({e}); import the RIS file ASReview LAB exported, or its CSV export"
+        ) from None
     header = sorted({k for _, r in rows for k in r} | {"livingmeta_id", "asreview_label"})
     return header, rows
 
@@ -445,8 +484,13 @@ def parse_decision_file(text: str, **kwargs) -> tuple[str, list[DecisionRow]]:
 
 
 def _name_other_reviews(problems: list[Problem], elsewhere) -> list[Problem]:
-    unknown = sorted({p.record_id for p in problems if p.column in ("record_id", "livingmeta_id")
-                      and p.record_id and p.message.startswith("unknown record")})
+    unknown = sorted(
+        {
+            p.record_id
+            for p in problems
+            if p.column in ("record_id", "livingmeta_id") and p.record_id and p.message.startswith("unknown record")
+        }
+    )
     if not unknown or elsewhere is None:
         return problems
     where = elsewhere(unknown)
@@ -454,9 +498,13 @@ def _name_other_reviews(problems: list[Problem], elsewhere) -> list[Problem]:
     for p in problems:
         others = where.get(p.record_id or "") if p.message.startswith("unknown record") else None
         if others:
-            p = Problem(p.line, p.column, p.record_id,
-                        f"record of another review ({', '.join(sorted(others))}), not of this one: "
-                        "import it into that review, or check the id")
+            p = Problem(
+                p.line,
+                p.column,
+                p.record_id,
+                f"record of another review ({', '.join(sorted(others))}), not of this one: "
+                "import it into that review, or check the id",
+            )
         out.append(p)
     return out
 
@@ -474,16 +522,28 @@ def _collapse(rows: list[DecisionRow], problems: list[Problem]) -> tuple[list[De
         first = group[0]
         for r in group[1:]:
             if r.decision != first.decision:
-                problems.append(Problem(r.line, "decision", rid,
-                                        f"contradicts line {first.line}: {who} gives {r.decision!r} here and "
-                                        f"{first.decision!r} there for the same record at {st}; a file gives one "
-                                        "decision per record, stage and reviewer: keep the one that stands (import a "
-                                        "later change of mind as its own file)"))
+                problems.append(
+                    Problem(
+                        r.line,
+                        "decision",
+                        rid,
+                        f"contradicts line {first.line}: {who} gives {r.decision!r} here and "
+                        f"{first.decision!r} there for the same record at {st}; a file gives one "
+                        "decision per record, stage and reviewer: keep the one that stands (import a "
+                        "later change of mind as its own file)",
+                    )
+                )
             elif st == "full_text" and r.decision == "exclude" and (r.reason or "") != (first.reason or ""):
-                problems.append(Problem(r.line, "reason", rid,
-                                        f"contradicts line {first.line}: the same full-text exclusion by {who} with "
-                                        f"another reason ({r.reason!r} vs {first.reason!r}); PRISMA counts one "
-                                        "reason per exclusion: keep one row"))
+                problems.append(
+                    Problem(
+                        r.line,
+                        "reason",
+                        rid,
+                        f"contradicts line {first.line}: the same full-text exclusion by {who} with "
+                        f"another reason ({r.reason!r} vs {first.reason!r}); PRISMA counts one "
+                        "reason per exclusion: keep one row",
+                    )
+                )
         if any(r.decision != first.decision for r in group):
             continue
         # the same decision repeated: keep the earliest dated (that is when it was made), the others are duplicates
@@ -495,8 +555,15 @@ def _collapse(rows: list[DecisionRow], problems: list[Problem]) -> tuple[list[De
     return kept, sorted(drop.items())
 
 
-def _native_row(get: dict[str, str], line: int, is_known: Callable[[str], bool], reviewer: str | None,
-                stage: str | None, now: dt.datetime, problems: list[Problem]) -> DecisionRow | None:
+def _native_row(
+    get: dict[str, str],
+    line: int,
+    is_known: Callable[[str], bool],
+    reviewer: str | None,
+    stage: str | None,
+    now: dt.datetime,
+    problems: list[Problem],
+) -> DecisionRow | None:
     raw_id = get.get("record_id", "")
     rid = canonical_record_id(raw_id)
     who = get.get("reviewer") or (reviewer or "").strip()
@@ -508,27 +575,68 @@ def _native_row(get: dict[str, str], line: int, is_known: Callable[[str], bool],
         when = parse_decided_at(get.get("decided_at", ""))
     except ValueError:
         when = None
-        found.append(Problem(line, "decided_at", rid or None,
-                             f"{get.get('decided_at')!r} is not an ISO date or date-time "
-                             "(e.g. 2024-03-01 or 2024-03-01T10:00:00Z)"))
-    found += check_decision(record_id=rid, reviewer=who, stage=st, decision=decision, reason=reason, decided_at=when,
-                            now=now, is_known=is_known, line=line)
+        found.append(
+            Problem(
+                line,
+                "decided_at",
+                rid or None,
+                f"{get.get('decided_at')!r} is not an ISO date or date-time (e.g. 2024-03-01 or 2024-03-01T10:00:00Z)",
+            )
+        )
+    found += check_decision(
+        record_id=rid,
+        reviewer=who,
+        stage=st,
+        decision=decision,
+        reason=reason,
+        decided_at=when,
+        now=now,
+        is_known=is_known,
+        line=line,
+    )
     # show what the person wrote, not what we lowered it to
-    found = [Problem(p.line, p.column, p.record_id, f"stage {get.get('stage')!r} is not allowed; use one of: "
-                     f"{', '.join(STAGES)}") if p.column == "stage" else
-             Problem(p.line, p.column, p.record_id, f"decision {get.get('decision')!r} is not allowed; use one of: "
-                     f"{', '.join(DECISIONS)}") if p.column == "decision" else p for p in found]
+    found = [
+        Problem(
+            p.line, p.column, p.record_id, f"stage {get.get('stage')!r} is not allowed; use one of: {', '.join(STAGES)}"
+        )
+        if p.column == "stage"
+        else Problem(
+            p.line,
+            p.column,
+            p.record_id,
+            f"decision {get.get('decision')!r} is not allowed; use one of: {', '.join(DECISIONS)}",
+        )
+        if p.column == "decision"
+        else p
+        for p in found
+    ]
     if found:
         problems.extend(found)
         return None
-    return DecisionRow(rid, who, st, decision, reason, when, line,
-                       _key("native", rid, who, st, decision, reason, get.get("decided_at", "")))
+    return DecisionRow(
+        rid,
+        who,
+        st,
+        decision,
+        reason,
+        when,
+        line,
+        _key("native", rid, who, st, decision, reason, get.get("decided_at", "")),
+    )
 
 
-def _asreview_row(get: dict[str, str], line: int, is_known: Callable[[str], bool], reviewer: str | None,
-                  stage: str | None, now: dt.datetime, doi_to_record: Mapping[str, str],
-                  problems: list[Problem], exports: _ExportLookup | None = None,
-                  priors: list[int] | None = None) -> DecisionRow | None:
+def _asreview_row(
+    get: dict[str, str],
+    line: int,
+    is_known: Callable[[str], bool],
+    reviewer: str | None,
+    stage: str | None,
+    now: dt.datetime,
+    doi_to_record: Mapping[str, str],
+    problems: list[Problem],
+    exports: _ExportLookup | None = None,
+    priors: list[int] | None = None,
+) -> DecisionRow | None:
     label_col = next(c for c in ASREVIEW_LABEL_COLUMNS if c in get)
     label = get[label_col]
     if label in ("", "-1", "nan", "NaN", "None"):
@@ -547,18 +655,39 @@ def _asreview_row(get: dict[str, str], line: int, is_known: Callable[[str], bool
         rid = doi_to_record.get(normalise_doi(get["doi"]) or "")
     found: list[Problem] = []
     if label not in ("0", "1", "0.0", "1.0"):
-        found.append(Problem(line, label_col, rid, f"label {label!r} is not allowed; ASReview labels are 1 "
-                             "(relevant), 0 (irrelevant) or blank (not screened)"))
+        found.append(
+            Problem(
+                line,
+                label_col,
+                rid,
+                f"label {label!r} is not allowed; ASReview labels are 1 "
+                "(relevant), 0 (irrelevant) or blank (not screened)",
+            )
+        )
     if rid is None:
         ours = canonical_record_id(get.get("livingmeta_id", ""))
         if ours:
             # our id column is there but names no record of this review
-            found.append(Problem(line, "livingmeta_id", ours, "unknown record: this review has no such record; "
-                                 "import the file into the review it was exported from"))
+            found.append(
+                Problem(
+                    line,
+                    "livingmeta_id",
+                    ours,
+                    "unknown record: this review has no such record; "
+                    "import the file into the review it was exported from",
+                )
+            )
         else:
             shown = get.get("record_id") or get.get("title", "")[:60]
-            found.append(Problem(line, "livingmeta_id", None, f"cannot map row {shown!r} to a record of this review; "
-                                 "keep the livingmeta_id column that `livingmeta screen export` writes"))
+            found.append(
+                Problem(
+                    line,
+                    "livingmeta_id",
+                    None,
+                    f"cannot map row {shown!r} to a record of this review; "
+                    "keep the livingmeta_id column that `livingmeta screen export` writes",
+                )
+            )
     if not found and rid is not None:
         prior, problem = _exported_label(get, line, rid, label_col, exports)
         if problem is not None:
@@ -569,44 +698,90 @@ def _asreview_row(get: dict[str, str], line: int, is_known: Callable[[str], bool
             return None  # the prior livingmeta gave ASReview, written back: nobody's decision in ASReview
     who = get.get("asreview_user_name") or (reviewer or "").strip()
     if not who and not found:
-        found.append(Problem(line, "asreview_user_name", rid, "ASReview names nobody for this label: give the "
-                             "reviewer with --reviewer NAME"))
+        found.append(
+            Problem(
+                line,
+                "asreview_user_name",
+                rid,
+                "ASReview names nobody for this label: give the reviewer with --reviewer NAME",
+            )
+        )
     when = None
     try:
         when = parse_asreview_time(get.get("asreview_time", ""))
     except ValueError:
-        found.append(Problem(line, "asreview_time", rid, f"{get.get('asreview_time')!r} is not a time ASReview "
-                             "writes (YYYY-MM-DD HH:MM:SS, UTC); fix the cell or clear it to use the import time"))
+        found.append(
+            Problem(
+                line,
+                "asreview_time",
+                rid,
+                f"{get.get('asreview_time')!r} is not a time ASReview "
+                "writes (YYYY-MM-DD HH:MM:SS, UTC); fix the cell or clear it to use the import time",
+            )
+        )
     decision = "include" if label.startswith("1") else "exclude"
     st = stage or "title_abstract"
     reason = _asreview_note(get)
     if when is not None and when > now + MAX_CLOCK_SKEW:
-        found.append(Problem(line, "asreview_time", rid, f"asreview_time {_when(when)} is in the future (now is "
-                             f"{_when(now)}): fix the cell or clear it to use the import time"))
+        found.append(
+            Problem(
+                line,
+                "asreview_time",
+                rid,
+                f"asreview_time {_when(when)} is in the future (now is "
+                f"{_when(now)}): fix the cell or clear it to use the import time",
+            )
+        )
     if st == "full_text" and decision == "exclude" and not reason and not found:
-        found.append(Problem(line, label_col, rid, "this full-text exclusion has no reason (PRISMA reports them): "
-                             "write it as the record's note in ASReview, import ASReview labels at title_abstract, "
-                             "or use the native CSV with a reason column"))
+        found.append(
+            Problem(
+                line,
+                label_col,
+                rid,
+                "this full-text exclusion has no reason (PRISMA reports them): "
+                "write it as the record's note in ASReview, import ASReview labels at title_abstract, "
+                "or use the native CSV with a reason column",
+            )
+        )
     if found:
         problems.extend(found)
         return None
-    return DecisionRow(rid, who, st, decision, reason, when, line,
-                       _key("asreview", rid, who, st, decision, reason, get.get("asreview_time", "")))
+    return DecisionRow(
+        rid,
+        who,
+        st,
+        decision,
+        reason,
+        when,
+        line,
+        _key("asreview", rid, who, st, decision, reason, get.get("asreview_time", "")),
+    )
 
 
-def _exported_label(get: Mapping[str, str], line: int, rid: str, label_col: str,
-                    exports: _ExportLookup | None) -> tuple[int | None, Problem | None]:
+def _exported_label(
+    get: Mapping[str, str], line: int, rid: str, label_col: str, exports: _ExportLookup | None
+) -> tuple[int | None, Problem | None]:
     """The label livingmeta exported for this row's record (None: it was exported without one, or we cannot
     tell), or a problem when the row names an export this review never made."""
     export = get.get("livingmeta_export", "")
     if export:
         if not re.fullmatch(r"\d+(\.0)?", export):
-            return None, Problem(line, "livingmeta_export", rid, f"{export!r} is not an export number; keep the "
-                                 "livingmeta_export column as `livingmeta screen export` wrote it")
+            return None, Problem(
+                line,
+                "livingmeta_export",
+                rid,
+                f"{export!r} is not an export number; keep the "
+                "livingmeta_export column as `livingmeta screen export` wrote it",
+            )
         labels = exports(int(float(export))) if exports is not None else None
         if labels is None:
-            return None, Problem(line, "livingmeta_export", rid, f"export {int(float(export))} is not an export of "
-                                 "this review: import the file into the review (and warehouse) it was exported from")
+            return None, Problem(
+                line,
+                "livingmeta_export",
+                rid,
+                f"export {int(float(export))} is not an export of "
+                "this review: import the file into the review (and warehouse) it was exported from",
+            )
         return labels.get(rid), None
     # LAB 2.x / 3.x keep the columns of the file they were given: our `included` is what we exported
     if label_col == "asreview_label" and get.get("included", "") in ("0", "1", "0.0", "1.0"):
@@ -617,17 +792,22 @@ def _exported_label(get: Mapping[str, str], line: int, rid: str, label_col: str,
 def _asreview_note(get: Mapping[str, str]) -> str | None:
     """The reviewer's note on an ASReview row (2.x `asreview_note`, 1.x `exported_notes_1`, `_2`, …)."""
     for col in ASREVIEW_NOTE_COLUMNS:
-        for name in sorted((k for k in get if k == col or k.startswith(col + "_")),
-                           key=lambda k: (len(k), k)):
+        for name in sorted((k for k in get if k == col or k.startswith(col + "_")), key=lambda k: (len(k), k)):
             if get[name] and get[name].lower() not in ("nan", "none"):
                 return get[name]
     return None
 
 
-def plan_against_stored(rows: Iterable[DecisionRow], stored: Mapping[tuple[str, str, str], StoredDecision], *,
-                        now: dt.datetime, source: str, reviewers: int = 1, head: str | None = None,
-                        screeners: Mapping[tuple[str, str], Sequence[tuple[str, dt.datetime]]] | None = None
-                        ) -> ImportPlan:
+def plan_against_stored(
+    rows: Iterable[DecisionRow],
+    stored: Mapping[tuple[str, str, str], StoredDecision],
+    *,
+    now: dt.datetime,
+    source: str,
+    reviewers: int = 1,
+    head: str | None = None,
+    screeners: Mapping[tuple[str, str], Sequence[tuple[str, dt.datetime]]] | None = None,
+) -> ImportPlan:
     """Compare validated decisions with each reviewer's current stored decision (latest by date wins).
 
     Args:
@@ -653,31 +833,46 @@ def plan_against_stored(rows: Iterable[DecisionRow], stored: Mapping[tuple[str, 
         s = stored.get((r.record_id, r.stage, r.reviewer))
         when = r.decided_at or now
         first_two = list((screeners or {}).get((r.record_id, r.stage), ()))[:2]
-        if reviewers == 2 and len(first_two) == 2 and r.reviewer not in {w for w, _ in first_two} \
-                and when <= first_two[1][1]:
+        if (
+            reviewers == 2
+            and len(first_two) == 2
+            and r.reviewer not in {w for w, _ in first_two}
+            and when <= first_two[1][1]
+        ):
             (a, _), (b, b_at) = first_two
-            problems.append(Problem(
-                r.line, "decided_at", r.record_id,
-                f"{r.reviewer}'s decision at {r.stage} dated {_when(when)} is earlier than that of {b}, the record's "
-                f"second screener ({_when(b_at)}): it would make {r.reviewer} a screener in hindsight instead of {b} "
-                f"and change what {a} and {b} decided. A third reviewer's decision resolves; date it after "
-                f"{_when(b_at)} (or leave decided_at blank for the import time)"))
+            problems.append(
+                Problem(
+                    r.line,
+                    "decided_at",
+                    r.record_id,
+                    f"{r.reviewer}'s decision at {r.stage} dated {_when(when)} is earlier than that of {b}, the record's "
+                    f"second screener ({_when(b_at)}): it would make {r.reviewer} a screener in hindsight instead of {b} "
+                    f"and change what {a} and {b} decided. A third reviewer's decision resolves; date it after "
+                    f"{_when(b_at)} (or leave decided_at blank for the import time)",
+                )
+            )
             continue
         if s is None:
             plan.add.append(r)
             continue
-        same = s.decision == r.decision and (r.stage != "full_text" or r.decision != "exclude"
-                                             or (s.reason or "") == (r.reason or ""))
+        same = s.decision == r.decision and (
+            r.stage != "full_text" or r.decision != "exclude" or (s.reason or "") == (r.reason or "")
+        )
         if when <= s.decided_at:
             if same:
                 plan.unchanged.append(r)
                 continue
-            problems.append(Problem(
-                r.line, "decided_at", r.record_id,
-                f"{r.reviewer}'s {r.decision!r} at {r.stage} dated {_when(when)} is not later than their stored "
-                f"{s.decision!r} of {_when(s.decided_at)} (decision {s.decision_id}), which stays current: the "
-                f"latest decision counts. Remove the row, or give a decided_at after {_when(s.decided_at)} if "
-                "this is the newer decision"))
+            problems.append(
+                Problem(
+                    r.line,
+                    "decided_at",
+                    r.record_id,
+                    f"{r.reviewer}'s {r.decision!r} at {r.stage} dated {_when(when)} is not later than their stored "
+                    f"{s.decision!r} of {_when(s.decided_at)} (decision {s.decision_id}), which stays current: the "
+                    f"latest decision counts. Remove the row, or give a decided_at after {_when(s.decided_at)} if "
+                    "this is the newer decision",
+                )
+            )
             continue
         plan.add.append(r)
         if not same:

@@ -80,8 +80,11 @@ class TermCounts:
         if added:
             merged = sorted(known + added)  # two sorted runs: timsort merges them in linear time
             # old id -> new id: shifted by the number of new terms sorting before it
-            before = np.searchsorted(np.array([bisect.bisect_left(known, t) for t in added], dtype=np.int64),
-                                     np.arange(len(known)), side="right")
+            before = np.searchsorted(
+                np.array([bisect.bisect_left(known, t) for t in added], dtype=np.int64),
+                np.arange(len(known)),
+                side="right",
+            )
             remap = (np.arange(len(known)) + before).astype(np.int32)
             indices = remap[self.indices] if len(self.indices) else self.indices
         else:
@@ -89,15 +92,23 @@ class TermCounts:
         replaced = {k for k, _, _ in analysed}
         keep = [i for i, k in enumerate(self.keys) if k not in replaced]
         base = self._take_rows(keep, indices)
-        rows_idx = [np.array([bisect.bisect_left(merged, t) for t in terms], dtype=np.int32) for _, terms, _ in analysed]
+        rows_idx = [
+            np.array([bisect.bisect_left(merged, t) for t in terms], dtype=np.int32) for _, terms, _ in analysed
+        ]
         rows_cnt = [np.array(c, dtype=np.int32) for _, _, c in analysed]
         lengths = np.array([len(r) for r in rows_idx], dtype=np.int64)
         indptr = np.concatenate([base[0], base[0][-1] + np.cumsum(lengths)])
-        return TermCounts(merged, [self.keys[i] for i in keep] + [k for k, _, _ in analysed], indptr,
-                          np.concatenate([base[1], *rows_idx]).astype(np.int32, copy=False),
-                          np.concatenate([base[2], *rows_cnt]).astype(np.int32, copy=False))
+        return TermCounts(
+            merged,
+            [self.keys[i] for i in keep] + [k for k, _, _ in analysed],
+            indptr,
+            np.concatenate([base[1], *rows_idx]).astype(np.int32, copy=False),
+            np.concatenate([base[2], *rows_cnt]).astype(np.int32, copy=False),
+        )
 
-    def _take_rows(self, rows: Sequence[int], indices: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _take_rows(
+        self, rows: Sequence[int], indices: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         indices = self.indices if indices is None else indices
         rows = np.asarray(rows, dtype=np.int64)
         starts, ends = self.indptr[rows], self.indptr[rows + 1]
@@ -120,12 +131,23 @@ class TermCounts:
         if used.all():
             return self
         remap = (np.cumsum(used) - 1).astype(np.int32)
-        return TermCounts([t for t, u in zip(self.terms, used.tolist()) if u], self.keys, self.indptr,
-                          remap[self.indices], self.counts)
+        return TermCounts(
+            [t for t, u in zip(self.terms, used.tolist()) if u],
+            self.keys,
+            self.indptr,
+            remap[self.indices],
+            self.counts,
+        )
 
 
-def tfidf_matrix(docs: TermCounts, *, max_df: float | int, min_df: float | int, sublinear_tf: bool,
-                 keep_term: np.ndarray | None = None) -> sp.csr_matrix:
+def tfidf_matrix(
+    docs: TermCounts,
+    *,
+    max_df: float | int,
+    min_df: float | int,
+    sublinear_tf: bool,
+    keep_term: np.ndarray | None = None,
+) -> sp.csr_matrix:
     """Exactly `TfidfVectorizer(max_df, min_df, sublinear_tf, ...).fit_transform(texts)` for these documents.
 
     Args:
@@ -179,14 +201,17 @@ def tfidf_matrix(docs: TermCounts, *, max_df: float | int, min_df: float | int, 
     terms_kept = indices[keep_entry]
     counts_kept = counts[keep_entry]
     # within a row, entries by that rank: a per-row sort (scipy's sort_indices) instead of one global sort
-    perm = sp.csr_matrix((np.arange(len(terms_kept), dtype=pos_type), rank[terms_kept], new_indptr),
-                         shape=(n_doc, n_terms))
+    perm = sp.csr_matrix(
+        (np.arange(len(terms_kept), dtype=pos_type), rank[terms_kept], new_indptr), shape=(n_doc, n_terms)
+    )
     perm.has_sorted_indices = False
     perm.sort_indices()
     order = perm.data
     del perm
-    x = sp.csr_matrix((counts_kept[order].astype(np.float64), col_of_term[terms_kept[order]], new_indptr),
-                      shape=(n_doc, int(kept.sum())))
+    x = sp.csr_matrix(
+        (counts_kept[order].astype(np.float64), col_of_term[terms_kept[order]], new_indptr),
+        shape=(n_doc, int(kept.sum())),
+    )
     transformer = TfidfTransformer(norm="l2", use_idf=True, smooth_idf=True, sublinear_tf=sublinear_tf)
     transformer.fit(x)
     return transformer.transform(x, copy=False)

@@ -24,8 +24,9 @@ def _pattern(include: tuple[str, ...], exclude: tuple[str, ...]) -> tuple[re.Pat
     return re.compile(r"(?<!\w)(" + "|".join(re.escape(t) for t in alternatives) + r")(?!\w)", re.IGNORECASE), kinds
 
 
-def highlight(text: str | None, include: list[str] | tuple[str, ...] = (),
-              exclude: list[str] | tuple[str, ...] = ()) -> list[tuple[str, str | None]]:
+def highlight(
+    text: str | None, include: list[str] | tuple[str, ...] = (), exclude: list[str] | tuple[str, ...] = ()
+) -> list[tuple[str, str | None]]:
     """`text` cut into (piece, kind) with kind "include", "exclude" or None, in order; joined they give `text`."""
     if not text:
         return []
@@ -36,7 +37,7 @@ def highlight(text: str | None, include: list[str] | tuple[str, ...] = (),
     at = 0
     for m in pattern.finditer(text):
         if m.start() > at:
-            out.append((text[at:m.start()], None))
+            out.append((text[at : m.start()], None))
         out.append((m.group(0), kinds[m.group(0).lower()]))
         at = m.end()
     if at < len(text):

@@ -53,7 +53,12 @@ def shape_prisma(current: Mapping[str, Any], previous: Mapping[str, Any] | None 
     now_r = _reasons(current.get("excluded_full_text_reasons"))
     before_r = _reasons((previous or {}).get("excluded_full_text_reasons"))
     reasons = [
-        {"reason": r, "previous": before_r.get(r, 0), "new": now_r.get(r, 0) - before_r.get(r, 0), "total": now_r.get(r, 0)}
+        {
+            "reason": r,
+            "previous": before_r.get(r, 0),
+            "new": now_r.get(r, 0) - before_r.get(r, 0),
+            "total": now_r.get(r, 0),
+        }
         for r in sorted(set(now_r) | set(before_r), key=lambda r: (-now_r.get(r, 0), r))
     ]
     return {

@@ -90,12 +90,18 @@ def place_new_record(rule_label: str, study: StudyState | None) -> Placement:
     if study is None:
         return Placement(label=rule_label)
     if study.status == "excluded":
-        return Placement(state="duplicate", label="duplicate",
-                         note=f"same study as {study.screened_record} ({study.study_id}), already {study.detail}; "
-                              "not screened again")
-    return Placement(stage="full_text", label="new_report",
-                     note=f"new report of study {study.study_id} (screened via {study.screened_record}: {study.detail}); "
-                          "read the full text for new data or corrections")
+        return Placement(
+            state="duplicate",
+            label="duplicate",
+            note=f"same study as {study.screened_record} ({study.study_id}), already {study.detail}; "
+            "not screened again",
+        )
+    return Placement(
+        stage="full_text",
+        label="new_report",
+        note=f"new report of study {study.study_id} (screened via {study.screened_record}: {study.detail}); "
+        "read the full text for new data or corrections",
+    )
 
 
 def describe_change(changed_fields: Iterable[str], events: Iterable[Mapping[str, Any]]) -> str | None:
@@ -227,9 +233,19 @@ def since_last_include(labels_in_order: Sequence[int]) -> int:
     return n
 
 
-def stopping_guidance(*, screened: int, pending: int, conflicts: int, kappa: float | None,
-                      since_include: int, expected: float | None, ranker: str, awaiting_full_text: int = 0,
-                      changed: int = 0, review: str = "REVIEW") -> list[str]:
+def stopping_guidance(
+    *,
+    screened: int,
+    pending: int,
+    conflicts: int,
+    kappa: float | None,
+    since_include: int,
+    expected: float | None,
+    ranker: str,
+    awaiting_full_text: int = 0,
+    changed: int = 0,
+    review: str = "REVIEW",
+) -> list[str]:
     """Lines for people: where screening stands and whether it is reasonable to stop.
 
     Args:
@@ -246,21 +262,29 @@ def stopping_guidance(*, screened: int, pending: int, conflicts: int, kappa: flo
     if changed:
         lines.append(f"{changed} screened record(s) changed and are back in the queue: check them first")
     if conflicts:
-        lines.append(f"{conflicts} conflict(s) between reviewers: `livingmeta screen conflicts {review}`; "
-                     "a third reviewer's decision resolves each")
+        lines.append(
+            f"{conflicts} conflict(s) between reviewers: `livingmeta screen conflicts {review}`; "
+            "a third reviewer's decision resolves each"
+        )
     if kappa is not None:
         lines.append(f"agreement between reviewers: Cohen's kappa {kappa:.2f}")
     if awaiting_full_text:
-        lines.append(f"{awaiting_full_text} record(s) passed title/abstract and wait for a full-text decision "
-                     f"(`livingmeta screen next {review} --stage full_text`)")
+        lines.append(
+            f"{awaiting_full_text} record(s) passed title/abstract and wait for a full-text decision "
+            f"(`livingmeta screen next {review} --stage full_text`)"
+        )
     if pending == 0:
         lines.append("nothing waits for title/abstract screening")
     elif expected is not None:
-        lines.append(f"{since_include} decision(s) since the last include; the recent include rate suggests at most "
-                     f"about {expected:.1f} include(s) among the {pending} waiting")
+        lines.append(
+            f"{since_include} decision(s) since the last include; the recent include rate suggests at most "
+            f"about {expected:.1f} include(s) among the {pending} waiting"
+        )
         if since_include >= RECENT_WINDOW and expected < 1:
-            lines.append(f"no include in the last {since_include} decisions: a heuristic, which promises no recall; "
-                         "the stopping rule below says when a random sample shows the recall target is met")
+            lines.append(
+                f"no include in the last {since_include} decisions: a heuristic, which promises no recall; "
+                "the stopping rule below says when a random sample shows the recall target is met"
+            )
     else:
         lines.append(f"no decisions yet: start with `livingmeta screen next {review}`")
     return lines

@@ -118,8 +118,7 @@ class Ranker(ABC):
         if unknown:
             allowed = ", ".join(["name", "seed", *sorted(self.defaults)])
             raise ValueError(
-                f"[screening.model] has unknown parameter {unknown[0]!r} for model {self.name!r}; "
-                f"allowed: {allowed}"
+                f"[screening.model] has unknown parameter {unknown[0]!r} for model {self.name!r}; allowed: {allowed}"
             )
         self.seed = int(params.pop("seed", 0))
         self.params = {**self.defaults, **params}
@@ -269,8 +268,13 @@ class TfidfSvmRanker(Ranker):
 
     def _tfidf(self, docs: TermCounts, keep_term: np.ndarray | None = None) -> sp.csr_matrix:
         p = self.params
-        return tfidf_matrix(docs, max_df=float(p["max_df"]), min_df=int(p["min_df"]), sublinear_tf=bool(p["sublinear_tf"]),
-                            keep_term=keep_term)
+        return tfidf_matrix(
+            docs,
+            max_df=float(p["max_df"]),
+            min_df=int(p["min_df"]),
+            sublinear_tf=bool(p["sublinear_tf"]),
+            keep_term=keep_term,
+        )
 
     def _vectorise_counts(self, docs: TermCounts) -> sp.csr_matrix:
         return self._tfidf(docs)
@@ -364,7 +368,6 @@ def make_ranker(params: Mapping[str, Any] | None = None) -> Ranker:
     name = params.get("name") or DEFAULT_MODEL
     if name not in RANKERS:
         raise ValueError(
-            f"[screening.model] name {name!r} is not a known ranking model; "
-            f"choose one of: {', '.join(sorted(RANKERS))}"
+            f"[screening.model] name {name!r} is not a known ranking model; choose one of: {', '.join(sorted(RANKERS))}"
         )
     return RANKERS[name](params)

@@ -121,11 +121,15 @@ def read_asreview_ris(text: str) -> list[tuple[int, dict[str, str]]]:
     starts = [k for k, line in enumerate(text.splitlines(), 1) if re.match(r"^TY  - ", line)]
     refs = list(rispy.load(io.StringIO(text), skip_unknown_tags=True))
     if len(starts) != len(refs):
-        starts = starts[:len(refs)] + [0] * max(0, len(refs) - len(starts))
+        starts = starts[: len(refs)] + [0] * max(0, len(refs) - len(starts))
     out = []
     for line, ref in zip(starts, refs):
-        row = {"livingmeta_id": str(ref.get("id") or ""), "doi": str(ref.get("doi") or ""),
-               "title": str(ref.get("title") or ref.get("primary_title") or ""), "asreview_label": ""}
+        row = {
+            "livingmeta_id": str(ref.get("id") or ""),
+            "doi": str(ref.get("doi") or ""),
+            "title": str(ref.get("title") or ref.get("primary_title") or ""),
+            "asreview_label": "",
+        }
         for note in ref.get("notes") or []:
             note = re.sub(r"^<p>|</p>$", "", str(note))  # Zotero wraps notes in <p>, as ASReview's reader knows
             if note in NOTE_LABELS:

@@ -121,8 +121,11 @@ def apply_rules(record: Mapping[str, Any], screening: Any) -> RuleResult:
     for pt in screening.include_publication_types:
         if pt.strip().lower() in pub_types:
             hits.append((WEIGHT_PUBLICATION_TYPE, f"publication type: {pt}"))
-    if record.get("is_rct") and not any(r.startswith("publication type: Randomized Controlled Trial") for _, r in hits) \
-            and record.get("source") != "ctgov":
+    if (
+        record.get("is_rct")
+        and not any(r.startswith("publication type: Randomized Controlled Trial") for _, r in hits)
+        and record.get("source") != "ctgov"
+    ):
         hits.append((WEIGHT_PUBLICATION_TYPE, "publication type: Randomized Controlled Trial"))
     for pt in screening.exclude_publication_types:
         if pt.strip().lower() in pub_types:
@@ -137,8 +140,13 @@ def apply_rules(record: Mapping[str, Any], screening: Any) -> RuleResult:
         elif "observational" in design:
             hits.append((WEIGHT_OBSERVATIONAL, "registry design: observational"))
 
-    text = " ".join([record.get("title") or "", record.get("abstract") or "",
-                     " ".join(str(k) for k in record.get("keywords") or [])]).lower()
+    text = " ".join(
+        [
+            record.get("title") or "",
+            record.get("abstract") or "",
+            " ".join(str(k) for k in record.get("keywords") or []),
+        ]
+    ).lower()
     for kw in screening.include_keywords:
         if kw.strip() and _contains_phrase(text, kw.strip()):
             hits.append((WEIGHT_KEYWORD, f"keyword: {kw}"))

@@ -98,7 +98,9 @@ def parse_labelled_csv(text: str, source: str = "<data>") -> LabelledSet:
     try:
         header = next(reader)
     except StopIteration:
-        raise LabelledDataError(f"{source}: the file is empty; expected a CSV header with columns title, abstract, label_included") from None
+        raise LabelledDataError(
+            f"{source}: the file is empty; expected a CSV header with columns title, abstract, label_included"
+        ) from None
     except csv.Error as exc:
         raise LabelledDataError(f"{source}, line 1: not readable as CSV ({exc})") from None
     columns = [h.strip().lower() for h in header]

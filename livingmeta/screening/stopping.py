@@ -36,6 +36,8 @@ Everything here is pure (no I/O). The hypergeometric distribution is computed in
 
 from __future__ import annotations
 
+from typing import Any
+
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -92,8 +94,9 @@ def hypergeom_cdf(k: int, population: int, successes: int, draws: int) -> float:
     shorter tail, relative error about 1e-12.
     """
     if min(population, successes, draws) < 0 or successes > population or draws > population:
-        raise ValueError(f"hypergeometric parameters out of range: population={population}, "
-                         f"successes={successes}, draws={draws}")
+        raise ValueError(
+            f"hypergeometric parameters out of range: population={population}, successes={successes}, draws={draws}"
+        )
     lo = max(0, draws - (population - successes))
     hi = min(draws, successes)
     if k < lo:
@@ -165,8 +168,15 @@ def _p_value(r_ranked: int, urn: int, sampled: int, found_sampled: int, target: 
     return k_tar, hypergeom_cdf(found_sampled, urn, k_tar, sampled)
 
 
-def recall_test(r_ranked: int, urn: int, sampled: int = 0, found_sampled: int = 0, *,
-                target: float = DEFAULT_TARGET, confidence: float = DEFAULT_CONFIDENCE) -> StopTest:
+def recall_test(
+    r_ranked: int,
+    urn: int,
+    sampled: int = 0,
+    found_sampled: int = 0,
+    *,
+    target: float = DEFAULT_TARGET,
+    confidence: float = DEFAULT_CONFIDENCE,
+) -> StopTest:
     """Test "recall >= target" from a random sample of the records left after ranked screening.
 
     Args:
@@ -203,9 +213,19 @@ def recall_test(r_ranked: int, urn: int, sampled: int = 0, found_sampled: int = 
             else:
                 lo = mid
         more = hi - sampled
-    return StopTest(rule=RULE, target=float(target), confidence=float(confidence), r_ranked=int(r_ranked),
-                    urn=int(urn), sampled=int(sampled), found_sampled=int(found_sampled), k_tar=k_tar,
-                    p_value=float(p), stop=bool(stop), more_needed=int(more))
+    return StopTest(
+        rule=RULE,
+        target=float(target),
+        confidence=float(confidence),
+        r_ranked=int(r_ranked),
+        urn=int(urn),
+        sampled=int(sampled),
+        found_sampled=int(found_sampled),
+        k_tar=k_tar,
+        p_value=float(p),
+        stop=bool(stop),
+        more_needed=int(more),
+    )
 
 
 def irrelevant_in_a_row(order: Sequence[int] | np.ndarray, run: int = HEURISTIC_RUN) -> int:
@@ -225,9 +245,17 @@ def irrelevant_in_a_row(order: Sequence[int] | np.ndarray, run: int = HEURISTIC_
     return len(order)
 
 
-def simulate_stop(order: Sequence[int] | np.ndarray, *, n_records: int | None = None, known_includes: int = 0,
-                  known_records: int = 0, target: float = DEFAULT_TARGET, confidence: float = DEFAULT_CONFIDENCE,
-                  switch_after: int = DEFAULT_SWITCH_AFTER, seed: int = 0) -> dict:
+def simulate_stop(
+    order: Sequence[int] | np.ndarray,
+    *,
+    n_records: int | None = None,
+    known_includes: int = 0,
+    known_records: int = 0,
+    target: float = DEFAULT_TARGET,
+    confidence: float = DEFAULT_CONFIDENCE,
+    switch_after: int = DEFAULT_SWITCH_AFTER,
+    seed: int = 0,
+) -> dict:
     """Apply the rule to a fully labelled ranked order: rank until ``switch_after`` excludes in a row, then sample.
 
     Args:
@@ -269,10 +297,20 @@ def simulate_stop(order: Sequence[int] | np.ndarray, *, n_records: int | None = 
             sampled = nxt
     screened = int(known_records) + switch + sampled
     found_total = r_ranked + found
-    return {"rule": RULE, "target": float(target), "confidence": float(confidence), "screened": screened,
-            "recall": found_total / included, "work_saved": 1 - screened / total, "ranked": switch,
-            "sampled": sampled, "found": found_total, "included": included, "p_value": test.p_value,
-            "switch_after": int(switch_after)}
+    return {
+        "rule": RULE,
+        "target": float(target),
+        "confidence": float(confidence),
+        "screened": screened,
+        "recall": found_total / included,
+        "work_saved": 1 - screened / total,
+        "ranked": switch,
+        "sampled": sampled,
+        "found": found_total,
+        "included": included,
+        "p_value": test.p_value,
+        "switch_after": int(switch_after),
+    }
 
 
 # decisions made on records drawn at random for the rule (`livingmeta screen next REVIEW --sample`) carry
@@ -290,11 +328,16 @@ class DecidedRecord:
 
     label: int
     sampled: bool
-    decided_at: object
+    decided_at: Any
 
 
-def review_stopping(decided: Sequence[DecidedRecord], pending_entered_at: Sequence[object], *,
-                    target: float = DEFAULT_TARGET, confidence: float = DEFAULT_CONFIDENCE) -> dict:
+def review_stopping(
+    decided: Sequence[DecidedRecord],
+    pending_entered_at: Sequence[Any],
+    *,
+    target: float = DEFAULT_TARGET,
+    confidence: float = DEFAULT_CONFIDENCE,
+) -> dict:
     """The rule on a live review: ranked phase until the first random draw, then the test.
 
     Args:
@@ -321,58 +364,90 @@ def review_stopping(decided: Sequence[DecidedRecord], pending_entered_at: Sequen
     waiting_then = sum(1 for t in pending_entered_at if t <= start)
     r_ranked = sum(d.label for d in ranked_before)
     urn = len(sample) + waiting_then
-    test = recall_test(r_ranked, urn, len(sample), sum(d.label for d in sample), target=target,
-                       confidence=confidence)
-    return {**test.as_dict(), "phase": "sampling",
-            "arrived_after_start": len(pending_entered_at) - waiting_then, "ranked_after_start": len(ranked_after)}
+    test = recall_test(r_ranked, urn, len(sample), sum(d.label for d in sample), target=target, confidence=confidence)
+    return {
+        **test.as_dict(),
+        "phase": "sampling",
+        "arrived_after_start": len(pending_entered_at) - waiting_then,
+        "ranked_after_start": len(ranked_after),
+    }
 
 
-def stopping_lines(stop: dict, review: str = "REVIEW", since_include: int | None = None,
-                   switch_after: int = DEFAULT_SWITCH_AFTER) -> list[str]:
+def stopping_lines(
+    stop: dict, review: str = "REVIEW", since_include: int | None = None, switch_after: int = DEFAULT_SWITCH_AFTER
+) -> list[str]:
     """Sentences for people about the rule (status, `screen next`), from :func:`review_stopping`."""
-    rule = (f"stopping rule: {stop['rule']}, recall >= {stop['target']:.0%} at {stop['confidence']:.0%} confidence")
+    rule = f"stopping rule: {stop['rule']}, recall >= {stop['target']:.0%} at {stop['confidence']:.0%} confidence"
     if stop["phase"] == "ranked" and not stop["urn"]:
         return [f"{rule}: every record has been screened ({stop['r_ranked']} include(s)), nothing is left to sample"]
     if stop["phase"] == "ranked":
         lines = [f"{rule}: not started (ranked screening so far, {stop['r_ranked']} include(s) found)"]
         if stop["urn"]:
-            lines.append(f"a random sample of the {stop['urn']} waiting would need about {stop['more_needed']} "
-                         "record(s) screened, if none of them is an include, to show the target is met")
+            lines.append(
+                f"a random sample of the {stop['urn']} waiting would need about {stop['more_needed']} "
+                "record(s) screened, if none of them is an include, to show the target is met"
+            )
             if since_include is not None and since_include >= switch_after:
-                lines.append(f"{since_include} ranked decisions since the last include: start the random sample "
-                             f"with `livingmeta screen next {review} --sample`")
+                lines.append(
+                    f"{since_include} ranked decisions since the last include: start the random sample "
+                    f"with `livingmeta screen next {review} --sample`"
+                )
         return lines
-    result = (f"met (p = {stop['p_value']:.3f}): recall >= {stop['target']:.0%} with {stop['confidence']:.0%} "
-              "confidence; stopping is justified" if stop["stop"] else
-              f"not met yet (p = {stop['p_value']:.3f}): screen about {stop['more_needed']} more random record(s) "
-              f"with `livingmeta screen next {review} --sample` (more if one of them is an include)")
-    lines = [f"{rule}: {stop['sampled']} random record(s) screened from the {stop['urn']} left after ranked "
-             f"screening, {stop['found_sampled']} include(s) among them; {result}"]
+    result = (
+        f"met (p = {stop['p_value']:.3f}): recall >= {stop['target']:.0%} with {stop['confidence']:.0%} "
+        "confidence; stopping is justified"
+        if stop["stop"]
+        else f"not met yet (p = {stop['p_value']:.3f}): screen about {stop['more_needed']} more random record(s) "
+        f"with `livingmeta screen next {review} --sample` (more if one of them is an include)"
+    )
+    lines = [
+        f"{rule}: {stop['sampled']} random record(s) screened from the {stop['urn']} left after ranked "
+        f"screening, {stop['found_sampled']} include(s) among them; {result}"
+    ]
     if stop["arrived_after_start"]:
-        lines.append(f"{stop['arrived_after_start']} record(s) arrived after the random sample began: the test does "
-                     "not cover them, screen them")
+        lines.append(
+            f"{stop['arrived_after_start']} record(s) arrived after the random sample began: the test does "
+            "not cover them, screen them"
+        )
     if stop["ranked_after_start"]:
-        lines.append(f"{stop['ranked_after_start']} record(s) were screened in ranked order after the random sample "
-                     "began: the sample is no longer random, treat the result with caution")
+        lines.append(
+            f"{stop['ranked_after_start']} record(s) were screened in ranked order after the random sample "
+            "began: the sample is no longer random, treat the result with caution"
+        )
     return lines
 
 
 def automation_statement(stop: dict, ranker: str) -> str:
     """One paragraph for the report: the automation tool, the stopping rule and its result (PRISMA 2020 item 8)."""
-    rule = ("hypergeometric random-sample test (Callaghan & Müller-Hansen, Syst Rev 2020;9:273)"
-            if stop["rule"] == RULE else stop["rule"])
-    order = ("ordered by the review's screening rules (no ranking model trained yet)" if ranker == "rules"
-             else f"prioritised by a ranking model ({ranker})")
-    head = (f"Title/abstract screening was {order}. Stopping rule: {rule}, target recall {stop['target']:.0%} at "
-            f"{stop['confidence']:.0%} confidence.")
+    rule = (
+        "hypergeometric random-sample test (Callaghan & Müller-Hansen, Syst Rev 2020;9:273)"
+        if stop["rule"] == RULE
+        else stop["rule"]
+    )
+    order = (
+        "ordered by the review's screening rules (no ranking model trained yet)"
+        if ranker == "rules"
+        else f"prioritised by a ranking model ({ranker})"
+    )
+    head = (
+        f"Title/abstract screening was {order}. Stopping rule: {rule}, target recall {stop['target']:.0%} at "
+        f"{stop['confidence']:.0%} confidence."
+    )
     if stop["phase"] == "ranked" and not stop["urn"]:
         return head + f" Every record was screened ({stop['r_ranked']} include(s)); no random sample was needed."
     if stop["phase"] == "ranked":
-        return head + f" The random sample has not started; {stop['r_ranked']} include(s) were found by ranked screening."
-    verdict = (f"the target was met (p = {stop['p_value']:.3f})" if stop["stop"] else
-               f"the target is not shown to be met yet (p = {stop['p_value']:.3f})")
-    return (head + f" After ranked screening found {stop['r_ranked']} include(s), {stop['sampled']} of the "
-            f"{stop['urn']} remaining records were screened at random ({stop['found_sampled']} include(s)): {verdict}.")
+        return (
+            head + f" The random sample has not started; {stop['r_ranked']} include(s) were found by ranked screening."
+        )
+    verdict = (
+        f"the target was met (p = {stop['p_value']:.3f})"
+        if stop["stop"]
+        else f"the target is not shown to be met yet (p = {stop['p_value']:.3f})"
+    )
+    return (
+        head + f" After ranked screening found {stop['r_ranked']} include(s), {stop['sampled']} of the "
+        f"{stop['urn']} remaining records were screened at random ({stop['found_sampled']} include(s)): {verdict}."
+    )
 
 
 def sample_order(record_ids: Sequence[str], key: str) -> list[str]:

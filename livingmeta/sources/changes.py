@@ -75,8 +75,15 @@ class IngestCounts:
     events: list[dict[str, Any]] = field(default_factory=list)  # registry events stored, as registry_events rows
 
     def as_dict(self) -> dict:
-        return {"found": self.found, "new": self.new, "changed": self.changed, "unchanged": self.unchanged,
-                "deleted": self.deleted, "skipped": self.skipped, "unrequested": self.unrequested}
+        return {
+            "found": self.found,
+            "new": self.new,
+            "changed": self.changed,
+            "unchanged": self.unchanged,
+            "deleted": self.deleted,
+            "skipped": self.skipped,
+            "unrequested": self.unrequested,
+        }
 
 
 Kind = Literal["new", "changed", "unchanged"]
@@ -160,8 +167,9 @@ def mark_deleted(base: Record) -> Record:
     return Record.from_dict(d)
 
 
-def apply_deletions(fetched: Sequence[Fetched], deletions: Sequence[Fetched],
-                    stored: Mapping[str, Stored]) -> tuple[list[Fetched], int]:
+def apply_deletions(
+    fetched: Sequence[Fetched], deletions: Sequence[Fetched], stored: Mapping[str, Stored]
+) -> tuple[list[Fetched], int]:
     """Turn deletion notices into the record they withdraw, marked deleted (see the module's rule).
 
     Args:
@@ -204,12 +212,18 @@ def _new_or_changed(rec: Record, rid: str, data: dict[str, Any], text: str, h: s
     events = registry_events(old, data)
     if old is None or stored is None:
         return Change(rec, rid, "new", 1, h, data, text, None, newly_deleted, events)
-    return Change(rec, rid, "changed", stored.version + 1, h, data, text, changed_fields(old, data), newly_deleted,
-                  events)
+    return Change(
+        rec, rid, "changed", stored.version + 1, h, data, text, changed_fields(old, data), newly_deleted, events
+    )
 
 
-def plan_ingest(fetched: Sequence[Fetched], stored: Mapping[str, Stored], latest_payload: Mapping[str, str], *,
-                n_found: int | None = None) -> IngestPlan:
+def plan_ingest(
+    fetched: Sequence[Fetched],
+    stored: Mapping[str, Stored],
+    latest_payload: Mapping[str, str],
+    *,
+    n_found: int | None = None,
+) -> IngestPlan:
     """Decide what a run stores: `fetched` are the run's records after deletions were applied (duplicates
     allowed), `stored` the warehouse's current versions and `latest_payload` the newest raw payload hash per
     source id. Pure: the same inputs always give the same plan."""
@@ -241,7 +255,9 @@ def plan_ingest(fetched: Sequence[Fetched], stored: Mapping[str, Stored], latest
             counts.changed_ids.append(rid)
         if change.newly_deleted:
             counts.deleted += 1
-        counts.events.extend({"record_id": rid, "kind": kind, "old_value": before, "new_value": after}
-                             for kind, before, after in change.events)
+        counts.events.extend(
+            {"record_id": rid, "kind": kind, "old_value": before, "new_value": after}
+            for kind, before, after in change.events
+        )
         changes.append(change)
     return IngestPlan(counts, payloads, changes, member_ids)

@@ -27,8 +27,11 @@ STUDIES_PATH = "/api/v2/studies"
 # arm group types that mark the comparator of a trial
 _CONTROL_TYPES = {"PLACEBO_COMPARATOR", "SHAM_COMPARATOR", "NO_INTERVENTION"}
 _TREATMENT_TYPES = {"EXPERIMENTAL", "ACTIVE_COMPARATOR"}
-_CONTROL_WORDS = re.compile(r"\b(placebo|sham|saline|vehicle|usual care|standard of care|no treatment|no intervention|"
-                            r"control|dummy)\b", re.IGNORECASE)
+_CONTROL_WORDS = re.compile(
+    r"\b(placebo|sham|saline|vehicle|usual care|standard of care|no treatment|no intervention|"
+    r"control|dummy)\b",
+    re.IGNORECASE,
+)
 _RATIO_WORDS = re.compile(r"ratio|relative risk", re.IGNORECASE)
 _DIFFERENCE_WORDS = re.compile(r"difference", re.IGNORECASE)
 _NUMBER_RE = re.compile(r"^[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)?(?:\.\d+)?(?:[eE][+-]?\d+)?$")
@@ -71,8 +74,14 @@ class CtgovFormatError(RedactedError, ValueError):
 # requests
 
 
-def search_params(*, condition: str = "", intervention: str = "", terms: str = "", updated_since: dt.date | None = None,
-                  page_size: int = 1000) -> dict[str, str]:
+def search_params(
+    *,
+    condition: str = "",
+    intervention: str = "",
+    terms: str = "",
+    updated_since: dt.date | None = None,
+    page_size: int = 1000,
+) -> dict[str, str]:
     """The first page's query parameters for `/api/v2/studies`.
 
     Args:
@@ -157,8 +166,9 @@ def parse_studies_page(body: bytes | str | dict, where: str = "ClinicalTrials.go
             data = load_json(body)
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             size = len(body)
-            raise CtgovFormatError(f"{where}: not valid JSON ({e}; {size} bytes) — the answer may be truncated; "
-                                   "retry later") from None
+            raise CtgovFormatError(
+                f"{where}: not valid JSON ({e}; {size} bytes) — the answer may be truncated; retry later"
+            ) from None
     else:
         data = body
     if isinstance(data, dict) and "protocolSection" in data:
@@ -182,8 +192,15 @@ def parse_studies_page(body: bytes | str | dict, where: str = "ClinicalTrials.go
             page.skipped.append(SkippedRecord("ctgov", _nct_of(study), e.field, str(e), raw))
         except Exception as e:  # noqa: BLE001 - a safety net: one study's surprise never fails the page
             nct = _nct_of(study)
-            page.skipped.append(SkippedRecord("ctgov", nct, "?", f"{at}{f' ({nct})' if nct else ''}: could not be read "
-                                             f"({type(e).__name__}: {e})", raw))
+            page.skipped.append(
+                SkippedRecord(
+                    "ctgov",
+                    nct,
+                    "?",
+                    f"{at}{f' ({nct})' if nct else ''}: could not be read ({type(e).__name__}: {e})",
+                    raw,
+                )
+            )
     return page
 
 
@@ -224,8 +241,11 @@ class _Obj:
         shown = json.dumps(value, ensure_ascii=False, default=str)
         shown = shown if len(shown) <= 60 else shown[:57] + "..."
         f = self._field(key)
-        return CtgovFieldError(f"{self.who}: field {f} must be {expected}, got {type(value).__name__} {shown}; "
-                               "the study was skipped (the others were stored)", f)
+        return CtgovFieldError(
+            f"{self.who}: field {f} must be {expected}, got {type(value).__name__} {shown}; "
+            "the study was skipped (the others were stored)",
+            f,
+        )
 
     def _raw(self, key: str, kind: type, expected: str) -> Any:
         value = self.data.get(key)
@@ -296,8 +316,12 @@ def _words(code: str | None) -> str | None:
     """API enums (ACTIVE_NOT_RECRUITING, PHASE2) as words people read (Active, not recruiting; Phase 2)."""
     if not code:
         return None
-    special = {"NA": "Not applicable", "EARLY_PHASE1": "Early phase 1", "ACTIVE_NOT_RECRUITING": "Active, not recruiting",
-               "ENROLLING_BY_INVITATION": "Enrolling by invitation"}
+    special = {
+        "NA": "Not applicable",
+        "EARLY_PHASE1": "Early phase 1",
+        "ACTIVE_NOT_RECRUITING": "Active, not recruiting",
+        "ENROLLING_BY_INVITATION": "Enrolling by invitation",
+    }
     if code in special:
         return special[code]
     m = re.fullmatch(r"PHASE(\d)", code)
@@ -332,9 +356,11 @@ def parse_study(study: dict[str, Any], where: str = "study") -> Record:
     raw_nct = ident.data.get("nctId")
     nct = normalise_registry_id(raw_nct) if isinstance(raw_nct, str) else None
     if not nct or not nct.startswith("NCT"):
-        raise CtgovFieldError(f"{where}: no valid protocolSection.identificationModule.nctId (got {raw_nct!r}); "
-                              "the study was skipped (the others were stored)",
-                              "protocolSection.identificationModule.nctId")
+        raise CtgovFieldError(
+            f"{where}: no valid protocolSection.identificationModule.nctId (got {raw_nct!r}); "
+            "the study was skipped (the others were stored)",
+            "protocolSection.identificationModule.nctId",
+        )
     root.who = ps.who = ident.who = f"{where} ({nct})"
     status = ps.obj("statusModule")
     design = ps.obj("designModule")
@@ -357,7 +383,11 @@ def parse_study(study: dict[str, Any], where: str = "study") -> Record:
             rid = normalise_registry_id(raw)
         elif re.search(r"ISRCTN|EudraCT|\bNCT", raw, re.IGNORECASE):
             rid = normalise_registry_id(raw)
-        if rid and (rid.startswith("ISRCTN") or rid.startswith("EudraCT") or rid.startswith("NCT")) and rid not in registry_ids:
+        if (
+            rid
+            and (rid.startswith("ISRCTN") or rid.startswith("EudraCT") or rid.startswith("NCT"))
+            and rid not in registry_ids
+        ):
             registry_ids.append(rid)
 
     study_type = design.text("studyType")
@@ -375,8 +405,9 @@ def parse_study(study: dict[str, Any], where: str = "study") -> Record:
     for ref in ps.obj("referencesModule").objs("references"):
         raw_pmid = ref.data.get("pmid")
         pmid = ref.count("pmid") if not isinstance(raw_pmid, str) else raw_pmid
-        references.append({"pmid": str(pmid) if pmid else None, "type": ref.text("type"),
-                           "citation": ref.text("citation")})
+        references.append(
+            {"pmid": str(pmid) if pmid else None, "type": ref.text("type"), "citation": ref.text("citation")}
+        )
     derived = root.obj("derivedSection")
     mesh = [t for m in derived.obj("conditionBrowseModule").objs("meshes") if (t := m.text("term"))]
     mesh += [t for m in derived.obj("interventionBrowseModule").objs("meshes") if (t := m.text("term"))]
@@ -408,8 +439,10 @@ def parse_study(study: dict[str, Any], where: str = "study") -> Record:
         "enrollment_type": enrollment.text("type"),  # ACTUAL | ESTIMATED (anticipated)
         "conditions": conditions.texts("conditions"),
         "interventions": [{"type": i.text("type"), "name": i.text("name")} for i in arms.objs("interventions")],
-        "arm_groups": [{"label": a.text("label"), "type": a.text("type"),
-                        "interventions": a.texts("interventionNames")} for a in arms.objs("armGroups")],
+        "arm_groups": [
+            {"label": a.text("label"), "type": a.text("type"), "interventions": a.texts("interventionNames")}
+            for a in arms.objs("armGroups")
+        ],
         "lead_sponsor": sponsor,
         "references": references,
         "has_results": has_results,
@@ -451,10 +484,19 @@ def _results_summary(results: _Obj) -> list[dict[str, Any]] | None:
     module = results.obj("outcomeMeasuresModule")
     if module.data.get("outcomeMeasures") is None:
         return None
-    return [{"title": m.text("title"), "type": m.text("type"), "time_frame": m.text("timeFrame"),
-             "units": m.text("unitOfMeasure"), "param_type": m.text("paramType"),
-             "dispersion_type": m.text("dispersionType"), "groups": [g.text("title") for g in m.objs("groups")],
-             "analyses": len(m.objs("analyses"))} for m in module.objs("outcomeMeasures")]
+    return [
+        {
+            "title": m.text("title"),
+            "type": m.text("type"),
+            "time_frame": m.text("timeFrame"),
+            "units": m.text("unitOfMeasure"),
+            "param_type": m.text("paramType"),
+            "dispersion_type": m.text("dispersionType"),
+            "groups": [g.text("title") for g in m.objs("groups")],
+            "analyses": len(m.objs("analyses")),
+        }
+        for m in module.objs("outcomeMeasures")
+    ]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -509,8 +551,15 @@ def _group_arm(group: dict[str, Any], arm_groups: list[dict[str, Any]], n_groups
     title = (group.get("title") or "").strip()
     desc = group.get("description") or ""
     # an outcome group is usually titled after its arm group ("Arm A" inside "Palbociclib ... (Arm A)")
-    matches = [a for a in arm_groups if a.get("label") and (a["label"].strip().lower() == title.lower()
-               or re.search(r"(?<!\w)" + re.escape(a["label"].strip()) + r"(?!\w)", title, re.IGNORECASE))]
+    matches = [
+        a
+        for a in arm_groups
+        if a.get("label")
+        and (
+            a["label"].strip().lower() == title.lower()
+            or re.search(r"(?<!\w)" + re.escape(a["label"].strip()) + r"(?!\w)", title, re.IGNORECASE)
+        )
+    ]
     if len(matches) == 1 and matches[0].get("type"):
         t = matches[0]["type"]
         if t in _CONTROL_TYPES:
@@ -522,9 +571,13 @@ def _group_arm(group: dict[str, Any], arm_groups: list[dict[str, Any]], n_groups
     return "unknown", "arm not recognised: set treatment or control when accepting"
 
 
-def _ref(nct: str, measure: dict[str, Any], cls: dict[str, Any] | None = None, cat: dict[str, Any] | None = None) -> str:
-    parts = [f"ctgov:{nct} outcome measure ({(measure.get('type') or '').lower() or 'unknown type'}): "
-             f"{measure.get('title') or '(untitled)'}"]
+def _ref(
+    nct: str, measure: dict[str, Any], cls: dict[str, Any] | None = None, cat: dict[str, Any] | None = None
+) -> str:
+    parts = [
+        f"ctgov:{nct} outcome measure ({(measure.get('type') or '').lower() or 'unknown type'}): "
+        f"{measure.get('title') or '(untitled)'}"
+    ]
     if cls and cls.get("title"):
         parts.append(f"class: {cls['title']}")
     if cat and cat.get("title"):
@@ -540,8 +593,7 @@ def _denominators(measure: dict[str, Any], cls: dict[str, Any] | None) -> tuple[
         return {}, None
     # participants are what an analysis counts; other units (eyes, lesions) are noted
     chosen = next((d for d in denoms if (d.get("units") or "").lower() == "participants"), denoms[0])
-    return ({c.get("groupId"): parse_number(c.get("value")) for c in chosen.get("counts") or []},
-            chosen.get("units"))
+    return ({c.get("groupId"): parse_number(c.get("value")) for c in chosen.get("counts") or []}, chosen.get("units"))
 
 
 def suggest_extraction_rows(study: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
@@ -572,15 +624,19 @@ def suggest_extraction_rows(study: dict[str, Any]) -> tuple[list[dict[str, Any]]
         disp = (m.get("dispersionType") or "").upper()
         where = f"ctgov:{nct} outcome {mi + 1} ({m.get('title') or 'untitled'})"
         arm_of = {gid: _group_arm(g, arm_groups, len(groups)) for gid, g in groups.items()}
-        is_count = param == "COUNT_OF_PARTICIPANTS" or (param == "NUMBER" and units.strip().lower() in
-                                                        ("participants", "patients", "subjects", "number of participants"))
+        is_count = param == "COUNT_OF_PARTICIPANTS" or (
+            param == "NUMBER"
+            and units.strip().lower() in ("participants", "patients", "subjects", "number of participants")
+        )
         is_mean = param in ("MEAN", "LEAST_SQUARES_MEAN")
         if m.get("reportingStatus") and m.get("reportingStatus") != "POSTED":
             continue
         if not (is_count or is_mean):
             if (m.get("classes") or []) and param:
-                problems.append(f"{where}: parameter type {m.get('paramType')} ({units or 'no unit'}) is not turned "
-                                "into counts or means; read it in the registry if needed")
+                problems.append(
+                    f"{where}: parameter type {m.get('paramType')} ({units or 'no unit'}) is not turned "
+                    "into counts or means; read it in the registry if needed"
+                )
         for cls in m.get("classes") or []:
             denom, denom_units = _denominators(m, cls)
             for cat in cls.get("categories") or []:
@@ -601,8 +657,11 @@ def suggest_extraction_rows(study: dict[str, Any]) -> tuple[list[dict[str, Any]]
                         row_problems.append(f"value {value.problem}")
                     if n.problem:
                         row_problems.append(f"denominator {n.problem}")
-                    row: dict[str, Any] = {"arm": arm, "group_label": g.get("title") or gid,
-                                           "source_ref": _ref(nct, m, cls, cat)}
+                    row: dict[str, Any] = {
+                        "arm": arm,
+                        "group_label": g.get("title") or gid,
+                        "source_ref": _ref(nct, m, cls, cat),
+                    }
                     if is_count:
                         row.update(events=value.value, total=n.value)
                         if value.value is not None and n.value is not None and value.value > n.value:
@@ -627,8 +686,11 @@ def suggest_extraction_rows(study: dict[str, Any]) -> tuple[list[dict[str, Any]]
                             row_problems.append(f"dispersion {m.get('dispersionType') or 'missing'} is not an SD or SE")
                     if row_problems:
                         problems.append(f"{where}, group {g.get('title') or gid}: " + "; ".join(row_problems))
-                    usable = (row.get("events") is not None and row.get("total") is not None) if is_count \
+                    usable = (
+                        (row.get("events") is not None and row.get("total") is not None)
+                        if is_count
                         else row.get("mean") is not None
+                    )
                     if not usable:
                         continue
                     row["notes"] = "; ".join(notes + [f"could not use: {p}" for p in row_problems])
@@ -641,15 +703,25 @@ def suggest_extraction_rows(study: dict[str, Any]) -> tuple[list[dict[str, Any]]
     return rows, problems
 
 
-def _details(m: dict[str, Any], gid: str | None, gtitle: str | None, ci_level: float | None,
-             problems: list[str]) -> dict[str, Any]:
-    return {"outcome_title": m.get("title"), "outcome_type": m.get("type"), "time_frame": m.get("timeFrame"),
-            "units": m.get("unitOfMeasure"), "param_type": m.get("paramType"), "group_id": gid,
-            "group_title": gtitle, "ci_level": ci_level, "problems": list(problems)}
+def _details(
+    m: dict[str, Any], gid: str | None, gtitle: str | None, ci_level: float | None, problems: list[str]
+) -> dict[str, Any]:
+    return {
+        "outcome_title": m.get("title"),
+        "outcome_type": m.get("type"),
+        "time_frame": m.get("timeFrame"),
+        "units": m.get("unitOfMeasure"),
+        "param_type": m.get("paramType"),
+        "group_id": gid,
+        "group_title": gtitle,
+        "ci_level": ci_level,
+        "problems": list(problems),
+    }
 
 
-def _analysis_row(nct: str, m: dict[str, Any], a: dict[str, Any], groups: dict[str, Any],
-                  where: str) -> tuple[list[dict[str, Any]], list[str]]:
+def _analysis_row(
+    nct: str, m: dict[str, Any], a: dict[str, Any], groups: dict[str, Any], where: str
+) -> tuple[list[dict[str, Any]], list[str]]:
     ptype = a.get("paramType") or ""
     if _RATIO_WORDS.search(ptype):
         scale = "ratio"
@@ -657,16 +729,21 @@ def _analysis_row(nct: str, m: dict[str, Any], a: dict[str, Any], groups: dict[s
         scale = "difference"
     else:
         if ptype or a.get("paramValue"):
-            return [], [f"{where}: effect type {ptype or 'missing'!r} is neither a ratio nor a difference; not suggested"]
+            return [], [
+                f"{where}: effect type {ptype or 'missing'!r} is neither a ratio nor a difference; not suggested"
+            ]
         return [], []
     est = parse_number(a.get("paramValue"))
     lo, hi = parse_number(a.get("ciLowerLimit")), parse_number(a.get("ciUpperLimit"))
     level = parse_number(a.get("ciPctValue"))
-    row_problems = [f"{name} {p.problem}" for name, p in (("estimate", est), ("CI lower", lo), ("CI upper", hi))
-                    if p.problem]
+    row_problems = [
+        f"{name} {p.problem}" for name, p in (("estimate", est), ("CI lower", lo), ("CI upper", hi)) if p.problem
+    ]
     titles = [groups.get(g, {}).get("title") or g for g in a.get("groupIds") or []]
-    notes = [f"{ptype} comparing {' vs '.join(titles) or 'unnamed groups'} (order as listed in the registry; "
-             "check which group is the reference)"]
+    notes = [
+        f"{ptype} comparing {' vs '.join(titles) or 'unnamed groups'} (order as listed in the registry; "
+        "check which group is the reference)"
+    ]
     if a.get("statisticalMethod"):
         notes.append(f"method: {a['statisticalMethod']}")
     odd_level = level.value is not None and level.value != 95
@@ -683,14 +760,22 @@ def _analysis_row(nct: str, m: dict[str, Any], a: dict[str, Any], groups: dict[s
     if scale == "ratio" and any(p.value is not None and p.value <= 0 for p in (est, lo, hi)):
         return [], problems + [f"{where}: a ratio must be positive (estimate {est.raw}, CI {lo.raw} to {hi.raw})"]
     one_sided = a.get("ciNumSides") == "ONE_SIDED" or odd_level
-    row: dict[str, Any] = {"arm": "contrast", "group_label": " vs ".join(titles) or None, "estimate": est.value,
-           "ci_lower": None if one_sided else lo.value, "ci_upper": None if one_sided else hi.value, "scale": scale,
-           "source_ref": _ref(nct, m),
-           "notes": "; ".join(notes + [f"could not use: {p}" for p in row_problems])}
+    row: dict[str, Any] = {
+        "arm": "contrast",
+        "group_label": " vs ".join(titles) or None,
+        "estimate": est.value,
+        "ci_lower": None if one_sided else lo.value,
+        "ci_upper": None if one_sided else hi.value,
+        "scale": scale,
+        "source_ref": _ref(nct, m),
+        "notes": "; ".join(notes + [f"could not use: {p}" for p in row_problems]),
+    }
     disp = (a.get("dispersionType") or "").upper()
     if disp in ("STANDARD_ERROR_OF_MEAN", "STANDARD_ERROR") and scale == "difference":
         se = parse_number(a.get("dispersionValue"))
         row["se"] = se.value
-    row["registry"] = {**_details(m, ",".join(a.get("groupIds") or []), row["group_label"], level.value, row_problems),
-                       "param_type": ptype}
+    row["registry"] = {
+        **_details(m, ",".join(a.get("groupIds") or []), row["group_label"], level.value, row_problems),
+        "param_type": ptype,
+    }
     return [row], problems

@@ -54,11 +54,21 @@ RCT_UI = "D016449"
 RCT_VETERINARY_UI = "D000078182"
 RETRACTED_PUBLICATION_UI = "D016441"
 CORRECTION_TYPES = (
-    "RetractionIn", "RetractionOf", "ErratumIn", "ErratumFor", "ExpressionOfConcernIn",
-    "ExpressionOfConcernFor", "UpdateIn", "UpdateOf", "RepublishedIn", "RepublishedFrom",
+    "RetractionIn",
+    "RetractionOf",
+    "ErratumIn",
+    "ErratumFor",
+    "ExpressionOfConcernIn",
+    "ExpressionOfConcernFor",
+    "UpdateIn",
+    "UpdateOf",
+    "RepublishedIn",
+    "RepublishedFrom",
 )
-_MONTHS = {m: i for i, m in enumerate(
-    ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], start=1)}
+_MONTHS = {
+    m: i
+    for i, m in enumerate(["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], start=1)
+}
 _MATHML_SKIP = ("annotation", "annotation-xml")
 _MATHML_NS = "{http://www.w3.org/1998/Math/MathML}"
 _WS_RE = re.compile(r"\s+")
@@ -67,8 +77,11 @@ _MONTH_WORD_RE = re.compile(r"\b(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec
 _ARTICLE_TAGS = ("PubmedArticle", "PubmedBookArticle")
 # literal open/close tags used to cut each article's exact bytes out of the stream
 _RAW_OPEN_RE = re.compile(rb"<(PubmedArticle|PubmedBookArticle|DeleteCitation)[\s>]")
-_RAW_CLOSE = {b"PubmedArticle": b"</PubmedArticle>", b"PubmedBookArticle": b"</PubmedBookArticle>",
-              b"DeleteCitation": b"</DeleteCitation>"}
+_RAW_CLOSE = {
+    b"PubmedArticle": b"</PubmedArticle>",
+    b"PubmedBookArticle": b"</PubmedBookArticle>",
+    b"DeleteCitation": b"</DeleteCitation>",
+}
 # characters XML 1.0 forbids: raw C0 controls other than tab/LF/CR (single bytes in UTF-8, never part of a
 # multi-byte sequence, so they can be removed from bytes), and character references to them
 _ILLEGAL_BYTES_RE = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
@@ -114,8 +127,16 @@ class EsearchResult:
 
 # ----------------------------------------------------------------------------- request parameters
 
-def esearch_params(query: str, *, datetype: str, start: dt.date, end: dt.date, retmax: int = ESEARCH_MAX_IDS - 1,
-                   usehistory: bool = True) -> dict[str, str]:
+
+def esearch_params(
+    query: str,
+    *,
+    datetype: str,
+    start: dt.date,
+    end: dt.date,
+    retmax: int = ESEARCH_MAX_IDS - 1,
+    usehistory: bool = True,
+) -> dict[str, str]:
     """ESearch parameters for a review query restricted to a date window.
 
     Args:
@@ -131,8 +152,15 @@ def esearch_params(query: str, *, datetype: str, start: dt.date, end: dt.date, r
         raise ValueError(f"datetype must be edat, mdat or pdat, not {datetype!r}")
     if end < start:
         raise ValueError(f"date window ends ({end}) before it starts ({start})")
-    params = {"db": "pubmed", "term": query, "datetype": datetype, "mindate": start.strftime("%Y/%m/%d"),
-              "maxdate": end.strftime("%Y/%m/%d"), "retmax": str(retmax), "retmode": "xml"}
+    params = {
+        "db": "pubmed",
+        "term": query,
+        "datetype": datetype,
+        "mindate": start.strftime("%Y/%m/%d"),
+        "maxdate": end.strftime("%Y/%m/%d"),
+        "retmax": str(retmax),
+        "retmode": "xml",
+    }
     if usehistory:
         params["usehistory"] = "y"
     return params
@@ -162,8 +190,15 @@ def efetch_history_params(webenv: str, query_key: str, retstart: int, retmax: in
         raise ValueError("a history fetch needs the WebEnv and QueryKey of an esearch made with usehistory=y")
     if retstart < 0 or retmax < 1:
         raise ValueError(f"retstart must be >= 0 and retmax >= 1 (got {retstart}, {retmax})")
-    return {"db": "pubmed", "WebEnv": webenv, "query_key": str(query_key), "retstart": str(retstart),
-            "retmax": str(retmax), "retmode": "xml", "rettype": "abstract"}
+    return {
+        "db": "pubmed",
+        "WebEnv": webenv,
+        "query_key": str(query_key),
+        "retstart": str(retstart),
+        "retmax": str(retmax),
+        "retmode": "xml",
+        "rettype": "abstract",
+    }
 
 
 def split_window(start: dt.date, end: dt.date) -> tuple[tuple[dt.date, dt.date], tuple[dt.date, dt.date]] | None:
@@ -175,6 +210,7 @@ def split_window(start: dt.date, end: dt.date) -> tuple[tuple[dt.date, dt.date],
 
 
 # ----------------------------------------------------------------------------- esearch
+
 
 def _error_texts(root: ET.Element) -> list[str]:
     return [_flat(e) for e in root.iter("ERROR") if _flat(e)]
@@ -196,8 +232,10 @@ def parse_esearch(data: bytes, where: str = "esearch answer") -> EsearchResult:
     try:
         root = ET.fromstring(_clean(data))  # a control character (XML 1.0 forbids it) never fails the answer
     except ET.ParseError as e:
-        raise PubMedParseError(f"{where}: not complete XML ({e}); {_snippet(data)}. The answer was cut short or is "
-                               "not from E-utilities; run the update again.") from None
+        raise PubMedParseError(
+            f"{where}: not complete XML ({e}); {_snippet(data)}. The answer was cut short or is "
+            "not from E-utilities; run the update again."
+        ) from None
     errors = _error_texts(root)
     if errors:
         raise EntrezAnswerError(f"{where}: NCBI reported an error: {'; '.join(errors)}")
@@ -208,23 +246,34 @@ def parse_esearch(data: bytes, where: str = "esearch answer") -> EsearchResult:
         problems = [f"{child.tag} {_flat(child)!r}" for child in error_list]
         raise EntrezAnswerError(
             f"{where}: PubMed did not understand part of the query ({'; '.join(problems)}); it would search without "
-            "it. Check the spelling and field tags of sources.pubmed.query in review.toml.")
+            "it. Check the spelling and field tags of sources.pubmed.query in review.toml."
+        )
     count_el = root.find("Count")
     if count_el is None or not (count_el.text or "").strip().isdigit():
         raise PubMedParseError(f"{where}: the answer has no <Count>; {_snippet(data)}")
     ids = [(e.text or "").strip() for e in root.iterfind("IdList/Id")]
     warnings = [f"{w.tag}: {_flat(w)}" for w in root.iterfind("WarningList/*")]
     return EsearchResult(
-        count=int(count_el.text or ""), ids=ids, retmax=_int(root.findtext("RetMax")), retstart=_int(root.findtext("RetStart")),
-        webenv=root.findtext("WebEnv"), query_key=root.findtext("QueryKey"),
-        query_translation=root.findtext("QueryTranslation"), warnings=warnings,
+        count=int(count_el.text or ""),
+        ids=ids,
+        retmax=_int(root.findtext("RetMax")),
+        retstart=_int(root.findtext("RetStart")),
+        webenv=root.findtext("WebEnv"),
+        query_key=root.findtext("QueryKey"),
+        query_translation=root.findtext("QueryTranslation"),
+        warnings=warnings,
     )
 
 
 # ----------------------------------------------------------------------------- efetch
 
-def parse_efetch(source: bytes | str | Path | BinaryIO, where: str | None = None,
-                 chunk_size: int = 1 << 16, skipped: list[SkippedRecord] | None = None) -> Iterator[ParsedArticle]:
+
+def parse_efetch(
+    source: bytes | str | Path | BinaryIO,
+    where: str | None = None,
+    chunk_size: int = 1 << 16,
+    skipped: list[SkippedRecord] | None = None,
+) -> Iterator[ParsedArticle]:
     """Stream an efetch `PubmedArticleSet` into records, one article at a time.
 
     Args:
@@ -296,8 +345,10 @@ def parse_efetch(source: bytes | str | Path | BinaryIO, where: str | None = None
         if root_tag is None and not head:
             raise PubMedParseError(f"{where}: the answer is empty (0 bytes); nothing was stored. Run the update again.")
         if root_tag is None:
-            raise PubMedParseError(f"{where}: the answer ends before its first element ({_snippet(head)}); it was cut "
-                                   "short or is not XML. Nothing was stored: run the update again.")
+            raise PubMedParseError(
+                f"{where}: the answer ends before its first element ({_snippet(head)}); it was cut "
+                "short or is not XML. Nothing was stored: run the update again."
+            )
         if root_tag != "PubmedArticleSet":
             data = head + b"".join(body)
             try:
@@ -307,8 +358,10 @@ def parse_efetch(source: bytes | str | Path | BinaryIO, where: str | None = None
             errors = (_error_texts(root) or ([_flat(root)] if root.tag == "ERROR" else [])) if root is not None else []
             if errors:
                 raise EntrezAnswerError(f"{where}: NCBI reported an error: {'; '.join(errors)}")
-            raise PubMedParseError(f"{where}: expected <PubmedArticleSet>, got <{root_tag or '?'}>; {_snippet(data)}; "
-                                   "this is not a PubMed efetch answer")
+            raise PubMedParseError(
+                f"{where}: expected <PubmedArticleSet>, got <{root_tag or '?'}>; {_snippet(data)}; "
+                "this is not a PubMed efetch answer"
+            )
         if broken is None:
             checker.close()
         elif not _END_RE.search(tail):
@@ -316,9 +369,12 @@ def parse_efetch(source: bytes | str | Path | BinaryIO, where: str | None = None
     except ET.ParseError as e:
         raise PubMedParseError(
             f"{where}: the XML is incomplete or malformed ({e}); nothing from it was stored. This usually means the "
-            "answer was cut short in transit: run the update again.") from None
+            "answer was cut short in transit: run the update again."
+        ) from None
     if cutter.pending():
-        raise PubMedParseError(f"{where}: the last article is incomplete; nothing from it was stored. Run the update again.")
+        raise PubMedParseError(
+            f"{where}: the last article is incomplete; nothing from it was stored. Run the update again."
+        )
 
 
 def _parse_item(raw: bytes, where: str, skipped: list[SkippedRecord] | None) -> Iterator[ParsedArticle]:
@@ -328,14 +384,17 @@ def _parse_item(raw: bytes, where: str, skipped: list[SkippedRecord] | None) -> 
         elem = ET.fromstring(raw)
         if elem.tag in _ARTICLE_TAGS:
             field_name = "record"
-            item = ParsedArticle(_article_record(elem, where), raw, "book" if elem.tag == "PubmedBookArticle" else "article")
+            item = ParsedArticle(
+                _article_record(elem, where), raw, "book" if elem.tag == "PubmedBookArticle" else "article"
+            )
     except Exception as e:  # noqa: BLE001 - one article's problem never fails the answer
         m = _FIRST_PMID_RE.search(raw)
         pmid = m.group(1).decode() if m else None
         what = f"PMID {pmid}" if pmid else "an article without a readable PMID"
         detail = str(e) if isinstance(e, (PubMedParseError, ET.ParseError)) else f"{type(e).__name__}: {e}"
-        problem = (f"{where}: {what} could not be read ({detail}); it was skipped, the other articles of the "
-                   "answer were kept")
+        problem = (
+            f"{where}: {what} could not be read ({detail}); it was skipped, the other articles of the answer were kept"
+        )
         if skipped is None:
             raise PubMedParseError(problem) from None
         skipped.append(SkippedRecord("pubmed", pmid, field_name, problem, raw.decode("utf-8", "replace")))
@@ -423,7 +482,7 @@ class _RawCutter:
                 keep = m.start()
                 break
             end += len(close)
-            self.out.append(bytes(buf[m.start():end]))
+            self.out.append(bytes(buf[m.start() : end]))
             pos = end
         del buf[:keep]
 
@@ -438,8 +497,10 @@ def _article_record(art: ET.Element, where: str) -> Record:
     pmid_el = cit.find("PMID") if cit is not None else None
     pmid = (pmid_el.text or "").strip() if pmid_el is not None else ""
     if not pmid:
-        raise PubMedParseError(f"{where}: a PubmedArticle has no MedlineCitation/PMID; the answer is damaged. "
-                               "Run the update again; if it persists, report the batch to NCBI.")
+        raise PubMedParseError(
+            f"{where}: a PubmedArticle has no MedlineCitation/PMID; the answer is damaged. "
+            "Run the update again; if it persists, report the batch to NCBI."
+        )
     assert cit is not None and pmid_el is not None  # a PMID was read from them
     article = cit.find("Article")
     if article is None:
@@ -456,16 +517,22 @@ def _article_record(art: ET.Element, where: str) -> Record:
     for pt in _path(article, "PublicationTypeList", "PublicationType"):
         pub_types.append(_flat(pt))
         pub_uis.append(pt.get("UI") or "")
-    is_rct = any(ui == RCT_UI or (not ui and name.lower() == "randomized controlled trial")
-                 for name, ui in zip(pub_types, pub_uis))
-    veterinary = any(ui == RCT_VETERINARY_UI or name.lower() == "randomized controlled trial, veterinary"
-                     for name, ui in zip(pub_types, pub_uis))
+    is_rct = any(
+        ui == RCT_UI or (not ui and name.lower() == "randomized controlled trial")
+        for name, ui in zip(pub_types, pub_uis)
+    )
+    veterinary = any(
+        ui == RCT_VETERINARY_UI or name.lower() == "randomized controlled trial, veterinary"
+        for name, ui in zip(pub_types, pub_uis)
+    )
 
     title = _flat(article.find("ArticleTitle")) or _flat(article.find("VernacularTitle"))
     abstract = _abstract(article.find("Abstract"))
     corrections = _corrections(cit)
-    retracted = any(ui == RETRACTED_PUBLICATION_UI or name.lower() == "retracted publication"
-                    for name, ui in zip(pub_types, pub_uis)) or any(c["type"] == "RetractionIn" for c in corrections)
+    retracted = any(
+        ui == RETRACTED_PUBLICATION_UI or name.lower() == "retracted publication"
+        for name, ui in zip(pub_types, pub_uis)
+    ) or any(c["type"] == "RetractionIn" for c in corrections)
 
     ids = _article_ids(pubmed_data)
     doi = normalise_doi(ids.get("doi"))
@@ -515,11 +582,27 @@ def _article_record(art: ET.Element, where: str) -> Record:
     journal_name = journal_name or cit.findtext("MedlineJournalInfo/MedlineTA")
 
     return Record(
-        source="pubmed", source_id=pmid, source_version=pmid_el.get("Version") or "1",
-        title=title, abstract=abstract, authors=_authors(article.find("AuthorList")), journal=journal_name,
-        year=year, month=month, doi=doi, pmcid=ids.get("pmc"), language=languages[0] if languages else None,
-        publication_types=pub_types, is_rct=is_rct, mesh=mesh, keywords=keywords, registry_ids=registry,
-        deleted=False, retracted=retracted, corrections=corrections, extra=extra,
+        source="pubmed",
+        source_id=pmid,
+        source_version=pmid_el.get("Version") or "1",
+        title=title,
+        abstract=abstract,
+        authors=_authors(article.find("AuthorList")),
+        journal=journal_name,
+        year=year,
+        month=month,
+        doi=doi,
+        pmcid=ids.get("pmc"),
+        language=languages[0] if languages else None,
+        publication_types=pub_types,
+        is_rct=is_rct,
+        mesh=mesh,
+        keywords=keywords,
+        registry_ids=registry,
+        deleted=False,
+        retracted=retracted,
+        corrections=corrections,
+        extra=extra,
     )
 
 
@@ -541,19 +624,38 @@ def _book_record(art: ET.Element, where: str) -> Record:
     ids = _article_ids(art.find("PubmedBookData"))
     ids.update({k: v for k, v in _article_ids(doc).items() if k not in ids})
     languages = [(e.text or "").strip() for e in doc.findall("Language") if (e.text or "").strip()]
-    extra = {k: v for k, v in {"book": True, "pub_date": date_text,
-                               "publisher": book.findtext("Publisher/PublisherName") if book is not None else None}.items()
-             if v not in (None, "")}
+    extra = {
+        k: v
+        for k, v in {
+            "book": True,
+            "pub_date": date_text,
+            "publisher": book.findtext("Publisher/PublisherName") if book is not None else None,
+        }.items()
+        if v not in (None, "")
+    }
     return Record(
-        source="pubmed", source_id=pmid, source_version=pmid_el.get("Version") or "1", title=title, abstract=abstract,
-        authors=authors, journal=_flat(book.find("BookTitle")) if book is not None else None, year=year, month=month,
-        doi=normalise_doi(ids.get("doi")), pmcid=ids.get("pmc"), language=languages[0] if languages else None,
-        publication_types=pub_types, is_rct=False, keywords=[_flat(k) for k in _path(doc, "KeywordList", "Keyword")],
-        registry_ids=find_registry_ids(f"{title}\n{abstract}"), extra=extra,
+        source="pubmed",
+        source_id=pmid,
+        source_version=pmid_el.get("Version") or "1",
+        title=title,
+        abstract=abstract,
+        authors=authors,
+        journal=_flat(book.find("BookTitle")) if book is not None else None,
+        year=year,
+        month=month,
+        doi=normalise_doi(ids.get("doi")),
+        pmcid=ids.get("pmc"),
+        language=languages[0] if languages else None,
+        publication_types=pub_types,
+        is_rct=False,
+        keywords=[_flat(k) for k in _path(doc, "KeywordList", "Keyword")],
+        registry_ids=find_registry_ids(f"{title}\n{abstract}"),
+        extra=extra,
     )
 
 
 # ----------------------------------------------------------------------------- field helpers
+
 
 def _path(el: ET.Element, *tags: str) -> list[ET.Element]:
     """`el.iterfind("A/B/...")` in the same document order, through the C fast path of `findall(tag)`.
@@ -610,7 +712,7 @@ def _trim_indent(text: str) -> str:
     # pretty-printed XML puts a newline and indentation before inline tags ("β\n\t\t<sub>2</sub>"): that
     # whitespace is layout, not a word break
     stripped = text.rstrip()
-    return stripped if "\n" in text[len(stripped):] else text
+    return stripped if "\n" in text[len(stripped) :] else text
 
 
 def _abstract(abstract: ET.Element | None) -> str:

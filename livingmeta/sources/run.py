@@ -79,8 +79,9 @@ def run_summary(source: str, run_id: int, mode: str, window: Window) -> dict[str
     return {"source": source, "run_id": run_id, "mode": mode, **window.summary}
 
 
-def succeeded_summary(head: dict[str, Any], counts: IngestCounts, requests: int,
-                      extra: dict[str, Any]) -> dict[str, Any]:
+def succeeded_summary(
+    head: dict[str, Any], counts: IngestCounts, requests: int, extra: dict[str, Any]
+) -> dict[str, Any]:
     return {**head, "status": "succeeded", **counts.as_dict(), "requests": requests, **extra}
 
 

@@ -17,6 +17,15 @@ from livingmeta.stats.result import RESULT_KEYS, MetaResult
 ENGINE_VERSION = "1.2.0"
 
 __all__ = [
-    "ENGINE_VERSION", "MetaResult", "RESULT_KEYS", "StatsInputError", "cumulative", "egger_test",
-    "leave_one_out", "meta_analyze", "read_meta_csv", "subgroup_analysis", "trim_and_fill",
+    "ENGINE_VERSION",
+    "MetaResult",
+    "RESULT_KEYS",
+    "StatsInputError",
+    "cumulative",
+    "egger_test",
+    "leave_one_out",
+    "meta_analyze",
+    "read_meta_csv",
+    "subgroup_analysis",
+    "trim_and_fill",
 ]

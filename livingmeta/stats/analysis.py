@@ -22,13 +22,29 @@ CONTROL_KEYS = ("threshold", "maxiter", "stepadj", "tau2_max")
 class Analysis:
     """Validated inputs of one analysis: the table, effect sizes and options."""
 
-    def __init__(self, rows, measure="OR", method="MH", test="z", level=0.95, zero_correction=None,
-                 kind=None, scale="difference", add=None, to=None, drop00=None, control=None, tau2_ci=True,
-                 **unknown):
+    def __init__(
+        self,
+        rows,
+        measure="OR",
+        method="MH",
+        test="z",
+        level=0.95,
+        zero_correction=None,
+        kind=None,
+        scale="difference",
+        add=None,
+        to=None,
+        drop00=None,
+        control=None,
+        tau2_ci=True,
+        **unknown,
+    ):
         if unknown:
-            raise StatsInputError(f"unknown option(s) {', '.join(sorted(unknown))}; known options are kind, "
-                                  f"scale, add, to, drop00, zero_correction, control, tau2_ci, "
-                                  f"{', '.join(CONTROL_KEYS)}")
+            raise StatsInputError(
+                f"unknown option(s) {', '.join(sorted(unknown))}; known options are kind, "
+                f"scale, add, to, drop00, zero_correction, control, tau2_ci, "
+                f"{', '.join(CONTROL_KEYS)}"
+            )
         if not isinstance(tau2_ci, (bool, np.bool_)):
             raise StatsInputError(f"tau2_ci={tau2_ci!r} must be True or False")
         self.tau2_ci = bool(tau2_ci)
@@ -45,14 +61,20 @@ class Analysis:
         if test not in TESTS:
             raise StatsInputError(f"unknown test {test!r}; use 'z' or 'knha' (Knapp-Hartung)")
         if method == "MH" and measure not in ("OR", "RR", "RD"):
-            raise StatsInputError(f"method MH (Mantel-Haenszel) pools 2x2 counts for OR, RR or RD, not {measure}; "
-                                  f"use FE or a random-effects method (DL, REML, ...)")
+            raise StatsInputError(
+                f"method MH (Mantel-Haenszel) pools 2x2 counts for OR, RR or RD, not {measure}; "
+                f"use FE or a random-effects method (DL, REML, ...)"
+            )
         if method == "PETO" and measure not in ("OR", "PETO"):
-            raise StatsInputError(f"method PETO pools 2x2 counts as a Peto odds ratio (measure OR or PETO), "
-                                  f"not {measure}; use FE or a random-effects method")
+            raise StatsInputError(
+                f"method PETO pools 2x2 counts as a Peto odds ratio (measure OR or PETO), "
+                f"not {measure}; use FE or a random-effects method"
+            )
         if method in ("MH", "PETO") and test == "knha":
-            raise StatsInputError(f"Knapp-Hartung (test='knha') applies to inverse-variance random-effects models, "
-                                  f"not {method}; use test='z'")
+            raise StatsInputError(
+                f"Knapp-Hartung (test='knha') applies to inverse-variance random-effects models, "
+                f"not {method}; use test='z'"
+            )
         try:
             level = float(level)
         except (TypeError, ValueError):
@@ -73,8 +95,20 @@ class Analysis:
         self.es = compute_effect_sizes(self.table, "PETO" if method == "PETO" else measure, scale=scale, **zc)
 
     def fit(self, members: np.ndarray, extra=None, layout: SubsetLayout | None = None) -> list[MetaResult]:
-        return fit_subsets(self.table, self.es, members, self.measure, self.method, self.test, self.level,
-                           self.control, self.scale, extra, tau2_ci=self.tau2_ci, layout=layout)
+        return fit_subsets(
+            self.table,
+            self.es,
+            members,
+            self.measure,
+            self.method,
+            self.test,
+            self.level,
+            self.control,
+            self.scale,
+            extra,
+            tau2_ci=self.tau2_ci,
+            layout=layout,
+        )
 
 
 def _zero_options(zero_correction, add, to, drop00, method):
@@ -84,8 +118,9 @@ def _zero_options(zero_correction, add, to, drop00, method):
         if isinstance(zero_correction, dict):
             unknown = set(zero_correction) - {"add", "to", "drop00"}
             if unknown:
-                raise StatsInputError(f"zero_correction has unknown key(s) {', '.join(sorted(unknown))}; "
-                                      f"use add, to, drop00")
+                raise StatsInputError(
+                    f"zero_correction has unknown key(s) {', '.join(sorted(unknown))}; use add, to, drop00"
+                )
             opts.update(zero_correction)
         elif isinstance(zero_correction, str):
             opts["to"] = zero_correction
@@ -108,8 +143,16 @@ def _split_control(kw: dict) -> dict:
     return kw
 
 
-def meta_analyze(rows: Any, measure: str = "OR", method: str = "MH", test: str = "z", level: float = 0.95,
-                 zero_correction: Any = None, tau2_ci: bool = True, **options) -> MetaResult:
+def meta_analyze(
+    rows: Any,
+    measure: str = "OR",
+    method: str = "MH",
+    test: str = "z",
+    level: float = 0.95,
+    zero_correction: Any = None,
+    tau2_ci: bool = True,
+    **options,
+) -> MetaResult:
     """Pool the studies in `rows`.
 
     Parameters
@@ -148,8 +191,7 @@ def meta_analyze(rows: Any, measure: str = "OR", method: str = "MH", test: str =
 
     Reference: Viechtbauer W (2010) J Stat Softw 36(3) — numbers match metafor 3.8-1.
     """
-    analysis = Analysis(rows, measure, method, test, level, zero_correction, tau2_ci=tau2_ci,
-                        **_split_control(options))
+    analysis = Analysis(rows, measure, method, test, level, zero_correction, tau2_ci=tau2_ci, **_split_control(options))
     k = len(analysis.table)
     return analysis.fit(np.ones((1, k), bool))[0]
 
@@ -221,16 +263,19 @@ def _order(table: StudyTable, order: Any) -> np.ndarray:
             return np.argsort(table.year, kind="stable")
         frame = table.frame
         if order not in frame.columns:
-            raise StatsInputError(f"cumulative order column {order!r} does not exist; use one of "
-                                  f"{', '.join(map(str, frame.columns))}")
+            raise StatsInputError(
+                f"cumulative order column {order!r} does not exist; use one of {', '.join(map(str, frame.columns))}"
+            )
         values = frame[order].tolist()
         keys = []
         for i, v in enumerate(values):
             try:
                 keys.append(float(v))
             except (TypeError, ValueError):
-                raise StatsInputError(f"{table.locations[i]}, column '{order}': {v!r} is not a number; "
-                                      f"the cumulative order column must be numeric") from None
+                raise StatsInputError(
+                    f"{table.locations[i]}, column '{order}': {v!r} is not a number; "
+                    f"the cumulative order column must be numeric"
+                ) from None
         return np.argsort(np.asarray(keys), kind="stable")
     seq = list(order)
     if all(isinstance(x, (int, np.integer)) for x in seq):
@@ -239,8 +284,10 @@ def _order(table: StudyTable, order: Any) -> np.ndarray:
         position: dict[str, int] = {}
         for i, name in enumerate(table.studies):
             if name in position:
-                raise StatsInputError(f"study label {name!r} appears twice ({table.locations[position[name]]} and "
-                                      f"{table.locations[i]}); give an order by row positions instead")
+                raise StatsInputError(
+                    f"study label {name!r} appears twice ({table.locations[position[name]]} and "
+                    f"{table.locations[i]}); give an order by row positions instead"
+                )
             position[name] = i
         perm = []
         for name in seq:
@@ -278,13 +325,15 @@ def subgroup_analysis(rows: Any, by: str, **kw) -> dict:
     analysis = Analysis(rows, **_split_control(kw))
     table = analysis.table
     if by not in table.frame.columns:
-        raise StatsInputError(f"subgroup column {by!r} does not exist; use one of "
-                              f"{', '.join(map(str, table.frame.columns))}")
+        raise StatsInputError(
+            f"subgroup column {by!r} does not exist; use one of {', '.join(map(str, table.frame.columns))}"
+        )
     labels = []
     for i, v in enumerate(table.frame[by].tolist()):
         if v is None or (isinstance(v, float) and np.isnan(v)) or str(v).strip() == "":
-            raise StatsInputError(f"{table.locations[i]}, column '{by}': the subgroup is empty; fill it in "
-                                  f"or remove the row")
+            raise StatsInputError(
+                f"{table.locations[i]}, column '{by}': the subgroup is empty; fill it in or remove the row"
+            )
         labels.append(str(v).strip())
     groups = list(dict.fromkeys(labels))
     members = np.array([[lab == g for lab in labels] for g in groups] + [[True] * len(labels)])
@@ -300,9 +349,15 @@ def subgroup_analysis(rows: Any, by: str, **kw) -> dict:
         q_between = float(np.sum(w * (est[ok] - mu) ** 2))
         q_df = int(ok.sum() - 1)
         q_p = float(stats.chi2.sf(q_between, q_df))
-    return {"by": by, "subgroups": subgroups, "overall": results[-1], "q_between": clean(q_between),
-            "q_between_df": q_df, "q_between_p": clean(q_p),
-            "moderator": _moderator_test(analysis, labels, groups)}
+    return {
+        "by": by,
+        "subgroups": subgroups,
+        "overall": results[-1],
+        "q_between": clean(q_between),
+        "q_between_df": q_df,
+        "q_between_p": clean(q_p),
+        "moderator": _moderator_test(analysis, labels, groups),
+    }
 
 
 def _moderator_test(analysis: Analysis, labels: list[str], groups: list[str]) -> dict:
@@ -316,26 +371,48 @@ def _moderator_test(analysis: Analysis, labels: list[str], groups: list[str]) ->
     es = analysis.es
     ok = np.isfinite(es.yi)
     used = [g for g in groups if any(ok[i] and labels[i] == g for i in range(len(labels)))]
-    out: dict[str, Any] = {"method": "FE" if analysis.method in ("MH", "PETO") else analysis.method,
-                           "test": analysis.test, "k": int(ok.sum()), "groups": used, "tau2": None, "qm": None,
-                           "qm_df": None, "qm_df2": None, "qm_p": None, "qe": None, "qe_df": None, "qe_p": None,
-                           "note": None}
+    out: dict[str, Any] = {
+        "method": "FE" if analysis.method in ("MH", "PETO") else analysis.method,
+        "test": analysis.test,
+        "k": int(ok.sum()),
+        "groups": used,
+        "tau2": None,
+        "qm": None,
+        "qm_df": None,
+        "qm_df2": None,
+        "qm_p": None,
+        "qe": None,
+        "qe_df": None,
+        "qe_p": None,
+        "note": None,
+    }
     if analysis.method in ("MH", "PETO"):
-        out["note"] = (f"{analysis.method} pools raw counts; the moderator model re-pools the studies' "
-                       f"{'Peto log odds ratios' if analysis.method == 'PETO' else 'effect sizes'} with inverse-variance "
-                       f"common-effect weights")
+        out["note"] = (
+            f"{analysis.method} pools raw counts; the moderator model re-pools the studies' "
+            f"{'Peto log odds ratios' if analysis.method == 'PETO' else 'effect sizes'} with inverse-variance "
+            f"common-effect weights"
+        )
     k, p = int(ok.sum()), len(used)
     if p < 2:
         out["note"] = "fewer than two subgroups have a study with an effect size: no subgroup difference to test"
         return out
     if k <= p:
-        out["note"] = (f"{k} studies with an effect size in {p} subgroups: the moderator model needs more studies "
-                       f"than subgroups")
+        out["note"] = (
+            f"{k} studies with an effect size in {p} subgroups: the moderator model needs more studies than subgroups"
+        )
         return out
     y, v = es.yi[ok], es.vi[ok]
     lab = [labels[i] for i in range(len(labels)) if ok[i]]
     X = np.column_stack([np.ones(k)] + [[1.0 if g == level else 0.0 for g in lab] for level in used[1:]])
     fit = fit_meta_regression(y, v, X, out["method"], analysis.test, analysis.level, control=analysis.control)
-    out.update(tau2=clean(fit.tau2), qm=clean(fit.qm), qm_df=fit.qm_df, qm_df2=fit.qm_df2, qm_p=clean(fit.qm_p),
-               qe=clean(fit.qe), qe_df=fit.qe_df, qe_p=clean(fit.qe_p))
+    out.update(
+        tau2=clean(fit.tau2),
+        qm=clean(fit.qm),
+        qm_df=fit.qm_df,
+        qm_df2=fit.qm_df2,
+        qm_p=clean(fit.qm_p),
+        qe=clean(fit.qe),
+        qe_df=fit.qe_df,
+        qe_p=clean(fit.qe_p),
+    )
     return out

@@ -48,8 +48,10 @@ def egger_test(result_or_rows: Any, model: str = "lm", **kw) -> dict:
     limit, limit_ci_lower, limit_ci_upper, tau2, level). Values are None when k < 3.
     """
     if model not in ("lm", "rma"):
-        raise StatsInputError(f"Egger model {model!r} is unknown; use 'rma' (meta-regression, metafor's default) "
-                              f"or 'lm' (Egger 1997's weighted regression)")
+        raise StatsInputError(
+            f"Egger model {model!r} is unknown; use 'rma' (meta-regression, metafor's default) "
+            f"or 'lm' (Egger 1997's weighted regression)"
+        )
     if isinstance(result_or_rows, MetaResult):
         pairs = [(s["yi"], s["vi"]) for s in result_or_rows.studies if s["yi"] is not None]
         method, test = result_or_rows.method, result_or_rows.test
@@ -64,8 +66,16 @@ def egger_test(result_or_rows: Any, model: str = "lm", **kw) -> dict:
     sei = np.sqrt(np.array([p[1] for p in pairs], float))
     if model == "rma":
         return _egger_rma(yi, sei, method, test, level, kw.get("control"))
-    out = {"model": "lm", "intercept": None, "se": None, "statistic": None, "p_value": None, "df": None, "k": k,
-           "slope": None}
+    out = {
+        "model": "lm",
+        "intercept": None,
+        "se": None,
+        "statistic": None,
+        "p_value": None,
+        "df": None,
+        "k": k,
+        "slope": None,
+    }
     if k < 3:
         return out
     X = np.column_stack([np.ones(k), 1 / sei])
@@ -77,32 +87,62 @@ def egger_test(result_or_rows: Any, model: str = "lm", **kw) -> dict:
     cov = sigma2 * np.linalg.inv(X.T @ X)
     se = float(np.sqrt(cov[0, 0]))
     t = beta[0] / se if se > 0 else np.nan
-    out.update(intercept=clean(beta[0]), se=clean(se), statistic=clean(t),
-               p_value=clean(2 * stats.t.sf(abs(t), df)), df=df, slope=clean(beta[1]))
+    out.update(
+        intercept=clean(beta[0]),
+        se=clean(se),
+        statistic=clean(t),
+        p_value=clean(2 * stats.t.sf(abs(t), df)),
+        df=df,
+        slope=clean(beta[1]),
+    )
     return out
 
 
 def _egger_rma(yi, sei, method, test, level, control):
     k = len(yi)
     fit_method = "FE" if method in ("MH", "PETO") else method
-    out = {"model": "rma", "method": fit_method, "test": test, "statistic": None, "p_value": None, "df": None,
-           "k": k, "slope": None, "slope_se": None, "limit": None, "limit_ci_lower": None, "limit_ci_upper": None,
-           "tau2": None, "level": level}
+    out = {
+        "model": "rma",
+        "method": fit_method,
+        "test": test,
+        "statistic": None,
+        "p_value": None,
+        "df": None,
+        "k": k,
+        "slope": None,
+        "slope_se": None,
+        "limit": None,
+        "limit_ci_lower": None,
+        "limit_ci_upper": None,
+        "tau2": None,
+        "level": level,
+    }
     if k < 3:
         return out
-    fit = fit_meta_regression(yi, sei ** 2, np.column_stack([np.ones(k), sei]), fit_method, test, level,
-                              control=control)
-    out.update(statistic=clean(fit.statistic[1]), p_value=clean(fit.p_value[1]),
-               df=fit.qe_df if test == "knha" else None, slope=clean(fit.b[1]), slope_se=clean(fit.se[1]),
-               limit=clean(fit.b[0]), limit_ci_lower=clean(fit.ci_lower[0]), limit_ci_upper=clean(fit.ci_upper[0]),
-               tau2=clean(fit.tau2))
+    fit = fit_meta_regression(yi, sei**2, np.column_stack([np.ones(k), sei]), fit_method, test, level, control=control)
+    out.update(
+        statistic=clean(fit.statistic[1]),
+        p_value=clean(fit.p_value[1]),
+        df=fit.qe_df if test == "knha" else None,
+        slope=clean(fit.b[1]),
+        slope_se=clean(fit.se[1]),
+        limit=clean(fit.b[0]),
+        limit_ci_lower=clean(fit.ci_lower[0]),
+        limit_ci_upper=clean(fit.ci_upper[0]),
+        tau2=clean(fit.tau2),
+    )
     return out
 
 
 def _generic_table(names, yi, vi, template: StudyTable | None) -> StudyTable:
     frame = pd.DataFrame({"study": names, "estimate": yi, "se": np.sqrt(vi)})
-    return StudyTable(kind="generic", studies=tuple(names), values={"estimate": yi, "se": np.sqrt(vi)},
-                      locations=tuple(f"row {i + 1}" for i in range(len(names))), frame=frame)
+    return StudyTable(
+        kind="generic",
+        studies=tuple(names),
+        values={"estimate": yi, "se": np.sqrt(vi)},
+        locations=tuple(f"row {i + 1}" for i in range(len(names))),
+        frame=frame,
+    )
 
 
 def trim_and_fill(rows: Any, side: str | None = None, maxiter: int = 100, **kw) -> dict:
@@ -128,8 +168,10 @@ def trim_and_fill(rows: Any, side: str | None = None, maxiter: int = 100, **kw) 
     kw = _split_control(kw)
     notes = []
     if str(kw.get("method", "MH")).upper() in ("MH", "PETO"):
-        notes.append(f"trim-and-fill re-pools study effect sizes: method {str(kw.get('method', 'MH')).upper()} "
-                     f"replaced by inverse-variance FE")
+        notes.append(
+            f"trim-and-fill re-pools study effect sizes: method {str(kw.get('method', 'MH')).upper()} "
+            f"replaced by inverse-variance FE"
+        )
         if str(kw.get("method")).upper() == "PETO":
             kw["measure"] = "PETO"  # re-pool the studies' Peto log odds ratios, the effects a Peto analysis shows
         kw["method"] = "FE"
@@ -146,8 +188,18 @@ def trim_and_fill(rows: Any, side: str | None = None, maxiter: int = 100, **kw) 
     def pool(y, v, n_arr, labels, extra):
         table = _generic_table(labels, y, v, None)
         es = EffectSizes(yi=y, vi=v, ni=n_arr, excluded={})
-        return fit_subsets(table, es, np.ones((1, len(y)), bool), analysis.measure, method, analysis.test,
-                           analysis.level, analysis.control, analysis.scale, [extra])[0]
+        return fit_subsets(
+            table,
+            es,
+            np.ones((1, len(y)), bool),
+            analysis.measure,
+            method,
+            analysis.test,
+            analysis.level,
+            analysis.control,
+            analysis.scale,
+            [extra],
+        )[0]
 
     if side is None:
         X = np.column_stack([np.ones(k), np.sqrt(vi0)])
@@ -167,8 +219,8 @@ def trim_and_fill(rows: Any, side: str | None = None, maxiter: int = 100, **kw) 
         it += 1
         if it > maxiter:
             raise StatsInputError("trim-and-fill did not converge; give side='left' or 'right' explicitly")
-        yt, vt_ = y[:k - k0], v[:k - k0]
-        trimmed = pool(yt, vt_, None if ni0 is None else ni0[ix][:k - k0], [f"s{j}" for j in range(len(yt))], [])
+        yt, vt_ = y[: k - k0], v[: k - k0]
+        trimmed = pool(yt, vt_, None if ni0 is None else ni0[ix][: k - k0], [f"s{j}" for j in range(len(yt))], [])
         beta = float(trimmed.estimate)
         yc = y - beta
         ranks = np.empty(k)
@@ -177,13 +229,18 @@ def trim_and_fill(rows: Any, side: str | None = None, maxiter: int = 100, **kw) 
         k0 = int(max(0, np.round((4 * sr - k * (k + 1)) / (2 * k - 1))))
     filled = []
     if k0 > 0:
-        mirrored = 2 * beta - y[k - k0:]
+        mirrored = 2 * beta - y[k - k0 :]
         fill_y = -mirrored if side == "right" else mirrored
-        fill_v = v[k - k0:]
+        fill_v = v[k - k0 :]
         labels = names + [f"Filled {j + 1}" for j in range(k0)]
-        fill_n = None if ni0 is None else np.concatenate([ni0, ni0[ix][k - k0:]])
-        result = pool(np.concatenate([yi0, fill_y]), np.concatenate([vi0, fill_v]), fill_n, labels,
-                      notes + [f"{k0} filled stud{'y' if k0 == 1 else 'ies'} on the {side} side"])
+        fill_n = None if ni0 is None else np.concatenate([ni0, ni0[ix][k - k0 :]])
+        result = pool(
+            np.concatenate([yi0, fill_y]),
+            np.concatenate([vi0, fill_v]),
+            fill_n,
+            labels,
+            notes + [f"{k0} filled stud{'y' if k0 == 1 else 'ies'} on the {side} side"],
+        )
         filled = [{"study": labels[k + j], "yi": clean(fill_y[j]), "vi": clean(fill_v[j])} for j in range(k0)]
     else:
         result = pool(yi0, vi0, ni0, names, notes)

@@ -116,8 +116,7 @@ class _F:
     @staticmethod
     def sf(x: Any, dfn: Any, dfd: Any) -> Any:
         """Survival function (1 at and below 0)."""
-        return _sf(x, (dfn, dfd), lambda a, b: (a > 0) & (b > 0), 0.0, np.inf,
-                   lambda x, a, b: sc.fdtrc(a, b, x))
+        return _sf(x, (dfn, dfd), lambda a, b: (a > 0) & (b > 0), 0.0, np.inf, lambda x, a, b: sc.fdtrc(a, b, x))
 
 
 norm = _Norm()

@@ -44,12 +44,20 @@ def check_measure(kind: str, measure: str) -> None:
     if measure not in known:
         raise StatsInputError(f"unknown measure {measure!r}; use one of {', '.join(known)}")
     if measure not in MEASURES_BY_KIND[kind]:
-        raise StatsInputError(f"measure {measure} does not fit {kind} data; for {kind} data use one of "
-                              f"{', '.join(MEASURES_BY_KIND[kind])}")
+        raise StatsInputError(
+            f"measure {measure} does not fit {kind} data; for {kind} data use one of "
+            f"{', '.join(MEASURES_BY_KIND[kind])}"
+        )
 
 
-def compute_effect_sizes(table: StudyTable, measure: str, add: float = 0.5, to: str = "only0",
-                         drop00: bool = False, scale: str = "difference") -> EffectSizes:
+def compute_effect_sizes(
+    table: StudyTable,
+    measure: str,
+    add: float = 0.5,
+    to: str = "only0",
+    drop00: bool = False,
+    scale: str = "difference",
+) -> EffectSizes:
     """Compute yi and vi for every study.
 
     Parameters
@@ -98,8 +106,7 @@ def compute_effect_sizes(table: StudyTable, measure: str, add: float = 0.5, to: 
             if drop00:
                 id00 = ((ai == 0) & (ci == 0)) | ((bi == 0) & (di == 0))
                 for i in np.flatnonzero(id00):
-                    excluded.setdefault(int(i), "no events (or only events) in both arms; excluded because "
-                                                "drop00=True")
+                    excluded.setdefault(int(i), "no events (or only events) in both arms; excluded because drop00=True")
             else:
                 id00 = np.zeros(k, bool)
             ai, bi, ci, di = _add_to_tables((ai, bi, ci, di), add, to, ~id00)
@@ -145,23 +152,27 @@ def compute_effect_sizes(table: StudyTable, measure: str, add: float = 0.5, to: 
             m2, sd2, n2 = v["control_mean"], v["control_sd"], v["control_n"]
             if measure == "MD":
                 yi = m1 - m2
-                vi = sd1 ** 2 / n1 + sd2 ** 2 / n2
+                vi = sd1**2 / n1 + sd2**2 / n2
             elif measure == "SMD":
                 mi = n1 + n2 - 2
                 for i in np.flatnonzero(mi <= 1):
-                    raise StatsInputError(f"{table.locations[i]}, columns 'treat_n'/'control_n': SMD needs at "
-                                          f"least 4 participants in total; this study has {n1[i] + n2[i]:g}")
-                sdpi = np.sqrt(((n1 - 1) * sd1 ** 2 + (n2 - 1) * sd2 ** 2) / mi)
+                    raise StatsInputError(
+                        f"{table.locations[i]}, columns 'treat_n'/'control_n': SMD needs at "
+                        f"least 4 participants in total; this study has {n1[i] + n2[i]:g}"
+                    )
+                sdpi = np.sqrt(((n1 - 1) * sd1**2 + (n2 - 1) * sd2**2) / mi)
                 cmi = np.exp(gammaln(mi / 2) - np.log(np.sqrt(mi / 2)) - gammaln((mi - 1) / 2))
                 yi = cmi * (m1 - m2) / sdpi
-                vi = 1 / n1 + 1 / n2 + yi ** 2 / (2 * (n1 + n2))
+                vi = 1 / n1 + 1 / n2 + yi**2 / (2 * (n1 + n2))
             else:  # ROM
                 for col, arr in (("treat_mean", m1), ("control_mean", m2)):
                     for i in np.flatnonzero(arr <= 0):
-                        raise StatsInputError(f"{table.locations[i]}, column '{col}': the ratio of means needs "
-                                              f"positive means, got {arr[i]:g}; use MD or SMD instead")
+                        raise StatsInputError(
+                            f"{table.locations[i]}, column '{col}': the ratio of means needs "
+                            f"positive means, got {arr[i]:g}; use MD or SMD instead"
+                        )
                 yi = np.log(m1 / m2)
-                vi = sd1 ** 2 / (n1 * m1 ** 2) + sd2 ** 2 / (n2 * m2 ** 2)
+                vi = sd1**2 / (n1 * m1**2) + sd2**2 / (n2 * m2**2)
         else:
             yi, vi = _generic(table, scale)
     for i in table.missing:
@@ -172,8 +183,10 @@ def compute_effect_sizes(table: StudyTable, measure: str, add: float = 0.5, to: 
         if i in excluded:
             continue
         if not (np.isfinite(yi[i]) and np.isfinite(vi[i]) and vi[i] > 0):
-            excluded[i] = ("effect size not estimable (a zero cell with no zero-cell correction, or a "
-                           "zero variance); excluded — use the default correction (add=0.5, to='only0')")
+            excluded[i] = (
+                "effect size not estimable (a zero cell with no zero-cell correction, or a "
+                "zero variance); excluded — use the default correction (add=0.5, to='only0')"
+            )
             yi[i] = np.nan
             vi[i] = np.nan
     return EffectSizes(yi=np.asarray(yi, float), vi=np.asarray(vi, float), ni=ni, excluded=excluded)
@@ -200,17 +213,21 @@ def _add_to_tables(cells, add, to, eligible):
 
 def _generic(table: StudyTable, scale: str):
     if scale not in ("ratio", "difference"):
-        raise StatsInputError(f"scale={scale!r} is unknown; use 'ratio' (estimates such as OR, RR, HR on the "
-                              f"ratio scale) or 'difference' (MD, RD, log ratios)")
+        raise StatsInputError(
+            f"scale={scale!r} is unknown; use 'ratio' (estimates such as OR, RR, HR on the "
+            f"ratio scale) or 'difference' (MD, RD, log ratios)"
+        )
     v = table.values
     est = v["estimate"]
     if scale == "ratio":
         cols = ["estimate"] + (["ci_lower", "ci_upper"] if "ci_lower" in v else [])
         for col in cols:
             for i in np.flatnonzero(v[col] <= 0):
-                raise StatsInputError(f"{table.locations[i]}, column '{col}': {v[col][i]:g} is not a ratio "
-                                      f"(ratios are > 0); give ratios on their natural scale or use "
-                                      f"scale='difference' for log ratios")
+                raise StatsInputError(
+                    f"{table.locations[i]}, column '{col}': {v[col][i]:g} is not a ratio "
+                    f"(ratios are > 0); give ratios on their natural scale or use "
+                    f"scale='difference' for log ratios"
+                )
         yi = np.log(est)
         if "se" in v:
             se = v["se"]
@@ -219,4 +236,4 @@ def _generic(table: StudyTable, scale: str):
     else:
         yi = est.astype(float).copy()
         se = v["se"] if "se" in v else (v["ci_upper"] - v["ci_lower"]) / (2 * CI_Z)
-    return yi, se ** 2
+    return yi, se**2

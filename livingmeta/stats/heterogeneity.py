@@ -163,7 +163,7 @@ def _fisher_scoring(Y, V, M, kk, start, method, con):
             else:
                 sw3 = (w2 * w).sum(1)
                 trp = sw - sw2 / sw
-                trpp = sw2 - 2 * sw3 / sw + sw2 ** 2 / sw ** 2
+                trpp = sw2 - 2 * sw3 / sw + sw2**2 / sw**2
                 adj = (yppy - trp) / trpp
         adj = np.where(np.isnan(adj), 0.0, adj) * con["stepadj"]
         # metafor halves the step until tau2 stays inside the parameter space
@@ -180,7 +180,7 @@ def _fisher_scoring(Y, V, M, kk, start, method, con):
         good[idx[done & ~over]] = True
         active[idx[done | over]] = False
         for j in idx[over]:
-            messages[int(j)] = (f"{method} Fisher scoring did not converge in {con['maxiter']} iterations")
+            messages[int(j)] = f"{method} Fisher scoring did not converge in {con['maxiter']} iterations"
     return tau2, good, messages
 
 
@@ -199,8 +199,7 @@ def _ll0_check(Y, V, M, kk, tau2, method, good, con, rows, messages):
     ll = loglik(tau2)
     stuck = good & (ll0 - ll > R_UNIROOT_TOL) & (tau2 > con["threshold"])
     for j in np.flatnonzero(stuck):
-        messages[int(rows[j])] = ("Fisher scoring may have stopped at a local maximum; tau2 set to 0 "
-                                  "(as metafor does)")
+        messages[int(rows[j])] = "Fisher scoring may have stopped at a local maximum; tau2 set to 0 (as metafor does)"
     return np.where(stuck, 0.0, tau2)
 
 
@@ -288,7 +287,7 @@ def _solve_decreasing(Y, V, M, target):
         hi[active] = np.where(f <= 0, ta, hi[active])
         # Newton on 1/Q(t), which is close to linear in t (Q ~ sum r^2 / (v + t)): few steps
         with np.errstate(divide="ignore", invalid="ignore"):
-            step = ta - (1 / q - 1 / target[active]) / (-qp / q ** 2)
+            step = ta - (1 / q - 1 / target[active]) / (-qp / q**2)
         la, ha = lo[active], hi[active]
         inside = (step > la) & (step < ha) & np.isfinite(step)
         new = np.where(inside, step, (la + ha) / 2)

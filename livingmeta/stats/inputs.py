@@ -39,21 +39,39 @@ GENERIC_SE_COLUMNS = ("estimate", "se")
 GENERIC_CI_COLUMNS = ("estimate", "ci_lower", "ci_upper")
 
 KINDS = ("binary", "proportion", "continuous", "generic")
-OUR_DATA_COLUMNS = set(BINARY_COLUMNS + PROPORTION_COLUMNS + CONTINUOUS_COLUMNS + GENERIC_SE_COLUMNS
-                       + GENERIC_CI_COLUMNS)
+OUR_DATA_COLUMNS = set(
+    BINARY_COLUMNS + PROPORTION_COLUMNS + CONTINUOUS_COLUMNS + GENERIC_SE_COLUMNS + GENERIC_CI_COLUMNS
+)
 # escalc() name sets, first match wins: our column <- escalc column ("a+b": the sum of two count columns,
 # "sqrt:v": the square root of a variance column)
 ESCALC_SETS = (
-    ("continuous", {"treat_mean": "m1i", "treat_sd": "sd1i", "treat_n": "n1i", "control_mean": "m2i",
-                    "control_sd": "sd2i", "control_n": "n2i"}),
+    (
+        "continuous",
+        {
+            "treat_mean": "m1i",
+            "treat_sd": "sd1i",
+            "treat_n": "n1i",
+            "control_mean": "m2i",
+            "control_sd": "sd2i",
+            "control_n": "n2i",
+        },
+    ),
     ("binary", {"treat_events": "ai", "treat_total": "n1i", "control_events": "ci", "control_total": "n2i"}),
     ("binary", {"treat_events": "ai", "treat_total": "ai+bi", "control_events": "ci", "control_total": "ci+di"}),
     ("proportion", {"events": "xi", "total": "ni"}),
     ("generic", {"estimate": "yi", "se": "sei"}),
     ("generic", {"estimate": "yi", "se": "sqrt:vi"}),
 )
-COUNT_COLUMNS = {"treat_events", "treat_total", "control_events", "control_total", "events", "total",
-                 "treat_n", "control_n"}
+COUNT_COLUMNS = {
+    "treat_events",
+    "treat_total",
+    "control_events",
+    "control_total",
+    "events",
+    "total",
+    "treat_n",
+    "control_n",
+}
 
 
 @dataclass(frozen=True)
@@ -117,15 +135,16 @@ def _is_blank(value: Any) -> bool:
 
 def _number(value: Any, where: str, column: str) -> float:
     if _is_blank(value):
-        raise StatsInputError(f"{where}, column '{column}': the cell is empty; fill in a number "
-                              f"or remove the row")
+        raise StatsInputError(f"{where}, column '{column}': the cell is empty; fill in a number or remove the row")
     if isinstance(value, (bool, np.bool_)):
         raise StatsInputError(f"{where}, column '{column}': {value!r} is not a number; write a number")
     try:
         number = float(str(value).strip()) if isinstance(value, str) else float(value)
     except (TypeError, ValueError):
-        raise StatsInputError(f"{where}, column '{column}': {value!r} is not a number; write a number "
-                              f"(use '.' as the decimal mark, no units or thousands separators)") from None
+        raise StatsInputError(
+            f"{where}, column '{column}': {value!r} is not a number; write a number "
+            f"(use '.' as the decimal mark, no units or thousands separators)"
+        ) from None
     if not math.isfinite(number):
         raise StatsInputError(f"{where}, column '{column}': {value!r} is not a finite number; write a number")
     return number
@@ -164,8 +183,9 @@ def _escalc_names(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
             for i, rec in enumerate(records):
                 v = _parse_cell(rec.get(col), locations[i], col)
                 if v <= 0:
-                    raise StatsInputError(f"{locations[i]}, column '{col}': the sampling variance is {v:g}; "
-                                          f"it must be greater than 0")
+                    raise StatsInputError(
+                        f"{locations[i]}, column '{col}': the sampling variance is {v:g}; it must be greater than 0"
+                    )
                 vals.append(math.sqrt(v))
             names[ours] = col
         elif "+" in spec:
@@ -175,8 +195,10 @@ def _escalc_names(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
                 x, y = _parse_cell(rec.get(a), locations[i], a), _parse_cell(rec.get(b), locations[i], b)
                 for col, v in ((a, x), (b, y)):
                     if v < 0 or (math.isfinite(v) and v != round(v)):
-                        raise StatsInputError(f"{locations[i]}, column '{col}': {v:g} is not a count; events and "
-                                              f"non-events must be whole numbers, 0 or more")
+                        raise StatsInputError(
+                            f"{locations[i]}, column '{col}': {v:g} is not a count; events and "
+                            f"non-events must be whole numbers, 0 or more"
+                        )
                 vals.append(x + y)
             names[ours] = b  # a group size of 0 or an empty total is about the non-events column
         else:
@@ -185,8 +207,9 @@ def _escalc_names(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
         out[ours] = vals
     out.attrs.update(frame.attrs)
     out.attrs["column_names"] = names
-    out.attrs["column_sources"] = {ours: [src.split(":")[-1] for src in spec.split("+")]
-                                   for ours, spec in mapping.items()}
+    out.attrs["column_sources"] = {
+        ours: [src.split(":")[-1] for src in spec.split("+")] for ours, spec in mapping.items()
+    }
     return out, names
 
 
@@ -213,7 +236,8 @@ def detect_kind(columns: Sequence[str]) -> str:
     raise StatsInputError(
         f"the columns do not describe any data kind; closest is {best_kind} data, which also needs "
         f"column(s) {', '.join(repr(m) for m in missing)} (found: {', '.join(sorted(cols))}). "
-        f"See shared/reference/README.md for the column names")
+        f"See shared/reference/README.md for the column names"
+    )
 
 
 def _required_columns(kind: str, columns: Sequence[str]) -> tuple[str, ...]:
@@ -238,7 +262,9 @@ def _to_frame(rows: Any) -> pd.DataFrame:
     try:
         rows = list(rows)
     except TypeError:
-        raise StatsInputError(f"rows must be a pandas DataFrame or a list of dicts, not {type(rows).__name__}") from None
+        raise StatsInputError(
+            f"rows must be a pandas DataFrame or a list of dicts, not {type(rows).__name__}"
+        ) from None
     for i, row in enumerate(rows):
         if not isinstance(row, Mapping):
             raise StatsInputError(f"row {i + 1}: expected a dict of column -> value, got {type(row).__name__}")
@@ -282,16 +308,18 @@ def parse_table(rows: Any, kind: str | None = None) -> StudyTable:
     required = _required_columns(kind, columns)
     missing = [c for c in required if c not in columns]
     if missing:
-        raise StatsInputError(f"{kind} data need column(s) {', '.join(repr(m) for m in missing)}; "
-                              f"add them (found: {', '.join(columns)})")
+        raise StatsInputError(
+            f"{kind} data need column(s) {', '.join(repr(m) for m in missing)}; add them (found: {', '.join(columns)})"
+        )
     locations = _locations(frame)
     records = frame.to_dict("records")
     studies = []
     for i, rec in enumerate(records):
         name = rec.get("study")
         if _is_blank(name):
-            raise StatsInputError(f"{locations[i]}, column 'study': the study label is empty; "
-                                  f"give every row a study label")
+            raise StatsInputError(
+                f"{locations[i]}, column 'study': the study label is empty; give every row a study label"
+            )
         studies.append(str(name).strip())
 
     values = {c: np.empty(len(records)) for c in required}
@@ -306,8 +334,10 @@ def parse_table(rows: Any, kind: str | None = None) -> StudyTable:
                 cells = [src for src in sources.get(c, []) if _is_blank(rec.get(src))] or [names.get(c, c)]
                 empty.extend(x for x in cells if x not in empty)
         if empty:
-            missing[i] = (f"not estimable: {'cell' if len(empty) == 1 else 'cells'} "
-                          f"{', '.join(repr(e) for e in empty)} {'is' if len(empty) == 1 else 'are'} empty")
+            missing[i] = (
+                f"not estimable: {'cell' if len(empty) == 1 else 'cells'} "
+                f"{', '.join(repr(e) for e in empty)} {'is' if len(empty) == 1 else 'are'} empty"
+            )
     _check_values(kind, values, locations, names)
 
     year = None
@@ -321,14 +351,27 @@ def parse_table(rows: Any, kind: str | None = None) -> StudyTable:
     elif kind == "continuous":
         participants = values["treat_n"] + values["control_n"]
     elif "n" in columns:
-        participants = np.array([np.nan if _is_blank(rec.get("n")) else _number(rec.get("n"), locations[i], "n")
-                                 for i, rec in enumerate(records)])
-    return StudyTable(kind=kind, studies=tuple(studies), values=values, locations=locations,
-                      frame=frame, year=year, participants=participants, missing=missing)
+        participants = np.array(
+            [
+                np.nan if _is_blank(rec.get("n")) else _number(rec.get("n"), locations[i], "n")
+                for i, rec in enumerate(records)
+            ]
+        )
+    return StudyTable(
+        kind=kind,
+        studies=tuple(studies),
+        values=values,
+        locations=locations,
+        frame=frame,
+        year=year,
+        participants=participants,
+        missing=missing,
+    )
 
 
-def _check_values(kind: str, values: Mapping[str, np.ndarray], locations: Sequence[str],
-                  names: Mapping[str, str] | None = None) -> None:
+def _check_values(
+    kind: str, values: Mapping[str, np.ndarray], locations: Sequence[str], names: Mapping[str, str] | None = None
+) -> None:
     # empty cells are NaN here (their rows are not estimable): every check below skips them
     names = dict(names or {})
     values = {names.get(c, c): arr for c, arr in values.items()}
@@ -339,53 +382,69 @@ def _check_values(kind: str, values: Mapping[str, np.ndarray], locations: Sequen
                 if math.isnan(v):
                     continue
                 if v < 0:
-                    raise StatsInputError(f"{locations[i]}, column '{c}': {v:g} is negative; counts and "
-                                          f"group sizes must be 0 or more")
+                    raise StatsInputError(
+                        f"{locations[i]}, column '{c}': {v:g} is negative; counts and group sizes must be 0 or more"
+                    )
                 if v != round(v):
-                    raise StatsInputError(f"{locations[i]}, column '{c}': {v:g} is not a whole number; "
-                                          f"counts and group sizes must be whole numbers")
-    pairs = {"binary": [("treat_events", "treat_total"), ("control_events", "control_total")],
-             "proportion": [("events", "total")]}.get(kind, [])
+                    raise StatsInputError(
+                        f"{locations[i]}, column '{c}': {v:g} is not a whole number; "
+                        f"counts and group sizes must be whole numbers"
+                    )
+    pairs = {
+        "binary": [("treat_events", "treat_total"), ("control_events", "control_total")],
+        "proportion": [("events", "total")],
+    }.get(kind, [])
     pairs = [(names.get(ev, ev), names.get(tot, tot)) for ev, tot in pairs]
     for ev, tot in pairs:
         for i in range(len(values[ev])):
             if values[tot][i] <= 0:
-                raise StatsInputError(f"{locations[i]}, column '{tot}': the group size is "
-                                      f"{values[tot][i]:g}; it must be at least 1")
+                raise StatsInputError(
+                    f"{locations[i]}, column '{tot}': the group size is {values[tot][i]:g}; it must be at least 1"
+                )
             if values[ev][i] > values[tot][i]:
-                raise StatsInputError(f"{locations[i]}, column '{ev}': {values[ev][i]:g} events is more than "
-                                      f"'{tot}' = {values[tot][i]:g}; events must not exceed the group size")
+                raise StatsInputError(
+                    f"{locations[i]}, column '{ev}': {values[ev][i]:g} events is more than "
+                    f"'{tot}' = {values[tot][i]:g}; events must not exceed the group size"
+                )
     if kind == "continuous":
         for c in (names.get("treat_n", "treat_n"), names.get("control_n", "control_n")):
             for i, v in enumerate(values[c]):
                 if v < 1:
-                    raise StatsInputError(f"{locations[i]}, column '{c}': the group size is {v:g}; "
-                                          f"it must be at least 1")
+                    raise StatsInputError(
+                        f"{locations[i]}, column '{c}': the group size is {v:g}; it must be at least 1"
+                    )
         for c in (names.get("treat_sd", "treat_sd"), names.get("control_sd", "control_sd")):
             for i, v in enumerate(values[c]):
                 if v <= 0:
-                    raise StatsInputError(f"{locations[i]}, column '{c}': the standard deviation is {v:g}; "
-                                          f"it must be greater than 0 (an SE or a missing SD must be "
-                                          f"converted or the row removed)")
+                    raise StatsInputError(
+                        f"{locations[i]}, column '{c}': the standard deviation is {v:g}; "
+                        f"it must be greater than 0 (an SE or a missing SD must be "
+                        f"converted or the row removed)"
+                    )
     if kind == "generic":
         se_col = names.get("se", "se")
         if se_col in values:
             for i, v in enumerate(values[se_col]):
                 if v <= 0:
-                    raise StatsInputError(f"{locations[i]}, column '{se_col}': the standard error is {v:g}; "
-                                          f"it must be greater than 0")
+                    raise StatsInputError(
+                        f"{locations[i]}, column '{se_col}': the standard error is {v:g}; it must be greater than 0"
+                    )
         else:
             lo, est, hi = values["ci_lower"], values["estimate"], values["ci_upper"]
             for i in range(len(est)):
                 if np.isnan([lo[i], est[i], hi[i]]).any():
                     continue
                 if not lo[i] < hi[i]:
-                    raise StatsInputError(f"{locations[i]}, column 'ci_upper': the interval "
-                                          f"[{lo[i]:g}, {hi[i]:g}] is empty or reversed; "
-                                          f"ci_lower must be below ci_upper")
+                    raise StatsInputError(
+                        f"{locations[i]}, column 'ci_upper': the interval "
+                        f"[{lo[i]:g}, {hi[i]:g}] is empty or reversed; "
+                        f"ci_lower must be below ci_upper"
+                    )
                 if not lo[i] <= est[i] <= hi[i]:
-                    raise StatsInputError(f"{locations[i]}, column 'estimate': {est[i]:g} lies outside its "
-                                          f"interval [{lo[i]:g}, {hi[i]:g}]; check the row")
+                    raise StatsInputError(
+                        f"{locations[i]}, column 'estimate': {est[i]:g} lies outside its "
+                        f"interval [{lo[i]:g}, {hi[i]:g}]; check the row"
+                    )
 
 
 def read_meta_csv(path: str | Path) -> pd.DataFrame:
@@ -428,23 +487,29 @@ def read_meta_csv(path: str | Path) -> pd.DataFrame:
     except FileNotFoundError:
         raise StatsInputError(f"{path}: file not found; check the path") from None
     except UnicodeDecodeError as exc:
-        raise StatsInputError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); "
-                              f"save the file as UTF-8 CSV") from None
+        raise StatsInputError(
+            f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save the file as UTF-8 CSV"
+        ) from None
     except csv.Error as exc:
         raise StatsInputError(f"{path}: not a readable CSV file ({exc}); save it as comma-separated values") from None
     if header is None:
         raise StatsInputError(f"{path}: the file is empty; it needs a header row and one row per study")
     duplicates = sorted({c for c in header if header.count(c) > 1})
     if duplicates:
-        raise StatsInputError(f"{path}, line 1: column(s) {', '.join(repr(d) for d in duplicates)} appear more "
-                              f"than once in the header; keep one of each")
+        raise StatsInputError(
+            f"{path}, line 1: column(s) {', '.join(repr(d) for d in duplicates)} appear more "
+            f"than once in the header; keep one of each"
+        )
     if "" in header:
-        raise StatsInputError(f"{path}, line 1, column {header.index('') + 1}: a header cell is empty; "
-                              f"name every column")
+        raise StatsInputError(
+            f"{path}, line 1, column {header.index('') + 1}: a header cell is empty; name every column"
+        )
     for record, line in zip(rows, lines):
         if len(record) != len(header):
-            raise StatsInputError(f"{path}, line {line}: {len(record)} cells but the header has {len(header)}; "
-                                  f"check for a missing or extra comma")
+            raise StatsInputError(
+                f"{path}, line {line}: {len(record)} cells but the header has {len(header)}; "
+                f"check for a missing or extra comma"
+            )
     frame = pd.DataFrame([[cell.strip() for cell in r] for r in rows], columns=header, dtype=object)
     frame.attrs["source"] = str(path)
     frame.attrs["lines"] = lines
@@ -465,6 +530,7 @@ def read_meta_csv(path: str | Path) -> pd.DataFrame:
     out.attrs["source"] = str(path)
     out.attrs["lines"] = lines
     out.attrs["kind"] = table.kind
-    out.attrs["not_estimable"] = [{"study": table.studies[i], "line": lines[i], "reason": why}
-                                  for i, why in sorted(table.missing.items())]
+    out.attrs["not_estimable"] = [
+        {"study": table.studies[i], "line": lines[i], "reason": why} for i, why in sorted(table.missing.items())
+    ]
     return out

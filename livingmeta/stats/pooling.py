@@ -95,10 +95,20 @@ def study_back_transform(measure: str, scale: str, ni: np.ndarray | None):
     return lambda x, idx: back_transform(measure, scale, x)
 
 
-def fit_subsets(table: StudyTable, es: EffectSizes, members: np.ndarray, measure: str, method: str,
-                test: str, level: float, control: dict | None = None, scale: str = "difference",
-                labels_warnings: list[list[str]] | None = None, tau2_ci: bool = True,
-                layout: SubsetLayout | None = None) -> list[MetaResult]:
+def fit_subsets(
+    table: StudyTable,
+    es: EffectSizes,
+    members: np.ndarray,
+    measure: str,
+    method: str,
+    test: str,
+    level: float,
+    control: dict | None = None,
+    scale: str = "difference",
+    labels_warnings: list[list[str]] | None = None,
+    tau2_ci: bool = True,
+    layout: SubsetLayout | None = None,
+) -> list[MetaResult]:
     """Pool every subset of studies given by the rows of `members`.
 
     Parameters
@@ -124,12 +134,13 @@ def fit_subsets(table: StudyTable, es: EffectSizes, members: np.ndarray, measure
     members = np.asarray(members, bool)
     n, k = members.shape
     results: list[MetaResult] = []
-    opts = FitOptions(measure=measure, method=method, test=test, level=level, control=control, scale=scale,
-                      tau2_ci=tau2_ci)
+    opts = FitOptions(
+        measure=measure, method=method, test=test, level=level, control=control, scale=scale, tau2_ci=tau2_ci
+    )
     step = max(1, CHUNK_CELLS // max(k, 1))
     for start in range(0, n, step):
-        block = members[start:start + step]
-        extra = None if labels_warnings is None else labels_warnings[start:start + step]
+        block = members[start : start + step]
+        extra = None if labels_warnings is None else labels_warnings[start : start + step]
         sums = None if layout is None else _LayoutSums(layout, slice(start, start + step))
         if method in ("MH", "PETO"):
             results.extend(_fit_counts(table, es, block, opts, extra=extra, sums=sums))
@@ -165,8 +176,9 @@ def _study_notes(table, es, block):
     notes = []
     excluded = sorted(es.excluded)
     for row in block:
-        notes.append([f"study '{table.studies[i]}' ({table.locations[i]}): {es.excluded[i]}"
-                      for i in excluded if row[i]])
+        notes.append(
+            [f"study '{table.studies[i]}' ({table.locations[i]}): {es.excluded[i]}" for i in excluded if row[i]]
+        )
     return notes
 
 
@@ -177,8 +189,15 @@ def _heterogeneity_fe(q, df):
     return i2, h2
 
 
-def _fit_inverse_variance(table: StudyTable, es: EffectSizes, block: np.ndarray, opts: FitOptions, *,
-                          extra: list[list[str]] | None = None, sums=None) -> list[MetaResult]:
+def _fit_inverse_variance(
+    table: StudyTable,
+    es: EffectSizes,
+    block: np.ndarray,
+    opts: FitOptions,
+    *,
+    extra: list[list[str]] | None = None,
+    sums=None,
+) -> list[MetaResult]:
     """Inverse-variance pooling (FE or random effects) of every row of `block`; `sums` (a _LayoutSums)
     replaces (n, k) passes by subset sums where the quantity allows."""
     measure, method, test, level = opts.measure, opts.method, opts.test, opts.level
@@ -253,10 +272,10 @@ def _fit_inverse_variance(table: StudyTable, es: EffectSizes, block: np.ndarray,
         ci_lo, ci_hi = est - crit * se, est + crit * se
         t2lo = t2hi = i2lo = i2hi = h2lo = h2hi = np.full(n, np.nan)
         if random:
-            vt = df * swf / (swf ** 2 - swf2)
+            vt = df * swf / (swf**2 - swf2)
             i2 = 100 * tau2 / (vt + tau2)
             h2 = tau2 / vt + 1
-            pi_half = crit * np.sqrt(se ** 2 + tau2)
+            pi_half = crit * np.sqrt(se**2 + tau2)
             pi_lo, pi_hi = est - pi_half, est + pi_half
             if tau2_ci:
                 t2lo, t2hi = qprofile_ci(Y, V, Mf, kk, level)
@@ -278,16 +297,42 @@ def _fit_inverse_variance(table: StudyTable, es: EffectSizes, block: np.ndarray,
                 nhm = kk / (arrays["Mf"] / np.where(arrays["M"], es.ni, 1.0)).sum(1)
             else:
                 nhm = kk / sums(np.where(valid, 1 / np.where(valid, es.ni, 1.0), 0.0))
-    bt = {key: back_transform(measure, scale, arr, nhm)
-          for key, arr in (("estimate", est), ("ci_lower", ci_lo), ("ci_upper", ci_hi),
-                           ("pi_lower", pi_lo), ("pi_upper", pi_hi))}
+    bt = {
+        key: back_transform(measure, scale, arr, nhm)
+        for key, arr in (
+            ("estimate", est),
+            ("ci_lower", ci_lo),
+            ("ci_upper", ci_hi),
+            ("pi_lower", pi_lo),
+            ("pi_upper", pi_hi),
+        )
+    }
     participants = _participants(table, block, sums)
     bt = {key: (None if arr is None else arr.tolist()) for key, arr in bt.items()}
-    lists = {key: arr.tolist() for key, arr in (("est", est), ("se", se), ("stat", stat), ("pval", pval),
-                                                  ("ci_lo", ci_lo), ("ci_hi", ci_hi), ("tau2", tau2), ("i2", i2),
-                                                  ("h2", h2), ("q", q), ("qp", qp), ("pi_lo", pi_lo),
-                                                  ("pi_hi", pi_hi), ("t2lo", t2lo), ("t2hi", t2hi),
-                                                  ("i2lo", i2lo), ("i2hi", i2hi), ("h2lo", h2lo), ("h2hi", h2hi))}
+    lists = {
+        key: arr.tolist()
+        for key, arr in (
+            ("est", est),
+            ("se", se),
+            ("stat", stat),
+            ("pval", pval),
+            ("ci_lo", ci_lo),
+            ("ci_hi", ci_hi),
+            ("tau2", tau2),
+            ("i2", i2),
+            ("h2", h2),
+            ("q", q),
+            ("qp", qp),
+            ("pi_lo", pi_lo),
+            ("pi_hi", pi_hi),
+            ("t2lo", t2lo),
+            ("t2hi", t2hi),
+            ("i2lo", i2lo),
+            ("i2hi", i2hi),
+            ("h2lo", h2lo),
+            ("h2hi", h2hi),
+        )
+    }
     no_ci = random and not tau2_ci
     per_study = study_back_transform(measure, scale, es.ni)
     out = []
@@ -299,21 +344,48 @@ def _fit_inverse_variance(table: StudyTable, es: EffectSizes, block: np.ndarray,
         def raw(idx, t=t):
             return 1 / (vi[idx] + t)
 
-        out.append(MetaResult(
-            k=int(kk[r]), measure=measure, method=method, test=test,
-            estimate=lists["est"][r], se=lists["se"][r], statistic=lists["stat"][r], p_value=lists["pval"][r],
-            ci_lower=lists["ci_lo"][r], ci_upper=lists["ci_hi"][r],
-            tau2=t if kk[r] else None, i2=lists["i2"][r], h2=lists["h2"][r], q=lists["q"][r],
-            q_df=None if small[r] else int(df[r]), q_p=lists["qp"][r], pi_lower=lists["pi_lo"][r],
-            pi_upper=lists["pi_hi"][r],
-            **{f"{key}_bt": (None if arr is None else arr[r]) for key, arr in bt.items()},
-            participants=participants[r],
-            tau2_ci_lower=None if no_ci else lists["t2lo"][r], tau2_ci_upper=None if no_ci else lists["t2hi"][r],
-            i2_ci_lower=None if no_ci else lists["i2lo"][r], i2_ci_upper=None if no_ci else lists["i2hi"][r],
-            h2_ci_lower=None if no_ci else lists["h2lo"][r], h2_ci_upper=None if no_ci else lists["h2hi"][r],
-            warnings=tuple(notes[r]),
-            studies=StudyList(table.studies, yi, vi, block[r].copy(), raw, zcrit, n=table.participants,
-                              back=per_study, reasons=es.excluded)))
+        out.append(
+            MetaResult(
+                k=int(kk[r]),
+                measure=measure,
+                method=method,
+                test=test,
+                estimate=lists["est"][r],
+                se=lists["se"][r],
+                statistic=lists["stat"][r],
+                p_value=lists["pval"][r],
+                ci_lower=lists["ci_lo"][r],
+                ci_upper=lists["ci_hi"][r],
+                tau2=t if kk[r] else None,
+                i2=lists["i2"][r],
+                h2=lists["h2"][r],
+                q=lists["q"][r],
+                q_df=None if small[r] else int(df[r]),
+                q_p=lists["qp"][r],
+                pi_lower=lists["pi_lo"][r],
+                pi_upper=lists["pi_hi"][r],
+                **{f"{key}_bt": (None if arr is None else arr[r]) for key, arr in bt.items()},
+                participants=participants[r],
+                tau2_ci_lower=None if no_ci else lists["t2lo"][r],
+                tau2_ci_upper=None if no_ci else lists["t2hi"][r],
+                i2_ci_lower=None if no_ci else lists["i2lo"][r],
+                i2_ci_upper=None if no_ci else lists["i2hi"][r],
+                h2_ci_lower=None if no_ci else lists["h2lo"][r],
+                h2_ci_upper=None if no_ci else lists["h2hi"][r],
+                warnings=tuple(notes[r]),
+                studies=StudyList(
+                    table.studies,
+                    yi,
+                    vi,
+                    block[r].copy(),
+                    raw,
+                    zcrit,
+                    n=table.participants,
+                    back=per_study,
+                    reasons=es.excluded,
+                ),
+            )
+        )
     return out
 
 
@@ -352,18 +424,34 @@ def _undefined_reason(method: str, measure: str, R, S, r: int) -> str:
             why = "no study has both control events and treatment non-events (sum of b*c/n is 0; odds ratio infinite)"
         else:
             why = "no study has both treatment events and control non-events (sum of a*d/n is 0; odds ratio 0)"
-        return (f"Mantel-Haenszel estimate undefined: {why}; an inverse-variance method (which adds 1/2 to "
-                f"tables with a zero) gives an estimate")
+        return (
+            f"Mantel-Haenszel estimate undefined: {why}; an inverse-variance method (which adds 1/2 to "
+            f"tables with a zero) gives an estimate"
+        )
     if measure == "RR" and R is not None:
-        why = ("no control events in any study (risk ratio infinite)" if R[r] > 0 else
-               "no treatment events in any study (risk ratio 0)" if S[r] > 0 else "no events in any study")
-        return (f"Mantel-Haenszel estimate undefined: {why}; an inverse-variance method (which adds 1/2 to "
-                f"tables with a zero) gives an estimate")
+        why = (
+            "no control events in any study (risk ratio infinite)"
+            if R[r] > 0
+            else "no treatment events in any study (risk ratio 0)"
+            if S[r] > 0
+            else "no events in any study"
+        )
+        return (
+            f"Mantel-Haenszel estimate undefined: {why}; an inverse-variance method (which adds 1/2 to "
+            f"tables with a zero) gives an estimate"
+        )
     return "Mantel-Haenszel estimate undefined: no participants in the pooled tables"
 
 
-def _fit_counts(table: StudyTable, es: EffectSizes, block: np.ndarray, opts: FitOptions, *,
-                extra: list[list[str]] | None = None, sums=None) -> list[MetaResult]:
+def _fit_counts(
+    table: StudyTable,
+    es: EffectSizes,
+    block: np.ndarray,
+    opts: FitOptions,
+    *,
+    extra: list[list[str]] | None = None,
+    sums=None,
+) -> list[MetaResult]:
     """Mantel-Haenszel or Peto pooling of the raw 2x2 counts of every row of `block`."""
     measure, method, level = opts.measure, opts.method, opts.level
     v = table.values
@@ -396,7 +484,7 @@ def _fit_counts(table: StudyTable, es: EffectSizes, block: np.ndarray, opts: Fit
             sum_v = rowsum(vpeto)
             est = rowsum(o_e) / sum_v
             se = np.sqrt(1 / sum_v)
-            contrib = np.where(vpeto > 0, o_e ** 2 / np.where(vpeto > 0, vpeto, 1), 0.0)
+            contrib = np.where(vpeto > 0, o_e**2 / np.where(vpeto > 0, vpeto, 1), 0.0)
             q = np.maximum(0.0, rowsum(contrib) - rowsum(o_e) ** 2 / sum_v)
             undefined = ~(sum_v > 0)
             static_w = vpeto
@@ -406,8 +494,7 @@ def _fit_counts(table: StudyTable, es: EffectSizes, block: np.ndarray, opts: Fit
                 R, S = rowsum(Ri), rowsum(Si)
                 Pi, Qi = (ai + di) / N, (bi + ci) / N
                 est = np.log(R / S)
-                var = 0.5 * (rowsum(Pi * Ri) / R ** 2 + rowsum(Pi * Si + Qi * Ri) / (R * S)
-                             + rowsum(Qi * Si) / S ** 2)
+                var = 0.5 * (rowsum(Pi * Ri) / R**2 + rowsum(Pi * Si + Qi * Ri) / (R * S) + rowsum(Qi * Si) / S**2)
                 undefined = ~((R > 0) & (S > 0))
                 static_w = Si
             elif measure == "RR":
@@ -419,8 +506,10 @@ def _fit_counts(table: StudyTable, es: EffectSizes, block: np.ndarray, opts: Fit
             elif measure == "RD":
                 W = rowsum(n1 * n2 / N)
                 est = rowsum(ai * (n2 / N) - ci * (n1 / N)) / W
-                var = (est * rowsum(ci * (n1 / N) ** 2 - ai * (n2 / N) ** 2 + (n1 / N) * (n2 / N) * (n2 - n1) / 2)
-                       + rowsum(ai * (n2 - ci) / N + ci * (n1 - ai) / N) / 2) / W ** 2
+                var = (
+                    est * rowsum(ci * (n1 / N) ** 2 - ai * (n2 / N) ** 2 + (n1 / N) * (n2 / N) * (n2 - n1) / 2)
+                    + rowsum(ai * (n2 - ci) / N + ci * (n1 - ai) / N) / 2
+                ) / W**2
                 undefined = ~(W > 0)
                 static_w = n1 * n2 / N
             else:
@@ -430,8 +519,12 @@ def _fit_counts(table: StudyTable, es: EffectSizes, block: np.ndarray, opts: Fit
             wy = np.where(valid, 1 / np.where(valid, es.vi, 1), 0.0)
             yy = np.where(valid, es.yi, 0.0)
             if sums is None:
-                q = np.array([np.maximum(0.0, np.sum(wy[row & valid] * (yy[row & valid] - e) ** 2))
-                              for row, e in zip(block, est)])
+                q = np.array(
+                    [
+                        np.maximum(0.0, np.sum(wy[row & valid] * (yy[row & valid] - e) ** 2))
+                        for row, e in zip(block, est)
+                    ]
+                )
             else:
                 # sum w (y - e)^2 = sum w (y - mu)^2 + sum w (mu - e)^2 with mu the inverse-variance mean:
                 # two non-negative terms, so no digits are lost when e is close to mu
@@ -454,27 +547,72 @@ def _fit_counts(table: StudyTable, es: EffectSizes, block: np.ndarray, opts: Fit
         arr[undefined] = np.nan
     for r in np.flatnonzero(undefined):
         notes[r].append(_undefined_reason(method, measure, R, S, r))
-    bt = {key: back_transform(measure if method != "PETO" else "PETO", "difference", arr)
-          for key, arr in (("estimate", est), ("ci_lower", ci_lo), ("ci_upper", ci_hi))}
+    bt = {
+        key: back_transform(measure if method != "PETO" else "PETO", "difference", arr)
+        for key, arr in (("estimate", est), ("ci_lower", ci_lo), ("ci_upper", ci_hi))
+    }
     bt = {key: ([None] * len(block) if arr is None else arr.tolist()) for key, arr in bt.items()}
     participants = _participants(table, block, sums)
-    lists = {key: arr.tolist() for key, arr in (("est", est), ("se", se), ("stat", stat), ("pval", pval),
-                                                  ("ci_lo", ci_lo), ("ci_hi", ci_hi), ("i2", i2), ("h2", h2),
-                                                  ("q", q), ("qp", qp))}
+    lists = {
+        key: arr.tolist()
+        for key, arr in (
+            ("est", est),
+            ("se", se),
+            ("stat", stat),
+            ("pval", pval),
+            ("ci_lo", ci_lo),
+            ("ci_hi", ci_hi),
+            ("i2", i2),
+            ("h2", h2),
+            ("q", q),
+            ("qp", qp),
+        )
+    }
     per_study = study_back_transform(measure if method != "PETO" else "PETO", "difference", None)
     out = []
     for r in range(len(block)):
-        out.append(MetaResult(
-            k=int(kk[r]), measure=measure, method=method, test="z",
-            estimate=lists["est"][r], se=lists["se"][r], statistic=lists["stat"][r], p_value=lists["pval"][r],
-            ci_lower=lists["ci_lo"][r], ci_upper=lists["ci_hi"][r],
-            tau2=0.0, i2=lists["i2"][r], h2=lists["h2"][r], q=lists["q"][r], q_df=None if small[r] else int(df[r]),
-            q_p=lists["qp"][r], pi_lower=None, pi_upper=None,
-            **{f"{key}_bt": arr[r] for key, arr in bt.items()},
-            pi_lower_bt=None, pi_upper_bt=None,
-            participants=participants[r], tau2_ci_lower=None, tau2_ci_upper=None,
-            i2_ci_lower=None, i2_ci_upper=None, h2_ci_lower=None, h2_ci_upper=None,
-            warnings=tuple(notes[r]),
-            studies=StudyList(table.studies, es.yi, es.vi, block[r].copy(), lambda idx: static_w[idx], zcrit,
-                              n=table.participants, back=per_study, reasons=es.excluded)))
+        out.append(
+            MetaResult(
+                k=int(kk[r]),
+                measure=measure,
+                method=method,
+                test="z",
+                estimate=lists["est"][r],
+                se=lists["se"][r],
+                statistic=lists["stat"][r],
+                p_value=lists["pval"][r],
+                ci_lower=lists["ci_lo"][r],
+                ci_upper=lists["ci_hi"][r],
+                tau2=0.0,
+                i2=lists["i2"][r],
+                h2=lists["h2"][r],
+                q=lists["q"][r],
+                q_df=None if small[r] else int(df[r]),
+                q_p=lists["qp"][r],
+                pi_lower=None,
+                pi_upper=None,
+                **{f"{key}_bt": arr[r] for key, arr in bt.items()},
+                pi_lower_bt=None,
+                pi_upper_bt=None,
+                participants=participants[r],
+                tau2_ci_lower=None,
+                tau2_ci_upper=None,
+                i2_ci_lower=None,
+                i2_ci_upper=None,
+                h2_ci_lower=None,
+                h2_ci_upper=None,
+                warnings=tuple(notes[r]),
+                studies=StudyList(
+                    table.studies,
+                    es.yi,
+                    es.vi,
+                    block[r].copy(),
+                    lambda idx: static_w[idx],
+                    zcrit,
+                    n=table.participants,
+                    back=per_study,
+                    reasons=es.excluded,
+                ),
+            )
+        )
     return out

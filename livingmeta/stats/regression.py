@@ -88,9 +88,11 @@ def tau2_regression(y: np.ndarray, v: np.ndarray, X: np.ndarray, method: str, co
         w, Ainv, b, r = parts(t0)
         return max(0.0, t0 * np.sum(w * r * r) / (k - p)) if t0 > 0 else 0.0
     if method == "PM":
+
         def f(t):
             w, Ainv, b, r = parts(t)
             return float(np.sum(w * r * r) - (k - p))
+
         if f(0.0) < 0:
             return 0.0
         upper = con["tau2_max"]
@@ -114,7 +116,7 @@ def tau2_regression(y: np.ndarray, v: np.ndarray, X: np.ndarray, method: str, co
                 adj = (yppy - w.sum()) / np.sum(w * w)
             else:
                 trp = w.sum() - np.trace(B)
-                trpp = np.sum(w * w) - 2 * np.trace(Ainv @ (X.T @ ((w ** 3)[:, None] * X))) + np.trace(B @ B)
+                trpp = np.sum(w * w) - 2 * np.trace(Ainv @ (X.T @ ((w**3)[:, None] * X))) + np.trace(B @ B)
                 adj = (yppy - trp) / trpp
         adj *= con["stepadj"]
         while t + adj < 0:
@@ -126,8 +128,9 @@ def tau2_regression(y: np.ndarray, v: np.ndarray, X: np.ndarray, method: str, co
     return max(0.0, t)
 
 
-def fit_meta_regression(y, v, X, method: str, test: str = "z", level: float = 0.95, btt=None,
-                        control: dict | None = None) -> MetaRegression:
+def fit_meta_regression(
+    y, v, X, method: str, test: str = "z", level: float = 0.95, btt=None, control: dict | None = None
+) -> MetaRegression:
     """Fit y ~ X by weighted least squares with weights 1 / (v + tau2).
 
     Parameters
@@ -194,6 +197,24 @@ def fit_meta_regression(y, v, X, method: str, test: str = "z", level: float = 0.
     else:
         qm_p = float(stats.chi2.sf(qm, m)) if m else float("nan")
         qm_df2 = None
-    return MetaRegression(k=k, p=p, method=method, test=test, tau2=float(tau2), b=b, vb=vb, se=se, statistic=stat,
-                          p_value=pval, ci_lower=b - crit * se, ci_upper=b + crit * se, qe=qe, qe_df=df,
-                          qe_p=float(stats.chi2.sf(qe, df)), qm=qm, qm_df=m, qm_df2=qm_df2, qm_p=qm_p)
+    return MetaRegression(
+        k=k,
+        p=p,
+        method=method,
+        test=test,
+        tau2=float(tau2),
+        b=b,
+        vb=vb,
+        se=se,
+        statistic=stat,
+        p_value=pval,
+        ci_lower=b - crit * se,
+        ci_upper=b + crit * se,
+        qe=qe,
+        qe_df=df,
+        qe_p=float(stats.chi2.sf(qe, df)),
+        qm=qm,
+        qm_df=m,
+        qm_df2=qm_df2,
+        qm_p=qm_p,
+    )

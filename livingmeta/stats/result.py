@@ -9,10 +9,40 @@ from typing import Any
 
 import numpy as np
 
-RESULT_KEYS = ("k", "measure", "method", "test", "estimate", "se", "statistic", "p_value", "ci_lower",
-               "ci_upper", "tau2", "i2", "h2", "q", "q_df", "q_p", "pi_lower", "pi_upper", "estimate_bt",
-               "ci_lower_bt", "ci_upper_bt", "pi_lower_bt", "pi_upper_bt", "participants", "tau2_ci_lower",
-               "tau2_ci_upper", "i2_ci_lower", "i2_ci_upper", "h2_ci_lower", "h2_ci_upper", "warnings", "studies")
+RESULT_KEYS = (
+    "k",
+    "measure",
+    "method",
+    "test",
+    "estimate",
+    "se",
+    "statistic",
+    "p_value",
+    "ci_lower",
+    "ci_upper",
+    "tau2",
+    "i2",
+    "h2",
+    "q",
+    "q_df",
+    "q_p",
+    "pi_lower",
+    "pi_upper",
+    "estimate_bt",
+    "ci_lower_bt",
+    "ci_upper_bt",
+    "pi_lower_bt",
+    "pi_upper_bt",
+    "participants",
+    "tau2_ci_lower",
+    "tau2_ci_upper",
+    "i2_ci_lower",
+    "i2_ci_upper",
+    "h2_ci_lower",
+    "h2_ci_upper",
+    "warnings",
+    "studies",
+)
 
 
 def clean(value: Any) -> Any:
@@ -77,19 +107,21 @@ class StudyList(Sequence):
                 yi, vi = self._yi[i], self._vi[i]
                 ok = math.isfinite(yi) and math.isfinite(vi)
                 half = self._crit * math.sqrt(vi) if ok else float("nan")
-                rows.append({
-                    "study": self._names[i],
-                    "yi": clean(yi) if ok else None,
-                    "vi": clean(vi) if ok else None,
-                    "weight": clean(pct[j]) if clean(pct[j]) is not None else 0.0,
-                    "ci_lower": clean(yi - half) if ok else None,
-                    "ci_upper": clean(yi + half) if ok else None,
-                    "n": None if self._n is None else clean(self._n[i]),
-                    "yi_bt": clean(bts[0][j]) if ok and bts is not None else None,
-                    "ci_lower_bt": clean(bts[1][j]) if ok and bts is not None else None,
-                    "ci_upper_bt": clean(bts[2][j]) if ok and bts is not None else None,
-                    "not_estimable": None if ok else self._reasons.get(int(i), "effect size not estimable"),
-                })
+                rows.append(
+                    {
+                        "study": self._names[i],
+                        "yi": clean(yi) if ok else None,
+                        "vi": clean(vi) if ok else None,
+                        "weight": clean(pct[j]) if clean(pct[j]) is not None else 0.0,
+                        "ci_lower": clean(yi - half) if ok else None,
+                        "ci_upper": clean(yi + half) if ok else None,
+                        "n": None if self._n is None else clean(self._n[i]),
+                        "yi_bt": clean(bts[0][j]) if ok and bts is not None else None,
+                        "ci_lower_bt": clean(bts[1][j]) if ok and bts is not None else None,
+                        "ci_upper_bt": clean(bts[2][j]) if ok and bts is not None else None,
+                        "not_estimable": None if ok else self._reasons.get(int(i), "effect size not estimable"),
+                    }
+                )
             self._cache = rows
         return self._cache
 
@@ -179,5 +211,6 @@ class MetaResult:
     __hash__ = None  # type: ignore[assignment]  # equal by value, so not hashable
 
 
-_NUMERIC_FIELDS = tuple(f.name for f in fields(MetaResult)
-                        if f.name not in ("warnings", "studies", "measure", "method", "test"))
+_NUMERIC_FIELDS = tuple(
+    f.name for f in fields(MetaResult) if f.name not in ("warnings", "studies", "measure", "method", "test")
+)

@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 EPSILON = 2.220446049250313e-16
-R_UNIROOT_TOL = EPSILON ** 0.25
+R_UNIROOT_TOL = EPSILON**0.25
 
 
-def zeroin(f: Callable[[float], float], lower: float, upper: float, tol: float = R_UNIROOT_TOL,
-           maxiter: int = 1000) -> tuple[float, bool]:
+def zeroin(
+    f: Callable[[float], float], lower: float, upper: float, tol: float = R_UNIROOT_TOL, maxiter: int = 1000
+) -> tuple[float, bool]:
     """Find a root of `f` in [lower, upper] as R's uniroot(f, c(lower, upper), tol=tol) does.
 
     Parameters

@@ -46,8 +46,13 @@ class TsaInputError(ValueError):
     """TSA settings that cannot give an information size; the message says which setting to fix."""
 
 
-def required_information_size_binary(control_event_rate: float, relative_change: float, alpha: float = 0.05,
-                                     beta: float = 0.20, direction: str = "reduction") -> float:
+def required_information_size_binary(
+    control_event_rate: float,
+    relative_change: float,
+    alpha: float = 0.05,
+    beta: float = 0.20,
+    direction: str = "reduction",
+) -> float:
     """Participants (both arms) a fixed trial needs to detect a relative risk change.
 
     Args:
@@ -71,15 +76,18 @@ def required_information_size_binary(control_event_rate: float, relative_change:
         raise TsaInputError(f"effect_direction {direction!r} must be 'reduction' or 'increase'")
     pe = pc * (1 - rr) if direction == "reduction" else pc * (1 + rr)
     if not 0 < pe < 1:
-        raise TsaInputError(f"control_event_rate {pc:g} with a relative {direction} of {rr:g} gives an experimental "
-                            f"event rate of {pe:g}, outside (0, 1); check anticipated_effect")
+        raise TsaInputError(
+            f"control_event_rate {pc:g} with a relative {direction} of {rr:g} gives an experimental "
+            f"event rate of {pe:g}, outside (0, 1); check anticipated_effect"
+        )
     p = (pc + pe) / 2
     z = stats.norm.isf(alpha / 2) + stats.norm.isf(beta)
     return 4 * z * z * p * (1 - p) / (pc - pe) ** 2
 
 
-def required_information_size_continuous(mean_difference: float, sd: float, alpha: float = 0.05,
-                                         beta: float = 0.20) -> float:
+def required_information_size_continuous(
+    mean_difference: float, sd: float, alpha: float = 0.05, beta: float = 0.20
+) -> float:
     """Participants (both arms) a fixed trial needs to detect a mean difference.
 
     Args:
@@ -131,8 +139,9 @@ class _Stage:
     t: float
 
 
-def _next_density(prev: _Stage | None, t: float, lo: float, hi: float, drift: float,
-                  grid_points: int = GRID_POINTS) -> _Stage:
+def _next_density(
+    prev: _Stage | None, t: float, lo: float, hi: float, drift: float, grid_points: int = GRID_POINTS
+) -> _Stage:
     """Sub-density of S_k on (lo, hi) (Z scale bounds) given no stop before."""
     s_lo, s_hi = lo * math.sqrt(t), hi * math.sqrt(t)
     grid = np.linspace(s_lo, s_hi, grid_points)
@@ -160,8 +169,9 @@ def _exit_prob(prev: _Stage | None, t: float, bound: float, drift: float, side: 
     return float(np.dot(w, p))
 
 
-def efficacy_boundaries(fractions: Sequence[float], alpha: float = 0.05, *,
-                        grid_points: int = GRID_POINTS) -> list[float]:
+def efficacy_boundaries(
+    fractions: Sequence[float], alpha: float = 0.05, *, grid_points: int = GRID_POINTS
+) -> list[float]:
     """Two-sided Lan–DeMets O'Brien–Fleming boundaries at the given information fractions.
 
     Args:
@@ -189,16 +199,24 @@ def efficacy_boundaries(fractions: Sequence[float], alpha: float = 0.05, *,
         elif inc < 1e-9:
             # earlier looks spent (numerically) nothing, so they barely constrain this one: the single-look
             # boundary for everything spent so far is exact to far below the integration error
-            b = float(stats.norm.isf(float(alpha_spent(tc, alpha)) / 2)) if float(alpha_spent(tc, alpha)) > 0 \
+            b = (
+                float(stats.norm.isf(float(alpha_spent(tc, alpha)) / 2))
+                if float(alpha_spent(tc, alpha)) > 0
                 else MAX_BOUNDARY
+            )
         else:
+
             def excess(bb: float) -> float:
                 return 2 * _exit_prob(prev, tc, bb, 0.0, "above") - inc  # noqa: B023 - used in this iteration only
+
             hi = 1.0
             while excess(hi) > 0 and hi < MAX_BOUNDARY:
                 hi *= 1.5
-            b = float(optimize.brentq(excess, 0.0, min(hi, MAX_BOUNDARY), xtol=1e-9)) if excess(0.0) > 0 > excess(
-                min(hi, MAX_BOUNDARY)) else min(hi, MAX_BOUNDARY)
+            b = (
+                float(optimize.brentq(excess, 0.0, min(hi, MAX_BOUNDARY), xtol=1e-9))
+                if excess(0.0) > 0 > excess(min(hi, MAX_BOUNDARY))
+                else min(hi, MAX_BOUNDARY)
+            )
         b = min(b, MAX_BOUNDARY)
         bounds.append(b)
         spent_before += inc
@@ -207,8 +225,14 @@ def efficacy_boundaries(fractions: Sequence[float], alpha: float = 0.05, *,
     return bounds
 
 
-def futility_boundaries(fractions: Sequence[float], efficacy: Sequence[float], alpha: float = 0.05,
-                        beta: float = 0.20, *, grid_points: int = GRID_POINTS) -> list[float | None]:
+def futility_boundaries(
+    fractions: Sequence[float],
+    efficacy: Sequence[float],
+    alpha: float = 0.05,
+    beta: float = 0.20,
+    *,
+    grid_points: int = GRID_POINTS,
+) -> list[float | None]:
     """Beta-spending (O'Brien–Fleming type) futility boundaries, on the oriented Z scale.
 
     Under the anticipated effect (drift theta = z_{1-alpha/2} + z_{1-beta}) the probability of stopping
@@ -235,8 +259,10 @@ def futility_boundaries(fractions: Sequence[float], efficacy: Sequence[float], a
         if inc < 1e-10:
             a = None
         else:
+
             def excess(aa: float) -> float:
                 return _exit_prob(prev, tc, aa, theta, "below") - inc  # noqa: B023 - used in this iteration only
+
             lo = -MAX_BOUNDARY
             a = float(optimize.brentq(excess, lo, b, xtol=1e-9)) if excess(b) > 0 else b
             a = min(a, b)
@@ -252,8 +278,9 @@ CURVE_POINTS = 60  # fractions of the RIS a drawn boundary curve is evaluated at
 CURVE_GRID_POINTS = 241  # Simpson grid per look for a drawn curve: boundaries within 1e-3 of the 801 grid
 
 
-def boundary_curve(look_fractions: Sequence[float], alpha: float = 0.05, beta: float | None = 0.20, *,
-                   points: int = CURVE_POINTS) -> list[dict]:
+def boundary_curve(
+    look_fractions: Sequence[float], alpha: float = 0.05, beta: float | None = 0.20, *, points: int = CURVE_POINTS
+) -> list[dict]:
     """The monitoring (and futility) boundary as a curve: evaluated on a dense grid of information fractions
     and at every look, for drawing.
 
@@ -274,8 +301,11 @@ def boundary_curve(look_fractions: Sequence[float], alpha: float = 0.05, beta: f
     looks = sorted({round(min(float(t), 1.0), 12) for t in look_fractions if float(t) > 0})
     grid = sorted(set(looks) | {round(i / points, 12) for i in range(1, points + 1)})
     upper = efficacy_boundaries(grid, alpha, grid_points=CURVE_GRID_POINTS)
-    fut = (futility_boundaries(grid, upper, alpha, beta, grid_points=CURVE_GRID_POINTS) if beta is not None
-           else [None] * len(grid))
+    fut = (
+        futility_boundaries(grid, upper, alpha, beta, grid_points=CURVE_GRID_POINTS)
+        if beta is not None
+        else [None] * len(grid)
+    )
     look_set = set(looks)
     return [{"fraction": t, "upper": b, "futility": f, "look": t in look_set} for t, b, f in zip(grid, upper, fut)]
 
@@ -291,8 +321,16 @@ def _check_fractions(fractions: Sequence[float]) -> list[float]:
     return ts
 
 
-def trial_sequential_analysis(points: Sequence[dict], ris: float, *, alpha: float = 0.05, beta: float = 0.20,
-                              d2: float = 0.0, direction: int = 1, ris_unadjusted: float | None = None) -> dict:
+def trial_sequential_analysis(
+    points: Sequence[dict],
+    ris: float,
+    *,
+    alpha: float = 0.05,
+    beta: float = 0.20,
+    d2: float = 0.0,
+    direction: int = 1,
+    ris_unadjusted: float | None = None,
+) -> dict:
     """Monitor a cumulative meta-analysis against diversity-adjusted boundaries.
 
     Args:
@@ -324,13 +362,20 @@ def trial_sequential_analysis(points: Sequence[dict], ris: float, *, alpha: floa
     out_points = []
     for i, p in enumerate(pts):
         f = fut[i]
-        out_points.append({
-            "label": p.get("label"), "information": float(p["information"]), "fraction": float(fractions[i]),
-            "z": None if p.get("z") is None else float(p["z"]), "upper": upper[i], "lower": -upper[i],
-            "futility": None if f is None else sign * f,
-        })
-    curve = [{"fraction": t, "upper": b, "futility": None if f is None else sign * f}
-             for t, b, f in zip(looks, upper, fut)]
+        out_points.append(
+            {
+                "label": p.get("label"),
+                "information": float(p["information"]),
+                "fraction": float(fractions[i]),
+                "z": None if p.get("z") is None else float(p["z"]),
+                "upper": upper[i],
+                "lower": -upper[i],
+                "futility": None if f is None else sign * f,
+            }
+        )
+    curve = [
+        {"fraction": t, "upper": b, "futility": None if f is None else sign * f} for t, b, f in zip(looks, upper, fut)
+    ]
     status = "inconclusive"
     if out_points:
         last = out_points[-1]
@@ -341,6 +386,14 @@ def trial_sequential_analysis(points: Sequence[dict], ris: float, *, alpha: floa
             status = "futility"
         elif last["fraction"] >= 1.0:
             status = "ris_reached"
-    return {"ris": float(ris), "ris_unadjusted": None if ris_unadjusted is None else float(ris_unadjusted),
-            "d2": float(d2), "alpha": alpha, "beta": beta, "direction": sign, "points": out_points,
-            "curve": curve, "status": status}
+    return {
+        "ris": float(ris),
+        "ris_unadjusted": None if ris_unadjusted is None else float(ris_unadjusted),
+        "d2": float(d2),
+        "alpha": alpha,
+        "beta": beta,
+        "direction": sign,
+        "points": out_points,
+        "curve": curve,
+        "status": status,
+    }
