@@ -49,20 +49,42 @@ def access_path(warehouse: str | Path) -> Path:
     return Path(f"{warehouse}.access")
 
 
+def _worth_a_turn(target: Path, create: bool) -> bool:
+    """A DuckDB file, or one about to be created: yes. A folder, another kind of file, or a missing file a
+    read-only open will not create: no (the open fails with its own message and no turn file is left).
+
+    Called only by the thread that just took the process's turn and held none before, so no connection of
+    this process is open on the file: reading its header here cannot drop a DuckDB lock of this process
+    (closing any descriptor of a file drops the process's POSIX locks on it)."""
+    if not target.exists():
+        return create
+    if not target.is_file():
+        return False
+    try:
+        with target.open("rb") as fh:
+            head = fh.read(12)
+    except OSError:
+        return False
+    return head[8:12] == b"DUCK"
+
+
 def _turn(key: str) -> threading.RLock:
     with _guard:
         return _turns.setdefault(key, threading.RLock())
 
 
 @contextlib.contextmanager
-def turn(warehouse: str | Path, wait_seconds: float | None = None) -> Iterator[float]:
+def turn(warehouse: str | Path, wait_seconds: float | None = None, create: bool = True) -> Iterator[float]:
     """Hold this process's turn on `warehouse` for the block; yields the seconds waited for it.
 
     Waits up to `wait_seconds` (default: `set_wait`, 60 s) for other threads and processes. When the wait
     runs out the block runs anyway, so the caller meets DuckDB's own clear "open in another process" error
-    instead of hanging.
+    instead of hanging. A folder, or a missing file that will not be created (`create=False`: a read-only
+    open), takes no turn and leaves no turn file behind.
     """
-    if str(warehouse) == ":memory:":
+    target = Path(warehouse)
+    if str(warehouse) == ":memory:" or target.is_dir() or (not target.exists() and not create):
+        # nothing to take turns on: the open that follows fails with its own message and leaves nothing behind
         yield 0.0
         return
     wait = _wait if wait_seconds is None else max(0.0, wait_seconds)
@@ -77,6 +99,8 @@ def turn(warehouse: str | Path, wait_seconds: float | None = None) -> Iterator[f
         if got_thread and key in _held:  # re-entered by the thread that holds it
             _held[key][1] += 1
             fd = -1
+        elif got_thread and not _worth_a_turn(target, create):
+            pass  # not a DuckDB file: the open that follows fails with its own message, no turn file is left
         elif got_thread:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
             while True:

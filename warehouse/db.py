@@ -196,7 +196,7 @@ def opened(path: str | Path, read_only: bool = False) -> Iterator[duckdb.DuckDBP
     Takes this process's turn on the file first (`warehouse.access.turn`): another process that has the
     warehouse open (an update step, a web request, a command) is waited for, boundedly, instead of failing.
     """
-    with turn(path):
+    with turn(path, create=not read_only):
         con = connect(path, read_only=read_only)
         try:
             yield con
