@@ -372,3 +372,45 @@ def test_extraction_form_shows_each_problem_beside_its_field_and_saves_one_study
 def opened_ro(path):
     from warehouse import opened
     return opened(path)
+
+
+def test_registry_suggestions_are_edited_by_reviewers_and_accepted_by_leads(tmp_path, warehouse_path):
+    from living_seed import T0 as LT0
+    from living_seed import ingest as seed_ingest
+    from living_seed import link_and_include, new_update, record_for, register, write_review
+
+    rid = register(write_review(tmp_path / "review"), warehouse_path)
+    uid = new_update(warehouse_path, rid, LT0)
+    seed_ingest(warehouse_path, rid, uid, [record_for("Jann2020")], LT0)
+    link_and_include(warehouse_path, rid, ["Jann2020"], LT0)
+    with opened_ro(warehouse_path) as con:  # what the CT.gov results parser stores for a posted outcome
+        for arm, ev, tot in (("treatment", 7, 11), ("control", 2, 12)):
+            con.execute("INSERT INTO extraction_rows (review_id, study_id, outcome_id, arm, events, total, extractor, "
+                        "origin, status, source_ref, created_at) VALUES (?, 'Jann2020', 'NCT:primary', ?, ?, ?, "
+                        "'ctgov', 'registry', 'suggested', 'NCT00000001 outcome 1', ?)", [rid, arm, ev, tot, LT0])
+        ids = [r for (r,) in con.execute("SELECT row_id FROM extraction_rows ORDER BY row_id").fetchall()]
+    with accounts(warehouse_path) as a:
+        add_user(a, "rob", PASSWORDS["rob"], review_id=rid, role="reviewer")
+        add_user(a, "lea", PASSWORDS["lea"], review_id=rid, role="lead")
+    app = create_app(WebSettings(warehouse=warehouse_path, out_dir=tmp_path / "out", secret_key="k" * 48))
+    rob, lea = sign_in(app, "rob"), sign_in(app, "lea")
+    page = rob.get(f"/r/{rid}/extract/Jann2020/responders").text
+    assert f'data-row-id="{ids[0]}"' in page and "accept as" not in page  # reviewers edit, leads accept
+    edit = rob.get(f"/r/{rid}/extract/Jann2020/responders?use={ids[0]}&arm=treatment").text
+    assert 'name="treatment.events" id="treatment-events" value="7"' in edit
+    assert f"registry suggestion row {ids[0]}: NCT00000001 outcome 1" in edit
+    denied = rob.post(f"/r/{rid}/extract/Jann2020/responders/accept",
+                      data={"csrf_token": token(rob, "/"), "row_id": ids[0], "arm": "treatment"})
+    assert denied.status_code == 403
+    for row, arm in zip(ids, ("treatment", "control")):
+        r = lea.post(f"/r/{rid}/extract/Jann2020/responders/accept",
+                     data={"csrf_token": token(lea, "/"), "row_id": row, "arm": arm})
+        assert r.status_code == 303
+    assert "Accepted registry row" in lea.get(r.headers["location"]).text
+    with opened_ro(warehouse_path) as con:
+        rows = con.execute("SELECT arm, events, total, origin, derived_from, extractor FROM v_current_extraction "
+                           "WHERE study_id = 'Jann2020' ORDER BY arm").fetchall()
+    assert rows == [("control", 2.0, 12.0, "registry", ids[1], "lea"), ("treatment", 7.0, 11.0, "registry", ids[0], "lea")]
+    again = lea.post(f"/r/{rid}/extract/Jann2020/responders/accept",
+                     data={"csrf_token": token(lea, "/"), "row_id": ids[0], "arm": "treatment"})
+    assert again.status_code == 404  # accepted already: no open suggestion, nothing stored twice

@@ -342,7 +342,7 @@ def create_app(settings: WebSettings) -> FastAPI:
             message=request.session.pop("flash", None)))
 
     def _extract_form(request, user, role, review_id, study_id, outcome_id, *, values=None, errors=None,
-                      status_code=200):
+                      status_code=200, use: int | None = None, use_arm: str | None = None):
         from livingmeta.extraction import ARMS_BY_KIND
         from warehouse.extraction import included_study_ids, list_suggestions
 
@@ -360,6 +360,12 @@ def create_app(settings: WebSettings) -> FastAPI:
         if values is None:
             values = {arm: {f: _cell(current.get(arm, {}).get(f)) for f in (*fields, "group_label", "source_ref",
                                                                             "notes")} for arm in arms}
+            chosen = next((x for x in suggestions if x["row_id"] == use), None)
+            if chosen is not None and use_arm in arms:  # "edit": the registry's numbers into one arm, to check
+                values[use_arm] = {f: _cell(chosen.get(f)) for f in (*fields, "group_label")}
+                values[use_arm]["source_ref"] = f"registry suggestion row {use}" + (
+                    f": {chosen['source_ref']}" if chosen.get("source_ref") else "")
+                values[use_arm]["notes"] = ""
         analyses = [a.label or a.id for a in cfg.analyses if a.outcome == outcome_id]
         return templates.TemplateResponse(request, "extract_form.html", _ctx(
             request, user, review_id=review_id, role=role, study_id=study_id, outcome=outcomes[outcome_id],
@@ -368,9 +374,33 @@ def create_app(settings: WebSettings) -> FastAPI:
             status_code=status_code)
 
     @app.get("/r/{review_id}/extract/{study_id}/{outcome_id}", response_class=HTMLResponse)
-    def extract_form(request: Request, review_id: str, study_id: str, outcome_id: str):
+    def extract_form(request: Request, review_id: str, study_id: str, outcome_id: str, use: int | None = None,
+                     arm: str | None = None):
         user, role = member(request, review_id, "extract")
-        return _extract_form(request, user, role, review_id, study_id, outcome_id)
+        return _extract_form(request, user, role, review_id, study_id, outcome_id, use=use, use_arm=arm)
+
+    @app.post("/r/{review_id}/extract/{study_id}/{outcome_id}/accept", dependencies=[Depends(check_csrf)])
+    def extract_accept(request: Request, review_id: str, study_id: str, outcome_id: str, row_id: int = Form(...),
+                       arm: str = Form(...)):
+        user, _ = member(request, review_id, "accept")  # leads accept registry numbers as they are
+        from livingmeta.extraction import ExtractionError
+        from warehouse.extraction import accept_suggestions, list_suggestions
+
+        with opened(settings.warehouse) as con:
+            _, outcomes = _outcomes(con, review_id)
+            if outcome_id not in outcomes:
+                raise HTTPException(404, f"{outcome_id} is not an outcome of {review_id}")
+            if row_id not in {x["row_id"] for x in list_suggestions(con, review_id) if x["study_id"] == study_id}:
+                raise HTTPException(404, f"row {row_id} is no open registry suggestion of {study_id}")
+            try:
+                res = accept_suggestions(con, review_id, [row_id], outcome=outcome_id,
+                                         outcomes={o: x.kind for o, x in outcomes.items()},
+                                         extractor=user["username"], arm=arm, now=_now())
+                request.session["flash"] = (f"Accepted registry row {row_id} as the {arm} arm of {outcome_id} "
+                                            f"({res['accepted']} stored).")
+            except ExtractionError as e:
+                request.session["flash"] = str(e)
+        return RedirectResponse(f"/r/{review_id}/extract/{study_id}/{outcome_id}", status_code=303)
 
     @app.post("/r/{review_id}/extract/{study_id}/{outcome_id}", dependencies=[Depends(check_csrf)])
     async def extract_save(request: Request, review_id: str, study_id: str, outcome_id: str):
