@@ -41,6 +41,7 @@ from web.security import CSRF_FIELD, HEADERS, check_csrf, csrf_token
 HERE = Path(__file__).parent
 DECISIONS = ("include", "exclude", "maybe")
 MAX_SKIPS = 200
+PUBLIC_PATHS = frozenset({"/login", "/logout"})  # the sign-in form, and signing out (harmless when signed out)
 MAX_UNDO = 50
 
 
@@ -104,6 +105,9 @@ def create_app(settings: WebSettings) -> FastAPI:
         return settings.reviews is None or review_id in settings.reviews
 
     def viewer(request: Request) -> dict:
+        known = getattr(request.state, "viewer", None)
+        if known is not None:  # looked up once per request (by `guard`)
+            return known
         name = request.session.get("user")
         if not name:
             raise NotSignedIn()
@@ -113,6 +117,7 @@ def create_app(settings: WebSettings) -> FastAPI:
             request.session.clear()  # account removed, or its password changed since this sign-in
             raise NotSignedIn()
         user["reviews"] = {r: role for r, role in user["reviews"].items() if served(r)}
+        request.state.viewer = user
         return user
 
     def member(request: Request, review_id: str, action: str = "view") -> tuple[dict, str]:
@@ -123,6 +128,18 @@ def create_app(settings: WebSettings) -> FastAPI:
         if not allowed(role, action):
             raise HTTPException(403, f"Only a review lead can do this (you are a {role}).")
         return user, role
+
+    def guard(request: Request) -> None:
+        """Runs before every route reads its own parameters or body: a signed-in person, on the review the path
+        names. So nothing of a route (not even its validation messages) answers the anonymous or outsiders."""
+        if request.url.path in PUBLIC_PATHS:
+            return
+        user = viewer(request)
+        review_id = request.path_params.get("review_id")
+        if review_id is not None and review_id not in user["reviews"]:
+            raise HTTPException(403, "You are not on this review. Ask its lead to add you.")
+
+    app.router.dependencies.append(Depends(guard))  # before the routes below are made: each one gets it first
 
     def _ctx(request: Request, user: dict | None, **kw) -> dict:
         return {"request": request, "user": user, "csrf": csrf_token(request), "csrf_field": CSRF_FIELD, **kw}
