@@ -196,35 +196,6 @@ def retracted_studies(con: duckdb.DuckDBPyConnection, review_id: str) -> set[str
     }
 
 
-def store_version(
-    con: duckdb.DuckDBPyConnection,
-    *,
-    review_id: str,
-    version: int,
-    now: dt.datetime,
-    as_of: dt.datetime | None,
-    update_id: int | None,
-    trigger: dict,
-    summary: str,
-    runs: dict[str, int],
-    diffs: list[dict],
-) -> None:
-    """Write a review version, the runs it publishes and its diffs in one transaction."""
-    with transaction(con):
-        insert_version(
-            con,
-            review_id=review_id,
-            version=version,
-            now=now,
-            as_of=as_of,
-            update_id=update_id,
-            trigger=trigger,
-            summary=summary,
-            runs=runs,
-            diffs=diffs,
-        )
-
-
 def insert_version(
     con: duckdb.DuckDBPyConnection,
     *,
@@ -238,7 +209,8 @@ def insert_version(
     runs: dict[str, int],
     diffs: list[dict],
 ) -> None:
-    """`store_version`'s rows inside the caller's transaction (which also writes the version's alert)."""
+    """Write a review version, the runs it publishes and its diffs, inside the caller's transaction
+    (`warehouse.versions.record_version` writes the version's alert in the same one)."""
     con.execute(
         "INSERT INTO review_versions VALUES (?, ?, ?, ?, ?, ?, ?)",
         [review_id, version, now, as_of, update_id, json.dumps(trigger), summary],

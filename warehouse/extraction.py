@@ -14,27 +14,17 @@ from collections.abc import Mapping
 import duckdb
 
 from livingmeta.config import ReviewConfig
-from livingmeta.extraction import ExtractionError, ExtractionRow, content_key, read_extraction, validate_row
+from livingmeta.extraction import (
+    COLUMNS,
+    ExtractionError,
+    ExtractionRow,
+    content_key,
+    read_extraction,
+    validate_row,
+)
 from warehouse.db import rows_as_dicts, transaction
 
-_STORED = (
-    "group_label",
-    "events",
-    "total",
-    "mean",
-    "sd",
-    "n",
-    "estimate",
-    "se",
-    "ci_lower",
-    "ci_upper",
-    "scale",
-    "subgroup",
-    "extractor",
-    "extracted_on",
-    "source_ref",
-    "notes",
-)
+_STORED = tuple(c for c in COLUMNS if c not in ("study", "outcome", "arm"))  # stored as given, beside the ids
 
 
 def _fallback_resolve(con: duckdb.DuckDBPyConnection, review_id: str, identifier: str) -> str | None:
