@@ -50,6 +50,7 @@ bench: venv-test
 	$(BIN)/python bench/cli_startup.py
 	$(BIN)/python bench/linking.py
 	$(BIN)/python bench/growth.py --sizes 10000 50000
+	$(BIN)/python bench/web_load.py --reviewers 20 --seconds 60
 
 # re-resolve the whole tree from pyproject.toml (newest versions its ranges allow), then run `make test`
 lock: $(BIN)/python
