@@ -27,7 +27,9 @@ Measured 2026-12-03 (2 shared cores, other sessions loading the machine; 10k and
   N=10k  nightly 8.49 CPU-s process / 4.59 in the cycle, no-change 5.18 / 1.30 (snapshot kept), first load 20.8
   N=50k  nightly 12.53 / 9.69 (flag/rank 5.72 of it), no-change 3.69 / 1.06 (snapshot kept; start-up 2.63),
          first load 81.2 CPU-s (link 35.1, was 198 with link ~100), peak RSS 2085 MB in the first load
-  200k not run (time). Before this change (last session): 50k nightly 24.8, no-change 12.1 (publish 7.6).
+  200k (2026-12-03, quiet machine): first load 520.0 CPU-s / 358.9 s wall (link 386.1), peak RSS 5785 MB (target
+  2 GB NOT met); nightly 39.6 CPU-s (flag/rank 23.6), no-change 5.7 CPU-s (2.3 in the cycle).
+  Before this change (last session): 50k nightly 24.8, no-change 12.1 (publish 7.6).
 """
 
 from __future__ import annotations
