@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from test_screening_queue import REVIEW, T0, ingest, make_config, open_review, pubmed
-from warehouse import connect
+from warehouse import connect, opened
 from warehouse.accounts import accounts, add_user, set_password, set_role
 from warehouse.screening import flag_candidates, record_decision
 from web.app import WebSettings, create_app
@@ -348,7 +348,7 @@ def test_extraction_form_shows_each_problem_beside_its_field_and_saves_one_study
     assert "cannot exceed total" in err["treatment-events"]
     assert "is not a number" in err["control-events"].replace("&#39;", "'")
     assert 'value="three"' in bad.text  # what the person typed stays in the form
-    with opened_ro(warehouse_path) as con:
+    with opened(warehouse_path) as con:
         assert con.execute("SELECT count(*) FROM v_current_extraction WHERE study_id = 'Jann2020'").fetchone() == (0,)
     good = rob.post(f"/r/{rid}/extract/Jann2020/responders", data={
         "csrf_token": csrf, "treatment.events": "8", "treatment.total": "10", "control.events": "3",
@@ -360,7 +360,7 @@ def test_extraction_form_shows_each_problem_beside_its_field_and_saves_one_study
         "csrf_token": csrf, "treatment.events": "7", "treatment.total": "10", "control.events": "3",
         "control.total": "10", "treatment.source_ref": "Table 2"})
     assert "1 corrected, 1 unchanged" in rob.get(fix.headers["location"]).text
-    with opened_ro(warehouse_path) as con:
+    with opened(warehouse_path) as con:
         rows = con.execute("SELECT arm, events, total, extractor, origin FROM v_current_extraction "
                            "WHERE study_id = 'Jann2020' ORDER BY arm").fetchall()
         assert rows == [("control", 3.0, 10.0, "rob", "manual"), ("treatment", 7.0, 10.0, "rob", "manual")]
@@ -368,10 +368,6 @@ def test_extraction_form_shows_each_problem_beside_its_field_and_saves_one_study
     assert rob.get(f"/r/{rid}/extract/NotAStudy/responders").status_code == 404
     assert rob.post(f"/r/{rid}/extract/Jann2020/responders", data={"treatment.events": "1"}).status_code == 403
 
-
-def opened_ro(path):
-    from warehouse import opened
-    return opened(path)
 
 
 def test_registry_suggestions_are_edited_by_reviewers_and_accepted_by_leads(tmp_path, warehouse_path):
@@ -383,7 +379,7 @@ def test_registry_suggestions_are_edited_by_reviewers_and_accepted_by_leads(tmp_
     uid = new_update(warehouse_path, rid, LT0)
     seed_ingest(warehouse_path, rid, uid, [record_for("Jann2020")], LT0)
     link_and_include(warehouse_path, rid, ["Jann2020"], LT0)
-    with opened_ro(warehouse_path) as con:  # what the CT.gov results parser stores for a posted outcome
+    with opened(warehouse_path) as con:  # what the CT.gov results parser stores for a posted outcome
         for arm, ev, tot in (("treatment", 7, 11), ("control", 2, 12)):
             con.execute("INSERT INTO extraction_rows (review_id, study_id, outcome_id, arm, events, total, extractor, "
                         "origin, status, source_ref, created_at) VALUES (?, 'Jann2020', 'NCT:primary', ?, ?, ?, "
@@ -407,7 +403,7 @@ def test_registry_suggestions_are_edited_by_reviewers_and_accepted_by_leads(tmp_
                      data={"csrf_token": token(lea, "/"), "row_id": row, "arm": arm})
         assert r.status_code == 303
     assert "Accepted registry row" in lea.get(r.headers["location"]).text
-    with opened_ro(warehouse_path) as con:
+    with opened(warehouse_path) as con:
         rows = con.execute("SELECT arm, events, total, origin, derived_from, extractor FROM v_current_extraction "
                            "WHERE study_id = 'Jann2020' ORDER BY arm").fetchall()
     assert rows == [("control", 2.0, 12.0, "registry", ids[1], "lea"), ("treatment", 7.0, 11.0, "registry", ids[0], "lea")]

@@ -136,8 +136,8 @@ def create_app(settings: WebSettings) -> FastAPI:
             return
         user = viewer(request)
         review_id = request.path_params.get("review_id")
-        if review_id is not None and review_id not in user["reviews"]:
-            raise HTTPException(403, "You are not on this review. Ask its lead to add you.")
+        if review_id is not None:
+            member(request, review_id, "view")
 
     app.router.dependencies.append(Depends(guard))  # before the routes below are made: each one gets it first
 
