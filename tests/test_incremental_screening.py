@@ -1,12 +1,16 @@
 """Incremental flagging and ranking give exactly what flagging and ranking from scratch give.
 
 First the features: texts analysed once (`TermCounts`) and turned into TF-IDF (`tfidf_matrix`) are bit for bit
-scikit-learn's `TfidfVectorizer.fit_transform`, and every ranker scores them exactly as from the texts. Then two
-real warehouses go through the same update cycles (records through the real ingest path, linking, flagging,
-people's decisions): one links incrementally and ranks from the stored rule scores and analysed texts, skipping
-rankings whose inputs did not change; the other relinks everything and ranks from scratch (rules over every
-record, every text analysed again). After every cycle every queue row (scores included), link row and alert
-must be equal.
+scikit-learn's `TfidfVectorizer.fit_transform`, and every ranker scores them exactly as from the texts; a kept
+model (`Vocabulary`, `ScoringModel`) scores later texts exactly as the fitted vectoriser's `transform` and the
+SVM's `decision_function`. Then two real warehouses go through the same update cycles (records through the real
+ingest path, linking, flagging, people's decisions): one links incrementally and ranks from the stored rule
+scores, the analysed texts and the kept model; the other relinks everything and ranks from scratch (rules over
+every record, every text analysed again, the model refitted). After every cycle every link row, alert and queue
+row must be equal. Scores are equal too whenever the decisions changed (both refit); in a cycle where they did
+not, the incremental warehouse keeps the scores of the records it had scored and scores the new and changed
+ones with the model it has, and every score is checked against scikit-learn fitted from scratch at the last
+change of the decisions.
 """
 
 from __future__ import annotations
@@ -19,11 +23,12 @@ import shutil
 import numpy as np
 import pytest
 from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.svm import LinearSVC
 
 from livingmeta.config import load_review
 from livingmeta.records import Record
-from livingmeta.screening.features import TermCounts, tfidf_matrix
-from livingmeta.screening.ranking import make_ranker
+from livingmeta.screening.features import TermCounts, fit_tfidf, tfidf_matrix
+from livingmeta.screening.ranking import _balanced_weights, make_ranker
 from warehouse import opened
 from warehouse.ingest import Fetched, finish_search_run, start_search_run
 from warehouse.linking import record_link_decision, relink
@@ -77,6 +82,31 @@ def test_rankers_score_counts_exactly_as_texts(name):
     assert from_counts.describe() == from_texts.describe()
 
 
+def test_a_kept_model_scores_later_texts_as_the_fitted_vectoriser_and_svm():
+    texts, later = _texts(300, 9), _texts(40, 10) + ["", "words the vocabulary never saw: zzyzx qwv"]
+    labels = {i: int(i % 5 == 0) for i in range(0, 300, 2)}
+    ranker = make_ranker({"name": "tfidf-svm", "seed": 0})
+    docs = TermCounts.empty().add([(str(i), t) for i, t in enumerate(texts)], ranker.analyzer())
+    scores, kept = ranker.fit_rank_counts_model(docs, labels)
+    assert np.array_equal(scores, make_ranker({"name": "tfidf-svm", "seed": 0}).fit_rank(texts, labels))
+    vec = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, max_df=0.95, min_df=1).fit(texts)
+    assert kept.vocabulary.terms == vec.get_feature_names_out().tolist()
+    assert np.array_equal(kept.vocabulary.idf, vec.idf_)
+    new_docs = TermCounts.empty().add([(f"n{i}", t) for i, t in enumerate(later)], ranker.analyzer())
+    got, ref = kept.vocabulary.transform(new_docs), vec.transform(later).tocsr()
+    assert np.array_equal(got.indptr, ref.indptr) and np.array_equal(got.indices, ref.indices)
+    assert np.array_equal(got.data, ref.data)  # bit for bit
+    pos = sorted(labels)
+    y = np.array([labels[p] for p in pos])
+    svm = LinearSVC(C=0.11, loss="squared_hinge", random_state=0).fit(
+        vec.transform(texts)[pos], y, sample_weight=_balanced_weights(y, 9.8))
+    assert np.allclose(kept.score(new_docs), svm.decision_function(vec.transform(later)), rtol=0, atol=SCORE_ATOL)
+    _, vocabulary = fit_tfidf(docs, max_df=0.95, min_df=1, sublinear_tf=True)
+    assert vocabulary.terms == kept.vocabulary.terms
+    with pytest.raises(NotImplementedError, match="rank"):  # ranks among the queue: nothing to keep
+        make_ranker({"name": "tfidf-svm-rankavg"}).fit_rank_counts_model(docs, labels)
+
+
 REVIEW_TOML = '''id = "scr"
 title = "Incremental screening"
 [sources.pubmed]
@@ -96,6 +126,9 @@ seed = 0
 REVIEW = "scr"
 T0 = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
 QUEUE = "SELECT * EXCLUDE (review_id) FROM screening_queue WHERE review_id = ? ORDER BY record_id"
+QUEUE_BUT_SCORES = "SELECT * EXCLUDE (review_id, score) FROM screening_queue WHERE review_id = ? ORDER BY record_id"
+# scores computed by two routes (the kept model, scikit-learn) agree to the last bits of a float64 margin
+SCORE_ATOL = 1e-12
 OTHER = {
     "links": "SELECT record_id, study_id, method, score, linked_at FROM study_links WHERE review_id = ? ORDER BY ALL",
     "alerts": "SELECT kind, severity, title, body, dedupe_key FROM alerts WHERE review_id = ? ORDER BY ALL",
@@ -111,6 +144,7 @@ class Twin:
         self.cfg = load_review(folder)
         self.paths = {"inc": tmp_path / "inc.duckdb", "full": tmp_path / "full.duckdb"}
         self.now = T0
+        self.reference = Reference()
         for path in self.paths.values():
             with opened(path) as con:
                 upsert_review(con, self.cfg, str(folder), T0)
@@ -130,20 +164,61 @@ class Twin:
                 out.append(fn(con, name == "full"))
         return out
 
-    def cycle(self) -> dict:
-        """Link and flag both warehouses at one instant; every queue, link and alert row must be equal."""
+    def cycle(self, *, decisions_changed: bool) -> dict:
+        """Link and flag both warehouses at one instant; every link, alert and queue row must be equal, scores
+        included when the decisions changed (both refit); the incremental scores must be scikit-learn's."""
         self.now += dt.timedelta(days=1)
         inc, full = self.both(lambda con, full: (relink(con, REVIEW, self.now, full=full),
                                                  flag_candidates(con, REVIEW, self.cfg, self.now, full_rank=full)))
-        self.compare()
+        self.compare(scores=decisions_changed)
+        with opened(self.paths["inc"]) as con:
+            self.reference.check(con, refit=decisions_changed)
         assert inc[1] == full[1]
         return inc[1]
 
-    def compare(self) -> None:
-        tables = self.both(lambda con, _: {"queue": con.execute(QUEUE, [REVIEW]).fetchall(),
+    def compare(self, *, scores: bool = True) -> None:
+        queue = QUEUE if scores else QUEUE_BUT_SCORES
+        tables = self.both(lambda con, _: {"queue": con.execute(queue, [REVIEW]).fetchall(),
                                            **{k: con.execute(q, [REVIEW]).fetchall() for k, q in OTHER.items()}})
         for k in tables[0]:
             assert tables[0][k] == tables[1][k], f"{k} differs on {self.now:%Y-%m-%d}"
+
+
+class Reference:
+    """scikit-learn from scratch, refitted when the decisions change: TfidfVectorizer fitted on the queue's texts,
+    LinearSVC (ELAS u4's settings) on the decided ones; between two refits a record scored for the first time (new,
+    or its text changed) gets that model's score of its text, and every other record keeps its score."""
+
+    ROWS = ("SELECT q.record_id, coalesce(r.content_hash, ''), coalesce(r.title, ''), coalesce(r.abstract, ''), "
+            "q.score, q.ranker, s.title_abstract FROM screening_queue q LEFT JOIN records r USING (record_id) "
+            "LEFT JOIN v_record_screening s USING (review_id, record_id) WHERE q.review_id = ? ORDER BY q.record_id")
+
+    def __init__(self):
+        self.model = None
+        self.scored: dict[tuple[str, str], float] = {}
+
+    def check(self, con, *, refit: bool) -> None:
+        rows = con.execute(self.ROWS, [REVIEW]).fetchall()
+        if not any(r[5].startswith("tfidf-svm") for r in rows):
+            return  # the rules rank: tested elsewhere
+        texts = [f"{t} {a}".strip() for _, _, t, a, *_ in rows]
+        if refit or self.model is None:
+            vec = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, max_df=0.95, min_df=1)
+            x = vec.fit_transform(texts)
+            pos = [k for k, r in enumerate(rows) if r[6] in ("include", "exclude", "maybe")]
+            y = np.array([int(rows[k][6] != "exclude") for k in pos])
+            svm = LinearSVC(C=0.11, loss="squared_hinge", random_state=0)
+            svm.fit(x[pos], y, sample_weight=_balanced_weights(y, 9.8))
+            self.model, self.scored = (vec, svm), {}
+        vec, svm = self.model
+        expected = []
+        for (rid, content, *_), text in zip(rows, texts):
+            key = (rid, content)
+            if key not in self.scored:
+                self.scored[key] = float(svm.decision_function(vec.transform([text]))[0])
+            expected.append(self.scored[key])
+        got = np.array([r[4] for r in rows], dtype=float)
+        assert np.allclose(got, expected, rtol=0, atol=SCORE_ATOL), np.abs(got - np.array(expected)).max()
 
 
 def pub(pmid, text, *, types=("Journal Article",), ncts=(), author="Geerts M", year=2021, version="1", deleted=False):
@@ -165,7 +240,7 @@ def test_cycles_equal_ranking_from_scratch(tmp_path):
                    types=rng.choice([("Journal Article",), ("Randomized Controlled Trial",), ("Review",)]), **kw)
 
     tw.store(*[new(k) for k in range(30)], new(30, ncts=["NCT05000001"]))
-    out = tw.cycle()
+    out = tw.cycle(decisions_changed=False)
     assert out["ranker"] == "rules" and out["new"] == 31
 
     # people decide enough records for the model to train; the next flag ranks with it
@@ -174,17 +249,17 @@ def test_cycles_equal_ranking_from_scratch(tmp_path):
                                             stage="title_abstract", decision="include" if i % 3 == 0 else "exclude",
                                             reason=None, origin="terminal", now=tw.now)
                             for i, p in enumerate(decided)])
-    out = tw.cycle()
+    out = tw.cycle(decisions_changed=True)
     assert out["ranker"].startswith("tfidf-svm") and "trained on 8" in out["ranker"]
 
     # new records (one a new report of an excluded study), changed ones (new abstract, a new version)
     changed = [pub(p, texts[p] + " with updated results", version="2") for p in decided[1:4]]
     tw.store(*[new(k) for k in range(40, 50)], new(51, ncts=["NCT05000001"]), *changed)
-    out = tw.cycle()
+    out = tw.cycle(decisions_changed=True)
     assert out["new"] == 11 and out["changed"] >= 1
 
     # nothing new: flagging ranks nothing again (the inputs are those of the last ranking)
-    out = tw.cycle()
+    out = tw.cycle(decisions_changed=False)
     with opened(tw.paths["inc"]) as con:
         assert rank_queue(con, REVIEW, tw.cfg)["skipped"] is True
 
@@ -194,7 +269,7 @@ def test_cycles_equal_ranking_from_scratch(tmp_path):
         folder = cache_path(con, REVIEW, "x").parent
     assert folder.is_dir()
     shutil.rmtree(folder)
-    tw.cycle()
+    tw.cycle(decisions_changed=False)
     assert folder.is_dir()
 
     # decisions imported from a file re-rank at once (a live re-rank reuses the analysed texts)
@@ -204,6 +279,8 @@ def test_cycles_equal_ranking_from_scratch(tmp_path):
         for i, p in enumerate(sorted(texts)[10:16])))
     tw.both(lambda con, _: import_decisions(con, REVIEW, csv, now=tw.now))
     tw.compare()
+    with opened(tw.paths["inc"]) as con:
+        tw.reference.check(con, refit=True)  # imported decisions: refitted at once
 
     # a person splits the duplicate off the excluded study: it comes back to the queue
     with opened(tw.paths["inc"]) as con:
@@ -211,5 +288,5 @@ def test_cycles_equal_ranking_from_scratch(tmp_path):
                           [REVIEW]).fetchone()[0]
     tw.both(lambda con, _: record_link_decision(con, REVIEW, "pubmed:50000051", "unlink", sid, "ana", tw.now))
     tw.store(*[new(k) for k in range(60, 63)])
-    out = tw.cycle()
+    out = tw.cycle(decisions_changed=False)
     assert out["new"] == 3

@@ -224,10 +224,16 @@ def test_concurrent_update_and_live_screening_leave_a_consistent_queue(tmp_path)
     print(f"transactions refused as conflicting and retried: {conflicts['n']}")
     assert con.execute("SELECT count(*) FROM screening_decisions").fetchone() == (16,)
     assert con.execute("SELECT count(*) FROM screening_queue WHERE review_id = ?", [REVIEW]).fetchone() == (44,)
-    # whatever interleaving happened, the stored ranking is the one its inputs give: re-ranking from scratch
-    # (texts analysed again) gives the same scores, and the stored state is up to date after one more live step
+    # whatever interleaving happened, the stored state is consistent: after one more live step nothing is left to
+    # score (every row scored by the current ranker, for its current text), and refitting over the queue as it is
+    # from the caches (analysed texts, features) gives exactly the scores of refitting from scratch
     next_to_screen(con, REVIEW, "ana", cfg=cfg)
     assert rank_queue(con, REVIEW, cfg)["skipped"]
+    assert con.execute(
+        "SELECT count(*) FROM screening_queue q JOIN records r USING (record_id) JOIN screening_rank_state s "
+        "USING (review_id) WHERE q.review_id = ? AND (q.ranker IS DISTINCT FROM s.ranker "
+        "OR q.scored_key IS DISTINCT FROM r.content_hash)", [REVIEW]).fetchone() == (0,)
+    assert not rank_queue(con, REVIEW, cfg, force=True)["skipped"]
     stored = scores(con)
     rank_queue(con, REVIEW, cfg, force=True, full=True)
     fresh = scores(con)

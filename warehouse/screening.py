@@ -10,19 +10,21 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import hashlib
 import inspect
 import json
+import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from livingmeta.config import ReviewConfig, Screening
 from livingmeta.records import canonical_json, hash_json, normalise_doi
 from livingmeta.screening.agreement import cohen_kappa
+from livingmeta.screening.features import TermCounts
 from livingmeta.screening.decisions import (
     DecisionFileError,
     DecisionRow,
@@ -48,11 +50,11 @@ from livingmeta.screening.stopping import SAMPLE_ORIGIN, DecidedRecord, review_s
 from warehouse.alerts import add_alert
 from warehouse.db import query, rows_as_dicts, transaction
 from warehouse.reviews import stored_config
-from warehouse.screening_features import queue_documents, queue_features
+from warehouse.screening_features import load_model, model_path, queue_documents, queue_features, save_model
 
 _JSON_FIELDS = ("authors", "publication_types", "mesh", "keywords", "registry_ids", "corrections", "extra")
 TOP_TITLES = 5
-RANKING_VERSION = "2"  # bump when ranking changes in a way the inputs fingerprint cannot see
+RANKING_VERSION = "3"  # bump when ranking changes in a way the inputs fingerprint cannot see
 
 
 def _utcnow() -> dt.datetime:
@@ -192,16 +194,14 @@ def refresh_queue_states(con: duckdb.DuckDBPyConnection, review_id: str) -> int:
     return len(updates)
 
 
-def _training_labels(con: duckdb.DuckDBPyConnection, review_id: str) -> dict[str, int]:
-    """record id -> 1 (passed title/abstract or included) / 0 (excluded), from final decisions."""
+def _training_labels(con: duckdb.DuckDBPyConnection, review_id: str) -> dict[str, tuple[int, str]]:
+    """queue record id -> (1 passed title/abstract or included / 0 excluded, content hash of its text)."""
     labels = {}
-    for rid, ta, ft in con.execute(
-        "SELECT record_id, title_abstract, full_text FROM v_record_screening WHERE review_id = ?", [review_id]
-    ).fetchall():
+    for rid, content, ta, ft in con.execute(query("screening_rank_labels"), [review_id]).fetchall():
         if ta in ("include", "maybe") or ft == "include":
-            labels[rid] = 1
+            labels[rid] = (1, content)
         elif ta == "exclude" or ft == "exclude":
-            labels[rid] = 0
+            labels[rid] = (0, content)
     return labels
 
 
@@ -213,6 +213,12 @@ def _rules_fingerprint(screening: Screening) -> str:
     return hash_json({"settings": settings, "code": hash_json(inspect.getsource(rules))})
 
 
+def _write_scores(con: duckdb.DuckDBPyConnection, review_id: str, ranker: str, ids, scores, keys) -> None:
+    frame = pd.DataFrame({"record_id": list(ids), "score": np.asarray(scores, dtype=float), "scored_key": list(keys)})
+    with _registered(con, "_screening_scores", frame.astype({"scored_key": object})):
+        con.execute(query("screening_scores_write"), [ranker, review_id, ranker])
+
+
 def rank_queue(
     con: duckdb.DuckDBPyConnection,
     review_id: str,
@@ -222,67 +228,55 @@ def rank_queue(
     full: bool = False,
     live: bool = False,
 ) -> dict:
-    """Score every queue record of a review (rules, or the model once it can train) and store the scores.
+    """Score the queue of a review (rules, or the model once it can train) and store the scores.
 
-    Deterministic: the same records, decisions and model seed give the same scores, so a ranking whose inputs
-    (the queue's records and their content, the training decisions, the settings) and stored rankers are those
-    of the last ranking is skipped (`force` ranks anyway). The rules' scores come from `screening_queue.rule_score`
-    (computed when a record version enters the queue); the model reads texts analysed once per record version
-    (`warehouse.screening_features`): the scores equal ranking from scratch, which `full` does (rules run over
-    every record, the model analyses every text). `live` (the re-rank after a decision, `next_to_screen`) keeps
-    the queue's TF-IDF features, in memory and on disk beside the warehouse, so that the next decisions and
-    sessions only refit the classifier, and builds them as soon as people have started screening, before the
-    model can train. An update does neither (it would write the matrix every night for sessions that may not
-    come, and keep it in a long-running process): it ranks as it always has.
+    What it costs follows what changed, not the size of the queue:
+
+    - Rules' scores are stored per queued record version (`screening_queue.rule_score`): only rows without one
+      are scored (every row when the rules' settings changed, or with `full`).
+    - The model is refitted only when what it learns from changed: the decisions, the texts of decided records,
+      the model settings (`screening_rank_state.inputs`). Refitting fits the TF-IDF vocabulary once over the
+      queue as it is (from texts analysed once per record version, `warehouse.screening_features`) and scores
+      every row, exactly as `TfidfVectorizer(...).fit_transform` + `LinearSVC` from scratch would.
+    - Between two refits, records that enter the queue or whose text changed are scored by the model that scored
+      the rest (kept beside the warehouse: `screening_features.save_model`), exactly as that fitted vectoriser's
+      `transform` and the SVM's `decision_function` would; the other rows keep their scores. So a nightly with
+      150 new records scores 150 records, and the scores of a queue are comparable with one another.
+      If the kept model is gone (cache deleted, in-memory warehouse, a model that ranks by rank), it refits.
+    - A ranking with nothing to score is skipped. `force` refits the model anyway; `full` also recomputes every
+      rules' score and analyses every text again.
+
+    `live` (the re-rank after a decision, `next_to_screen`) keeps the queue's TF-IDF features, in memory and on
+    disk beside the warehouse, so that the next decisions only refit the classifier, and builds them as soon as
+    people have started screening, before the model can train. It keeps no model file (one per decision would
+    cost more than it saves): the next update after a screening session refits once.
 
     Returns:
-        {"ranker": description, "trained_on": n decisions, "scored": n records, "skipped": bool}.
+        {"ranker": description, "trained_on": n decisions, "scored": n records scored, "skipped": bool,
+         "refit": bool (the model was fitted in this call)}.
     """
     cfg = cfg or review_config(con, review_id)
     screening = cfg.screening if cfg else Screening()
-    rows = con.execute(query("screening_rank_rows"), [review_id]).fetchall()
-    if not rows:
-        return {"ranker": RULES_RANKER, "trained_on": 0, "scored": 0, "skipped": False}
-    ids = [r[0] for r in rows]
-    keys = [f"{r[0]}\t{r[1] or ''}" for r in rows]
-    pos = {rid: k for k, rid in enumerate(ids)}
-    labels = {pos[rid]: y for rid, y in _training_labels(con, review_id).items() if rid in pos}
     model = {"name": screening.model.name, "seed": screening.model.seed, **screening.model.params}
     rules_fp = _rules_fingerprint(screening)
-    inputs = hash_json(
-        {
-            "keys": hashlib.sha256("\n".join(keys).encode()).hexdigest(),
-            "labels": sorted((ids[k], y) for k, y in labels.items()),
-            "model": model,
-            "min": screening.min_decisions_to_train,
-            "rules": rules_fp,
-            "ranking": RANKING_VERSION,
-        }
-    )
     state = next(
         iter(
             con.execute(
-                "SELECT inputs, rules, ranker, trained_on FROM screening_rank_state WHERE review_id = ?", [review_id]
+                "SELECT inputs, rules, ranker, trained_on, model FROM screening_rank_state WHERE review_id = ?",
+                [review_id],
             ).fetchall()
         ),
         None,
     )
-    if not (force or full) and state is not None and state[0] == inputs:
-        ((others,),) = con.execute(
-            "SELECT count(*) FROM screening_queue WHERE review_id = ? AND ranker IS DISTINCT FROM ?",
-            [review_id, state[2]],
-        ).fetchall()
-        if not others:
-            return {"ranker": state[2], "trained_on": int(state[3]), "scored": len(ids), "skipped": True}
     # rule scores: stored per queued version; computed for rows without one (or all, when the rules changed)
     all_rules = full or (state is not None and state[1] != rules_fp)
-    todo = [r[0] for r in rows if all_rules or r[4] is None or r[2] != r[3]]
-    rule_score = {r[0]: r[4] for r in rows}
+    todo = con.execute(query("screening_rank_rule_todo"), [review_id, all_rules]).fetchall()
+    unstored: dict[str, float] = {}  # rows whose record moved past the queued version: scored, not stored
     if todo:
-        recs = load_records(con, todo)
-        fresh = {rid: (apply_rules(recs[rid], screening).score if rid in recs else 0.0) for rid in todo}
-        rule_score.update(fresh)
-        store = [(rid, fresh[rid]) for rid in todo for r in [rows[pos[rid]]] if r[2] == r[3]]
+        recs = load_records(con, [r[0] for r in todo])
+        fresh = {rid: (apply_rules(recs[rid], screening).score if rid in recs else 0.0) for rid, _, _ in todo}
+        store = [(rid, fresh[rid]) for rid, version, queued in todo if version == queued]
+        unstored = {rid: fresh[rid] for rid, version, queued in todo if version != queued}
         if store:
             with _registered(
                 con,
@@ -290,30 +284,82 @@ def rank_queue(
                 pd.DataFrame({"record_id": [x for x, _ in store], "rule_score": [float(y) for _, y in store]}),
             ):
                 con.execute(query("screening_rule_scores_write"), [review_id])
-    rule_scores = [float(rule_score[i]) if rule_score[i] is not None else 0.0 for i in ids]
+    labelled = _training_labels(con, review_id)
+    inputs = hash_json(
+        {
+            "labels": sorted((rid, y, content) for rid, (y, content) in labelled.items()),
+            "model": model,
+            "min": screening.min_decisions_to_train,
+            "ranking": RANKING_VERSION,
+        }
+    )
+    label_values = {rid: y for rid, (y, _) in labelled.items()}
+    trains = len(label_values) >= screening.min_decisions_to_train and len(set(label_values.values())) == 2
+    current = not (force or full) and state is not None and state[0] == inputs and state[2] != RULES_RANKER
+    if trains and current:  # checked before the model's imports (scikit-learn): a quiet nightly needs none
+        model_todo = con.execute(query("screening_rank_model_todo"), [review_id, state[2]]).fetchall()
+        if not model_todo:
+            return {"ranker": state[2], "trained_on": int(state[3]), "scored": 0, "skipped": True, "refit": False}
+    if trains:
+        try:
+            from livingmeta.screening.ranking import make_ranker
+
+            ranker = make_ranker(dict(model))
+        except ImportError:  # the ranking model is optional: rules still order the queue
+            trains = False
+    if not trains:
+        con.execute(query("screening_rules_rank_write"), [RULES_RANKER, review_id, RULES_RANKER])
+        if unstored:
+            _write_scores(con, review_id, RULES_RANKER, unstored, unstored.values(), [None] * len(unstored))
+        if label_values and live and not full:
+            _warm_features(model, lambda r: _queue_features(con, review_id, r, live))
+        con.execute(
+            query("screening_rank_state_upsert"), [review_id, inputs, rules_fp, RULES_RANKER, 0, _utcnow(), None]
+        )
+        return {"ranker": RULES_RANKER, "trained_on": 0, "scored": len(todo), "skipped": not todo, "refit": False}
+    # the model: score only what the current model has not scored, with the kept model
+    if current:
+        rows = model_todo
+        kept = _kept_model(con, review_id, ranker, state[4]) if state[4] else None
+        if kept is not None:
+            ids = [r[0] for r in rows]
+            texts = {rid: _text(rec) for rid, rec in load_records(con, ids).items()}
+            docs = TermCounts.empty().add(((f"{rid}\t{h}", texts.get(rid, "")) for rid, h in rows), ranker.analyzer())
+            scores = kept.score(docs.select([f"{rid}\t{h}" for rid, h in rows]))
+            _write_scores(con, review_id, state[2], ids, scores, [h for _, h in rows])
+            con.execute(
+                query("screening_rank_state_upsert"),
+                [review_id, inputs, rules_fp, state[2], int(state[3]), _utcnow(), state[4]],
+            )
+            return {
+                "ranker": state[2],
+                "trained_on": int(state[3]),
+                "scored": len(ids),
+                "skipped": False,
+                "refit": False,
+            }
+    # refit: the vocabulary and the classifier over the queue as it is, every row scored
+    rows = con.execute(query("screening_rank_rows"), [review_id]).fetchall()
+    ids = [r[0] for r in rows]
+    hashes = [r[1] or "" for r in rows]
+    keys = [f"{rid}\t{h}" for rid, h in zip(ids, hashes)]
+    pos = {rid: k for k, rid in enumerate(ids)}
+    labels = {pos[rid]: y for rid, y in label_values.items() if rid in pos}
+    rule_scores = [float(unstored.get(r[0], r[4]) or 0.0) for r in rows]
+    keep = not live and not full and _model_file(con, review_id, ranker) is not None
 
     def texts() -> list[str]:
         recs = load_records(con, ids)
         return [_text(recs.get(i, {})) for i in ids]
 
-    def documents(ranker):
+    def documents(rk):
         return queue_documents(
             con,
             review_id,
             keys,
-            ranker.analysis_key(),
-            ranker.analyzer(),
+            rk.analysis_key(),
+            rk.analyzer(),
             lambda rids: {rid: _text(rec) for rid, rec in load_records(con, rids).items()},
-        )
-
-    def features(ranker):
-        return queue_features(
-            con,
-            review_id,
-            keys,
-            ranker,
-            lambda rids: {rid: _text(rec) for rid, rec in load_records(con, rids).items()},
-            persist=live,
         )
 
     ranking = rank_records(
@@ -323,20 +369,53 @@ def rank_queue(
         model,
         screening.min_decisions_to_train,
         documents=None if full else documents,
-        features=None if full else features,
+        features=None if (full or keep) else (lambda rk: _queue_features(con, review_id, rk, live, keys)),
+        keep_model=keep,
     )
-    if ranking.ranker == RULES_RANKER and labels and live and not full:
-        _warm_features(model, features)
-    with _registered(con, "_screening_scores", pd.DataFrame({"record_id": ids, "score": ranking.scores.astype(float)})):
-        con.execute(
-            query("screening_scores_write"),
-            [ranking.ranker, review_id, ranking.ranker],
-        )
+    token = None
+    if ranking.model is not None:  # the state row (committed with the scores) names the file's model
+        token = f"{inputs[:16]}-{uuid.uuid4().hex}"
+        save_model(_model_file(con, review_id, ranker), token, ranker.analysis_key(), ranking.model)
+    _write_scores(con, review_id, ranking.ranker, ids, ranking.scores, hashes)
     con.execute(
         query("screening_rank_state_upsert"),
-        [review_id, inputs, rules_fp, ranking.ranker, ranking.trained_on, _utcnow()],
+        [review_id, inputs, rules_fp, ranking.ranker, ranking.trained_on, _utcnow(), token],
     )
-    return {"ranker": ranking.ranker, "trained_on": ranking.trained_on, "scored": len(ids), "skipped": False}
+    return {
+        "ranker": ranking.ranker,
+        "trained_on": ranking.trained_on,
+        "scored": len(ids),
+        "skipped": False,
+        "refit": True,
+    }
+
+
+def _model_file(con: duckdb.DuckDBPyConnection, review_id: str, ranker) -> Path | None:
+    try:
+        return model_path(con, review_id, ranker.analysis_key())
+    except NotImplementedError:  # a model that ranks from texts keeps nothing
+        return None
+
+
+def _kept_model(con: duckdb.DuckDBPyConnection, review_id: str, ranker, token: str):
+    try:
+        key = ranker.analysis_key()
+    except NotImplementedError:
+        return None
+    return load_model(_model_file(con, review_id, ranker), token, key)
+
+
+def _queue_features(con: duckdb.DuckDBPyConnection, review_id: str, ranker, live: bool, keys: list[str] | None = None):
+    if keys is None:
+        keys = [f"{rid}\t{h or ''}" for rid, h, *_ in con.execute(query("screening_rank_rows"), [review_id]).fetchall()]
+    return queue_features(
+        con,
+        review_id,
+        keys,
+        ranker,
+        lambda rids: {rid: _text(rec) for rid, rec in load_records(con, rids).items()},
+        persist=live,
+    )
 
 
 def _warm_features(model: dict, features) -> None:
@@ -426,7 +505,7 @@ def flag_candidates(
         counts["changed"] = len(changed_back)
         # queue states follow decisions; they are not among the ranking's inputs
         refresh_queue_states(con, review_id)
-        ranking = rank_queue(con, review_id, cfg, force=bool(inserts or restored or changed_back), full=full_rank)
+        ranking = rank_queue(con, review_id, cfg, full=full_rank)
         (pending,) = con.execute("SELECT count(*) FROM v_screening_queue WHERE review_id = ?", [review_id]).fetchone()
         fresh = [rid for rid in new_ids if rid in recs] + changed_back + restored
         alert_id = None

@@ -31,7 +31,7 @@ import duckdb
 import numpy as np
 import scipy.sparse as sp
 
-from livingmeta.screening.features import TermCounts
+from livingmeta.screening.features import ScoringModel, TermCounts, Vocabulary
 
 FORMAT = 1
 
@@ -242,3 +242,61 @@ def queue_features(
         while len(_MEMORY) > MEMORY_ENTRIES:
             _MEMORY.popitem(last=False)
     return features
+
+
+def model_path(con: duckdb.DuckDBPyConnection, review_id: str, analysis_key: str) -> Path | None:
+    """Where the review's last trained ranking model is kept (None for an in-memory warehouse)."""
+    counts = cache_path(con, review_id, analysis_key)
+    return counts.with_name(counts.name[: -len(".npz")] + ".model.npz") if counts is not None else None
+
+
+def save_model(path: Path | None, fingerprint: str, analysis_key: str, model: ScoringModel) -> None:
+    """Keep a trained model (vocabulary, idf, weights) so that records arriving before the next decision are
+    scored by it instead of refitting it over the whole queue. `fingerprint` names what it was trained on."""
+    if path is None:
+        return
+    meta = {
+        "format": FORMAT,
+        "fingerprint": fingerprint,
+        "analysis_key": analysis_key,
+        "description": model.description,
+        "trained_on": model.trained_on,
+        "intercept": model.intercept,
+        "sublinear_tf": model.vocabulary.sublinear_tf,
+        "n_terms": len(model.vocabulary.terms),
+    }
+    _write_atomic(
+        path,
+        meta=np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8),
+        terms=np.frombuffer("\n".join(model.vocabulary.terms).encode("utf-8"), dtype=np.uint8),
+        idf=np.asarray(model.vocabulary.idf, dtype=np.float64),
+        coef=np.asarray(model.coef, dtype=np.float64),
+    )
+
+
+def load_model(path: Path | None, fingerprint: str, analysis_key: str) -> ScoringModel | None:
+    """The kept model trained on exactly `fingerprint` with this analyzer, or None (absent, other, damaged)."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(bytes(z["meta"]).decode("utf-8"))
+            if (meta.get("format"), meta.get("fingerprint"), meta.get("analysis_key")) != (
+                FORMAT,
+                fingerprint,
+                analysis_key,
+            ):
+                return None
+            terms = bytes(z["terms"]).decode("utf-8").split("\n") if int(meta["n_terms"]) else []
+            idf, coef = np.asarray(z["idf"], dtype=np.float64), np.asarray(z["coef"], dtype=np.float64)
+        if not (len(terms) == len(idf) == len(coef) == int(meta["n_terms"])):
+            return None
+        return ScoringModel(
+            Vocabulary(terms, idf, bool(meta["sublinear_tf"])),
+            coef,
+            float(meta["intercept"]),
+            str(meta["description"]),
+            int(meta["trained_on"]),
+        )
+    except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError):
+        return None  # a damaged cache is rebuilt, never trusted

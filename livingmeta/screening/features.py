@@ -140,6 +140,71 @@ class TermCounts:
         )
 
 
+@dataclass
+class Vocabulary:
+    """A fitted TF-IDF vocabulary: what `TfidfVectorizer.fit` keeps, to transform later documents with.
+
+    Attributes:
+        terms: the kept terms, alphabetical (the matrix's column order, as scikit-learn's `vocabulary_`).
+        idf: the inverse document frequency of each kept term (scikit-learn's `idf_`).
+        sublinear_tf: whether term counts are taken as 1 + log(tf).
+    """
+
+    terms: list[str]
+    idf: np.ndarray
+    sublinear_tf: bool
+
+    def transform(self, docs: TermCounts) -> sp.csr_matrix:
+        """Exactly `fitted TfidfVectorizer.transform(texts)` for documents analysed with the same analyzer.
+
+        Terms outside the vocabulary are ignored (as scikit-learn does); a document with none of its terms
+        in the vocabulary gets an empty row. Looks up only the terms the documents use (bisection in the sorted
+        vocabulary), so the cost follows the documents, not the vocabulary.
+        """
+        from sklearn.feature_extraction.text import TfidfTransformer
+
+        n_doc = len(docs.keys)
+        col = np.full(len(docs.terms), -1, dtype=np.int64)
+        for i in np.unique(docs.indices).tolist():
+            term = docs.terms[i]
+            j = bisect.bisect_left(self.terms, term)
+            if j < len(self.terms) and self.terms[j] == term:
+                col[i] = j
+        cols = col[docs.indices]
+        keep = cols >= 0
+        row_of_entry = np.repeat(np.arange(n_doc), np.diff(docs.indptr))
+        counts = sp.csr_matrix(
+            (docs.counts[keep].astype(np.float64), (row_of_entry[keep], cols[keep])),
+            shape=(n_doc, len(self.terms)),
+        )
+        counts.sum_duplicates()  # sorts each row's entries by column, as CountVectorizer's transform leaves them
+        transformer = TfidfTransformer(norm="l2", use_idf=True, smooth_idf=True, sublinear_tf=self.sublinear_tf)
+        transformer.idf_ = self.idf
+        return transformer.transform(counts, copy=False)
+
+
+@dataclass
+class ScoringModel:
+    """A trained linear ranker kept to score later records without refitting: its vocabulary and weights.
+
+    `score` gives exactly what the fitted model's `decision_function` gives for the TF-IDF rows
+    `vocabulary.transform` builds (scikit-learn's `LinearSVC`: rows @ coef + intercept).
+    """
+
+    vocabulary: Vocabulary
+    coef: np.ndarray
+    intercept: float
+    description: str
+    trained_on: int
+
+    def score(self, docs: TermCounts) -> np.ndarray:
+        """One score per document (analysed with the ranker's analyzer); higher = screen first."""
+        if not docs.keys:
+            return np.zeros(0, dtype=np.float64)
+        rows = self.vocabulary.transform(docs)
+        return np.asarray(rows @ self.coef.reshape(-1, 1), dtype=np.float64).ravel() + self.intercept
+
+
 def tfidf_matrix(
     docs: TermCounts,
     *,
@@ -149,6 +214,8 @@ def tfidf_matrix(
     keep_term: np.ndarray | None = None,
 ) -> sp.csr_matrix:
     """Exactly `TfidfVectorizer(max_df, min_df, sublinear_tf, ...).fit_transform(texts)` for these documents.
+
+    (`fit_tfidf` gives the same matrix with the fitted `Vocabulary`.)
 
     Args:
         docs: the documents in queue order, analysed with the vectoriser's analyzer.
@@ -162,6 +229,18 @@ def tfidf_matrix(
         ValueError: as scikit-learn, when no term is left ("empty vocabulary", "After pruning, no terms remain").
     Reference: scikit-learn `CountVectorizer.fit_transform` and `TfidfTransformer` (smooth idf, l2 norm).
     """
+    return fit_tfidf(docs, max_df=max_df, min_df=min_df, sublinear_tf=sublinear_tf, keep_term=keep_term)[0]
+
+
+def fit_tfidf(
+    docs: TermCounts,
+    *,
+    max_df: float | int,
+    min_df: float | int,
+    sublinear_tf: bool,
+    keep_term: np.ndarray | None = None,
+) -> tuple[sp.csr_matrix, Vocabulary]:
+    """`tfidf_matrix` and the fitted vocabulary (kept terms and their idf), to transform later documents."""
     from sklearn.feature_extraction.text import TfidfTransformer
 
     n_doc = len(docs.keys)
@@ -214,4 +293,9 @@ def tfidf_matrix(
     )
     transformer = TfidfTransformer(norm="l2", use_idf=True, smooth_idf=True, sublinear_tf=sublinear_tf)
     transformer.fit(x)
-    return transformer.transform(x, copy=False)
+    vocabulary = Vocabulary(
+        [t for t, k in zip(docs.terms, kept.tolist()) if k],
+        np.asarray(transformer.idf_, dtype=np.float64),
+        sublinear_tf,
+    )
+    return transformer.transform(x, copy=False), vocabulary

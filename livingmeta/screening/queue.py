@@ -139,6 +139,7 @@ class Ranking:
     ranker: str
     trained_on: int = 0
     notes: list[str] = field(default_factory=list)
+    model: Any = None  # the trained model (`ScoringModel`), when asked to keep it and the ranker can
 
 
 def rank_records(
@@ -149,6 +150,7 @@ def rank_records(
     min_decisions: int,
     documents: Callable[[Any], Any] | None = None,
     features: Callable[[Any], Any] | None = None,
+    keep_model: bool = False,
 ) -> Ranking:
     """Score the queue: rules until the model can learn, then the review's ranking model.
 
@@ -165,6 +167,8 @@ def rank_records(
         features: optional function ranker -> the queue's features (`Ranker.features_from_counts`, e.g. kept
             from an earlier ranking of the same queue); the model is then only refitted on them
             (`Ranker.fit_rank_features`, the same scores). Takes precedence over `documents`.
+        keep_model: when ranking from `documents`, also return the trained model (`Ranking.model`,
+            `Ranker.fit_rank_counts_model`) for models that can score later records with it.
     Returns:
         Ranking with one score per text (higher = screen first) and the ranker's description ("rules", or
         e.g. "tfidf-svm (C=0.11, balanced 9.8) trained on 12 decisions").
@@ -194,6 +198,15 @@ def rank_records(
             docs = documents(ranker)
         except NotImplementedError:  # a model that only ranks from texts
             docs = None
+    if docs is not None and keep_model:
+        try:
+            scores, kept = ranker.fit_rank_counts_model(docs, dict(labels))
+        except NotImplementedError:
+            kept = None
+        if kept is not None:
+            return Ranking(
+                scores=np.asarray(scores, dtype=float), ranker=ranker.describe(), trained_on=len(labels), model=kept
+            )
     if docs is not None:
         scores = np.asarray(ranker.fit_rank_counts(docs, dict(labels)), dtype=float)
     else:

@@ -30,7 +30,7 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.svm import LinearSVC
 
-from livingmeta.screening.features import TermCounts, tfidf_matrix
+from livingmeta.screening.features import ScoringModel, TermCounts, fit_tfidf, tfidf_matrix
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -179,6 +179,11 @@ class Ranker(ABC):
         self.n_trained = len(y)
         return scores
 
+    def fit_rank_counts_model(self, docs: TermCounts, labels: Mapping[int, int]) -> tuple[np.ndarray, ScoringModel]:
+        """As `fit_rank_counts`, also returning the trained model, to score records that arrive later
+        (`ScoringModel.score`) without refitting. Only linear models over one TF-IDF view can."""
+        raise NotImplementedError(f"{self.name} cannot keep a model for later records")
+
     def features_from_counts(self, docs: TermCounts) -> Any:
         """The feature matrix (or matrices) `fit_rank_counts` would build from these documents.
 
@@ -279,10 +284,30 @@ class TfidfSvmRanker(Ranker):
     def _vectorise_counts(self, docs: TermCounts) -> sp.csr_matrix:
         return self._tfidf(docs)
 
-    def _score(self, features: sp.csr_matrix, positions: np.ndarray, y: np.ndarray) -> np.ndarray:
+    def _fit_svm(self, features: sp.csr_matrix, positions: np.ndarray, y: np.ndarray) -> LinearSVC:
         model = LinearSVC(C=float(self.params["C"]), loss="squared_hinge", random_state=self.seed)
         model.fit(features[positions], y, sample_weight=_balanced_weights(y, float(self.params["ratio"])))
-        return model.decision_function(features)
+        return model
+
+    def _score(self, features: sp.csr_matrix, positions: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return self._fit_svm(features, positions, y).decision_function(features)
+
+    def fit_rank_counts_model(self, docs: TermCounts, labels: Mapping[int, int]) -> tuple[np.ndarray, ScoringModel]:
+        positions, y = _check_labels(labels, len(docs.keys))
+        p = self.params
+        features, vocabulary = fit_tfidf(
+            docs, max_df=float(p["max_df"]), min_df=int(p["min_df"]), sublinear_tf=bool(p["sublinear_tf"])
+        )
+        svm = self._fit_svm(features, positions, y)
+        self.n_trained = len(y)
+        kept = ScoringModel(
+            vocabulary,
+            np.asarray(svm.coef_, dtype=np.float64).ravel().copy(),
+            float(svm.intercept_[0]),
+            self.describe(),
+            len(y),
+        )
+        return np.asarray(svm.decision_function(features), dtype=float), kept
 
 
 class TfidfSvmUnigramRanker(TfidfSvmRanker):
@@ -322,6 +347,10 @@ class TfidfSvmRankAverageRanker(TfidfSvmRanker):
             )
             views.append(vectoriser.fit_transform(texts).tocsr())
         return views[0], views[1]
+
+    def fit_rank_counts_model(self, docs: TermCounts, labels: Mapping[int, int]) -> tuple[np.ndarray, ScoringModel]:
+        # a record's score is its rank among all records: every record's score moves when one arrives
+        raise NotImplementedError(f"{self.name} ranks by rank among the queue: it keeps no model for later records")
 
     def _vectorise_counts(self, docs: TermCounts) -> tuple[sp.csr_matrix, sp.csr_matrix]:
         # the 1-gram view from the 1-n-gram analysis: the analyzer emits every single word (in text order)
