@@ -14,15 +14,10 @@ from typing import Any
 from collections.abc import Iterable, Mapping
 
 from livingmeta.records import hash_json
-from livingmeta.stats import ENGINE_VERSION, StatsInputError, cumulative, leave_one_out, meta_analyze, subgroup_analysis
-from livingmeta.stats.effect_sizes import CI_Z
-from livingmeta.stats.tsa import (
-    TsaInputError,
-    diversity,
-    required_information_size_binary,
-    required_information_size_continuous,
-    trial_sequential_analysis,
-)
+
+# the engine (and scipy) load when an analysis runs, not when inputs are built and hashed: a nightly whose
+# analyses' inputs did not change never imports them (see livingmeta.stats)
+from livingmeta.stats import ENGINE_VERSION, StatsInputError
 
 RATIO_MEASURES = ("OR", "RR", "PETO", "ROM")
 
@@ -149,6 +144,15 @@ def _strip(result) -> dict:
 def _tsa(
     rows: list[dict], settings: Mapping[str, Any], kind: str, cum: list[tuple[str, Any]], engine_opts: dict
 ) -> dict | None:
+    from livingmeta.stats import meta_analyze
+    from livingmeta.stats.tsa import (
+        TsaInputError,
+        diversity,
+        required_information_size_binary,
+        required_information_size_continuous,
+        trial_sequential_analysis,
+    )
+
     tsa = settings.get("tsa")
     if not tsa or not tsa.get("enabled", True):
         return None
@@ -191,6 +195,8 @@ def _same_generic_columns(rows: list[dict], scale: str) -> list[dict]:
     still pool. The SE is derived from the CI exactly as the engine does it (on the log scale for ratios,
     width / (2 * 1.959964): Cochrane Handbook 6.3.1, 6.3.2).
     """
+    from livingmeta.stats.effect_sizes import CI_Z
+
     if not any("se" in r for r in rows) or all("se" in r for r in rows):
         return rows
     out = []
@@ -234,6 +240,9 @@ def run_analysis(rows: list[dict], settings: Mapping[str, Any], kind: str) -> di
     Raises:
         StatsInputError: the engine refused the rows or settings (message names study and column).
     """
+    from livingmeta.stats import cumulative, leave_one_out, meta_analyze, subgroup_analysis
+    from livingmeta.stats.tsa import TsaInputError
+
     opts: dict[str, Any] = {
         "measure": settings["measure"],
         "method": settings["method"],

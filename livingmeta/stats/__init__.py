@@ -1,13 +1,36 @@
 """Statistics engine: effect sizes, pooling, heterogeneity, small-study effects.
 
 Numbers reproduce R's metafor 3.8-1 (see tests/test_stats_metafor.py). Pure numpy/scipy.
+
+The engine's modules (and scipy, about a second of imports) load when a name is first used
+(`livingmeta.stats.meta_analyze`, PEP 562): code that only needs `ENGINE_VERSION` or `StatsInputError`, such as a
+nightly that finds its analyses' inputs unchanged, does not pay for them.
 """
 
-from livingmeta.stats.analysis import cumulative, leave_one_out, meta_analyze, subgroup_analysis
-from livingmeta.stats.bias import egger_test, trim_and_fill
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from livingmeta.stats.errors import StatsInputError
-from livingmeta.stats.inputs import read_meta_csv
-from livingmeta.stats.result import RESULT_KEYS, MetaResult
+
+if TYPE_CHECKING:
+    from livingmeta.stats.analysis import cumulative, leave_one_out, meta_analyze, subgroup_analysis
+    from livingmeta.stats.bias import egger_test, trim_and_fill
+    from livingmeta.stats.inputs import read_meta_csv
+    from livingmeta.stats.result import RESULT_KEYS, MetaResult
+
+_LAZY = {
+    "cumulative": "analysis",
+    "leave_one_out": "analysis",
+    "meta_analyze": "analysis",
+    "subgroup_analysis": "analysis",
+    "egger_test": "bias",
+    "trim_and_fill": "bias",
+    "read_meta_csv": "inputs",
+    "RESULT_KEYS": "result",
+    "MetaResult": "result",
+}
 
 # Part of the hash of analysis inputs: bump whenever any number the engine returns may change or the
 # stored result JSON changes shape.
@@ -29,3 +52,11 @@ __all__ = [
     "subgroup_analysis",
     "trim_and_fill",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f"livingmeta.stats.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
