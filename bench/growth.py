@@ -99,6 +99,7 @@ MESH = ["Humans", "Animals", "Pain Measurement", "Immunoglobulins, Intravenous",
         "Treatment Outcome", "Polyneuropathies", "Adult", "Aged", "Female", "Male", "Rats", "Chronic Pain"]
 STATUSES = ["RECRUITING", "ACTIVE_NOT_RECRUITING", "COMPLETED", "TERMINATED", "WITHDRAWN"]
 NIGHTLY_NEW, NIGHTLY_CHANGED = 150, 50
+HEAVY_MODULES = ("scipy.stats", "scipy.optimize", "sklearn", "matplotlib")
 FIRST_PMID = 20_000_000
 FIRST_NCT = 1_000_000
 
@@ -438,6 +439,8 @@ def _child_main(argv: list[str]) -> None:
     else:
         raise SystemExit(f"unknown step {step}")
     res["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # this process's peak (Linux: KiB)
+    # the heavy modules the step loaded (a quiet nightly should need none: tests/test_cycle_imports.py)
+    res["heavy_loaded"] = sorted(m for m in HEAVY_MODULES if m in sys.modules)
     print(json.dumps(res, default=str))
 
 
