@@ -194,14 +194,14 @@ def refresh_queue_states(con: duckdb.DuckDBPyConnection, review_id: str) -> int:
     return len(updates)
 
 
-def _training_labels(con: duckdb.DuckDBPyConnection, review_id: str) -> dict[str, tuple[int, str]]:
-    """queue record id -> (1 passed title/abstract or included / 0 excluded, content hash of its text)."""
+def _training_labels(con: duckdb.DuckDBPyConnection, review_id: str) -> dict[str, int]:
+    """queue record id -> 1 (passed title/abstract or included) / 0 (excluded), from final decisions."""
     labels = {}
-    for rid, content, ta, ft in con.execute(query("screening_rank_labels"), [review_id]).fetchall():
+    for rid, ta, ft in con.execute(query("screening_rank_labels"), [review_id]).fetchall():
         if ta in ("include", "maybe") or ft == "include":
-            labels[rid] = (1, content)
+            labels[rid] = 1
         elif ta == "exclude" or ft == "exclude":
-            labels[rid] = (0, content)
+            labels[rid] = 0
     return labels
 
 
@@ -234,8 +234,9 @@ def rank_queue(
 
     - Rules' scores are stored per queued record version (`screening_queue.rule_score`): only rows without one
       are scored (every row when the rules' settings changed, or with `full`).
-    - The model is refitted only when what it learns from changed: the decisions, the texts of decided records,
-      the model settings (`screening_rank_state.inputs`). Refitting fits the TF-IDF vocabulary once over the
+    - The model is refitted only when what it learns from changed: the decisions or the model settings
+      (`screening_rank_state.inputs`); a decided record whose text changed is scored again, and its new text
+      is learnt from at the next refit. Refitting fits the TF-IDF vocabulary once over the
       queue as it is (from texts analysed once per record version, `warehouse.screening_features`) and scores
       every row, exactly as `TfidfVectorizer(...).fit_transform` + `LinearSVC` from scratch would.
     - Between two refits, records that enter the queue or whose text changed are scored by the model that scored
@@ -284,16 +285,15 @@ def rank_queue(
                 pd.DataFrame({"record_id": [x for x, _ in store], "rule_score": [float(y) for _, y in store]}),
             ):
                 con.execute(query("screening_rule_scores_write"), [review_id])
-    labelled = _training_labels(con, review_id)
+    label_values = _training_labels(con, review_id)
     inputs = hash_json(
         {
-            "labels": sorted((rid, y, content) for rid, (y, content) in labelled.items()),
+            "labels": sorted(label_values.items()),
             "model": model,
             "min": screening.min_decisions_to_train,
             "ranking": RANKING_VERSION,
         }
     )
-    label_values = {rid: y for rid, (y, _) in labelled.items()}
     trains = len(label_values) >= screening.min_decisions_to_train and len(set(label_values.values())) == 2
     current = not (force or full) and state is not None and state[0] == inputs and state[2] != RULES_RANKER
     if trains and current:  # checked before the model's imports (scikit-learn): a quiet nightly needs none

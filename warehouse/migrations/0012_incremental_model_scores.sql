@@ -1,7 +1,7 @@
 -- 0012: what lets a nightly score only the records that arrived or changed.
 --
 -- Ranking (warehouse/screening.py `rank_queue`) refits the ranking model only when what it learns from changed
--- (the decisions, the decided records' texts, the model settings); between two such changes the model that
+-- (the decisions, the model settings); between two such changes the model that
 -- scored the queue scores the records that enter it or whose text changed. `scored_key` is the record's content
 -- hash when its score was computed, so a changed text is scored again; `screening_rank_state.inputs` now
 -- fingerprints what the model was trained on.
