@@ -27,14 +27,14 @@ from sklearn.svm import LinearSVC
 
 from livingmeta.config import load_review
 from livingmeta.records import Record
-from livingmeta.screening.features import TermCounts, fit_tfidf, tfidf_matrix
+from livingmeta.screening.features import SortedTerms, TermCounts, fit_tfidf, tfidf_matrix
 from livingmeta.screening.ranking import _balanced_weights, make_ranker
 from warehouse import opened
 from warehouse.ingest import Fetched, finish_search_run, start_search_run
 from warehouse.linking import record_link_decision, relink
 from warehouse.reviews import upsert_review
 from warehouse.screening import flag_candidates, import_decisions, rank_queue, record_decision
-from warehouse.screening_features import cache_path
+from warehouse.screening_features import cache_path, load_model, save_model
 
 WORDS = ("immunoglobulin intravenous neuropathy painful small fibre diabetic trial randomised placebo controlled "
          "chronic inflammatory pregabalin duloxetine adults children outcome efficacy safety dose weeks responders "
@@ -82,7 +82,7 @@ def test_rankers_score_counts_exactly_as_texts(name):
     assert from_counts.describe() == from_texts.describe()
 
 
-def test_a_kept_model_scores_later_texts_as_the_fitted_vectoriser_and_svm():
+def test_a_kept_model_scores_later_texts_as_the_fitted_vectoriser_and_svm(tmp_path):
     texts, later = _texts(300, 9), _texts(40, 10) + ["", "words the vocabulary never saw: zzyzx qwv"]
     labels = {i: int(i % 5 == 0) for i in range(0, 300, 2)}
     ranker = make_ranker({"name": "tfidf-svm", "seed": 0})
@@ -103,8 +103,26 @@ def test_a_kept_model_scores_later_texts_as_the_fitted_vectoriser_and_svm():
     assert np.allclose(kept.score(new_docs), svm.decision_function(vec.transform(later)), rtol=0, atol=SCORE_ATOL)
     _, vocabulary = fit_tfidf(docs, max_df=0.95, min_df=1, sublinear_tf=True)
     assert vocabulary.terms == kept.vocabulary.terms
+    # kept on disk and read back memory-mapped: the same scores, bit for bit
+    save_model(tmp_path / "m.model.json", "t1", "key", kept)
+    assert load_model(tmp_path / "m.model.json", "t2", "key") is None  # another token: not this model
+    assert load_model(tmp_path / "m.model.json", "t1", "other analyzer") is None
+    back = load_model(tmp_path / "m.model.json", "t1", "key")
+    assert np.array_equal(back.score(new_docs), kept.score(new_docs))
+    assert np.array_equal(back.vocabulary.transform(new_docs).data, got.data)
     with pytest.raises(NotImplementedError, match="rank"):  # ranks among the queue: nothing to keep
         make_ranker({"name": "tfidf-svm-rankavg"}).fit_rank_counts_model(docs, labels)
+
+
+def test_sorted_terms_find_every_term_and_only_those():
+    long = "x" * 30
+    terms = sorted({"a", "ab", "b", "café", "cafe", "naïve study", "zz", long, long + "a", long + "b",
+                    "y" * 24, "y" * 24 + " z", "étude", "日本"})
+    st = SortedTerms.build(terms)
+    assert st.find(terms).tolist() == list(range(len(terms)))
+    missing = ["", "aa", "caf", long + "c", "x" * 24, "y" * 25, "日", "zzz", "étud"]
+    assert st.find(missing).tolist() == [-1] * len(missing)
+    assert SortedTerms.build([]).find(["a"]).tolist() == [-1]
 
 
 REVIEW_TOML = '''id = "scr"

@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import tempfile
 import threading
 from collections import OrderedDict
@@ -31,7 +32,7 @@ import duckdb
 import numpy as np
 import scipy.sparse as sp
 
-from livingmeta.screening.features import ScoringModel, TermCounts, Vocabulary
+from livingmeta.screening.features import ScoringModel, SortedTerms, TermCounts, Vocabulary
 
 FORMAT = 1
 
@@ -245,55 +246,95 @@ def queue_features(
 
 
 def model_path(con: duckdb.DuckDBPyConnection, review_id: str, analysis_key: str) -> Path | None:
-    """Where the review's last trained ranking model is kept (None for an in-memory warehouse)."""
+    """The pointer to the review's kept ranking model, `<analysis key>.model.json` (None for an in-memory
+    warehouse). The model itself is the folder `<analysis key>.model-<token>/` it names."""
     counts = cache_path(con, review_id, analysis_key)
-    return counts.with_name(counts.name[: -len(".npz")] + ".model.npz") if counts is not None else None
+    return counts.with_name(counts.name[: -len(".npz")] + ".model.json") if counts is not None else None
 
 
-def save_model(path: Path | None, fingerprint: str, analysis_key: str, model: ScoringModel) -> None:
+def _model_folder(pointer: Path, token: str) -> Path:
+    return pointer.with_name(pointer.name[: -len(".json")] + "-" + re.sub(r"[^A-Za-z0-9_-]+", "_", token))
+
+
+def save_model(path: Path | None, token: str, analysis_key: str, model: ScoringModel) -> None:
     """Keep a trained model (vocabulary, idf, weights) so that records arriving before the next decision are
-    scored by it instead of refitting it over the whole queue. `fingerprint` names what it was trained on."""
+    scored by it instead of refitting it over the whole queue. `token` names it (`screening_rank_state.model`).
+
+    The arrays are .npy files in a folder of their own, read back memory-mapped (`load_model`): scoring a few new
+    records reads a few pages of a vocabulary of millions of terms. The folder is complete before the pointer
+    names it (atomic rename); older models' folders are then removed.
+    """
     if path is None:
         return
+    terms = model.vocabulary.terms
+    sorted_terms = terms if isinstance(terms, SortedTerms) else SortedTerms.build(terms)
+    folder = _model_folder(path, token)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=folder.name + ".", suffix=".tmp"))
+    try:
+        for name, array in (
+            ("prefixes", sorted_terms.prefixes),
+            ("blob", sorted_terms.blob),
+            ("offsets", sorted_terms.offsets),
+            ("idf", np.asarray(model.vocabulary.idf, dtype=np.float64)),
+            ("coef", np.asarray(model.coef, dtype=np.float64)),
+        ):
+            np.save(tmp / f"{name}.npy", np.asarray(array), allow_pickle=False)
+        os.chmod(tmp, 0o755)
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     meta = {
         "format": FORMAT,
-        "fingerprint": fingerprint,
+        "token": token,
         "analysis_key": analysis_key,
         "description": model.description,
         "trained_on": model.trained_on,
         "intercept": model.intercept,
         "sublinear_tf": model.vocabulary.sublinear_tf,
-        "n_terms": len(model.vocabulary.terms),
+        "n_terms": len(sorted_terms),
     }
-    _write_atomic(
-        path,
-        meta=np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8),
-        terms=np.frombuffer("\n".join(model.vocabulary.terms).encode("utf-8"), dtype=np.uint8),
-        idf=np.asarray(model.vocabulary.idf, dtype=np.float64),
-        coef=np.asarray(model.coef, dtype=np.float64),
-    )
+    fd, tmp_pointer = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(meta, f)
+    os.chmod(tmp_pointer, 0o644)
+    os.replace(tmp_pointer, path)
+    for old in path.parent.glob(path.name[: -len(".json")] + "-*"):
+        if old != folder and old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
 
 
-def load_model(path: Path | None, fingerprint: str, analysis_key: str) -> ScoringModel | None:
-    """The kept model trained on exactly `fingerprint` with this analyzer, or None (absent, other, damaged)."""
+def load_model(path: Path | None, token: str, analysis_key: str) -> ScoringModel | None:
+    """The kept model named `token`, trained with this analyzer, memory-mapped; None when absent, another one,
+    or damaged (the caller then refits)."""
     if path is None or not path.is_file():
         return None
     try:
-        with np.load(path, allow_pickle=False) as z:
-            meta = json.loads(bytes(z["meta"]).decode("utf-8"))
-            if (meta.get("format"), meta.get("fingerprint"), meta.get("analysis_key")) != (
-                FORMAT,
-                fingerprint,
-                analysis_key,
-            ):
-                return None
-            terms = bytes(z["terms"]).decode("utf-8").split("\n") if int(meta["n_terms"]) else []
-            idf, coef = np.asarray(z["idf"], dtype=np.float64), np.asarray(z["coef"], dtype=np.float64)
-        if not (len(terms) == len(idf) == len(coef) == int(meta["n_terms"])):
+        meta = json.loads(path.read_text(encoding="utf-8"))
+        if (meta.get("format"), meta.get("token"), meta.get("analysis_key")) != (FORMAT, token, analysis_key):
+            return None
+        folder = _model_folder(path, token)
+        arrays = {
+            n: np.load(folder / f"{n}.npy", mmap_mode="r", allow_pickle=False)
+            for n in ("prefixes", "blob", "offsets", "idf", "coef")
+        }
+        n = int(meta["n_terms"])
+        if not (
+            len(arrays["prefixes"]) == len(arrays["idf"]) == len(arrays["coef"]) == n == len(arrays["offsets"]) - 1
+        ):
+            return None
+        if n and int(arrays["offsets"][-1]) != len(arrays["blob"]):
             return None
         return ScoringModel(
-            Vocabulary(terms, idf, bool(meta["sublinear_tf"])),
-            coef,
+            Vocabulary(
+                SortedTerms(arrays["prefixes"], arrays["blob"], arrays["offsets"]),
+                arrays["idf"],
+                bool(meta["sublinear_tf"]),
+            ),
+            arrays["coef"],
             float(meta["intercept"]),
             str(meta["description"]),
             int(meta["trained_on"]),

@@ -140,47 +140,115 @@ class TermCounts:
         )
 
 
+class SortedTerms:
+    """A sorted vocabulary kept on disk, looked up without loading it: for each term its UTF-8 bytes' first
+    `PREFIX` bytes in a fixed-width array (binary search, memory-mapped: a lookup touches a few pages), and the
+    whole terms as one UTF-8 blob with offsets, to tell apart terms that share a prefix.
+
+    Attributes:
+        prefixes: numpy bytes array (dtype S<PREFIX>), one per term, in term order (sorted).
+        blob: uint8 array, the terms' UTF-8 bytes one after another.
+        offsets: int64 array, len(terms) + 1: term i is blob[offsets[i]:offsets[i + 1]].
+    """
+
+    PREFIX = 24
+
+    def __init__(self, prefixes: np.ndarray, blob: np.ndarray, offsets: np.ndarray):
+        self.prefixes, self.blob, self.offsets = prefixes, blob, offsets
+
+    @classmethod
+    def build(cls, terms: Sequence[str]) -> SortedTerms:
+        """From terms sorted as Python sorts strings (code points; UTF-8 bytes sort the same way)."""
+        encoded = [t.encode("utf-8") for t in terms]
+        offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+        np.cumsum([len(b) for b in encoded], out=offsets[1:])
+        blob = np.frombuffer(b"".join(encoded), dtype=np.uint8) if encoded else np.zeros(0, dtype=np.uint8)
+        return cls(np.array([b[: cls.PREFIX] for b in encoded], dtype=f"S{cls.PREFIX}"), blob, offsets)
+
+    def __len__(self) -> int:
+        return len(self.prefixes)
+
+    def term(self, i: int) -> bytes:
+        return self.blob[self.offsets[i] : self.offsets[i + 1]].tobytes()
+
+    def find(self, terms: Sequence[str]) -> np.ndarray:
+        """The position of each term, -1 for a term not in the vocabulary."""
+        out = np.full(len(terms), -1, dtype=np.int64)
+        if not len(terms) or not len(self):
+            return out
+        encoded = [t.encode("utf-8") for t in terms]
+        query = np.array([b[: self.PREFIX] for b in encoded], dtype=f"S{self.PREFIX}")
+        lo = np.searchsorted(self.prefixes, query, side="left")
+        hi = np.searchsorted(self.prefixes, query, side="right")
+        for k in np.nonzero(hi > lo)[0].tolist():
+            for i in range(int(lo[k]), int(hi[k])):  # terms sharing the first PREFIX bytes: compare them whole
+                if self.term(i) == encoded[k]:
+                    out[k] = i
+                    break
+        return out
+
+
 @dataclass
 class Vocabulary:
     """A fitted TF-IDF vocabulary: what `TfidfVectorizer.fit` keeps, to transform later documents with.
 
     Attributes:
-        terms: the kept terms, alphabetical (the matrix's column order, as scikit-learn's `vocabulary_`).
+        terms: the kept terms, alphabetical (the matrix's column order, as scikit-learn's `vocabulary_`):
+            a list of str, or `SortedTerms` (a kept model read back from disk).
         idf: the inverse document frequency of each kept term (scikit-learn's `idf_`).
         sublinear_tf: whether term counts are taken as 1 + log(tf).
     """
 
-    terms: list[str]
+    terms: list[str] | SortedTerms
     idf: np.ndarray
     sublinear_tf: bool
+
+    def columns(self, terms: Sequence[str]) -> np.ndarray:
+        """The column of each term, -1 for a term outside the vocabulary."""
+        if isinstance(self.terms, SortedTerms):
+            return self.terms.find(terms)
+        out = np.full(len(terms), -1, dtype=np.int64)
+        for k, term in enumerate(terms):
+            j = bisect.bisect_left(self.terms, term)
+            if j < len(self.terms) and self.terms[j] == term:
+                out[k] = j
+        return out
+
+    def transform_used(self, docs: TermCounts) -> tuple[sp.csr_matrix, np.ndarray]:
+        """`transform` restricted to the columns the documents use: (matrix over those columns, their column
+        numbers, ascending). Its rows hold exactly the entries of `transform`'s, in the same order, so the cost
+        (and the memory touched, for a vocabulary on disk) follows the documents, not the vocabulary."""
+        from sklearn.feature_extraction.text import TfidfTransformer
+
+        n_doc = len(docs.keys)
+        used_terms = np.unique(docs.indices)
+        col_of_used = self.columns([docs.terms[i] for i in used_terms.tolist()])
+        present = col_of_used >= 0
+        used_cols = np.unique(col_of_used[present])  # ascending: the vocabulary's column order
+        col = np.full(len(docs.terms), -1, dtype=np.int64)
+        col[used_terms[present]] = np.searchsorted(used_cols, col_of_used[present])
+        cols = col[docs.indices]
+        keep = cols >= 0
+        row_of_entry = np.repeat(np.arange(n_doc), np.diff(docs.indptr))
+        if not len(used_cols):  # no term of these documents is in the vocabulary: empty rows
+            return sp.csr_matrix((n_doc, 0), dtype=np.float64), used_cols
+        counts = sp.csr_matrix(
+            (docs.counts[keep].astype(np.float64), (row_of_entry[keep], cols[keep])),
+            shape=(n_doc, len(used_cols)),
+        )
+        counts.sum_duplicates()  # sorts each row's entries by column, as CountVectorizer's transform leaves them
+        transformer = TfidfTransformer(norm="l2", use_idf=True, smooth_idf=True, sublinear_tf=self.sublinear_tf)
+        transformer.idf_ = np.asarray(self.idf[used_cols], dtype=np.float64)
+        return transformer.transform(counts, copy=False), used_cols
 
     def transform(self, docs: TermCounts) -> sp.csr_matrix:
         """Exactly `fitted TfidfVectorizer.transform(texts)` for documents analysed with the same analyzer.
 
         Terms outside the vocabulary are ignored (as scikit-learn does); a document with none of its terms
-        in the vocabulary gets an empty row. Looks up only the terms the documents use (bisection in the sorted
-        vocabulary), so the cost follows the documents, not the vocabulary.
+        in the vocabulary gets an empty row.
         """
-        from sklearn.feature_extraction.text import TfidfTransformer
-
-        n_doc = len(docs.keys)
-        col = np.full(len(docs.terms), -1, dtype=np.int64)
-        for i in np.unique(docs.indices).tolist():
-            term = docs.terms[i]
-            j = bisect.bisect_left(self.terms, term)
-            if j < len(self.terms) and self.terms[j] == term:
-                col[i] = j
-        cols = col[docs.indices]
-        keep = cols >= 0
-        row_of_entry = np.repeat(np.arange(n_doc), np.diff(docs.indptr))
-        counts = sp.csr_matrix(
-            (docs.counts[keep].astype(np.float64), (row_of_entry[keep], cols[keep])),
-            shape=(n_doc, len(self.terms)),
-        )
-        counts.sum_duplicates()  # sorts each row's entries by column, as CountVectorizer's transform leaves them
-        transformer = TfidfTransformer(norm="l2", use_idf=True, smooth_idf=True, sublinear_tf=self.sublinear_tf)
-        transformer.idf_ = self.idf
-        return transformer.transform(counts, copy=False)
+        rows, used_cols = self.transform_used(docs)
+        return sp.csr_matrix((rows.data, used_cols[rows.indices], rows.indptr), shape=(rows.shape[0], len(self.terms)))
 
 
 @dataclass
@@ -201,8 +269,9 @@ class ScoringModel:
         """One score per document (analysed with the ranker's analyzer); higher = screen first."""
         if not docs.keys:
             return np.zeros(0, dtype=np.float64)
-        rows = self.vocabulary.transform(docs)
-        return np.asarray(rows @ self.coef.reshape(-1, 1), dtype=np.float64).ravel() + self.intercept
+        rows, used_cols = self.vocabulary.transform_used(docs)
+        coef = np.asarray(self.coef[used_cols], dtype=np.float64).reshape(-1, 1)
+        return np.asarray(rows @ coef, dtype=np.float64).ravel() + self.intercept
 
 
 def tfidf_matrix(
