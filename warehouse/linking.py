@@ -18,9 +18,8 @@ import json
 import re
 
 import duckdb
-import numpy as np
 import pandas as pd
-from rapidfuzz import fuzz, process
+from rapidfuzz import fuzz
 
 from livingmeta.linking import (
     FUZZY_THRESHOLD,
@@ -30,6 +29,7 @@ from livingmeta.linking import (
     Linking,
     LinkRecord,
     _content_key,
+    _similar_titles,
     _sorted_tokens,
     author_surname,
     link_records,
@@ -249,10 +249,11 @@ def _neighbours(
 
 
 def _title_hits(titles: list[str], candidates: list[tuple[str, str]], cutoff: float) -> set[str]:
+    # compared by length band (a pair whose lengths alone rule out the cutoff is never scored): the candidates
+    # are every registry title or publication of the review, so this is the part of a nightly that grows
     if not titles or not candidates:
         return set()
-    scores = process.cdist(titles, [t for _, t in candidates], scorer=fuzz.ratio, score_cutoff=cutoff, workers=-1)
-    return {candidates[int(j)][0] for j in np.unique(scores.nonzero()[1])}
+    return {candidates[j][0] for _, j, _ in _similar_titles(titles, [t for _, t in candidates], cutoff)}
 
 
 def _closure(
