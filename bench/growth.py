@@ -99,7 +99,7 @@ MESH = ["Humans", "Animals", "Pain Measurement", "Immunoglobulins, Intravenous",
         "Treatment Outcome", "Polyneuropathies", "Adult", "Aged", "Female", "Male", "Rats", "Chronic Pain"]
 STATUSES = ["RECRUITING", "ACTIVE_NOT_RECRUITING", "COMPLETED", "TERMINATED", "WITHDRAWN"]
 NIGHTLY_NEW, NIGHTLY_CHANGED = 150, 50
-HEAVY_MODULES = ("scipy.stats", "scipy.optimize", "sklearn", "matplotlib")
+HEAVY_MODULES = ("scipy", "scipy.stats", "sklearn", "matplotlib")
 FIRST_PMID = 20_000_000
 FIRST_NCT = 1_000_000
 

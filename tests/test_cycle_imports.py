@@ -1,5 +1,5 @@
 """A nightly in which nothing changed does no work it does not need, down to its imports: the update's steps
-(the real task functions, in a fresh process, as a worker runs them) load neither scipy.stats nor
+(the real task functions, in a fresh process, as a worker runs them) load neither scipy (scipy.stats, scipy.sparse) nor
 scikit-learn nor matplotlib when no record, decision or analysis input changed; a nightly with new records
 loads scikit-learn (to score them, and scipy with it) but not the report stack when the evidence did not change.
 Checked in sys.modules of the process (bench/growth.py's cycle driver); never a timing."""

@@ -30,7 +30,6 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
-import scipy.sparse as sp
 
 from livingmeta.screening.features import ScoringModel, SortedTerms, TermCounts, Vocabulary
 
@@ -184,6 +183,8 @@ def _load_features(path: Path, fingerprint: str):
             meta = json.loads(bytes(z["meta"]).decode("utf-8"))
             if meta.get("format") != FORMAT or meta.get("fingerprint") != fingerprint:
                 return None
+            import scipy.sparse as sp  # loads with the ranking model, not with the warehouse
+
             mats = [
                 sp.csr_matrix(
                     (z[f"data{i}"], z[f"indices{i}"], z[f"indptr{i}"]), shape=tuple(int(x) for x in z[f"shape{i}"])

@@ -22,9 +22,12 @@ from __future__ import annotations
 import bisect
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import scipy.sparse as sp
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
 
 
 @dataclass
@@ -218,6 +221,7 @@ class Vocabulary:
         """`transform` restricted to the columns the documents use: (matrix over those columns, their column
         numbers, ascending). Its rows hold exactly the entries of `transform`'s, in the same order, so the cost
         (and the memory touched, for a vocabulary on disk) follows the documents, not the vocabulary."""
+        import scipy.sparse as sp
         from sklearn.feature_extraction.text import TfidfTransformer
 
         n_doc = len(docs.keys)
@@ -247,6 +251,8 @@ class Vocabulary:
         Terms outside the vocabulary are ignored (as scikit-learn does); a document with none of its terms
         in the vocabulary gets an empty row.
         """
+        import scipy.sparse as sp
+
         rows, used_cols = self.transform_used(docs)
         return sp.csr_matrix((rows.data, used_cols[rows.indices], rows.indptr), shape=(rows.shape[0], len(self.terms)))
 
@@ -310,6 +316,7 @@ def fit_tfidf(
     keep_term: np.ndarray | None = None,
 ) -> tuple[sp.csr_matrix, Vocabulary]:
     """`tfidf_matrix` and the fitted vocabulary (kept terms and their idf), to transform later documents."""
+    import scipy.sparse as sp  # scipy loads with the ranking model, not with the warehouse
     from sklearn.feature_extraction.text import TfidfTransformer
 
     n_doc = len(docs.keys)
