@@ -25,6 +25,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 from rapidfuzz import fuzz, process
 
 # the order in which evidence is trusted; an earlier method wins when two could tie the same records
@@ -690,15 +691,16 @@ def _similar_titles(left: Sequence[str], right: Sequence[str], cutoff: float) ->
     """Every (i, j, score) with fuzz.ratio(left[i], right[j]) >= cutoff, i.e. what `process.cdist` with that
     cutoff finds, without comparing strings whose lengths alone rule it out: ratio = 100 * (1 - d / (l1 + l2))
     with d >= |l1 - l2| (insertions and deletions), so a pair can reach the cutoff only when
-    |l1 - l2| <= (1 - cutoff / 100) * (l1 + l2). Strings are compared by length band, each band against the bands
-    that can reach it."""
+    |l1 - l2| <= (1 - cutoff / 100) * (l1 + l2). The right strings are sorted by length once; each band of
+    left lengths is compared with the slice of right strings it can reach (found by bisection), so a few new
+    titles against every title of a review cost the comparisons they need, not a pass over the review."""
     if not left or not right or cutoff <= 0:
         return []
     slack = 1.0 - cutoff / 100.0
-    by_len: dict[int, list[int]] = defaultdict(list)
-    for j, t in enumerate(right):
-        by_len[len(t)].append(j)
-    lens = sorted(by_len)
+    right_len = np.fromiter((len(t) for t in right), dtype=np.int64, count=len(right))
+    order = np.argsort(right_len, kind="stable")
+    sorted_len = right_len[order]
+    by_length = [right[int(j)] for j in order]
     left_by_len: dict[int, list[int]] = defaultdict(list)
     for i, t in enumerate(left):
         left_by_len[len(t)].append(i)
@@ -715,14 +717,15 @@ def _similar_titles(left: Sequence[str], right: Sequence[str], cutoff: float) ->
         hi = lo + band - 1
         # l2 reachable from some l1 in [lo, hi]: (1 - s) l2 <= (1 + s) l1 and (1 + s) l2 >= (1 - s) l1
         r_lo, r_hi = (1 - slack) * lo / (1 + slack), (1 + slack) * hi / (1 - slack)
-        cols = [j for n in lens if r_lo - 1e-9 <= n <= r_hi + 1e-9 for j in by_len[n]]
-        if not cols:
+        a = int(np.searchsorted(sorted_len, r_lo - 1e-9, side="left"))
+        b = int(np.searchsorted(sorted_len, r_hi + 1e-9, side="right"))
+        if a >= b:
             continue
         scores = process.cdist(
-            [left[i] for i in group], [right[j] for j in cols], scorer=fuzz.ratio, score_cutoff=cutoff, workers=-1
+            [left[i] for i in group], by_length[a:b], scorer=fuzz.ratio, score_cutoff=cutoff, workers=-1
         )
         for gi, cj in zip(*scores.nonzero()):
-            out.append((group[int(gi)], cols[int(cj)], float(scores[gi, cj])))
+            out.append((group[int(gi)], int(order[a + int(cj)]), float(scores[gi, cj])))
     out.sort()  # the order cdist over all of them gives
     return out
 
