@@ -87,8 +87,10 @@ def test_a_kept_model_scores_later_texts_as_the_fitted_vectoriser_and_svm(tmp_pa
     labels = {i: int(i % 5 == 0) for i in range(0, 300, 2)}
     ranker = make_ranker({"name": "tfidf-svm", "seed": 0})
     docs = TermCounts.empty().add([(str(i), t) for i, t in enumerate(texts)], ranker.analyzer())
-    scores, kept = ranker.fit_rank_counts_model(docs, labels)
+    scores, kept, features = ranker.fit_rank_counts_model(docs, labels)
     assert np.array_equal(scores, make_ranker({"name": "tfidf-svm", "seed": 0}).fit_rank(texts, labels))
+    same = ranker.features_from_counts(docs)  # the features it returns are the queue's, to keep for live re-ranks
+    assert np.array_equal(features.data, same.data) and np.array_equal(features.indices, same.indices)
     vec = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, max_df=0.95, min_df=1).fit(texts)
     assert kept.vocabulary.terms == vec.get_feature_names_out().tolist()
     assert np.array_equal(kept.vocabulary.idf, vec.idf_)

@@ -175,6 +175,26 @@ def test_queue_state_survives_a_restart_without_refitting_features(tmp_path):
     assert (tfidf / next(iter(files))).read_bytes()[:2] == b"PK"  # an npz (zip) again
 
 
+def test_an_update_that_refits_keeps_the_features_for_the_live_re_ranks_that_follow(tmp_path):
+    con, cfg = live_review(tmp_path)
+    at = first_decisions(con, T0)  # decided in another tool: nothing ranked since
+    features_cache._MEMORY.clear()
+    # the update refits on the new decisions and keeps the model and the queue's features (on disk, not in memory)
+    flag_candidates(con, REVIEW, cfg, at + dt.timedelta(hours=1))
+    assert not features_cache._MEMORY
+    folder = cache_path(con, REVIEW, "x").parent
+    files = {p.name: p.stat().st_mtime_ns for p in folder.glob("*.tfidf.npz")}
+    assert len(files) == 1 and list(folder.glob("*.model.json"))
+    # the next decision's live re-rank refits only the classifier on them: the file is read, not rewritten
+    nxt = next_to_screen(con, REVIEW, "ana", cfg=cfg)
+    decide(con, nxt["record_id"], "include", at + dt.timedelta(hours=2))
+    assert next_to_screen(con, REVIEW, "ana", cfg=cfg)["ranker"].endswith("trained on 7 decisions")
+    assert {p.name: p.stat().st_mtime_ns for p in folder.glob("*.tfidf.npz")} == files
+    live = scores(con)
+    rank_queue(con, REVIEW, cfg, force=True, full=True)  # texts analysed again, vectoriser fitted again
+    assert scores(con) == live
+
+
 def test_concurrent_update_and_live_screening_leave_a_consistent_queue(tmp_path):
     con, cfg = live_review(tmp_path)
     at = first_decisions(con, T0)

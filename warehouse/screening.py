@@ -50,7 +50,14 @@ from livingmeta.screening.stopping import SAMPLE_ORIGIN, DecidedRecord, review_s
 from warehouse.alerts import add_alert
 from warehouse.db import query, rows_as_dicts, transaction
 from warehouse.reviews import stored_config
-from warehouse.screening_features import load_model, model_path, queue_documents, queue_features, save_model
+from warehouse.screening_features import (
+    keep_queue_features,
+    load_model,
+    model_path,
+    queue_documents,
+    queue_features,
+    save_model,
+)
 
 _JSON_FIELDS = ("authors", "publication_types", "mesh", "keywords", "registry_ids", "corrections", "extra")
 TOP_TITLES = 5
@@ -250,7 +257,9 @@ def rank_queue(
     `live` (the re-rank after a decision, `next_to_screen`) keeps the queue's TF-IDF features, in memory and on
     disk beside the warehouse, so that the next decisions only refit the classifier, and builds them as soon as
     people have started screening, before the model can train. It keeps no model file (one per decision would
-    cost more than it saves): the next update after a screening session refits once.
+    cost more than it saves): the next update after a screening session refits once, and keeps the features
+    it fitted on disk (`keep_queue_features`) for the live re-ranks that follow: a queue's TF-IDF vocabulary is
+    fitted once, by the update or by the first live re-rank, and reused by the ones after it.
 
     Returns:
         {"ranker": description, "trained_on": n decisions, "scored": n records scored, "skipped": bool,
@@ -376,6 +385,8 @@ def rank_queue(
     if ranking.model is not None:  # the state row (committed with the scores) names the file's model
         token = f"{inputs[:16]}-{uuid.uuid4().hex}"
         save_model(_model_file(con, review_id, ranker), token, ranker.analysis_key(), ranking.model)
+        # the live re-ranks after the next decisions start from these features instead of fitting them again
+        keep_queue_features(con, review_id, keys, ranker, ranking.features)
     _write_scores(con, review_id, ranking.ranker, ids, ranking.scores, hashes)
     con.execute(
         query("screening_rank_state_upsert"),

@@ -210,7 +210,8 @@ def queue_features(
     Looked up in this process's memory, then in `<analysis key>.tfidf.npz` beside the counts; built from the
     analysed documents (`queue_documents`) only when the queue's documents or the ranker's settings changed,
     then, with `persist` (screening live), kept in memory and on disk; without it (an update) they are only
-    returned, so a long-running process (`livingmeta serve`) keeps no matrix of past queues. The result equals
+    returned, so a long-running process (`livingmeta serve`) keeps no matrix of past queues (an update that
+    refits the model writes the features it fitted to disk: `keep_queue_features`). The result equals
     `ranker.features_from_counts(queue_documents(...))`.
 
     Args:
@@ -244,6 +245,17 @@ def queue_features(
         while len(_MEMORY) > MEMORY_ENTRIES:
             _MEMORY.popitem(last=False)
     return features
+
+
+def keep_queue_features(con: duckdb.DuckDBPyConnection, review_id: str, keys: list[str], ranker, features) -> None:
+    """Keep on disk (not in memory) the features an update fitted the model on, so that the live re-ranks that
+    follow (`queue_features`, same queue) refit only the classifier: the TF-IDF vocabulary of a queue is fitted
+    once. `features` must be `ranker.features_from_counts(queue_documents(...))` for these keys."""
+    counts_path = cache_path(con, review_id, ranker.analysis_key())
+    if counts_path is None:
+        return
+    tfidf_path = counts_path.with_name(counts_path.name[: -len(".npz")] + ".tfidf.npz")
+    _save_features(tfidf_path, features_fingerprint(keys, ranker), features)
 
 
 def model_path(con: duckdb.DuckDBPyConnection, review_id: str, analysis_key: str) -> Path | None:

@@ -140,6 +140,7 @@ class Ranking:
     trained_on: int = 0
     notes: list[str] = field(default_factory=list)
     model: Any = None  # the trained model (`ScoringModel`), when asked to keep it and the ranker can
+    features: Any = None  # with `model`: the queue's features it was fitted on (`Ranker.features_from_counts`)
 
 
 def rank_records(
@@ -200,12 +201,16 @@ def rank_records(
             docs = None
     if docs is not None and keep_model:
         try:
-            scores, kept = ranker.fit_rank_counts_model(docs, dict(labels))
+            scores, kept, feats = ranker.fit_rank_counts_model(docs, dict(labels))
         except NotImplementedError:
             kept = None
         if kept is not None:
             return Ranking(
-                scores=np.asarray(scores, dtype=float), ranker=ranker.describe(), trained_on=len(labels), model=kept
+                scores=np.asarray(scores, dtype=float),
+                ranker=ranker.describe(),
+                trained_on=len(labels),
+                model=kept,
+                features=feats,
             )
     if docs is not None:
         scores = np.asarray(ranker.fit_rank_counts(docs, dict(labels)), dtype=float)

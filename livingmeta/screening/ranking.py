@@ -179,9 +179,13 @@ class Ranker(ABC):
         self.n_trained = len(y)
         return scores
 
-    def fit_rank_counts_model(self, docs: TermCounts, labels: Mapping[int, int]) -> tuple[np.ndarray, ScoringModel]:
+    def fit_rank_counts_model(
+        self, docs: TermCounts, labels: Mapping[int, int]
+    ) -> tuple[np.ndarray, ScoringModel, Any]:
         """As `fit_rank_counts`, also returning the trained model, to score records that arrive later
-        (`ScoringModel.score`) without refitting. Only linear models over one TF-IDF view can."""
+        (`ScoringModel.score`) without refitting, and the features it was fitted on (what
+        `features_from_counts(docs)` gives, to keep for the live re-ranks that follow). Only linear models over
+        one TF-IDF view can."""
         raise NotImplementedError(f"{self.name} cannot keep a model for later records")
 
     def features_from_counts(self, docs: TermCounts) -> Any:
@@ -292,7 +296,9 @@ class TfidfSvmRanker(Ranker):
     def _score(self, features: sp.csr_matrix, positions: np.ndarray, y: np.ndarray) -> np.ndarray:
         return self._fit_svm(features, positions, y).decision_function(features)
 
-    def fit_rank_counts_model(self, docs: TermCounts, labels: Mapping[int, int]) -> tuple[np.ndarray, ScoringModel]:
+    def fit_rank_counts_model(
+        self, docs: TermCounts, labels: Mapping[int, int]
+    ) -> tuple[np.ndarray, ScoringModel, Any]:
         positions, y = _check_labels(labels, len(docs.keys))
         p = self.params
         features, vocabulary = fit_tfidf(
@@ -307,7 +313,7 @@ class TfidfSvmRanker(Ranker):
             self.describe(),
             len(y),
         )
-        return np.asarray(svm.decision_function(features), dtype=float), kept
+        return np.asarray(svm.decision_function(features), dtype=float), kept, features
 
 
 class TfidfSvmUnigramRanker(TfidfSvmRanker):
@@ -348,7 +354,9 @@ class TfidfSvmRankAverageRanker(TfidfSvmRanker):
             views.append(vectoriser.fit_transform(texts).tocsr())
         return views[0], views[1]
 
-    def fit_rank_counts_model(self, docs: TermCounts, labels: Mapping[int, int]) -> tuple[np.ndarray, ScoringModel]:
+    def fit_rank_counts_model(
+        self, docs: TermCounts, labels: Mapping[int, int]
+    ) -> tuple[np.ndarray, ScoringModel, Any]:
         # a record's score is its rank among all records: every record's score moves when one arrives
         raise NotImplementedError(f"{self.name} ranks by rank among the queue: it keeps no model for later records")
 
