@@ -12,7 +12,6 @@ import contextlib
 import datetime as dt
 import inspect
 import json
-import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
@@ -51,6 +50,7 @@ from warehouse.alerts import add_alert
 from warehouse.db import query, rows_as_dicts, transaction
 from warehouse.reviews import stored_config
 from warehouse.screening_features import (
+    features_fingerprint,
     keep_queue_features,
     load_model,
     model_path,
@@ -383,7 +383,9 @@ def rank_queue(
     )
     token = None
     if ranking.model is not None:  # the state row (committed with the scores) names the file's model
-        token = f"{inputs[:16]}-{uuid.uuid4().hex}"
+        # what the model is a function of (decisions, settings, the queue's documents): a ranking rolled back
+        # and run again writes the same model under the same name; another queue's model never matches
+        token = f"{inputs[:16]}-{features_fingerprint(keys, ranker)[:32]}"
         save_model(_model_file(con, review_id, ranker), token, ranker.analysis_key(), ranking.model)
         # the live re-ranks after the next decisions start from these features instead of fitting them again
         keep_queue_features(con, review_id, keys, ranker, ranking.features)
