@@ -29,9 +29,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import duckdb
-import pandas as pd
 
 from livingmeta.records import Record, canonical_json, hash_json
 from livingmeta.redaction import contains_known_secret, has_secrets, redact_known
@@ -49,6 +49,12 @@ from livingmeta.sources.changes import (
 from livingmeta.sources.skips import SkippedRecord
 from warehouse.alerts import add_alert
 from warehouse.db import safe_text, transaction
+from warehouse.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:
+    pd = lazy_module("pandas")  # frames only when there is a batch to hand DuckDB
 
 _RECORD_COLUMNS = [
     "record_id",

@@ -16,9 +16,9 @@ import hashlib
 import inspect
 import json
 import re
+from typing import TYPE_CHECKING
 
 import duckdb
-import pandas as pd
 from rapidfuzz import fuzz
 
 from livingmeta.linking import (
@@ -39,6 +39,12 @@ from livingmeta.records import find_registry_ids, hash_json, normalise_doi, norm
 from livingmeta.sources.ctgov import suggest_extraction_rows
 from warehouse.alerts import add_alert
 from warehouse.db import query, rows_as_dicts, transaction
+from warehouse.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:
+    pd = lazy_module("pandas")  # frames only when there is a batch to hand DuckDB
 
 UNASSIGNED_OUTCOME = "unassigned"
 REGISTRY_EXTRACTOR = "registry"

@@ -15,10 +15,10 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 import numpy as np
-import pandas as pd
 
 from livingmeta.config import ReviewConfig, Screening
 from livingmeta.records import canonical_json, hash_json, normalise_doi
@@ -58,6 +58,12 @@ from warehouse.screening_features import (
     queue_features,
     save_model,
 )
+from warehouse.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:
+    pd = lazy_module("pandas")  # frames only when there is a batch to hand DuckDB
 
 _JSON_FIELDS = ("authors", "publication_types", "mesh", "keywords", "registry_ids", "corrections", "extra")
 TOP_TITLES = 5
