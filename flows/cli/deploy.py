@@ -25,7 +25,7 @@ def serve(
     grace: Annotated[float, typer.Option("--grace", min=0, help="On SIGTERM, wait this many seconds for runs in progress to finish.")] = 60.0,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the deployments (JSON) and exit without serving.")] = False,
 ) -> None:
-    """Serve one scheduled deployment per review, `update-review/<id>-serve` (schedule from review.toml [schedule]).
+    """Serve one scheduled deployment per review, `update-review/<id>-serve` (schedule: the \\[schedule] table of review.toml).
 
     SIGTERM stops it with exit code 0: no new runs, the runs in progress may finish (--grace seconds), and the
     served deployments' schedules are paused.
