@@ -22,7 +22,7 @@ import datetime as dt
 import json
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +37,7 @@ from livingmeta.sources.ctgov import (STUDIES_PATH, CtgovFormatError, StudiesPag
                                       parse_studies_page, search_params, suggest_extraction_rows)
 from livingmeta.sources.run import Fetch, Window, day_start, overlap_start
 from livingmeta.sources.skips import SkippedRecord
+from livingmeta.sources.spool import FetchedSpool
 from tasks import runtime
 from tasks.observe import redacts_exceptions, reports_source_state
 from tasks.reviews import utcnow
@@ -156,7 +157,7 @@ def _body(resp: httpx.Response, limit: int) -> str:
 
 
 def fetch_studies(client: CtgovClient, first_params: dict[str, str],
-                  skipped: list[SkippedRecord] | None = None) -> tuple[list[Fetched], int | None, int]:
+                  skipped: list[SkippedRecord] | None = None) -> tuple[FetchedSpool, int | None, int]:
     """Every page of one search: (fetched records, totalCount reported by the first page, pages read).
 
     Studies the parser skipped are appended to `skipped` (when given).
@@ -165,9 +166,19 @@ def fetch_studies(client: CtgovClient, first_params: dict[str, str],
         CtgovError: a page token came back twice (paging loops), the first page announced no totalCount, or the
             distinct NCT ids received differ from totalCount (a repeated page, paging that ended early).
     """
+    fetched = FetchedSpool()  # on disk until stored (issue 15)
+    try:
+        return _fetch_pages(client, first_params, skipped, fetched)
+    except BaseException:
+        fetched.close()
+        raise
+
+
+def _fetch_pages(client: CtgovClient, first_params: dict[str, str], skipped: list[SkippedRecord] | None,
+                 fetched: FetchedSpool) -> tuple[FetchedSpool, int | None, int]:
     page = client.get_page(first_params)
     total = page.total_count
-    fetched = [Fetched(rec, raw) for rec, raw in page.studies]
+    fetched.extend(Fetched(rec, raw) for rec, raw in page.studies)
     skips = list(page.skipped)
     pages, seen = 1, set()
     while page.next_page_token:
@@ -186,7 +197,7 @@ def fetch_studies(client: CtgovClient, first_params: dict[str, str],
         raise CtgovError("ClinicalTrials.gov did not announce totalCount although countTotal=true was asked for, so "
                          "the pages received cannot be checked as complete; nothing was stored. Run the update again.")
     # a skipped study was received too; one without an NCT id counts once per sighting
-    distinct = len({f.record.source_id for f in fetched} | {s.source_id for s in skips if s.source_id}) \
+    distinct = len({rid.split(":", 1)[1] for rid in fetched.record_ids} | {s.source_id for s in skips if s.source_id}) \
         + sum(1 for s in skips if not s.source_id)
     if distinct != total:
         raise CtgovError(f"ClinicalTrials.gov paging was inconsistent: received {distinct} distinct studies of {total} "
@@ -198,18 +209,22 @@ def fetch_studies(client: CtgovClient, first_params: dict[str, str],
     return fetched, total, pages
 
 
-def read_replay(folder: Path, skipped: list[SkippedRecord] | None = None) -> tuple[list[Fetched], int]:
+def read_replay(folder: Path, skipped: list[SkippedRecord] | None = None) -> tuple[FetchedSpool, int]:
     """Recorded pages (`*.json`, in name order) through the same parser as live answers (skips to `skipped`)."""
     if not folder.is_dir():
         raise CtgovError(f"{folder}: replay folder not found; record pages there (API v2 studies pages as *.json) "
                          "or remove `replay` from [sources.ctgov]")
-    fetched: list[Fetched] = []
+    fetched = FetchedSpool()  # on disk until stored (issue 15)
     files = sorted(folder.glob("*.json"))
-    for f in files:
-        page = parse_studies_page(f.read_bytes(), where=str(f))
-        fetched.extend(Fetched(rec, raw) for rec, raw in page.studies)
-        if skipped is not None:
-            skipped.extend(page.skipped)
+    try:
+        for f in files:
+            page = parse_studies_page(f.read_bytes(), where=str(f))
+            fetched.extend(Fetched(rec, raw) for rec, raw in page.studies)
+            if skipped is not None:
+                skipped.extend(page.skipped)
+    except BaseException:
+        fetched.close()
+        raise
     return fetched, len(files)
 
 
@@ -268,7 +283,7 @@ class CtgovRun:
         return {"events": counts.events, **fetch.summary}
 
 
-def _results_problems(fetched: list[Fetched]) -> int:
+def _results_problems(fetched: Iterable[Fetched]) -> int:
     problems = 0
     for f in fetched:
         if f.record.extra.get("has_results"):

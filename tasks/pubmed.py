@@ -28,7 +28,7 @@ Errors leave redacted (`livingmeta.redaction`): NCBI echoes the request, api_key
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +39,7 @@ from livingmeta.redaction import RedactedError
 from livingmeta.sources.changes import Fetched, IngestCounts
 from livingmeta.sources.run import Fetch, Window, day_start, overlap_start
 from livingmeta.sources.skips import SkippedRecord
+from livingmeta.sources.spool import FetchedSpool
 from livingmeta.sources.pubmed import (
     ESEARCH_MAX_IDS,
     EntrezAnswerError,
@@ -132,7 +133,8 @@ def esearch_parts(client: EntrezClient, query: str, datetype: str, start: dt.dat
 
 
 def search_and_fetch(client: EntrezClient, query: str, start: dt.date, end: dt.date, batch_size: int,
-                     cap: int = ESEARCH_MAX_IDS, log: FetchLog | None = None) -> tuple[list[ParsedArticle], int]:
+                     cap: int = ESEARCH_MAX_IDS, log: FetchLog | None = None,
+                     into: Received | None = None) -> tuple[list[ParsedArticle] | Received, int]:
     """Search by Entrez date then by modification date and fetch every PMID found exactly once.
 
     Each part of the edat search (new records) is fetched from the history server in batches of
@@ -145,11 +147,11 @@ def search_and_fetch(client: EntrezClient, query: str, start: dt.date, end: dt.d
     differently, and the listed PMIDs are needed anyway to prove that every record came back.
 
     Returns:
-        (the articles, the number of distinct PMIDs the searches listed); skipped and unrequested records go
-        to `log`.
+        (the articles (in `into` when given), the number of distinct PMIDs the searches listed); skipped and
+        unrequested records go to `log`.
     """
     log = log if log is not None else FetchLog()
-    items: list[ParsedArticle] = []
+    items: list[ParsedArticle] | Received = into if into is not None else []
     fetched: set[str] = set()
     found: set[str] = set()
     for datetype in DATETYPES:
@@ -250,24 +252,45 @@ def _fetch_batch(client: EntrezClient, params: dict[str, str], where: str, reque
     raise AssertionError("unreachable")
 
 
-def replay_articles(folder: Path, log: FetchLog | None = None) -> tuple[list[ParsedArticle], int | None]:
+def replay_articles(folder: Path, log: FetchLog | None = None,
+                    into: Received | None = None) -> tuple[list[ParsedArticle] | Received, int | None]:
     """Read recorded answers: `esearch*.xml` (counts) and every other `*.xml` (efetch), sorted by name.
 
-    Unreadable articles go to `log.skipped`; recorded efetch answers are taken as a whole (no request set)."""
+    Unreadable articles go to `log.skipped`; recorded efetch answers are taken as a whole (no request set).
+    The articles go to `into` when given (else a list is returned)."""
     log = log if log is not None else FetchLog()
     if not folder.is_dir():
         raise PubMedSearchError(f"{folder}: replay folder not found; record esearch*.xml/efetch*.xml answers there "
                                 "or remove sources.pubmed.replay from review.toml")
-    articles: list[ParsedArticle] = []
+    articles: list[ParsedArticle] | Received = into if into is not None else []
     found: set[str] = set()
+    received: set[str] = set()
     searched = False
     for path in sorted(folder.glob("*.xml")):
         if path.name.startswith("esearch"):
             searched = True
             found.update(parse_esearch(path.read_bytes(), str(path)).ids)
         else:
-            articles.extend(parse_efetch(path, skipped=log.skipped))
-    return articles, (len(found | {a.record.source_id for a in articles}) if searched else None)
+            for a in parse_efetch(path, skipped=log.skipped):  # streamed: a file's articles are never all held
+                received.add(a.record.source_id)
+                articles.append(a)
+    return articles, (len(found | received) if searched else None)
+
+
+class Received:
+    """A run's articles as they arrive: records with their payloads to a `FetchedSpool` (a temporary file, not
+    memory: issue 15), deletion notices (a few) in memory, both in the order received."""
+
+    def __init__(self) -> None:
+        self.fetched = FetchedSpool()
+        self.deletions: list[Fetched] = []
+
+    def append(self, a: ParsedArticle) -> None:
+        (self.deletions if a.kind == "delete" else self.fetched).append(Fetched(a.record, a.payload))
+
+    def extend(self, items: Iterable[ParsedArticle]) -> None:
+        for a in items:
+            self.append(a)
 
 
 @dataclass
@@ -305,18 +328,22 @@ class PubMedRun:
 
     def fetch(self, window: Window) -> Fetch:
         log = FetchLog()
-        if self.replay is not None:
-            items, n_found = replay_articles(self.replay, log)
-        else:
-            assert self.client is not None  # run_pubmed_search refuses a live run without one
-            items, n_found = search_and_fetch(self.client, self.src.query, window.start, window.end.date(),
-                                              self.src.batch_size, self.esearch_cap, log)
+        # a DeleteCitation entry is a deletion notice: the stored record is kept, marked deleted
+        got = Received()
+        try:
+            if self.replay is not None:
+                _, n_found = replay_articles(self.replay, log, got)
+            else:
+                assert self.client is not None  # run_pubmed_search refuses a live run without one
+                _, n_found = search_and_fetch(self.client, self.src.query, window.start, window.end.date(),
+                                              self.src.batch_size, self.esearch_cap, log, got)
+        except BaseException:
+            got.fetched.close()
+            raise
         unrequested: list[Fetched | str] = [pmid if a is None else Fetched(a.record, a.payload)
                                             for pmid, a in sorted(log.unrequested.items(), key=lambda kv: int(kv[0]))]
-        # a DeleteCitation entry is a deletion notice: the stored record is kept, marked deleted
-        return Fetch(fetched=[Fetched(a.record, a.payload) for a in items if a.kind != "delete"], n_found=n_found,
-                     skipped=log.unique_skips(), unrequested=unrequested,
-                     deletions=[Fetched(a.record, a.payload) for a in items if a.kind == "delete"])
+        return Fetch(fetched=got.fetched, n_found=n_found, skipped=log.unique_skips(), unrequested=unrequested,
+                     deletions=got.deletions)
 
     def summary(self, fetch: Fetch, counts: IngestCounts) -> dict:
         return {"retries": self.client.n_retries if self.client is not None else 0,

@@ -64,8 +64,8 @@ def run_source(src: SourceRun, *, review_id: str, warehouse: str, update_id: int
         got = src.fetch(window)
     except Exception as e:  # noqa: BLE001 - any failure fails this source's run (redacted), never the flow
         return _failed(warehouse, run_id, head, safe_message(e), src, now)
-    runtime.kill_point(f"{src.source}-fetched")  # crash tests: fetched, nothing stored yet
     try:
+        runtime.kill_point(f"{src.source}-fetched")  # crash tests: fetched, nothing stored yet
         with opened(warehouse) as con:
             counts = finish_search_run(con, run_id=run_id, review_id=review_id, source=src.source,
                                        fetched=got.fetched, watermark=as_of, now=now(), n_found=got.n_found,
@@ -74,6 +74,8 @@ def run_source(src: SourceRun, *, review_id: str, warehouse: str, update_id: int
     except Exception as e:  # noqa: BLE001 - the transaction rolled back; say so instead of stopping other sources
         return _failed(warehouse, run_id, head, f"storing the records failed, nothing was stored: {safe_message(e)}",
                        src, now)
+    finally:
+        got.close()  # a spool's temporary file
     runtime.kill_point(f"{src.source}-stored")  # crash tests: committed, nothing after it done yet
     return succeeded_summary(head, counts, src.requests, src.summary(got, counts))
 

@@ -27,8 +27,9 @@ key into the warehouse, its snapshot or its Parquet export).
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import duckdb
@@ -47,6 +48,7 @@ from livingmeta.sources.changes import (
     record_dict,
 )
 from livingmeta.sources.skips import SkippedRecord
+from livingmeta.sources.spool import FetchedSpool
 from warehouse.alerts import add_alert
 from warehouse.db import safe_text, transaction
 from warehouse.lazy import lazy_module
@@ -56,6 +58,7 @@ if TYPE_CHECKING:
 else:
     pd = lazy_module("pandas")  # frames only when there is a batch to hand DuckDB
 
+STORE_BATCH = 5_000  # last sightings planned and written at a time (memory: one batch, not the run)
 _RECORD_COLUMNS = [
     "record_id",
     "source",
@@ -277,7 +280,7 @@ def finish_search_run(
     run_id: int,
     review_id: str,
     source: str,
-    fetched: Sequence[Fetched],
+    fetched: Iterable[Fetched],
     watermark: dt.datetime | None,
     now: dt.datetime,
     n_found: int | None = None,
@@ -285,6 +288,7 @@ def finish_search_run(
     skipped: Sequence[SkippedRecord] = (),
     unrequested: Sequence[Fetched | str] = (),
     deletions: Sequence[Fetched] = (),
+    batch_size: int = STORE_BATCH,
 ) -> IngestCounts:
     """Store a run's records and move its watermark, all in one transaction.
 
@@ -293,7 +297,8 @@ def finish_search_run(
     state it needs, writes the plan, the skips, the run's counts and the watermark.
 
     Args:
-        fetched: every record the run fetched (duplicates allowed; the last one wins).
+        fetched: every record the run fetched (duplicates allowed; the last one wins): a list or a
+            `FetchedSpool` (read twice at most: for the deletion notices' records, then to store).
         watermark: the new watermark (None keeps the old one).
         n_found: ids the source reported for the window(s); defaults to the number of distinct records.
         skipped: records received that could not be read (stored in source_record_skips, counted, alerted).
@@ -301,22 +306,28 @@ def finish_search_run(
             source_record_skips, counted and alerted.
         deletions: deletion notices (PubMed DeleteCitation): the record last known, marked deleted; a notice
             for a record never stored is counted in `deleted_unknown` only.
+        batch_size: records planned and written at a time (the result does not depend on it).
     Returns:
         counts of new / changed / unchanged / deleted records, and the ids of new and changed ones.
     """
     with transaction(con):
-        seen = {f.record.record_id: f.record.source_id for f in (*fetched, *deletions)}
-        stored, latest_payload = _load_stored(con, source, list(seen), list(dict.fromkeys(seen.values())))
-        with_deleted, unknown = apply_deletions(fetched, deletions, stored)
-        # plan_ingest keeps the last sighting of each record: redacting the others too changes nothing
-        batch = [_without_secrets(f) for f in with_deleted]
-        plan = plan_ingest(batch, stored, latest_payload, n_found=n_found)
-        counts = plan.counts
+        # Stored in batches of last sightings (issue 15): a first load of 200k records held the whole plan, its
+        # frames and DuckDB's copies at once. Each record id occurs once among the last sightings, so a batch
+        # reads and writes only its own records and the result is the one storing everything at once gives
+        # (same rows, same order of raw_id and event ids); tests/test_warehouse_ingest.py compares the two.
+        deleted, unknown = _deleted_records(con, source, fetched, deletions)
+        ids = _record_ids(fetched) + [f.record.record_id for f in deleted]
+        last = {rid: i for i, rid in enumerate(ids)}  # the position of each record's last sighting
+        counts = IngestCounts(found=n_found if n_found is not None else len(last))
+        batch: list[Fetched] = []
+        for i, f in enumerate(itertools.chain(fetched, deleted)):
+            if last[f.record.record_id] == i:
+                batch.append(f)
+            if len(batch) == batch_size:
+                _store_batch(con, source=source, review_id=review_id, run_id=run_id, now=now, batch=batch, into=counts)
+                batch = []
+        _store_batch(con, source=source, review_id=review_id, run_id=run_id, now=now, batch=batch, into=counts)
         counts.skipped, counts.unrequested, counts.deleted_unknown = len(skipped), len(unrequested), unknown
-        _write_payloads(con, source=source, run_id=run_id, now=now, payloads=plan.payloads)
-        _write_records(con, run_id=run_id, now=now, changes=plan.changes)
-        _write_membership(con, review_id=review_id, run_id=run_id, now=now, record_ids=plan.member_ids)
-        _write_events(con, run_id=run_id, now=now, changes=plan.changes)
         _record_skips(
             con, run_id=run_id, review_id=review_id, source=source, now=now, skipped=skipped, unrequested=unrequested
         )
@@ -324,6 +335,59 @@ def finish_search_run(
         if watermark is not None:
             _move_watermark(con, review_id=review_id, source=source, watermark=watermark, run_id=run_id, now=now)
     return counts
+
+
+def _record_ids(fetched: Iterable[Fetched]) -> list[str]:
+    """The record id of each fetched record, in order (a spool lists them without reading its file)."""
+    if isinstance(fetched, FetchedSpool):
+        return fetched.record_ids
+    return [f.record.record_id for f in fetched]
+
+
+def _deleted_records(
+    con: duckdb.DuckDBPyConnection, source: str, fetched: Iterable[Fetched], deletions: Sequence[Fetched]
+) -> tuple[list[Fetched], int]:
+    """The records the deletion notices withdraw, marked deleted (`apply_deletions` on the records they name)."""
+    if not deletions:
+        return [], 0
+    named = {d.record.record_id: d.record.source_id for d in deletions}
+    sighted = [f for f in fetched if f.record.record_id in named]
+    stored, _ = _load_stored(con, source, list(named), list(dict.fromkeys(named.values())))
+    out, unknown = apply_deletions(sighted, deletions, stored)
+    return out[len(sighted) :], unknown
+
+
+def _store_batch(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    source: str,
+    review_id: str,
+    run_id: int,
+    now: dt.datetime,
+    batch: list[Fetched],
+    into: IngestCounts,
+) -> None:
+    """Plan and write one batch of last sightings (distinct record ids), adding its counts to `into`."""
+    if not batch:
+        return
+    seen = {f.record.record_id: f.record.source_id for f in batch}
+    stored, latest_payload = _load_stored(con, source, list(seen), list(dict.fromkeys(seen.values())))
+    # plan_ingest keeps the last sighting of each record: redacting the others too changes nothing
+    plan = plan_ingest([_without_secrets(f) for f in batch], stored, latest_payload, n_found=0)
+    c = plan.counts
+    into.new, into.changed, into.unchanged, into.deleted = (
+        into.new + c.new,
+        into.changed + c.changed,
+        into.unchanged + c.unchanged,
+        into.deleted + c.deleted,
+    )
+    into.new_ids += c.new_ids
+    into.changed_ids += c.changed_ids
+    into.events += c.events
+    _write_payloads(con, source=source, run_id=run_id, now=now, payloads=plan.payloads)
+    _write_records(con, run_id=run_id, now=now, changes=plan.changes)
+    _write_membership(con, review_id=review_id, run_id=run_id, now=now, record_ids=plan.member_ids)
+    _write_events(con, run_id=run_id, now=now, changes=plan.changes)
 
 
 def _load_stored(

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from collections.abc import Iterable
 from typing import Any
 
 from livingmeta.sources.changes import Fetched, IngestCounts
@@ -47,7 +48,8 @@ class Fetch:
     """Everything a run fetched, ready to store in one transaction.
 
     Attributes:
-        fetched: records with their raw payloads (duplicates allowed: the last sighting wins).
+        fetched: records with their raw payloads (duplicates allowed: the last sighting wins); a list, or a
+            `livingmeta.sources.spool.FetchedSpool` that keeps them on disk until they are stored (large runs).
         n_found: ids the source reported for the window (None: the number of distinct records stored).
         skipped: records received that could not be read (stored as skips, counted, alerted).
         unrequested: records (or ids) received that no request asked for (never stored as records).
@@ -55,12 +57,18 @@ class Fetch:
         summary: fields only this source reports (e.g. CT.gov's results_problems).
     """
 
-    fetched: list[Fetched]
+    fetched: Iterable[Fetched]  # re-iterable: a list or a FetchedSpool
     n_found: int | None = None
     skipped: list[SkippedRecord] = field(default_factory=list)
     unrequested: list[Fetched | str] = field(default_factory=list)
     deletions: list[Fetched] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
+
+    def close(self) -> None:
+        """Let go of what a spool keeps on disk (nothing to do for a list)."""
+        close = getattr(self.fetched, "close", None)
+        if close is not None:
+            close()
 
 
 def day_start(day: dt.date) -> dt.datetime:
