@@ -67,12 +67,23 @@ def load_link_records(
     """The review's records as linking sees them (only `record_ids` when given), ordered by record id."""
     sql = query("linking_records")
     if record_ids is None:
-        rows = rows_as_dicts(con, sql.format(join=""), [review_id])
-    else:
-        with _registered(con, "_link_ids", pd.DataFrame({"record_id": list(record_ids)}, dtype=object)):
-            rows = rows_as_dicts(con, sql.format(join="JOIN _link_ids USING (record_id)"), [review_id])
+        return _link_records_of(con, sql.format(join=""), [review_id])
+    with _registered(con, "_link_ids", pd.DataFrame({"record_id": list(record_ids)}, dtype=object)):
+        return _link_records_of(con, sql.format(join="JOIN _link_ids USING (record_id)"), [review_id])
+
+
+def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list, size: int = 10_000):
+    """A query's rows as dicts, read `size` at a time (a first load's 200k rows are never all held as dicts)."""
+    cur = con.execute(sql, params)
+    cols = [d[0] for d in cur.description]
+    while chunk := cur.fetchmany(size):
+        for row in chunk:
+            yield dict(zip(cols, row))
+
+
+def _link_records_of(con: duckdb.DuckDBPyConnection, sql: str, params: list) -> list[LinkRecord]:
     out = []
-    for r in rows:
+    for r in _rows(con, sql, params):
         extra = _json(r["extra"], {}) or {}
         refs = tuple(
             str(x["pmid"])
@@ -82,7 +93,7 @@ def load_link_records(
         alt = tuple(t for t in [extra.get("brief_title")] if t and r["source"] == "ctgov")
         hint = (extra.get("acronym") or extra.get("brief_title")) if r["source"] == "ctgov" else None
         ids = list(_json(r["registry_ids"], []) or [])
-        if r["source"] != "ctgov":
+        if r["may_name_trials"]:  # the query reads the abstract only then (otherwise no id can be found)
             # trial ids a publication mentions only in its title or abstract tie it to the trial too
             ids += [x for x in find_registry_ids(f"{r['title'] or ''} {r['abstract'] or ''}") if x not in ids]
         out.append(
