@@ -186,9 +186,15 @@ def warehouse_wait_seconds() -> float | None:
 
 
 def apply_warehouse_wait() -> None:
-    """Apply $LIVINGMETA_WAREHOUSE_WAIT to this process (`warehouse.access`; default 60 s)."""
+    """Apply $LIVINGMETA_WAREHOUSE_WAIT (`warehouse.access`; default 60 s) and $LIVINGMETA_DUCKDB_MEMORY_LIMIT
+    (`warehouse.db.set_memory_limit`; default 1GB) to this process."""
     wait = warehouse_wait_seconds()
     if wait is not None:
         from warehouse.access import set_wait
 
         set_wait(wait)
+    limit = os.environ.get("LIVINGMETA_DUCKDB_MEMORY_LIMIT")
+    if limit:
+        from warehouse.db import set_memory_limit
+
+        set_memory_limit(limit)

@@ -28,6 +28,23 @@ QUERIES_DIR = Path(__file__).with_name("queries")
 _NAME_RE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
 
+# DuckDB lets its buffer pool grow to 80% of the machine's memory, and the process's RSS counts it: a first load of
+# 200k records kept gigabytes of the one ingest transaction's data resident (issue 15). Capped, DuckDB writes what
+# does not fit to its temporary directory (`<warehouse>.tmp`) instead. `set_memory_limit` changes it per process
+# ($LIVINGMETA_DUCKDB_MEMORY_LIMIT, flows/settings.py); in-memory databases (tests, throw-away) keep DuckDB's default.
+DEFAULT_MEMORY_LIMIT = "1GB"
+_MEMORY_LIMIT_RE = re.compile(r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$", re.IGNORECASE)
+_memory_limit = DEFAULT_MEMORY_LIMIT
+
+
+def set_memory_limit(limit: str) -> None:
+    """The DuckDB memory_limit of the warehouse connections this process opens from now on ("1GB", "512MB")."""
+    global _memory_limit
+    if not _MEMORY_LIMIT_RE.match(limit.strip()):
+        raise WarehouseError(f"DuckDB memory limit {limit!r}: give a size such as 1GB or 512MB")
+    _memory_limit = limit.strip()
+
+
 class WarehouseError(RuntimeError):
     """The warehouse cannot be used as asked; the message says why and what to do."""
 
@@ -146,6 +163,8 @@ def connect(path: str | Path, read_only: bool = False, migrate_schema: bool = Tr
             f"{p}: cannot open the warehouse: {e}; give a livingmeta warehouse (a DuckDB file) with --warehouse"
         ) from e
     con.execute("SET TimeZone = 'UTC'")
+    if p != ":memory:":
+        con.execute(f"SET memory_limit = '{_memory_limit}'")  # validated by set_memory_limit (SET binds no values)
     if not read_only and migrate_schema:
         migrate(con)
     elif read_only:
