@@ -33,6 +33,7 @@ METHOD_RANK = {"nct": 0, "registry": 1, "pmid": 2, "doi": 3, "fuzzy": 4}
 FUZZY_THRESHOLD = 92.0  # publication vs publication, same first author, years at most 1 apart
 REGISTRY_TITLE_THRESHOLD = 95.0  # publication vs registry title, when the publication names no trial id
 MIN_TITLE_CHARS = 25  # shorter titles ("Erratum", "Letter") say too little to link on
+CDIST_CELLS = 4_000_000  # scores one title comparison holds at a time (16 MB of float32)
 
 
 @dataclass(frozen=True)
@@ -109,19 +110,26 @@ class _Edge:
     evidence: str
 
 
+_EMPTY: frozenset = frozenset()
+
+
 class _Component:
+    """The records linked so far into one study, with what decides whether another may join. The facts are
+    frozensets, the empty ones all one shared object: a first load makes one component per record (six empty
+    sets each took 1.3 kB, 260 MB at 200k records; issue 15); merging replaces them with their union."""
+
     __slots__ = ("members", "registry", "ncts", "priors", "pinned", "forbidden", "marks")
 
     def __init__(self, rec: LinkRecord, prior: str | None, pinned: str | None, forbidden: str | None):
         self.members = [rec.record_id]
         # what the publications' titles say tells this trial from its siblings (numbers, phases, doses, labels)
         sig = _discriminator_signature(rec.title) if rec.source != "ctgov" else frozenset()
-        self.marks = {sig} if sig else set()
-        self.registry = {rec.record_id} if rec.source == "ctgov" else set()
-        self.ncts = {r for r in rec.registry_ids if r.startswith("NCT")}
-        self.priors = {prior} if prior else set()
-        self.pinned = {pinned} if pinned else set()
-        self.forbidden = {forbidden} if forbidden else set()
+        self.marks = frozenset((sig,)) if sig else _EMPTY
+        self.registry = frozenset((rec.record_id,)) if rec.source == "ctgov" else _EMPTY
+        self.ncts = frozenset(r for r in rec.registry_ids if r.startswith("NCT")) or _EMPTY
+        self.priors = frozenset((prior,)) if prior else _EMPTY
+        self.pinned = frozenset((pinned,)) if pinned else _EMPTY
+        self.forbidden = frozenset((forbidden,)) if forbidden else _EMPTY
 
 
 def normalise_title(title: str) -> str:
@@ -687,7 +695,9 @@ def _fuzzy_edges(
     return edges
 
 
-def _similar_titles(left: Sequence[str], right: Sequence[str], cutoff: float) -> list[tuple[int, int, float]]:
+def _similar_titles(
+    left: Sequence[str], right: Sequence[str], cutoff: float, cells: int = CDIST_CELLS
+) -> list[tuple[int, int, float]]:
     """Every (i, j, score) with fuzz.ratio(left[i], right[j]) >= cutoff, i.e. what `process.cdist` with that
     cutoff finds, without comparing strings whose lengths alone rule it out: ratio = 100 * (1 - d / (l1 + l2))
     with d >= |l1 - l2| (insertions and deletions), so a pair can reach the cutoff only when
@@ -721,11 +731,15 @@ def _similar_titles(left: Sequence[str], right: Sequence[str], cutoff: float) ->
         b = int(np.searchsorted(sorted_len, r_hi + 1e-9, side="right"))
         if a >= b:
             continue
-        scores = process.cdist(
-            [left[i] for i in group], by_length[a:b], scorer=fuzz.ratio, score_cutoff=cutoff, workers=-1
-        )
-        for gi, cj in zip(*scores.nonzero()):
-            out.append((group[int(gi)], int(order[a + int(cj)]), float(scores[gi, cj])))
+        # cdist answers a dense matrix: the largest band of the 200k growth review is 80 million scores (305 MB),
+        # so its rows are compared a slice at a time (`cells` scores at most; issue 15)
+        targets = by_length[a:b]
+        step = max(1, cells // len(targets))
+        for g0 in range(0, len(group), step):
+            rows = group[g0 : g0 + step]
+            scores = process.cdist([left[i] for i in rows], targets, scorer=fuzz.ratio, score_cutoff=cutoff, workers=-1)
+            for gi, cj in zip(*scores.nonzero()):
+                out.append((rows[int(gi)], int(order[a + int(cj)]), float(scores[gi, cj])))
     out.sort()  # the order cdist over all of them gives
     return out
 
@@ -818,7 +832,9 @@ def link_records(
         cs, cbig = comps[small], comps[big]
         cbig.members += cs.members
         for attr in ("registry", "ncts", "priors", "pinned", "forbidden", "marks"):
-            getattr(cbig, attr).update(getattr(cs, attr))
+            theirs = getattr(cs, attr)
+            if theirs:
+                setattr(cbig, attr, getattr(cbig, attr) | theirs)
         del comps[small]
         accepted[e.a].append(e)
         accepted[e.b].append(e)
