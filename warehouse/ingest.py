@@ -314,19 +314,24 @@ def finish_search_run(
         # Stored in batches of last sightings (issue 15): a first load of 200k records held the whole plan, its
         # frames and DuckDB's copies at once. Each record id occurs once among the last sightings, so a batch
         # reads and writes only its own records and the result is the one storing everything at once gives
-        # (same rows, same order of raw_id and event ids); tests/test_warehouse_ingest.py compares the two.
+        # (same rows, same order of raw_id and event ids); tests/test_warehouse_ingest_batches.py compares the two.
         deleted, unknown = _deleted_records(con, source, fetched, deletions)
         ids = _record_ids(fetched) + [f.record.record_id for f in deleted]
         last = {rid: i for i, rid in enumerate(ids)}  # the position of each record's last sighting
         counts = IngestCounts(found=n_found if n_found is not None else len(last))
+        held = _stored_before(con, source, list(last))
         batch: list[Fetched] = []
         for i, f in enumerate(itertools.chain(fetched, deleted)):
             if last[f.record.record_id] == i:
                 batch.append(f)
             if len(batch) == batch_size:
-                _store_batch(con, source=source, review_id=review_id, run_id=run_id, now=now, batch=batch, into=counts)
+                _store_batch(
+                    con, source=source, review_id=review_id, run_id=run_id, now=now, batch=batch, held=held, into=counts
+                )
                 batch = []
-        _store_batch(con, source=source, review_id=review_id, run_id=run_id, now=now, batch=batch, into=counts)
+        _store_batch(
+            con, source=source, review_id=review_id, run_id=run_id, now=now, batch=batch, held=held, into=counts
+        )
         counts.skipped, counts.unrequested, counts.deleted_unknown = len(skipped), len(unrequested), unknown
         _record_skips(
             con, run_id=run_id, review_id=review_id, source=source, now=now, skipped=skipped, unrequested=unrequested
@@ -365,13 +370,20 @@ def _store_batch(
     run_id: int,
     now: dt.datetime,
     batch: list[Fetched],
+    held: tuple[set, set],
     into: IngestCounts,
 ) -> None:
-    """Plan and write one batch of last sightings (distinct record ids), adding its counts to `into`."""
+    """Plan and write one batch of last sightings (distinct record ids), adding its counts to `into`; `held` is
+    `_stored_before` of the run's records (a batch never reads what an earlier batch wrote: other records)."""
     if not batch:
         return
     seen = {f.record.record_id: f.record.source_id for f in batch}
-    stored, latest_payload = _load_stored(con, source, list(seen), list(dict.fromkeys(seen.values())))
+    stored, latest_payload = _load_stored(
+        con,
+        source,
+        [rid for rid in seen if rid in held[0]],
+        [sid for sid in dict.fromkeys(seen.values()) if sid in held[1]],
+    )
     # plan_ingest keeps the last sighting of each record: redacting the others too changes nothing
     plan = plan_ingest([_without_secrets(f) for f in batch], stored, latest_payload, n_found=0)
     c = plan.counts
@@ -394,26 +406,45 @@ def _load_stored(
     con: duckdb.DuckDBPyConnection, source: str, record_ids: Sequence[str], source_ids: Sequence[str]
 ) -> tuple[dict[str, Stored], dict[str, str]]:
     """The current stored version of each record, and the latest raw payload hash of each source id."""
+    stored: dict[str, Stored] = {}
+    latest: dict[str, str] = {}
+    if record_ids:
+        ids_df = pd.DataFrame({"record_id": record_ids})  # noqa: F841 (DuckDB scans it by name)
+        stored = {
+            rid: Stored(h, ver, data, deleted)
+            for rid, h, ver, data, deleted in con.execute(
+                "SELECT r.record_id, r.content_hash, r.version, v.data, r.deleted FROM records r "
+                "JOIN ids_df USING (record_id) "
+                "JOIN record_versions v ON v.record_id = r.record_id AND v.version = r.version"
+            ).fetchall()
+        }
+    if source_ids:
+        sids_df = pd.DataFrame({"source_id": source_ids})  # noqa: F841
+        latest = dict(
+            con.execute(
+                "SELECT w.source_id, arg_max(w.payload_hash, w.raw_id) FROM raw_records w "
+                "JOIN sids_df USING (source_id) WHERE w.source = ? GROUP BY w.source_id",
+                [source],
+            ).fetchall()
+        )
+    return stored, latest
+
+
+def _stored_before(con: duckdb.DuckDBPyConnection, source: str, record_ids: Sequence[str]) -> tuple[set, set]:
+    """Which of these records the warehouse holds, and which of their source ids have a raw payload, before the run
+    writes anything: the batches look up only those (on a first load: nothing, instead of ever larger tables)."""
     if not record_ids:
-        return {}, {}
-    ids_df = pd.DataFrame({"record_id": record_ids})  # noqa: F841 (DuckDB scans it by name)
-    sids_df = pd.DataFrame({"source_id": source_ids})  # noqa: F841
-    stored = {
-        rid: Stored(h, ver, data, deleted)
-        for rid, h, ver, data, deleted in con.execute(
-            "SELECT r.record_id, r.content_hash, r.version, v.data, r.deleted FROM records r "
-            "JOIN ids_df USING (record_id) "
-            "JOIN record_versions v ON v.record_id = r.record_id AND v.version = r.version"
+        return set(), set()
+    ids_df = pd.DataFrame({"record_id": list(record_ids)})  # noqa: F841 (DuckDB scans it by name)
+    held = {rid for (rid,) in con.execute("SELECT record_id FROM records JOIN ids_df USING (record_id)").fetchall()}
+    sids_df = pd.DataFrame({"source_id": [rid.split(":", 1)[1] for rid in record_ids]})  # noqa: F841
+    paid = {
+        sid
+        for (sid,) in con.execute(
+            "SELECT DISTINCT source_id FROM raw_records JOIN sids_df USING (source_id) WHERE source = ?", [source]
         ).fetchall()
     }
-    latest = dict(
-        con.execute(
-            "SELECT w.source_id, arg_max(w.payload_hash, w.raw_id) FROM raw_records w "
-            "JOIN sids_df USING (source_id) WHERE w.source = ? GROUP BY w.source_id",
-            [source],
-        ).fetchall()
-    )
-    return stored, latest
+    return held, paid
 
 
 def _write_payloads(
