@@ -343,7 +343,9 @@ def reuse(root: Path) -> dict | None:
     info = json.loads((root / "info.json").read_text())
     for name in ("wh.duckdb", "wh.duckdb.wal", "wh.duckdb.lock"):
         (root / name).unlink(missing_ok=True)
-    shutil.rmtree(root / "out", ignore_errors=True)
+    # what lives beside the warehouse too: the ranking's kept features and models, DuckDB's spill files
+    for name in ("out", "wh.duckdb.features", "wh.duckdb.tmp"):
+        shutil.rmtree(root / name, ignore_errors=True)
     return info
 
 
