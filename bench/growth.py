@@ -538,8 +538,8 @@ def main() -> None:
         if args.only_first:
             continue
         dec = child(["decisions", info["review"], info["warehouse"], str(root / "decisions.csv")])
-        print(f"  setup: {dec['imported']} screening decisions imported and queue re-ranked: {dec['cpu']:.1f} CPU-s "
-              "(not part of any cycle)", flush=True)
+        print(f"  setup: {dec['imported']} screening decisions imported and queue re-ranked: {dec['cpu']:.1f} CPU-s, "
+              f"peak RSS {dec['rss_mb']:.0f} MB (not part of any cycle)", flush=True)
         show("nightly", child(["cycle", *common, str(root / "nightly"), "2025-01-02T00:00:00+00:00"]))
         show("no-change", child(["cycle", *common, str(root / "nightly"), "2025-01-03T00:00:00+00:00"]))
         if args.flow and n == args.sizes[-1]:
