@@ -21,7 +21,15 @@ and the growth exponent log(cpu2/cpu1)/log(N2/N1) between sizes. Printed, never 
 Each cycle line shows the process CPU (what a fresh worker process pays, imports included) and the CPU spent in
 the cycle's steps (what a long-running `serve` process pays); the issue's targets are printed beside the figures.
 
-Run:  .venv/bin/python bench/growth.py --sizes 10000 50000 [200000] [--flow] [--keep DIR] [--profile DIR]
+Run:  .venv/bin/python bench/growth.py --sizes 10000 50000 [200000] [--flow] [--keep DIR [--reuse]] [--only-first]
+      [--profile DIR]
+(--keep DIR --reuse: reuse the size folders an earlier run generated there, removing only their warehouse, its
+side files and the outputs; generating 200k takes ~5 min. --only-first: only the first load.)
+
+Peak RSS per stage: ru_maxrss after each stage (monotonic), how much the stage raised it and the resident size when
+it returned; the cycle's peak is the last stage that raised it. Linux folds the parent's RSS at fork into the
+child's ru_maxrss (exec keeps it), so a run that generates the review in the parent has that as a floor for small
+cycles; --reuse runs start from a small parent.
 
 Measured 2026-12-03 (2 shared cores, other sessions loading the machine; 10k and 50k as separate runs, nice 10):
   N=10k  nightly 8.49 CPU-s process / 4.59 in the cycle, no-change 5.18 / 1.30 (snapshot kept), first load 20.8
@@ -30,6 +38,26 @@ Measured 2026-12-03 (2 shared cores, other sessions loading the machine; 10k and
   200k (2026-12-03, quiet machine): first load 520.0 CPU-s / 358.9 s wall (link 386.1), peak RSS 5785 MB (target
   2 GB NOT met); nightly 39.6 CPU-s (flag/rank 23.6), no-change 5.7 CPU-s (2.3 in the cycle).
   Before this change (last session): 50k nightly 24.8, no-change 12.1 (publish 7.6).
+
+Memory (issue 15), 2026-12-03, 2 shared cores under load (load average 3-4), nice 10:
+  before (commit 0c11852): the first load's peak was set in search/ingest, not in linking: 50k 2052 MB (ingest
+    raised it by 1785 MB; 78.2 CPU-s), 200k 5840 MB (+4922 MB in ingest; 622.8 CPU-s / 680.6 s wall: ingest 106.5,
+    link 460.9, flag/rank 49.2). Every parsed record with its payload was held until storing, then the whole plan,
+    its frames and DuckDB's copies (DuckDB's buffer pool may grow to 80% of the machine).
+  after (fetched records spooled to disk, stored in batches of 5,000, DuckDB memory_limit 1 GB, linking without
+    abstracts and with compact components and sliced title comparisons):
+    50k  first load 951 MB peak, set in search/ingest (link and flag/rank below it), 101.2 CPU-s on the loaded
+         machine; back to back on a calmer one (load ~1), the first-load cycle's steps: 0c11852 97.0 CPU-s / 1980 MB,
+         this code 93.5 CPU-s / 939 MB (ingest 34.4 -> 36.1, link 43.9 -> 39.9, flag/rank 17.8 -> 16.7), with the
+         same records, links, evidence, conflicts, keys and queue (scores included), table for table. Setup 99.4
+         CPU-s / 2226 MB; nightly 9.48 CPU-s / 514 MB; no-change 4.82 CPU-s / 267 MB.
+    200k first load 1877 MB peak, set in flag/rank (ingest 1308, link below 1308; warehouse.screening.flag_candidates
+         loads every new record's full row at once, ~900 MB at 200k), 711.8 CPU-s / 648.6 s wall (ingest 143.6,
+         link 499.4, flag/rank 63.1: CPU target NOT met on this loaded machine); nightly 902 MB (24.1 CPU-s),
+         no-change 446 MB (5.3 CPU-s): peak RSS < 2 GB in every cycle. The setup step (2,000 decisions imported,
+         model refitted over the queue) is not a cycle: 591 CPU-s and about 7.6 GB resident (ps).
+    commands: nice -n 10 .venv/bin/python bench/growth.py --sizes 200000 --keep /work/g200k --reuse
+              nice -n 10 .venv/bin/python bench/growth.py --sizes 50000 --keep /work/g50k --reuse
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """A run's fetched records on disk instead of in memory, until they are stored (issue 15).
 
 A source run fetches and parses every page before it stores anything (`livingmeta.sources.run`), so a first
-load of a large review used to hold every record with its raw payload in memory at once (about 9 kB each:
-1.6 GB for 180,000 PubMed records). `FetchedSpool` keeps them in an anonymous temporary file instead, in
-batches, with only their record ids in memory; `warehouse.ingest.finish_search_run` reads them back batch by
-batch. The file is gone when the spool is closed or dropped (and when the process dies: it has no name).
+load of a large review used to hold every record with its raw payload in memory at once (the first load of the
+200k growth benchmark peaked at 5.8 GB in search/ingest). `FetchedSpool` keeps them in an anonymous temporary
+file instead (`$TMPDIR`), in pickled batches, with only their record ids in memory (a synthetic PubMed record
+with its payload takes about 7 kB there); `warehouse.ingest.finish_search_run` reads them back batch by batch.
+The file is gone when the spool is closed or dropped (and when the process dies: it has no name).
 """
 
 from __future__ import annotations
