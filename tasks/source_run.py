@@ -66,14 +66,15 @@ def run_source(src: SourceRun, *, review_id: str, warehouse: str, update_id: int
         return _failed(warehouse, run_id, head, safe_message(e), src, now)
     try:
         runtime.kill_point(f"{src.source}-fetched")  # crash tests: fetched, nothing stored yet
-        with opened(warehouse) as con:
-            counts = finish_search_run(con, run_id=run_id, review_id=review_id, source=src.source,
-                                       fetched=got.fetched, watermark=as_of, now=now(), n_found=got.n_found,
-                                       n_requests=src.requests, skipped=got.skipped, unrequested=got.unrequested,
-                                       deletions=got.deletions)
-    except Exception as e:  # noqa: BLE001 - the transaction rolled back; say so instead of stopping other sources
-        return _failed(warehouse, run_id, head, f"storing the records failed, nothing was stored: {safe_message(e)}",
-                       src, now)
+        try:
+            with opened(warehouse) as con:
+                counts = finish_search_run(con, run_id=run_id, review_id=review_id, source=src.source,
+                                           fetched=got.fetched, watermark=as_of, now=now(), n_found=got.n_found,
+                                           n_requests=src.requests, skipped=got.skipped,
+                                           unrequested=got.unrequested, deletions=got.deletions)
+        except Exception as e:  # noqa: BLE001 - the transaction rolled back; say so instead of stopping other sources
+            return _failed(warehouse, run_id, head,
+                           f"storing the records failed, nothing was stored: {safe_message(e)}", src, now)
     finally:
         got.close()  # a spool's temporary file
     runtime.kill_point(f"{src.source}-stored")  # crash tests: committed, nothing after it done yet
