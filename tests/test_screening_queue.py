@@ -143,6 +143,32 @@ def test_flagging_puts_new_records_in_the_queue_once_with_reasons(tmp_path):
     assert con.execute("SELECT count(*) FROM alerts").fetchone()[0] == 1
 
 
+@pytest.mark.parametrize("batch", [1, 2])
+def test_flagging_in_slices_gives_the_queue_of_one_pass(tmp_path, monkeypatch, batch):
+    import warehouse.screening as screening
+
+    records = [
+        pubmed(1, "IVIG versus placebo in small fibre neuropathy", publication_types=["Randomized Controlled Trial"]),
+        pubmed(2, "Immunoglobulin in Kawasaki disease: a review", publication_types=["Review"]),
+        pubmed(3, "Immunoglobulin reduces pain behaviour in mice", mesh=["Animals", "Mice"]),
+        pubmed(4, "Placebo controlled trial of IVIG for painful neuropathy"),
+        pubmed(5, "IVIG in chronic inflammatory demyelinating polyneuropathy"),
+    ]
+    got = {}
+    for name, size in (("one pass", 10_000), ("slices", batch)):
+        monkeypatch.setattr(screening, "FLAG_BATCH", size)
+        folder = tmp_path / name.replace(" ", "-")
+        folder.mkdir()
+        con = open_review(folder)
+        ingest(con, records, T0)
+        res = flag_candidates(con, REVIEW, make_config(), T0)
+        alerts = con.execute("SELECT kind, title, body FROM alerts WHERE review_id = ?", [REVIEW]).fetchall()
+        got[name] = (res, queue(con), alerts)
+        con.close()
+    assert got["one pass"][0]["new"] == 5
+    assert got["slices"] == got["one pass"]
+
+
 def _labelled_set() -> tuple[list[Record], set[str]]:
     """40 records: 8 about immunoglobulin for neuropathic pain (the includes), 32 on other topics."""
     relevant = [

@@ -65,6 +65,7 @@ if TYPE_CHECKING:
 else:
     pd = lazy_module("pandas")  # frames only when there is a batch to hand DuckDB
 
+FLAG_BATCH = 10_000  # new records flagged per slice (memory, not results: tests/test_screening_queue.py)
 _JSON_FIELDS = ("authors", "publication_types", "mesh", "keywords", "registry_ids", "corrections", "extra")
 TOP_TITLES = 5
 RANKING_VERSION = "3"  # bump when ranking changes in a way the inputs fingerprint cannot see
@@ -488,30 +489,33 @@ def flag_candidates(
     counts = {"new": 0, "duplicates": 0, "new_reports": 0, "out_of_scope": 0, "changed": 0, "restored": 0}
     with transaction(con):
         new_ids = [r for (r,) in con.execute(query("screening_new_records"), [review_id]).fetchall()]
-        recs = load_records(con, new_ids)
-        studies = _study_states(con, review_id, new_ids)
-        inserts = []
-        for rid in new_ids:
-            rec = recs[rid]
-            rules = apply_rules(rec, screening)
-            place = place_new_record(rules.label, studies.get(rid))
-            inserts.append(
-                (
-                    rid,
-                    rec["version"],
-                    canonical_json(rules.reasons),
-                    place.label,
-                    place.note,
-                    rules.score,
-                    place.stage,
-                    place.state,
+        studies = _study_states(con, review_id, new_ids)  # before any insert: as the queue was
+        # the new records in slices: a first load of 200,000 records never holds all their rows at once
+        for start in range(0, len(new_ids), FLAG_BATCH):
+            batch = new_ids[start : start + FLAG_BATCH]
+            recs = load_records(con, batch)
+            inserts = []
+            for rid in batch:
+                rec = recs[rid]
+                rules = apply_rules(rec, screening)
+                place = place_new_record(rules.label, studies.get(rid))
+                inserts.append(
+                    (
+                        rid,
+                        rec["version"],
+                        canonical_json(rules.reasons),
+                        place.label,
+                        place.note,
+                        rules.score,
+                        place.stage,
+                        place.state,
+                    )
                 )
-            )
-            counts["new"] += 1
-            counts["duplicates"] += place.state == "duplicate"
-            counts["new_reports"] += place.label == "new_report"
-            counts["out_of_scope"] += place.label == "out_of_scope"
-        if inserts:
+                counts["new"] += 1
+                counts["duplicates"] += place.state == "duplicate"
+                counts["new_reports"] += place.label == "new_report"
+                counts["out_of_scope"] += place.label == "out_of_scope"
+            del recs
             frame = pd.DataFrame(
                 inserts,
                 columns=["record_id", "record_version", "reasons", "label", "change_note", "score", "stage", "state"],
@@ -526,7 +530,7 @@ def flag_candidates(
         refresh_queue_states(con, review_id)
         ranking = rank_queue(con, review_id, cfg, full=full_rank)
         (pending,) = con.execute("SELECT count(*) FROM v_screening_queue WHERE review_id = ?", [review_id]).fetchone()
-        fresh = [rid for rid in new_ids if rid in recs] + changed_back + restored
+        fresh = new_ids + changed_back + restored
         alert_id = None
         if cfg.alerts.rules.on_new_candidates and pending and fresh:
             alert_id = _alert_new_candidates(con, review_id, now, pending, counts, fresh)
