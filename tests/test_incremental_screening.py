@@ -70,6 +70,32 @@ def test_term_counts_give_tfidfvectorizer_bit_for_bit(ngram_max):
     assert np.array_equal(tfidf_matrix(sub, max_df=0.95, min_df=1, sublinear_tf=True).data, ref_sub.tocsr().data)
 
 
+def test_analysing_the_queue_in_slices_gives_the_counts_of_one_pass(monkeypatch):
+    import duckdb
+
+    import warehouse.screening_features as stored
+
+    texts = _texts(57, 3)
+    keys = [f"r{i}\th{i}" for i in range(len(texts))]
+    analyzer = TfidfVectorizer(ngram_range=(1, 2)).build_analyzer()
+    asked: list[int] = []
+
+    def fetch(rids):
+        asked.append(len(rids))
+        return {rid: texts[int(rid[1:])] for rid in rids}
+
+    out = []
+    for batch in (10_000, 4):
+        monkeypatch.setattr(stored, "ANALYSE_BATCH", batch)
+        with duckdb.connect(":memory:") as con:  # no cache file: every text is analysed
+            out.append(stored.queue_documents(con, "r", keys, "key", analyzer, fetch))
+    assert asked[0] == 57 and max(asked[1:]) == 4 and sum(asked[1:]) == 57
+    one, sliced = out
+    assert one.terms == sliced.terms and one.keys == sliced.keys
+    for field in ("indptr", "indices", "counts"):
+        assert np.array_equal(getattr(one, field), getattr(sliced, field))
+
+
 @pytest.mark.parametrize("name", ["tfidf-svm", "tfidf-svm-1gram", "tfidf-svm-rankavg"])
 def test_rankers_score_counts_exactly_as_texts(name):
     texts = _texts(250, 5)

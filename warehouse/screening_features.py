@@ -34,6 +34,7 @@ import numpy as np
 from livingmeta.screening.features import ScoringModel, SortedTerms, TermCounts, Vocabulary
 
 FORMAT = 1
+ANALYSE_BATCH = 10_000  # texts analysed per slice (memory only: the counts do not depend on it)
 
 
 def cache_path(con: duckdb.DuckDBPyConnection, review_id: str, analysis_key: str) -> Path | None:
@@ -124,9 +125,13 @@ def queue_documents(
     cached = load(path, analysis_key)
     have = cached.row_of()
     missing = [k for k in dict.fromkeys(keys) if k not in have]
-    if missing:
-        got = texts([k.split("\t", 1)[0] for k in missing])
-        cached = cached.add([(k, got.get(k.split("\t", 1)[0], "")) for k in missing], analyzer)
+    # analysed a slice at a time: the first ranking of a 200,000-record queue never holds every text, and every
+    # text's terms as Python lists, at once (the counts are the same as analysing all of them in one go)
+    for start in range(0, len(missing), ANALYSE_BATCH):
+        batch = missing[start : start + ANALYSE_BATCH]
+        got = texts([k.split("\t", 1)[0] for k in batch])
+        cached = cached.add([(k, got.get(k.split("\t", 1)[0], "")) for k in batch], analyzer)
+        del got
     docs = cached.select(keys)
     if missing or len(cached.keys) != len(set(keys)):
         save(path, analysis_key, docs.compact() if len(set(keys)) == len(keys) else cached.compact())
