@@ -31,7 +31,23 @@ it returned; the cycle's peak is the last stage that raised it. Linux folds the 
 child's ru_maxrss (exec keeps it), so a run that generates the review in the parent has that as a floor for small
 cycles; --reuse runs start from a small parent.
 
-Measured 2026-12-03 (2 shared cores, other sessions loading the machine; 10k and 50k as separate runs, nice 10):
+Measured 2026-12-03, end of session 4 (incremental ranking with a kept model, lazy imports, memory work below):
+  quiet run, `.venv/bin/python bench/growth.py --sizes 10000 50000` (CPU-s process / in the cycle):
+    10k  first 17.2 / 14.6 (501 MB), nightly 7.11 / 4.66 (flag/rank 1.94), no-change 3.59 / 1.46 (snapshot kept)
+    50k  first 86.7 / 84.0 (987 MB), nightly 11.33 / 8.53 (search/ingest 2.04, link 2.34, flag/rank 2.61,
+         publish 1.40), no-change 4.41 / 1.78; setup (first model fit over 50k texts) 125 CPU-s, 1482 MB
+    exponents 10k -> 50k: nightly 0.29 / 0.38, no-change 0.13 / 0.12. Runs on this machine vary by 10-25%: a run
+    earlier the same day (before the memory work) gave 50k nightly 8.97 / 6.53, no-change 3.68 / 1.22.
+  `nice -n 5 .venv/bin/python bench/growth.py --sizes 200000 --keep /work/g200k --reuse` (with the CI suite
+  running beside it): first load 631.2 CPU-s / 603.4 s wall (link 451.3, search/ingest 126.1, flag/rank 50.1),
+  peak 1309 MB; setup 371 CPU-s, 7815 MB (the first model fit over 200k texts, before its texts were analysed in
+  slices); nightly 17.53 / 15.18 CPU-s, 892 MB (search/ingest 4.20, link 6.24, flag/rank 2.64, publish 1.92);
+  no-change 3.69 / 1.87, 440 MB. Exponent 10k -> 200k (loaded run: 10k nightly 5.67 / 3.48): nightly 0.38 / 0.49.
+  What still grows in a nightly: titles compared with every registry title / publication of the review (linking),
+  the Parquet export of every dashboard view when anything changed (publish), ingest's lookups of the fetched
+  records. Ranking no longer does (flag/rank 23.6 -> 2.6 CPU-s at 200k).
+
+Earlier (2 shared cores, other sessions loading the machine; 10k and 50k as separate runs, nice 10):
   N=10k  nightly 8.49 CPU-s process / 4.59 in the cycle, no-change 5.18 / 1.30 (snapshot kept), first load 20.8
   N=50k  nightly 12.53 / 9.69 (flag/rank 5.72 of it), no-change 3.69 / 1.06 (snapshot kept; start-up 2.63),
          first load 81.2 CPU-s (link 35.1, was 198 with link ~100), peak RSS 2085 MB in the first load
