@@ -30,7 +30,6 @@ import datetime as dt
 import itertools
 import json
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
 
 import duckdb
 
@@ -51,12 +50,7 @@ from livingmeta.sources.skips import SkippedRecord
 from livingmeta.sources.spool import FetchedSpool
 from warehouse.alerts import add_alert
 from warehouse.db import safe_text, transaction
-from warehouse.lazy import lazy_module
-
-if TYPE_CHECKING:
-    import pandas as pd
-else:
-    pd = lazy_module("pandas")  # frames only when there is a batch to hand DuckDB
+from warehouse.lazy import pandas as pd  # loads on first use
 
 STORE_BATCH = 5_000  # last sightings planned and written at a time (memory: one batch, not the run)
 _RECORD_COLUMNS = [

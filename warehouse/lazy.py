@@ -3,17 +3,14 @@
 pandas costs about 0.4 CPU-s to import; the warehouse builds frames (to hand a batch to DuckDB in one statement)
 only when there is a batch, so an update step with nothing to write, or a read-only command, never needs it::
 
-    if TYPE_CHECKING:
-        import pandas as pd
-    else:
-        pd = lazy_module("pandas")
+    from warehouse.lazy import pandas as pd
 """
 
 from __future__ import annotations
 
 import importlib
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 
 class _LazyModule:
@@ -35,3 +32,9 @@ class _LazyModule:
 def lazy_module(name: str) -> Any:
     """A stand-in for `import name` that imports it on first use."""
     return _LazyModule(name)
+
+
+if TYPE_CHECKING:
+    import pandas as pandas  # the type checker sees the real module
+else:
+    pandas = lazy_module("pandas")  # frames only when there is a batch to hand DuckDB

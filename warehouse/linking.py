@@ -16,7 +16,6 @@ import hashlib
 import inspect
 import json
 import re
-from typing import TYPE_CHECKING
 
 import duckdb
 from rapidfuzz import fuzz
@@ -39,12 +38,7 @@ from livingmeta.records import find_registry_ids, hash_json, normalise_doi, norm
 from livingmeta.sources.ctgov import suggest_extraction_rows
 from warehouse.alerts import add_alert
 from warehouse.db import query, rows_as_dicts, transaction
-from warehouse.lazy import lazy_module
-
-if TYPE_CHECKING:
-    import pandas as pd
-else:
-    pd = lazy_module("pandas")  # frames only when there is a batch to hand DuckDB
+from warehouse.lazy import pandas as pd  # loads on first use
 
 UNASSIGNED_OUTCOME = "unassigned"
 REGISTRY_EXTRACTOR = "registry"

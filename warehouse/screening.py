@@ -15,7 +15,6 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import duckdb
 import numpy as np
@@ -58,12 +57,7 @@ from warehouse.screening_features import (
     queue_features,
     save_model,
 )
-from warehouse.lazy import lazy_module
-
-if TYPE_CHECKING:
-    import pandas as pd
-else:
-    pd = lazy_module("pandas")  # frames only when there is a batch to hand DuckDB
+from warehouse.lazy import pandas as pd  # loads on first use
 
 FLAG_BATCH = 10_000  # new records flagged per slice (memory, not results: tests/test_screening_queue.py)
 _JSON_FIELDS = ("authors", "publication_types", "mesh", "keywords", "registry_ids", "corrections", "extra")
@@ -418,11 +412,8 @@ def _model_file(con: duckdb.DuckDBPyConnection, review_id: str, ranker) -> Path 
 
 
 def _kept_model(con: duckdb.DuckDBPyConnection, review_id: str, ranker, token: str):
-    try:
-        key = ranker.analysis_key()
-    except NotImplementedError:
-        return None
-    return load_model(_model_file(con, review_id, ranker), token, key)
+    path = _model_file(con, review_id, ranker)  # None for a model that ranks from texts, or in memory
+    return load_model(path, token, ranker.analysis_key()) if path is not None else None
 
 
 def _queue_features(con: duckdb.DuckDBPyConnection, review_id: str, ranker, live: bool, keys: list[str] | None = None):

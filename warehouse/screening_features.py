@@ -46,6 +46,11 @@ def cache_path(con: duckdb.DuckDBPyConnection, review_id: str, analysis_key: str
     return Path(f"{rows[0][0]}.features") / safe / (re.sub(r"[^A-Za-z0-9._-]+", "_", analysis_key) + ".npz")
 
 
+def _beside(counts_path: Path, suffix: str) -> Path:
+    """`<analysis key><suffix>` next to the counts file `<analysis key>.npz`."""
+    return counts_path.with_name(counts_path.name[: -len(".npz")] + suffix)
+
+
 def load(path: Path | None, analysis_key: str) -> TermCounts:
     """The stored documents, or none when there is no readable file for exactly this analyzer."""
     if path is None or not path.is_file():
@@ -228,7 +233,7 @@ def queue_features(
     counts_path = cache_path(con, review_id, ranker.analysis_key())
     where = str(counts_path) if counts_path is not None else f"memory:{id(con)}:{review_id}"
     slot = (where, fingerprint)
-    tfidf_path = counts_path.with_name(counts_path.name[: -len(".npz")] + ".tfidf.npz") if counts_path else None
+    tfidf_path = _beside(counts_path, ".tfidf.npz") if counts_path else None
     with _MEMORY_LOCK:
         features, on_disk = _MEMORY.get(slot, (None, False))
         if features is not None:
@@ -259,15 +264,14 @@ def keep_queue_features(con: duckdb.DuckDBPyConnection, review_id: str, keys: li
     counts_path = cache_path(con, review_id, ranker.analysis_key())
     if counts_path is None:
         return
-    tfidf_path = counts_path.with_name(counts_path.name[: -len(".npz")] + ".tfidf.npz")
-    _save_features(tfidf_path, features_fingerprint(keys, ranker), features)
+    _save_features(_beside(counts_path, ".tfidf.npz"), features_fingerprint(keys, ranker), features)
 
 
 def model_path(con: duckdb.DuckDBPyConnection, review_id: str, analysis_key: str) -> Path | None:
     """The pointer to the review's kept ranking model, `<analysis key>.model.json` (None for an in-memory
     warehouse). The model itself is the folder `<analysis key>.model-<token>/` it names."""
     counts = cache_path(con, review_id, analysis_key)
-    return counts.with_name(counts.name[: -len(".npz")] + ".model.json") if counts is not None else None
+    return _beside(counts, ".model.json") if counts is not None else None
 
 
 def _model_folder(pointer: Path, token: str) -> Path:

@@ -275,15 +275,12 @@ class TfidfSvmRanker(Ranker):
         # the analyzer is scikit-learn's: another version may tokenise differently
         return f"words-1-{int(self.params['ngram_max'])}-sklearn-{sklearn.__version__}"
 
-    def _tfidf(self, docs: TermCounts, keep_term: np.ndarray | None = None) -> sp.csr_matrix:
+    def _tfidf_options(self) -> dict[str, Any]:
         p = self.params
-        return tfidf_matrix(
-            docs,
-            max_df=float(p["max_df"]),
-            min_df=int(p["min_df"]),
-            sublinear_tf=bool(p["sublinear_tf"]),
-            keep_term=keep_term,
-        )
+        return {"max_df": float(p["max_df"]), "min_df": int(p["min_df"]), "sublinear_tf": bool(p["sublinear_tf"])}
+
+    def _tfidf(self, docs: TermCounts, keep_term: np.ndarray | None = None) -> sp.csr_matrix:
+        return tfidf_matrix(docs, keep_term=keep_term, **self._tfidf_options())
 
     def _vectorise_counts(self, docs: TermCounts) -> sp.csr_matrix:
         return self._tfidf(docs)
@@ -300,10 +297,7 @@ class TfidfSvmRanker(Ranker):
         self, docs: TermCounts, labels: Mapping[int, int]
     ) -> tuple[np.ndarray, ScoringModel, Any]:
         positions, y = _check_labels(labels, len(docs.keys))
-        p = self.params
-        features, vocabulary = fit_tfidf(
-            docs, max_df=float(p["max_df"]), min_df=int(p["min_df"]), sublinear_tf=bool(p["sublinear_tf"])
-        )
+        features, vocabulary = fit_tfidf(docs, **self._tfidf_options())
         svm = self._fit_svm(features, positions, y)
         self.n_trained = len(y)
         kept = ScoringModel(
